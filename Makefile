@@ -1,0 +1,57 @@
+# cryptotrade — one command per tool; CI runs the same ones (`.ci/run` calls `make test`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
+
+.PHONY: help install run test test-full lint format type bench ui clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+# pip's notes about absent local mirrors are noise; real errors still fail the target.
+PIP := set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check
+QUIET := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	@# torch first: the local CPU wheel, so nothing later pulls a CUDA build
+	$(PIP) torch==$(TORCH_VERSION) $(QUIET)
+	$(PIP) -e '.[dev]' $(QUIET)
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with CPU torch and the package (+dev extras); fast when done
+
+run: install ## Run the default pipeline (synthetic market -> PPO -> test-split report)
+	$(PY) -m cryptotrade.run $(ARGS)
+
+test: install ## Fast test suite
+	$(PY) -m pytest -q $(ARGS)
+
+test-full: install ## Every test, slow ones included
+	$(PY) -m pytest -q -m '' $(ARGS)
+
+lint: install ## ruff check
+	$(VENV)/bin/ruff check .
+
+format: install ## ruff format + import sorting
+	$(VENV)/bin/ruff check --fix --select I .
+	$(VENV)/bin/ruff format .
+
+type: install ## mypy
+	$(VENV)/bin/mypy
+
+bench: install ## Benchmarks vs peer tools; tables go to experiments/benchmarks/README.md
+	$(PIP) -e '.[dev,bench]' $(QUIET)
+	$(PY) -m experiments.benchmarks $(ARGS)
+
+ui: install ## MLflow UI on the local store (http://127.0.0.1:5000)
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+clean: ## Remove caches and outputs (keeps .venv and mlflow.db)
+	rm -rf outputs multirun .cache .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
