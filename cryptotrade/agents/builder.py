@@ -1,0 +1,64 @@
+"""Build an SB3 / sb3-contrib agent from its config, the extractor config and an env."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from hydra.utils import get_class, get_method
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+
+def agent_class(agent_factory: Callable[..., BaseAlgorithm]) -> type[BaseAlgorithm]:
+    """The algorithm class behind ``instantiate(cfg.agent)`` (a ``functools.partial``)."""
+    func = agent_factory.func if isinstance(agent_factory, functools.partial) else agent_factory
+    assert isinstance(func, type), f"agent config must target an SB3 algorithm class, got {func!r}"
+    return func
+
+
+def policy_kwargs(base: Mapping[str, Any], extractor: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the extractor config into the agent's ``policy_kwargs``.
+
+    Class-valued settings are given as dotted paths in YAML and resolved here with
+    ``hydra.utils.get_class`` (``activation_fn`` may also be a function path).
+    """
+    kwargs = dict(base)
+    kwargs["features_extractor_class"] = get_class(extractor["features_extractor_class"])
+    kwargs["features_extractor_kwargs"] = dict(extractor.get("features_extractor_kwargs") or {})
+    if extractor.get("net_arch") is not None:
+        kwargs["net_arch"] = list(extractor["net_arch"])
+    if extractor.get("activation_fn"):
+        path = extractor["activation_fn"]
+        try:
+            kwargs["activation_fn"] = get_class(path)
+        except ValueError:
+            kwargs["activation_fn"] = get_method(path)
+    return kwargs
+
+
+def build_agent(
+    agent_factory: Callable[..., BaseAlgorithm],
+    env: VecEnv,
+    *,
+    extractor: Mapping[str, Any],
+    seed: int,
+) -> BaseAlgorithm:
+    """Create the agent on ``env``.
+
+    Args:
+        agent_factory: ``instantiate(cfg.agent)``: the algorithm class partially applied to its
+            hyperparameters (``_partial_: true``), waiting for the env.
+        env: The training VecEnv.
+        extractor: The extractor config (``features_extractor_class`` etc.), merged into
+            ``policy_kwargs``.
+        seed: Seeds the algorithm (its RNGs, the action space and the env).
+
+    Returns:
+        The untrained algorithm.
+    """
+    base = agent_factory.keywords.get("policy_kwargs") or {}
+    return agent_factory(env=env, seed=seed, policy_kwargs=policy_kwargs(base, extractor))

@@ -1,0 +1,79 @@
+"""SB3 logging into MLflow: the logger's key/values and the per-episode reward components."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter
+
+from cryptotrade import tracking
+
+
+def train_metric_name(key: str) -> str:
+    """SB3 logger key -> MLflow metric in the ``train/`` namespace.
+
+    ``train/value_loss`` stays; ``rollout/ep_rew_mean`` -> ``train/rollout/ep_rew_mean``.
+    """
+    return key if key.startswith("train/") else f"train/{key}"
+
+
+class MLflowOutputFormat(KVWriter):
+    """An SB3 logger output that sends every numeric record to the active MLflow run."""
+
+    def write(
+        self,
+        key_values: dict[str, Any],
+        key_excluded: dict[str, tuple[str, ...]],
+        step: int = 0,
+    ) -> None:
+        """Log the numeric values of one logger dump at ``step`` (the env-step count)."""
+        metrics = {}
+        for key, value in key_values.items():
+            excluded = key_excluded.get(key) or ()
+            if "mlflow" in excluded or isinstance(value, str | bool):
+                continue
+            if isinstance(value, int | float | np.integer | np.floating):
+                metrics[train_metric_name(key)] = float(value)
+        if metrics:
+            tracking.log_metrics(metrics, step=step)
+
+    def close(self) -> None:
+        """Nothing to release: MLflow owns the run."""
+
+
+class RewardComponentsCallback(BaseCallback):
+    """Sum each ``info["reward/<name>"]`` over an episode and log the episode means.
+
+    The reward is a weighted sum of named components; logging each one's episode total makes
+    reward hacking visible (e.g. a trade penalty that dominates the portfolio term).
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self._running: list[dict[str, float]] = []
+        self._finished: dict[str, list[float]] = defaultdict(list)
+
+    def _on_training_start(self) -> None:
+        self._running = [defaultdict(float) for _ in range(self.training_env.num_envs)]
+
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos", [])
+        dones = self.locals.get("dones", np.zeros(len(infos), dtype=bool))
+        for i, info in enumerate(infos):
+            for key, value in info.items():
+                if key.startswith("reward/"):
+                    self._running[i][key] += float(value)
+            if dones[i]:
+                for key, total in self._running[i].items():
+                    self._finished[key].append(total)
+                self._running[i] = defaultdict(float)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for key, totals in self._finished.items():
+            if totals:
+                self.logger.record(f"train/episode_{key}", float(np.mean(totals)))
+        self._finished.clear()

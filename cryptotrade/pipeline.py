@@ -1,0 +1,170 @@
+"""The objective every run, multirun job, Tune trial and GA individual calls.
+
+``objective(cfg) -> dict[str, float]``: data -> env -> train -> evaluate on the test split. The
+steps are also exposed one by one (``prepare_data``, ``train``, ``evaluate``) for the launcher's
+tasks. This module and the launcher are the only places that read a ``DictConfig``; this is the
+one place that calls ``hydra.utils.instantiate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade import tracking
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    from cryptotrade.data import Dataset
+    from cryptotrade.evaluation.backtest import BacktestResult
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int, torch_threads: int) -> None:
+    """Seed python, numpy and torch; pin torch's CPU threads (1 is fastest for small nets)."""
+    import torch
+    from stable_baselines3.common.utils import set_random_seed
+
+    torch.set_num_threads(torch_threads)
+    set_random_seed(seed)
+
+
+def data_fingerprint(cfg: DictConfig) -> str:
+    """Hash of everything that determines the prepared dataset (data + features config)."""
+    node = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "features": OmegaConf.to_container(cfg.features, resolve=True),
+    }
+    text = OmegaConf.to_yaml(OmegaConf.create(node))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prepare_data(cfg: DictConfig) -> Dataset:
+    """Load, validate, featurise, split and normalise the configured data (cached)."""
+    from cryptotrade.data import build_dataset
+
+    fingerprint = data_fingerprint(cfg)
+    spec = instantiate(cfg.data)
+    features = instantiate(cfg.features)
+    dataset = build_dataset(
+        spec, features, cache_dir=Path(cfg.paths.data_dir) / "datasets", fingerprint=fingerprint
+    )
+    if tracking.active_run_id():
+        tracking.set_tags({"data_fingerprint": fingerprint})
+        tracking.log_dict(dataset.meta, "data/summary.json")
+        tracking.log_dict(dataset.normaliser, "data/normaliser.json")
+        tracking.log_metrics({f"data/{k}_rows": len(v) for k, v in dataset.splits.items()})
+    return dataset
+
+
+def make_env_parts(cfg: DictConfig) -> tuple[Any, Any]:
+    """The env factory and reward object of the config."""
+    return instantiate(cfg.env), instantiate(cfg.reward)
+
+
+def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
+    """Train the configured agent on the training split and save it under ``output_dir``."""
+    from stable_baselines3.common.logger import Logger
+
+    from cryptotrade.agents.builder import agent_class, build_agent
+    from cryptotrade.agents.callbacks import MLflowOutputFormat, RewardComponentsCallback
+    from cryptotrade.env import check_agent_compatible
+
+    env_factory, reward = make_env_parts(cfg)
+    agent_factory = instantiate(cfg.agent)
+    # Fail before any training if the agent cannot act in this action mode.
+    check_agent_compatible(agent_class(agent_factory), env_factory.action_mode)
+    venv = env_factory.make_vec(dataset.train, reward, seed=cfg.seed)
+    extractor = OmegaConf.to_container(cfg.extractor, resolve=True)
+    assert isinstance(extractor, dict)
+    model = build_agent(agent_factory, venv, extractor=extractor, seed=cfg.seed)
+    model.set_logger(Logger(folder=None, output_formats=[MLflowOutputFormat()]))
+    start = time.perf_counter()
+    model.learn(
+        total_timesteps=cfg.train.total_timesteps,
+        callback=RewardComponentsCallback(),
+        log_interval=cfg.train.log_interval,
+        progress_bar=cfg.train.progress_bar,
+    )
+    seconds = time.perf_counter() - start
+    venv.close()
+    tracking.log_metrics(
+        {"perf/train_seconds": seconds, "perf/train_fps": model.num_timesteps / max(seconds, 1e-9)}
+    )
+    path = output_dir / "model.zip"
+    model.save(path)
+    if cfg.tracking.log_model:
+        tracking.log_artifact(path, "model")
+    return model
+
+
+def load_model(cfg: DictConfig) -> BaseAlgorithm:
+    """Load ``cfg.model`` (``runs:/<run_id>/model``, a folder or a ``.zip``) as ``cfg.agent``'s class."""
+    from cryptotrade.agents.builder import agent_class
+
+    if not cfg.model:
+        raise ValueError(
+            "task=evaluate needs a trained model: add model=runs:/<run_id>/model "
+            "(or a path to a saved model.zip)"
+        )
+    path = tracking.download_artifact(cfg.model)
+    if path.is_dir():
+        path = path / "model.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"model={cfg.model} has no model.zip (looked at {path})")
+    return agent_class(instantiate(cfg.agent)).load(path, device="cpu")
+
+
+def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
+    """Backtest ``model`` and the baselines on the test split; log metrics and artifacts."""
+    from cryptotrade.evaluation.backtest import model_policy, run_backtest, target_policy
+
+    env_factory, reward = make_env_parts(cfg)
+
+    def backtest(policy: Any) -> BacktestResult:
+        env = env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)
+        try:
+            return run_backtest(policy, env, seed=cfg.seed)
+        finally:
+            env.close()
+
+    result = backtest(model_policy(model))
+    metrics = {f"test/{k}": v for k, v in result.metrics.items()}
+    buy_hold = backtest(target_policy(1.0))
+    metrics |= {f"baseline/buy_hold/{k}": v for k, v in buy_hold.metrics.items()}
+    tracking.log_metrics(metrics)
+    _log_backtest(result, "test")
+    return metrics
+
+
+def _log_backtest(result: BacktestResult, name: str) -> None:
+    """Equity curve and trades as CSV artifacts."""
+    import pandas as pd
+
+    curve = pd.DataFrame(
+        {
+            "date": result.timestamps,
+            "equity": result.equity,
+            "position": result.position,
+            "reward": np.concatenate([[np.nan], result.rewards]),
+        }
+    )
+    tracking.log_text(curve.to_csv(index=False), f"{name}/equity.csv")
+    if result.trades.dtype.names:
+        tracking.log_text(pd.DataFrame(result.trades).to_csv(index=False), f"{name}/trades.csv")
+
+
+def objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Data -> train -> evaluate on the test split. Returns ``/``-namespaced metrics."""
+    dataset = prepare_data(cfg)
+    model = train(cfg, dataset, output_dir)
+    return evaluate(cfg, model, dataset)

@@ -1,0 +1,231 @@
+"""MLflow: where the store is, one run per invocation, and honest run status.
+
+Every invocation of the launcher (and every Hydra multirun job) is one MLflow run. The run ends
+FINISHED on success, FAILED on an exception (with the traceback as an artifact) and KILLED on
+Ctrl-C or SIGTERM; no run is left RUNNING when the process ends.
+
+MLflow is imported lazily so that ``--help`` and config errors answer without loading it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import traceback
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+# MLflow limits (mlflow.utils.validation): param values up to 6000 chars, keys up to 250.
+MAX_PARAM_VALUE = 6000
+MAX_PARAM_KEY = 250
+_INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
+
+
+class Terminated(BaseException):  # noqa: N818  (a signal, like KeyboardInterrupt)
+    """Raised in the main thread on SIGTERM so the run can be marked KILLED."""
+
+
+def tracking_uri(uri: str | None, root: str | Path) -> str:
+    """Resolve the store: explicit ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``<root>/mlflow.db``.
+
+    The default is an absolute SQLite path so Hydra's working directory does not move it.
+    """
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def artifact_root(uri: str, root: str | Path) -> str | None:
+    """Artifact location for new experiments of a local SQLite store: ``<root>/mlartifacts``.
+
+    MLflow would otherwise put artifacts relative to the current directory, which Hydra moves.
+    """
+    if uri.startswith("sqlite:///"):
+        return (Path(root).resolve() / "mlartifacts").as_uri()
+    return None
+
+
+def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten a config into MLflow-valid ``{key: value}`` params.
+
+    Keys become ``a.b.c`` with characters MLflow rejects replaced by ``_``; lists are JSON.
+    Values longer than MLflow's limit are cut, ending in ``...`` (the full config is logged
+    as ``config.yaml``).
+    """
+    out: dict[str, str] = {}
+    for key, value in cfg.items():
+        name = _INVALID_KEY_CHARS.sub("_", f"{prefix}{key}")[:MAX_PARAM_KEY]
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_params(value, f"{name}."))
+            continue
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        if len(text) > MAX_PARAM_VALUE:
+            text = text[: MAX_PARAM_VALUE - 3] + "..."
+        out[name] = text
+    return out
+
+
+def git_commit(root: str | Path) -> str:
+    """The project's git commit (``+dirty`` if the tree has changes), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the run is active (main thread only)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"received signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def start_run(
+    cfg: DictConfig,
+    *,
+    run_name: str,
+    tags: Mapping[str, str],
+) -> Iterator[Run]:
+    """Open the MLflow run of one invocation and close it with an honest status.
+
+    Logs the composed config as flattened params and as ``config.yaml``, plus ``tags``.
+
+    Args:
+        cfg: The composed config (``tracking`` and ``paths`` nodes are read here).
+        run_name: Name shown in the MLflow UI.
+        tags: Tags such as task, git commit, Hydra overrides.
+
+    Yields:
+        The active MLflow run.
+    """
+    import mlflow
+
+    uri = tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(
+            cfg.tracking.experiment, artifact_location=artifact_root(uri, cfg.paths.root)
+        )
+    else:
+        experiment_id = experiment.experiment_id
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
+    status = "FAILED"
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict)
+        mlflow.log_params(flatten_params(container))
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        with _sigterm_as_exception():
+            yield run
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+def _active() -> bool:
+    """Whether an MLflow run is active. Logging without one is skipped rather than letting
+    MLflow open a stray run that nothing would close."""
+    import mlflow
+
+    return mlflow.active_run() is not None
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log ``/``-namespaced metrics to the active run."""
+    import mlflow
+
+    if _active():
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Tag the active run (values are stringified)."""
+    import mlflow
+
+    if _active():
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    """Log a JSON/YAML-serialisable mapping as an artifact of the active run."""
+    import mlflow
+
+    if _active():
+        mlflow.log_dict(dict(data), artifact_file)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Upload a local file to the active run."""
+    import mlflow
+
+    if _active():
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Log text as an artifact of the active run."""
+    import mlflow
+
+    if _active():
+        mlflow.log_text(text, artifact_file)
+
+
+def active_run_id() -> str | None:
+    """The id of the active run, if any."""
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def download_artifact(uri: str) -> Path:
+    """Download an artifact URI (``runs:/<id>/model``) or return a local path unchanged."""
+    if "://" not in uri and ":/" not in uri:
+        return Path(uri)
+    import mlflow
+
+    dst = tempfile.mkdtemp(prefix="cryptotrade-")
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))

@@ -1,0 +1,88 @@
+"""MLflow tracking: store location, param flattening, and honest run status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from omegaconf import OmegaConf
+
+from cryptotrade import tracking
+
+
+def _cfg(tmp_path: Path, uri: str | None = None):
+    return OmegaConf.create(
+        {
+            "paths": {"root": str(tmp_path)},
+            "tracking": {"uri": uri, "experiment": "unit"},
+            "agent": {"learning_rate": 0.001, "policy_kwargs": {"net_arch": [64, 64]}},
+        }
+    )
+
+
+def _runs(uri: str):
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("unit")
+    return client.search_runs([exp.experiment_id])
+
+
+def test_default_store_is_absolute_sqlite_at_project_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = tracking.tracking_uri(None, "relative/root")
+    assert uri == f"sqlite:///{(tmp_path / 'relative/root').resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
+    assert tracking.tracking_uri(None, tmp_path) == "sqlite:////elsewhere.db"
+    assert tracking.tracking_uri("file:///x", tmp_path) == "file:///x"
+
+
+def test_flatten_params_makes_valid_keys_and_cuts_long_values():
+    params = tracking.flatten_params(
+        {"a": {"b": 1, "c": [1, 2]}, "we!rd key": "x" * 7000, "empty": {}}
+    )
+    assert params["a.b"] == "1"
+    assert params["a.c"] == "[1, 2]"
+    assert params["we_rd key"].endswith("...")
+    assert len(params["we_rd key"]) == tracking.MAX_PARAM_VALUE
+    assert params["empty"] == "{}"
+
+
+def test_run_finished_logs_config_and_params(tmp_path, mlflow_uri):
+    with tracking.start_run(_cfg(tmp_path), run_name="ok", tags={"task": "unit"}):
+        tracking.log_metrics({"test/x": 1.5})
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["agent.learning_rate"] == "0.001"
+    assert run.data.metrics["test/x"] == 1.5
+    assert run.data.tags["task"] == "unit"
+    files = [f.path for f in mlflow.MlflowClient(mlflow_uri).list_artifacts(run.info.run_id)]
+    assert "config.yaml" in files
+
+
+def test_run_that_raises_ends_failed_with_traceback(tmp_path, mlflow_uri):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracking.start_run(_cfg(tmp_path), run_name="bad", tags={}),
+    ):
+        raise RuntimeError("boom")
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FAILED"
+    client = mlflow.MlflowClient(mlflow_uri)
+    text = Path(client.download_artifacts(run.info.run_id, "error/traceback.txt", str(tmp_path)))
+    assert "RuntimeError: boom" in text.read_text()
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, tracking.Terminated])
+def test_interrupted_run_ends_killed(tmp_path, mlflow_uri, exc):
+    with pytest.raises(exc), tracking.start_run(_cfg(tmp_path), run_name="int", tags={}):
+        raise exc()
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "KILLED"
+
+
+def test_logging_without_a_run_opens_none(tmp_path, mlflow_uri):
+    mlflow.set_tracking_uri(mlflow_uri)
+    tracking.log_metrics({"x": 1.0})
+    tracking.log_text("t", "t.txt")
+    assert mlflow.active_run() is None
