@@ -1,9 +1,9 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore.
 
 Every option file ``conf/<group>/<option>.yaml`` starts with
-``defaults: [/schema/<group>/<option>@_here_, _self_]``, so Hydra checks it against a typed schema at
-compose time: ``agent.learning_rate=abc`` or ``env.fee=oops`` fail before any data is touched, with
-Hydra's own message naming the key and the expected type.
+``defaults: [/schema/<group>/<option>@_here_, _self_]``, so Hydra checks it against a typed
+schema at compose time: ``agent.learning_rate=abc`` or ``env.fee=oops`` fail before any data
+is touched, with Hydra's own message naming the key and the expected type.
 
 Two kinds of schema:
 
@@ -185,7 +185,9 @@ def _config_type(annotation: Any) -> Any | None:
     """Map a Python annotation to an OmegaConf-compatible one, or ``None`` if it is not config."""
     if annotation is inspect.Parameter.empty or annotation is Any:
         return Any
-    if annotation in _SCALARS or (inspect.isclass(annotation) and issubclass(annotation, enum.Enum)):
+    if annotation in _SCALARS or (
+        inspect.isclass(annotation) and issubclass(annotation, enum.Enum)
+    ):
         return annotation
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -196,7 +198,9 @@ def _config_type(annotation: Any) -> Any | None:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1:
             inner = _config_type(rest[0])
-            return None if inner is None else (inner if inner is Any else typing.Optional[inner])
+            if inner is None or inner is Any:
+                return inner
+            return typing.Optional[inner]  # noqa: UP045  (OmegaConf 2.3 reads typing.Optional)
         return Any if all(_config_type(a) is not None for a in rest) else None
     if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
         return list[Any]
@@ -268,7 +272,13 @@ def schema_from_target(
         if ctype is None:
             continue  # a runtime argument: MarketData, reward object, array ...
         default = MISSING if param.default is param.empty else _default(param.default)
-        fields.append((pname, ctype, default if isinstance(default, dataclasses.Field) else field(default=default)))
+        fields.append(
+            (
+                pname,
+                ctype,
+                default if isinstance(default, dataclasses.Field) else field(default=default),
+            )
+        )
     return dataclasses.make_dataclass(name, fields)
 
 

@@ -84,8 +84,7 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
     # Fail before any training if the agent cannot act in this action mode.
     check_agent_compatible(agent_class(agent_factory), env_factory.action_mode)
     venv = env_factory.make_vec(dataset.train, reward, seed=cfg.seed)
-    extractor = OmegaConf.to_container(cfg.extractor, resolve=True)
-    assert isinstance(extractor, dict)
+    extractor = tracking.plain(cfg.extractor)
     model = build_agent(agent_factory, venv, extractor=extractor, seed=cfg.seed)
     model.set_logger(Logger(folder=None, output_formats=[MLflowOutputFormat()]))
     start = time.perf_counter()
@@ -108,7 +107,7 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
 
 
 def load_model(cfg: DictConfig) -> BaseAlgorithm:
-    """Load ``cfg.model`` (``runs:/<run_id>/model``, a folder or a ``.zip``) as ``cfg.agent``'s class."""
+    """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as ``cfg.agent``'s class."""
     from cryptotrade.agents.builder import agent_class
 
     if not cfg.model:

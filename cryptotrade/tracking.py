@@ -32,12 +32,12 @@ MAX_PARAM_KEY = 250
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
 
 
-class Terminated(BaseException):  # noqa: N818  (a signal, like KeyboardInterrupt)
+class Terminated(BaseException):
     """Raised in the main thread on SIGTERM so the run can be marked KILLED."""
 
 
 def tracking_uri(uri: str | None, root: str | Path) -> str:
-    """Resolve the store: explicit ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``<root>/mlflow.db``.
+    """Resolve the store: ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``<root>/mlflow.db``.
 
     The default is an absolute SQLite path so Hydra's working directory does not move it.
     """
@@ -76,6 +76,13 @@ def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             text = text[: MAX_PARAM_VALUE - 3] + "..."
         out[name] = text
     return out
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """A resolved config node as a plain ``dict``."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
 
 
 def git_commit(root: str | Path) -> str:
@@ -147,9 +154,7 @@ def start_run(
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
     status = "FAILED"
     try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(container, dict)
-        mlflow.log_params(flatten_params(container))
+        mlflow.log_params(flatten_params(plain(cfg)))
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         with _sigterm_as_exception():
             yield run

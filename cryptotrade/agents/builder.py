@@ -60,5 +60,6 @@ def build_agent(
     Returns:
         The untrained algorithm.
     """
-    base = agent_factory.keywords.get("policy_kwargs") or {}
+    keywords = getattr(agent_factory, "keywords", {})
+    base = keywords.get("policy_kwargs") or {}
     return agent_factory(env=env, seed=seed, policy_kwargs=policy_kwargs(base, extractor))

@@ -21,7 +21,7 @@ class BarValidator(Protocol):
     """Checks a bars frame and repairs it by an explicit policy, or raises naming the rows."""
 
     def apply(self, bars: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Return the repaired frame and counts of every repair made (for the summary and MLflow)."""
+        """Return the repaired frame and the count of each repair (for the summary and MLflow)."""
         ...
 
 

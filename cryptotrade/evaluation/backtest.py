@@ -54,7 +54,7 @@ def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
         The equity curve, positions, rewards, trades and metrics.
     """
     obs, info = env.reset(seed=seed)
-    base = env.unwrapped
+    base: Any = env.unwrapped  # a TradingEnv
     idx = [base.current_index]
     equity = [float(info.get("equity", base.initial_cash))]
     position = [float(info.get("position", 0.0))]
@@ -98,4 +98,4 @@ def model_policy(model: Any) -> Policy:
 
 def target_policy(target: float) -> Policy:
     """Always steer toward ``target`` exposure: 1 = buy & hold, 0 = flat, -1 = short & hold."""
-    return lambda obs, env: env.action_for_target(target)
+    return lambda obs, env: env.action_for_target(target)  # type: ignore[attr-defined]

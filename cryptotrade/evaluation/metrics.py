@@ -11,7 +11,7 @@ def periods_per_year(timestamps: np.ndarray) -> float:
     """Bars per year from the median spacing of ``datetime64`` timestamps."""
     if len(timestamps) < 2:
         return 1.0
-    step = np.median(np.diff(timestamps.astype("datetime64[ns]").astype(np.int64))) / 1e9
+    step = float(np.median(np.diff(timestamps.astype("datetime64[ns]").astype(np.int64)))) / 1e9
     return SECONDS_PER_YEAR / step
 
 

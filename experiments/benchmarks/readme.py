@@ -20,5 +20,9 @@ def write_section(name: str, markdown: str, readme: Path = README) -> None:
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
     body = f"{begin}\n{markdown.strip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: body, text) if pattern.search(text) else f"{text.rstrip()}\n\n{body}\n"
+    text = (
+        pattern.sub(lambda _: body, text)
+        if pattern.search(text)
+        else f"{text.rstrip()}\n\n{body}\n"
+    )
     readme.write_text(text)

@@ -1,0 +1,131 @@
+"""End to end through the launcher: debug pipeline, determinism, honest MLflow status, tasks."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from conftest import ROOT, run_cli
+from hydra import compose, initialize_config_dir
+
+from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.run import execute
+
+register_configs()
+REQUIRED = [
+    "test/total_return",
+    "test/sharpe",
+    "test/max_drawdown",
+    "test/num_trades",
+    "baseline/buy_hold/total_return",
+]
+
+
+def _runs(uri: str, experiment: str = "cryptotrade"):
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def _execute(tmp_path, *overrides: str) -> dict[str, float]:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=default", *overrides])
+    return execute(cfg, output_dir=tmp_path / "out", choices={"agent": "ppo"})
+
+
+def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
+    proc = run_cli("debug=default")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FINISHED"
+    for key in REQUIRED:
+        assert key in run.data.metrics, key
+    assert any(k.startswith("train/") for k in run.data.metrics)
+    tags = run.data.tags
+    assert tags["task"] == "pipeline"
+    assert tags["git_commit"] != ""
+    assert tags["overrides"] == "debug=default"
+    assert len(tags["data_fingerprint"]) == 16
+    assert run.data.params["agent._target_"] == "stable_baselines3.PPO"
+    client = mlflow.MlflowClient(mlflow_uri)
+    top = {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "model", "test", "data"} <= top
+    assert "MLflow run" in proc.stderr + proc.stdout
+
+    # task=evaluate reloads the logged model and reproduces the test metrics
+    proc = run_cli("debug=default", "task=evaluate", f"model=runs:/{run.info.run_id}/model")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = next(r for r in _runs(mlflow_uri) if r.data.tags["task"] == "evaluate")
+    assert evaluated.info.status == "FINISHED"
+    for key in REQUIRED:
+        assert evaluated.data.metrics[key] == pytest.approx(run.data.metrics[key]), key
+
+
+def test_same_seed_same_metrics(tmp_path, mlflow_uri):
+    first = _execute(tmp_path, "seed=3")
+    second = _execute(tmp_path, "seed=3")
+    assert first == second
+    runs = _runs(mlflow_uri)
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_run_that_raises_ends_failed(tmp_path, mlflow_uri):
+    with pytest.raises(FileNotFoundError, match=r"model\.zip"):
+        _execute(tmp_path, "task=evaluate", f"model={tmp_path / 'missing.zip'}")
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FAILED"
+    client = mlflow.MlflowClient(mlflow_uri)
+    assert "error" in {f.path for f in client.list_artifacts(run.info.run_id)}
+
+
+def test_sigterm_ends_the_run_killed(mlflow_uri):
+    # create the store before the child process uses it
+    mlflow.MlflowClient(mlflow_uri).search_experiments()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cryptotrade.run",
+            "debug=default",
+            "train.total_timesteps=10000000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            runs = _runs(mlflow_uri)
+            if runs and any(k.startswith("train/") for k in runs[0].data.metrics):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("training never started")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "KILLED"
+    assert proc.returncode != 0
+
+
+def test_task_data_prints_the_summary(mlflow_uri):
+    proc = run_cli("debug=default", "task=data")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["data/train_rows"] > 0
+
+
+def test_multirun_makes_one_run_per_job(mlflow_uri):
+    proc = run_cli("-m", "debug=default", "seed=0,1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = _runs(mlflow_uri)
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
