@@ -36,8 +36,11 @@ def to_utc(values: pd.Series | np.ndarray | Iterable, unit: str = "auto") -> pd.
         arr = series.to_numpy(dtype=np.float64)
         unit = guess_epoch_unit(arr) if unit == "auto" else unit
         idx = pd.to_datetime(series.to_numpy(dtype=np.int64), unit=unit, utc=True)
-    else:
+    elif pd.api.types.is_datetime64_any_dtype(series):
         idx = pd.to_datetime(series, utc=True)
+    else:  # ISO strings; BitMEX dumps write 2019-01-01D00:00:00.000000000
+        text = series.astype(str).str.replace(r"^(\d{4}-\d{2}-\d{2})D", r"\1T", regex=True)
+        idx = pd.to_datetime(text, utc=True, format="ISO8601")
     return pd.DatetimeIndex(idx).as_unit("ns")
 
 
