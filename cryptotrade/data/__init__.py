@@ -16,6 +16,7 @@ from cryptotrade.data.spec import DataSpec
 _LAZY = {
     "build_dataset": "dataset",
     "build_folds": "dataset",
+    "load_bars": "dataset",
     "FeatureSet": "features",
     "Normaliser": "normalise",
     "ChronoSplit": "splits",

@@ -38,10 +38,19 @@ def _jsonable(value: Any) -> Any:
                                  else str(v)))
 
 
-def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Validated bars and raw features after the warm-up rows, plus the summary so far."""
+def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``source.load()`` then ``validation.apply()``: (raw bars, validated bars, repair counts).
+
+    What ``task=check`` runs the leakage checks on.
+    """
     raw = spec.source.load()
     bars, repairs = spec.validation.apply(raw)
+    return raw, bars, dict(repairs)
+
+
+def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Validated bars and raw features after the warm-up rows, plus the summary so far."""
+    raw, bars, repairs = load_bars(spec)
     feats = features.compute(bars)
     warm = features.warmup(bars)
     span = {"start": str(bars.index[0]), "end": str(bars.index[-1])} if len(bars) else {}

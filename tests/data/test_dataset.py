@@ -155,3 +155,19 @@ def test_walk_forward_folds(bars):
         np.testing.assert_allclose(ds.train.features.mean(0), 0, atol=1e-5)
         assert len(ds.test) == 300
     assert folds[0].normaliser["shift"] != folds[2].normaliser["shift"]
+
+
+def test_load_bars_runs_source_then_validation(bars):
+    from cryptotrade.data import load_bars
+
+    raw, valid, repairs = load_bars(_spec(bars))
+    assert len(raw) == 4000 and len(valid) == 3990 and repairs == {"dropped_rows": 10}
+
+
+def test_lazy_exports():
+    import cryptotrade.data as data
+
+    assert data.check_features.__module__ == "cryptotrade.data.leakage"
+    assert data.leakage.LeakageReport is data.LeakageReport
+    with pytest.raises(AttributeError):
+        data.no_such_name  # noqa: B018
