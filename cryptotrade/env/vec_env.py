@@ -117,7 +117,7 @@ class NativeVecEnv(VecEnv):
                 info["terminal_observation"] = self._term_obs[i].copy()
                 info["TimeLimit.truncated"] = bool(self._truncated[i])
                 info["episode"] = {
-                    "r": float(self._ep_returns[i]),
+                    "r": round(float(self._ep_returns[i]), 6),  # as Monitor rounds it
                     "l": int(self._ep_lengths[i]),
                     "t": round(now - self._t0[i], 6),
                 }
