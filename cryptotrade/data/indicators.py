@@ -1,0 +1,343 @@
+"""Causal technical indicators as numba kernels over float64 arrays.
+
+Every ``*_nb`` kernel is ``@njit(cache=True)``, reads only ``x[:t+1]`` to produce ``out[t]`` and
+marks its warm-up rows with ``NaN``. Where TA-Lib has the indicator, the kernel reproduces TA-Lib's
+definition, seeding and warm-up (``TA_SetCompatibility(DEFAULT)``, unstable period 0), so values
+agree to rounding error:
+
+==========  ===================================================  ==========================
+kernel      definition                                           first valid index
+==========  ===================================================  ==========================
+sma_nb      mean of the last ``n`` values                         ``n - 1``
+ema_nb      ``k = 2 / (n + 1)``, seeded with the SMA of ``n``     ``n - 1``
+rsi_nb      Wilder averages of gains and losses (``1 / n``)       ``n``
+macd_nb     EMA(fast) - EMA(slow), both seeded at ``slow - 1``;   ``slow + signal - 2``
+            signal = EMA(signal) of the line; hist = difference
+atr_nb      Wilder average of the true range                      ``n``
+bbands_nb   SMA +- ``k`` population standard deviations           ``n - 1``
+obv_nb      on-balance volume, ``obv[0] = volume[0]``             ``0``
+==========  ===================================================  ==========================
+
+Kernels TA-Lib does not have (rolling VWAP, log returns, rolling volatility) follow the same
+conventions; the rolling volume profile lives in :mod:`cryptotrade.data.volume_profile`.
+The public wrappers (``sma(x, 20)`` ...) validate their arguments and call the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# TA-Lib treats |x| < 1e-14 as zero (TA_IS_ZERO); RSI uses it for a flat window.
+_TA_EPSILON = 1e-14
+
+
+@numba.njit(cache=True)
+def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Simple moving average of the last ``n`` values."""
+    out = np.full(x.shape[0], np.nan)
+    if n > x.shape[0]:
+        return out
+    total = 0.0
+    for i in range(n - 1):
+        total += x[i]
+    for i in range(n - 1, x.shape[0]):
+        # same order of operations as TA-Lib's SMA: add the newest, emit, drop the oldest
+        total += x[i]
+        out[i] = total / n
+        total -= x[i - n + 1]
+    return out
+
+
+@numba.njit(cache=True)
+def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None:
+    """EMA of ``x`` into ``out[seed_at:]``, seeded with the SMA of the ``n`` values ending there."""
+    k = 2.0 / (n + 1)
+    total = 0.0
+    for i in range(seed_at - n + 1, seed_at + 1):
+        total += x[i]
+    prev = total / n
+    out[seed_at] = prev
+    for i in range(seed_at + 1, x.shape[0]):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+
+
+@numba.njit(cache=True)
+def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n``."""
+    out = np.full(x.shape[0], np.nan)
+    if n <= x.shape[0]:
+        _ema_seeded_nb(x, n, n - 1, out)
+    return out
+
+
+@numba.njit(cache=True)
+def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's relative strength index in [0, 100]; 0 for a perfectly flat window (as TA-Lib)."""
+    out = np.full(x.shape[0], np.nan)
+    if n >= x.shape[0]:
+        return out
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, n + 1):
+        d = x[i] - x[i - 1]
+        if d > 0:
+            gain += d
+        else:
+            loss -= d
+    gain /= n
+    loss /= n
+    total = gain + loss
+    out[n] = 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
+    for i in range(n + 1, x.shape[0]):
+        d = x[i] - x[i - 1]
+        gain *= n - 1
+        loss *= n - 1
+        if d > 0:
+            gain += d
+        else:
+            loss -= d
+        gain /= n
+        loss /= n
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
+    return out
+
+
+@numba.njit(cache=True)
+def macd_nb(x: np.ndarray, fast: int, slow: int, signal: int) -> tuple:
+    """MACD line, signal line and histogram with TA-Lib's alignment (all start together)."""
+    size = x.shape[0]
+    line = np.full(size, np.nan)
+    sig = np.full(size, np.nan)
+    hist = np.full(size, np.nan)
+    first = slow + signal - 2
+    if first >= size:
+        return line, sig, hist
+    fast_ema = np.full(size, np.nan)
+    slow_ema = np.full(size, np.nan)
+    # TA-Lib seeds both averages at the slow warm-up, so the fast one starts late too
+    _ema_seeded_nb(x, slow, slow - 1, slow_ema)
+    _ema_seeded_nb(x, fast, slow - 1, fast_ema)
+    raw = fast_ema - slow_ema
+    _ema_seeded_nb(raw, signal, first, sig)
+    for i in range(first, size):
+        line[i] = raw[i]
+        hist[i] = raw[i] - sig[i]
+    sig[:first] = np.nan
+    return line, sig, hist
+
+
+@numba.njit(cache=True)
+def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """True range: ``max(high - low, |high - prev close|, |low - prev close|)``; NaN at 0."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(1, close.shape[0]):
+        tr = high[i] - low[i]
+        up = abs(close[i - 1] - high[i])
+        down = abs(close[i - 1] - low[i])
+        if up > tr:
+            tr = up
+        if down > tr:
+            tr = down
+        out[i] = tr
+    return out
+
+
+@numba.njit(cache=True)
+def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Average true range: Wilder average of the true range seeded with its SMA over bars 1..n."""
+    out = np.full(close.shape[0], np.nan)
+    if n >= close.shape[0]:
+        return out
+    tr = true_range_nb(high, low, close)
+    prev = 0.0
+    for i in range(1, n + 1):
+        prev += tr[i]
+    prev /= n
+    out[n] = prev
+    for i in range(n + 1, close.shape[0]):
+        prev = (prev * (n - 1) + tr[i]) / n
+        out[i] = prev
+    return out
+
+
+@numba.njit(cache=True)
+def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
+    """Rolling standard deviation over ``n`` values.
+
+    Running sums of deviations from an anchor value inside the window, re-anchored (recomputed
+    from scratch) every ``n`` rows: small deviations avoid the cancellation of raw sums of
+    squares, and the restart stops rounding error from accumulating over millions of rows.
+    """
+    out = np.full(x.shape[0], np.nan)
+    if n > x.shape[0] or n - ddof <= 0:
+        return out
+    ref = 0.0
+    s = 0.0
+    s2 = 0.0
+    for i in range(n - 1, x.shape[0]):
+        if (i - n + 1) % n == 0:
+            ref = x[i]
+            s = 0.0
+            s2 = 0.0
+            for j in range(i - n + 1, i + 1):
+                d = x[j] - ref
+                s += d
+                s2 += d * d
+        else:
+            dn = x[i] - ref
+            do = x[i - n] - ref
+            s += dn - do
+            s2 += dn * dn - do * do
+        var = (s2 - s * s / n) / (n - ddof)
+        out[i] = math.sqrt(var) if var > 0 else 0.0
+    return out
+
+
+@numba.njit(cache=True)
+def bbands_nb(x: np.ndarray, n: int, k: float) -> tuple:
+    """Bollinger bands (upper, middle, lower, %B, width) with population standard deviation.
+
+    ``%B = (x - lower) / (upper - lower)`` (0.5 when the bands collapse) and
+    ``width = (upper - lower) / middle``.
+    """
+    mid = sma_nb(x, n)
+    std = rolling_std_nb(x, n, 0)
+    upper = mid + k * std
+    lower = mid - k * std
+    pct_b = np.full(x.shape[0], np.nan)
+    width = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        span = upper[i] - lower[i]
+        pct_b[i] = (x[i] - lower[i]) / span if span > 0 else 0.5
+        width[i] = span / mid[i] if mid[i] != 0 else 0.0
+    return upper, mid, lower, pct_b, width
+
+
+@numba.njit(cache=True)
+def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """On-balance volume (TA-Lib convention: starts at ``volume[0]``). Depends on all history."""
+    out = np.empty(close.shape[0])
+    if close.shape[0] == 0:
+        return out
+    obv = volume[0]
+    out[0] = obv
+    for i in range(1, close.shape[0]):
+        if close[i] > close[i - 1]:
+            obv += volume[i]
+        elif close[i] < close[i - 1]:
+            obv -= volume[i]
+        out[i] = obv
+    return out
+
+
+@numba.njit(cache=True)
+def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Signed volume over the last ``n`` bars divided by their total volume, in [-1, 1].
+
+    The windowed, scale-free form of OBV: a feature that does not depend on where history starts.
+    """
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n, close.shape[0]):
+        signed = 0.0
+        total = 0.0
+        for j in range(i - n + 1, i + 1):
+            total += volume[j]
+            if close[j] > close[j - 1]:
+                signed += volume[j]
+            elif close[j] < close[j - 1]:
+                signed -= volume[j]
+        out[i] = signed / total if total > 0 else 0.0
+    return out
+
+
+@numba.njit(cache=True)
+def vwap_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
+) -> np.ndarray:
+    """Rolling VWAP of the typical price ``(h + l + c) / 3`` over ``n`` bars; close if no volume."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n - 1, close.shape[0]):
+        pv = 0.0
+        vol = 0.0
+        for j in range(i - n + 1, i + 1):
+            pv += (high[j] + low[j] + close[j]) / 3.0 * volume[j]
+            vol += volume[j]
+        out[i] = pv / vol if vol > 0 else close[i]
+    return out
+
+
+@numba.njit(cache=True)
+def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
+    """``log(x[t] / x[t - lag])``; NaN for the first ``lag`` rows."""
+    out = np.full(x.shape[0], np.nan)
+    for i in range(lag, x.shape[0]):
+        out[i] = math.log(x[i] / x[i - lag])
+    return out
+
+
+@numba.njit(cache=True)
+def rolling_volatility_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Sample standard deviation (ddof=1) of the last ``n`` one-bar log returns; first at ``n``."""
+    out = np.full(x.shape[0], np.nan)
+    if n + 1 > x.shape[0]:
+        return out
+    r = log_return_nb(x, 1)
+    out[1:] = rolling_std_nb(r[1:], n, 1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Validating wrappers
+# --------------------------------------------------------------------------------------------
+def _check_period(name: str, value: int, minimum: int = 1) -> int:
+    if int(value) != value or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}; pass e.g. {name}=14")
+    return int(value)
+
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def sma(x: np.ndarray, period: int) -> np.ndarray:
+    """Simple moving average (see :func:`sma_nb`)."""
+    return sma_nb(_f64(x), _check_period("period", period))
+
+
+def ema(x: np.ndarray, period: int) -> np.ndarray:
+    """Exponential moving average (see :func:`ema_nb`)."""
+    return ema_nb(_f64(x), _check_period("period", period))
+
+
+def rsi(x: np.ndarray, period: int) -> np.ndarray:
+    """Wilder RSI (see :func:`rsi_nb`)."""
+    return rsi_nb(_f64(x), _check_period("period", period, 2))
+
+
+def macd(
+    x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MACD line, signal and histogram (see :func:`macd_nb`)."""
+    fast, slow = _check_period("fast", fast, 2), _check_period("slow", slow, 2)
+    if fast >= slow:
+        raise ValueError(f"macd fast={fast} must be shorter than slow={slow}; swap them")
+    return macd_nb(_f64(x), fast, slow, _check_period("signal", signal))
+
+
+def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
+    """Average true range (see :func:`atr_nb`)."""
+    return atr_nb(_f64(high), _f64(low), _f64(close), _check_period("period", period))
+
+
+def bbands(
+    x: np.ndarray, period: int = 20, k: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands (upper, middle, lower, %B, width) (see :func:`bbands_nb`)."""
+    if k <= 0:
+        raise ValueError(f"bbands k={k} must be > 0 standard deviations; pass e.g. k=2.0")
+    return bbands_nb(_f64(x), _check_period("period", period, 2), float(k))

@@ -1,0 +1,241 @@
+"""The single-instrument trading environment (gymnasium)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from cryptotrade.data.market_data import MarketData
+from cryptotrade.env.actions import action_for_target, action_space_for
+from cryptotrade.env.core import (
+    LEVEL,
+    MODE_CONTINUOUS,
+    N_STATE,
+    P_LEVERAGE,
+    P_MODE,
+    START,
+    T,
+    build_obs_nb,
+    exposure_nb,
+    reset_env_nb,
+    step_env_nb,
+)
+from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
+from cryptotrade.env.settings import EnvSettings
+from cryptotrade.market.account import (
+    BALANCE,
+    EQUITY,
+    MAX_TRADES_PER_STEP,
+    N_TRADE_FIELDS,
+    PEAK,
+    UNITS,
+)
+from cryptotrade.market.records import trades_to_records
+
+REWARD_KEYS = tuple(f"reward/{c}" for c in COMPONENTS)
+EPISODE_KEYS = tuple(f"episode/reward/{c}" for c in COMPONENTS)
+
+
+class TradingEnv(gym.Env):
+    """Trade one crypto instrument bar by bar with an honest market model.
+
+    ## Description
+    The agent sees bar ``t`` only after it closed; its order fills at the open of bar ``t + 1``
+    plus slippage, pays the taker (or maker) fee on the notional, holds the position through
+    bar ``t + 1`` (funding at funding timestamps, liquidation if the bar's low/high reaches the
+    liquidation price) and is marked to market at its close. All accounting runs in the numba
+    kernels of :mod:`cryptotrade.market` via :func:`cryptotrade.env.core.step_env_nb`.
+
+    ## Action Space
+    By ``settings.action_mode``:
+
+    | mode | space | actions |
+    |---|---|---|
+    | ``discrete4`` | Discrete(4) | 0 hold, 1 go long, 2 go short (both only from flat), 3 close |
+    | ``discrete3`` | Discrete(3) | target side 0 short, 1 flat, 2 long (no rebalancing in a side) |
+    | ``buy_sell_hold`` | Discrete(3) | 0 hold, 1 buy one inventory level, 2 sell one level |
+    | ``continuous`` | Box(-1, 1, (1,)) | target exposure x leverage, traded beyond ``min_trade`` |
+
+    A full position has notional ``leverage x equity``. Without ``allow_short`` short targets
+    mean flat.
+
+    ## Observation Space
+    ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
+    ``MlpPolicy`` works; sequence extractors reshape the first part to ``(window, num_features)``.
+
+    | index | observation |
+    |---|---|
+    | ``0 .. window*F - 1`` | feature rows ``t - window + 1 .. t``, row-major (oldest first) |
+    | ``window*F + 0`` | position side: -1 short, 0 flat, +1 long |
+    | ``window*F + 1`` | entry price / close_t - 1 (0 when flat) |
+    | ``window*F + 2`` | unrealised PnL / equity |
+    | ``window*F + 3`` | log(1 + bars in the current position) |
+    | next, if ``include_cash`` | free margin / equity = 1 - notional / (leverage x equity) |
+    | next, if ``include_inventory`` | inventory level / inventory_levels |
+
+    ## Rewards
+    A weighted sum of the components of :class:`~cryptotrade.env.reward.WeightedReward`;
+    ``info["reward/<name>"]`` holds each weighted contribution, and the last step of an episode
+    adds the episode sums as ``info["episode/reward/<name>"]``.
+
+    ## Starting State
+    Flat with ``initial_cash``. Training: the first observed bar is drawn uniformly from
+    ``self.np_random`` so that ``episode_length`` steps fit in the split (the first full window
+    if ``episode_length`` is null). ``evaluation=True``: from the first full window to the last bar.
+
+    ## Episode End
+    Terminated on liquidation, equity <= 0 or a drawdown beyond ``max_drawdown``; truncated at the
+    episode's last bar. Either way an open position is closed at that bar's close with slippage
+    and fee, and appears in :attr:`trades`.
+
+    ## Arguments
+    ``data`` (:class:`MarketData`), ``reward`` (:class:`WeightedReward`, default pnl only),
+    ``settings`` (:class:`EnvSettings`), ``evaluation`` (bool), ``render_mode`` (None).
+    ``info`` every step: ``equity`` (quote currency), ``position`` (signed notional / equity),
+    ``units`` (signed base units), ``price`` (close), ``inventory`` and the reward components.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+
+    def __init__(
+        self,
+        data: MarketData,
+        reward: WeightedReward | None = None,
+        settings: EnvSettings | None = None,
+        evaluation: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        self.settings = settings or EnvSettings()
+        self.reward = reward or WeightedReward()
+        self.settings.check_data(data, evaluation)
+        self.data = data
+        self.evaluation = evaluation
+        self.render_mode = render_mode
+        self.window = self.settings.window
+        self.num_features = data.num_features
+        self.account_size = self.settings.account_size
+        self.initial_cash = float(self.settings.initial_cash)
+        size = self.window * self.num_features + self.account_size
+        # finite bounds: gymnasium's checker flags infinite ones; values are never near them
+        big = float(np.finfo(np.float32).max)
+        self.observation_space = spaces.Box(-big, big, shape=(size,), dtype=np.float32)
+        self.action_space = action_space_for(self.settings.action_mode)
+        self._params = self.settings.params(self.reward.idle_threshold)
+        self._weights = self.reward.weights
+        self._continuous = int(self._params[P_MODE]) == MODE_CONTINUOUS
+        self._open = np.ascontiguousarray(data.open, dtype=np.float64)
+        self._high = np.ascontiguousarray(data.high, dtype=np.float64)
+        self._low = np.ascontiguousarray(data.low, dtype=np.float64)
+        self._close = np.ascontiguousarray(data.close, dtype=np.float64)
+        self._funding = np.ascontiguousarray(data.funding_rate, dtype=np.float64)
+        self._features = np.ascontiguousarray(data.features, dtype=np.float32)
+        self._fill_ref = self._open  # reference price of fills at bar n (the open)
+        self._state = np.zeros(N_STATE, dtype=np.float64)
+        self._ret_buf = np.zeros(self.reward.sharpe_window, dtype=np.float64)
+        self._comp = np.zeros(N_COMPONENTS, dtype=np.float64)
+        self._comp_sum = np.zeros(N_COMPONENTS, dtype=np.float64)
+        self._trade_buf = np.zeros((MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
+        self._trade_rows: list[np.ndarray] = []
+        self._obs = np.zeros(size, dtype=np.float32)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def episode_bounds(self) -> tuple[int, int]:
+        """``(start, end)`` bar indices of a new episode, drawn from ``self.np_random``."""
+        first, last = self.window - 1, len(self.data) - 1
+        length = self.settings.episode_length
+        if self.evaluation or length is None:
+            return first, last
+        start = int(self.np_random.integers(first, last - length + 1))
+        return start, start + length
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        start, end = self.episode_bounds()
+        reset_env_nb(self._state, self._ret_buf, self._params, start, end)
+        self._comp[:] = 0.0
+        self._comp_sum[:] = 0.0
+        self._trade_rows = []
+        return self._observation(), self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = float(np.asarray(action).reshape(-1)[0]) if self._continuous else float(int(action))
+        reward, terminated, truncated, n_trades = step_env_nb(
+            self._state, self._ret_buf, self._comp, a, self._params, self._weights, self._open,
+            self._high, self._low, self._close, self._fill_ref, self._funding, self._trade_buf,
+        )
+        for k in range(n_trades):
+            self._trade_rows.append(self._trade_buf[k].copy())
+        self._comp_sum += self._comp
+        info = self._info()
+        info.update(zip(REWARD_KEYS, self._comp.tolist(), strict=True))
+        if terminated or truncated:
+            info.update(zip(EPISODE_KEYS, self._comp_sum.tolist(), strict=True))
+        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+
+    # ------------------------------------------------------------------ helpers
+    def _observation(self) -> np.ndarray:
+        build_obs_nb(self._obs, self._state, self._params, self._features, self._close)
+        return self._obs.copy()
+
+    def _info(self) -> dict[str, Any]:
+        st = self._state
+        price = self._close[int(st[T])]
+        return {
+            "equity": float(st[EQUITY]),
+            "position": float(exposure_nb(st, price, 1.0)),
+            "units": float(st[UNITS]),
+            "price": float(price),
+            "inventory": float(st[LEVEL]),
+        }
+
+    # ------------------------------------------------------------------ public attributes
+    @property
+    def trades(self) -> np.ndarray:
+        """Trades closed so far in this episode (:data:`~cryptotrade.market.TRADE_DTYPE`)."""
+        rows = np.array(self._trade_rows, dtype=np.float64).reshape(-1, N_TRADE_FIELDS)
+        return trades_to_records(rows, self.data.timestamps)
+
+    @property
+    def start_index(self) -> int:
+        """Bar index (into ``data``) of the episode's first observation."""
+        return int(self._state[START])
+
+    @property
+    def current_index(self) -> int:
+        """Bar index of the current observation (the last closed bar)."""
+        return int(self._state[T])
+
+    @property
+    def equity(self) -> float:
+        """Marked equity in quote currency."""
+        return float(self._state[EQUITY])
+
+    @property
+    def balance(self) -> float:
+        """Cash + realised PnL - fees - funding."""
+        return float(self._state[BALANCE])
+
+    @property
+    def peak_equity(self) -> float:
+        """Highest marked equity of the episode."""
+        return float(self._state[PEAK])
+
+    def action_for_target(self, target: float) -> Any:
+        """Action moving the position toward ``target`` exposure: -1 short, 0 flat, +1 long."""
+        return action_for_target(
+            self.settings.action_mode, target, float(self._state[UNITS]),
+            float(self._state[LEVEL]), self.settings.inventory_levels,
+        )
+
+    @property
+    def leverage(self) -> float:
+        """Maximum leverage of a full position."""
+        return float(self._params[P_LEVERAGE])

@@ -1,0 +1,169 @@
+"""A native SB3 VecEnv that steps all envs in one numba call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from cryptotrade.data.market_data import MarketData
+from cryptotrade.env.core import EP_LENGTH, N_STATE, build_obs_nb, reset_env_nb, step_vec_nb
+from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
+from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.trading_env import EPISODE_KEYS, TradingEnv
+from cryptotrade.market.account import MAX_TRADES_PER_STEP, N_TRADE_FIELDS
+
+
+class NativeVecEnv(VecEnv):
+    """``n_envs`` :class:`TradingEnv` s stepped together by :func:`step_vec_nb`.
+
+    Env ``i`` follows exactly the trajectory of ``TradingEnv(data, reward, settings)`` reset with
+    ``seed + i`` (the same kernel, and episode starts drawn from the same per-env generator),
+    so it is a drop-in replacement for ``DummyVecEnv`` over Monitor-wrapped TradingEnvs:
+    auto-reset, ``terminal_observation`` and ``TimeLimit.truncated`` in the infos, and
+    ``info["episode"] = {"r", "l", "t"}`` plus ``episode/reward/<component>`` sums at episode end.
+    Per-step component values are not put in infos (it would cost more than the step); use a
+    single :class:`TradingEnv` to inspect them.
+
+    Args:
+        data: The split to trade.
+        reward: Reward weights; default pnl only.
+        settings: Market/episode settings.
+        n_envs: Number of envs.
+    """
+
+    def __init__(
+        self,
+        data: MarketData,
+        reward: WeightedReward | None = None,
+        settings: EnvSettings | None = None,
+        n_envs: int = 8,
+    ) -> None:
+        # one template env validates the settings and owns the arrays and spaces
+        self._template = TradingEnv(data, reward, settings)
+        tpl = self._template
+        self.render_mode = None
+        super().__init__(n_envs, tpl.observation_space, tpl.action_space)
+        self.window, self.num_features = tpl.window, tpl.num_features
+        self.account_size, self.initial_cash = tpl.account_size, tpl.initial_cash
+        self._continuous = isinstance(tpl.action_space, spaces.Box)
+        size = tpl.observation_space.shape[0]
+        self._states = np.zeros((n_envs, N_STATE))
+        self._ret_bufs = np.zeros((n_envs, tpl.reward.sharpe_window))
+        self._comps = np.zeros((n_envs, N_COMPONENTS))
+        self._comp_sums = np.zeros((n_envs, N_COMPONENTS))
+        self._trades = np.zeros((n_envs, MAX_TRADES_PER_STEP, N_TRADE_FIELDS))
+        self._obs = np.zeros((n_envs, size), dtype=np.float32)
+        self._term_obs = np.zeros((n_envs, size), dtype=np.float32)
+        self._rewards = np.zeros(n_envs, dtype=np.float32)
+        self._terminated = np.zeros(n_envs, dtype=np.bool_)
+        self._truncated = np.zeros(n_envs, dtype=np.bool_)
+        self._ep_returns = np.zeros(n_envs)
+        self._ep_lengths = np.zeros(n_envs)
+        self._next_start = np.zeros(n_envs, dtype=np.int64)
+        self._next_end = np.zeros(n_envs, dtype=np.int64)
+        self._rngs: list[np.random.Generator] = [
+            seeding.np_random(None)[0] for _ in range(n_envs)
+        ]
+        self._actions = np.zeros(n_envs)
+        self._t0 = np.full(n_envs, time.perf_counter())
+
+    # ------------------------------------------------------------------ episode starts
+    def _draw_next(self, i: int) -> None:
+        """Draw env ``i``'s next episode from its generator, as TradingEnv.reset would."""
+        self._template._np_random = self._rngs[i]
+        self._next_start[i], self._next_end[i] = self._template.episode_bounds()
+
+    def reset(self) -> np.ndarray:
+        tpl = self._template
+        for i in range(self.num_envs):
+            if self._seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(self._seeds[i])[0]
+            self._draw_next(i)
+            reset_env_nb(self._states[i], self._ret_bufs[i], tpl._params,
+                         int(self._next_start[i]), int(self._next_end[i]))
+            build_obs_nb(self._obs[i], self._states[i], tpl._params, tpl._features, tpl._close)
+            self._draw_next(i)  # the start the kernel uses when this env next auto-resets
+        self._comp_sums[:] = 0.0
+        self._t0[:] = time.perf_counter()
+        self._reset_seeds()
+        self._reset_options()
+        return self._obs.copy()
+
+    # ------------------------------------------------------------------ stepping
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions[:] = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)[:, 0]
+
+    def step_wait(self) -> VecEnvStepReturn:
+        tpl = self._template
+        step_vec_nb(
+            self._states, self._ret_bufs, self._comps, self._comp_sums, self._actions,
+            tpl._params, tpl._weights, tpl._open, tpl._high, tpl._low, tpl._close, tpl._fill_ref,
+            tpl._funding, tpl._features, self._next_start, self._next_end, self._trades,
+            self._obs, self._rewards, self._terminated, self._truncated, self._term_obs,
+            self._ep_returns, self._ep_lengths,
+        )
+        dones = self._terminated | self._truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            now = time.perf_counter()
+            for i in np.flatnonzero(dones):
+                info = infos[i]
+                info["terminal_observation"] = self._term_obs[i].copy()
+                info["TimeLimit.truncated"] = bool(self._truncated[i])
+                info["episode"] = {
+                    "r": round(float(self._ep_returns[i]), 6),  # as Monitor rounds it
+                    "l": int(self._ep_lengths[i]),
+                    "t": round(now - self._t0[i], 6),
+                }
+                info.update(zip(EPISODE_KEYS, self._comp_sums[i].tolist(), strict=True))
+                self._t0[i] = now
+                self._draw_next(i)
+        return self._obs.copy(), self._rewards.copy(), dones, infos
+
+    # ------------------------------------------------------------------ VecEnv plumbing
+    def close(self) -> None:
+        return None
+
+    def _indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None for _ in self._indices(indices)]
+        value = getattr(self._template, attr_name)
+        return [value for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        raise AttributeError(f"NativeVecEnv shares one configuration; cannot set {attr_name!r}")
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **kwargs: Any
+    ) -> list[Any]:
+        raise AttributeError(f"NativeVecEnv has no per-env objects to call {method_name!r} on")
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        # episode statistics are reported as a Monitor would, so SB3 treats it as monitored
+        from stable_baselines3.common.monitor import Monitor
+
+        return [wrapper_class is Monitor for _ in self._indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None for _ in range(self.num_envs)]
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        """Steps taken so far in each env's current episode."""
+        return self._states[:, EP_LENGTH].copy()
+
+
+__all__ = ["COMPONENTS", "NativeVecEnv"]
