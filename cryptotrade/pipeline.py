@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
     from cryptotrade.data import Dataset
+    from cryptotrade.data.leakage import LeakageReport
     from cryptotrade.evaluation.backtest import BacktestResult
 
 log = logging.getLogger(__name__)
+DATA_CODE = Path(__file__).resolve().parent / "data"
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
@@ -39,13 +41,17 @@ def seed_everything(seed: int, torch_threads: int) -> None:
 
 
 def data_fingerprint(cfg: DictConfig) -> str:
-    """Hash of everything that determines the prepared dataset (data + features config)."""
+    """Hash of what determines the prepared dataset: data + features config and the data code."""
     node = {
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "features": OmegaConf.to_container(cfg.features, resolve=True),
     }
-    text = OmegaConf.to_yaml(OmegaConf.create(node))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(node)).encode())
+    # The data layer's code is part of the recipe: editing a generator or an indicator must not
+    # silently reuse a dataset cached by the old code.
+    for path in sorted(DATA_CODE.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def prepare_data(cfg: DictConfig) -> Dataset:
@@ -64,6 +70,20 @@ def prepare_data(cfg: DictConfig) -> Dataset:
         tracking.log_dict(dataset.normaliser, "data/normaliser.json")
         tracking.log_metrics({f"data/{k}_rows": len(v) for k, v in dataset.splits.items()})
     return dataset
+
+
+def check_leakage(cfg: DictConfig) -> LeakageReport:
+    """Run the look-ahead checks of the configured features on the configured (validated) bars."""
+    from cryptotrade.data import check_features, load_bars
+
+    _, bars, _ = load_bars(instantiate(cfg.data))
+    report = check_features(instantiate(cfg.features), bars, seed=cfg.seed)
+    failed = {col for cols in report.offending.values() for col in cols}
+    tracking.log_metrics(
+        {"check/columns": len(report.columns), "check/offending_columns": len(failed)}
+    )
+    tracking.log_text(report.format(), "check/report.txt")
+    return report
 
 
 def make_env_parts(cfg: DictConfig) -> tuple[Any, Any]:

@@ -53,6 +53,19 @@ def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return pipeline.evaluate(cfg, model, dataset)
 
 
+class LeakageError(RuntimeError):
+    """Features use information from the future (``task=check`` found offending columns)."""
+
+
+def task_check(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Look-ahead checks of the configured features; fails (non-zero exit) if any column leaks."""
+    report = pipeline.check_leakage(cfg)
+    if not report.ok:
+        raise LeakageError(report.format())
+    print(report.format())
+    return {"check/columns": float(len(report.columns))}
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -60,6 +73,7 @@ TASKS: dict[str, Task] = {
     "data": task_data,
     "train": task_train,
     "evaluate": task_evaluate,
+    "check": task_check,
 }
 
 

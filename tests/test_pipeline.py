@@ -129,3 +129,16 @@ def test_multirun_makes_one_run_per_job(mlflow_uri):
     runs = _runs(mlflow_uri)
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_task_check_passes_on_shipped_features_and_catches_a_planted_leak(mlflow_uri):
+    proc = run_cli("debug=default", "task=check")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ": OK" in proc.stdout
+    leak = "+features.indicators.leak={kind: cryptotrade.data.leakage.lookahead_canary}"
+    proc = run_cli("debug=default", "task=check", leak)
+    assert proc.returncode != 0
+    assert "LeakageError" in proc.stderr
+    assert "leak: row <= " in proc.stderr  # names the offending column and where it failed
+    statuses = sorted(r.info.status for r in _runs(mlflow_uri))
+    assert statuses == ["FAILED", "FINISHED"]
