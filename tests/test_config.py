@@ -95,7 +95,8 @@ def test_cli_bad_override_fails_fast_without_a_run(tmp_path, mlflow_uri):
 def test_cli_unknown_task_fails_with_the_choices(mlflow_uri):
     proc = run_cli("task=trian")
     assert proc.returncode != 0
-    assert "task=trian is unknown; choose one of: pipeline, data, train, evaluate, check" in proc.stderr
+    choices = "pipeline, data, train, evaluate, check"
+    assert f"task=trian is unknown; choose one of: {choices}" in proc.stderr
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists()
 
 
