@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -51,8 +51,7 @@ class PathsConfig:
 
     root: str = str(PROJECT_ROOT)
     data_dir: str = "${paths.root}/.cache/data"  # downloaded bars and prepared datasets
-    output_dir: str = "${paths.root}/outputs"  # Hydra run directories
-    model_dir: str = "${paths.root}/.cache/models"  # local copies of trained models
+    output_dir: str = "${paths.root}/outputs"  # Hydra run directories (logs, saved model.zip)
 
 
 @dataclass
@@ -292,8 +291,19 @@ def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+def group_listing(conf_dir: Path = CONF_DIR) -> str:
+    """``group: option, option`` lines for ``--help`` (without the internal ``schema/`` groups)."""
+    lines = []
+    for group in sorted(p for p in conf_dir.iterdir() if p.is_dir()):
+        options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+        lines.append(f"{group.name}: {options}")
+    return "\n".join(lines)
+
+
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
+    if not OmegaConf.has_resolver("cryptotrade_groups"):
+        OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for key, schema in HAND_WRITTEN.items():
