@@ -113,7 +113,12 @@ def execute(
     with tracking.start_run(cfg, run_name=name, tags=tags) as run:
         metrics = dict(task(cfg, output_dir))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-        log.info("MLflow run %s (%s) in %s", run.info.run_name, run.info.run_id, uri)
+        log.info(
+            "MLflow run %s (%s) in %s -- browse it with `make ui`",
+            run.info.run_name,
+            run.info.run_id,
+            uri,
+        )
         for key in sorted(metrics):
             log.info("  %-40s %.6g", key, metrics[key])
     return metrics
