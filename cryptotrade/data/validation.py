@@ -342,8 +342,10 @@ def _normalise(bars: pd.DataFrame) -> pd.DataFrame:
         raise DataValidationError(
             f"bars columns {non_numeric} are not numeric; drop them in the source"
         )
-    frame = bars.astype(np.float64)
-    frame.index = bars.index.tz_convert("UTC").as_unit("ns").rename("date")
+    # every column becomes float64 except an integer regime label, which stays an integer
+    keep = {c: bars[c].dtype for c in ("regime",) if c in bars and bars[c].dtype.kind in "iu"}
+    frame = bars.astype({c: keep.get(c, np.float64) for c in bars.columns})
+    frame.index = pd.DatetimeIndex(bars.index).tz_convert("UTC").as_unit("ns").rename("date")
     return frame
 
 
