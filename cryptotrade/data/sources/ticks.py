@@ -191,14 +191,13 @@ def resample_trades(
     origin = int(ts[0]) // step_ns * step_ns
     raw = resample_trades_nb(ts, price, size, is_buy, origin, step_ns)
     count = raw[:, 5]
-    raw = fill_empty_nb(raw, count) if empty == "ffill" else raw[count > 0]
-    opens = (
-        origin + step_ns * np.flatnonzero(count > 0)
-        if empty == "drop"
-        else (origin + step_ns * np.arange(len(count)))
-    )
-    index = pd.to_datetime(opens.astype(np.int64), unit="ns", utc=True)
-    return bars_frame(index, {f: raw[:, j] for j, f in enumerate(TRADE_BAR_FIELDS)})
+    if empty == "ffill":
+        raw, opens = fill_empty_nb(raw, count), origin + step_ns * np.arange(len(count))
+    else:
+        keep = count > 0
+        raw, opens = raw[keep], origin + step_ns * np.flatnonzero(keep)
+    index = pd.DatetimeIndex(opens.astype("datetime64[ns]")).tz_localize("UTC").rename("date")
+    return pd.DataFrame(raw, index=index, columns=list(TRADE_BAR_FIELDS), copy=False)
 
 
 def resample_bars(
