@@ -26,6 +26,7 @@ The public wrappers (``sma(x, 20)`` ...) validate their arguments and call the k
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -59,6 +60,20 @@ def sma_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _two_steps_nb(
+    prev: float, a: float, a2: float, ab: float, b: float, u: float, v: float
+) -> tuple:
+    """Two steps of ``y = a * y + b * input`` (inputs ``u`` then ``v``): ``(y after u, y after v)``.
+
+    The second value is ``a^2 * prev + (a * b * u + b * v)``: one multiply-add on the
+    loop-carried chain per two rows instead of two, so exponential smoothers run at about twice
+    the speed their latency would allow. The first value uses the one-step formula, which is also
+    what a series ending there computes, so truncated inputs give bit-identical rows.
+    """
+    return prev * a + u * b, prev * a2 + (u * ab + v * b)
+
+
+@numba.njit(cache=True)
 def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None:
     """EMA of ``x`` into ``out[seed_at:]``, seeded with the SMA of the ``n`` values ending there."""
     k = 2.0 / (n + 1)
@@ -68,11 +83,15 @@ def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None
         total += x[i]
     prev = total / n
     out[seed_at] = prev
-    # prev * (1 - k) + x * k: one multiply-add on the loop-carried chain (TA-Lib's
-    # (x - prev) * k + prev has three dependent operations); equal to rounding
-    for i in range(seed_at + 1, x.shape[0]):
-        prev = prev * keep + x[i] * k
-        out[i] = prev
+    # prev * (1 - k) + x * k (TA-Lib: (x - prev) * k + prev, equal to rounding), two rows a step
+    a2, ab = keep * keep, keep * k
+    i = seed_at + 1
+    while i + 1 < x.shape[0]:
+        out[i], prev = _two_steps_nb(prev, keep, a2, ab, k, x[i], x[i + 1])
+        out[i + 1] = prev
+        i += 2
+    if i < x.shape[0]:
+        out[i] = prev * keep + x[i] * k
 
 
 @numba.njit(cache=True)
@@ -105,13 +124,28 @@ def rsi_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     # Wilder smoothing (prev * (n - 1) + new) / n, as two multiplications instead of a division
     keep = (n - 1) / n
     add = 1.0 / n
-    for i in range(n + 1, x.shape[0]):
-        d = x[i] - x[i - 1]
-        gain = gain * keep + max(d, 0.0) * add
-        loss = loss * keep + max(-d, 0.0) * add
-        total = gain + loss
-        out[i] = 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
+    a2, ab = keep * keep, keep * add
+    i = n + 1
+    while i < x.shape[0]:
+        d0 = x[i] - x[i - 1]
+        if i + 1 < x.shape[0]:
+            d1 = x[i + 1] - x[i]
+            g0, gain = _two_steps_nb(gain, keep, a2, ab, add, max(d0, 0.0), max(d1, 0.0))
+            l0, loss = _two_steps_nb(loss, keep, a2, ab, add, max(-d0, 0.0), max(-d1, 0.0))
+            out[i] = _rsi_value(g0, l0)
+            out[i + 1] = _rsi_value(gain, loss)
+        else:
+            gain = gain * keep + max(d0, 0.0) * add
+            loss = loss * keep + max(-d0, 0.0) * add
+            out[i] = _rsi_value(gain, loss)
+        i += 2
     return out
+
+
+@numba.njit(cache=True)
+def _rsi_value(gain: float, loss: float) -> float:
+    total = gain + loss
+    return 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
 
 
 @numba.njit(cache=True)
@@ -153,14 +187,24 @@ def macd_nb(
     line[first] = m
     sig[first] = s
     hist[first] = m - s
-    for i in range(first + 1, size):
-        ef = ef * rf + x[i] * kf
-        es = es * rs + x[i] * ks
-        m = ef - es
-        s = s * rg + m * kg
-        line[i] = m
-        sig[i] = s
-        hist[i] = m - s
+    rf2, rfk, rs2, rsk, rg2, rgk = rf * rf, rf * kf, rs * rs, rs * ks, rg * rg, rg * kg
+    i = first + 1
+    while i < size:
+        if i + 1 < size:
+            f0, ef = _two_steps_nb(ef, rf, rf2, rfk, kf, x[i], x[i + 1])
+            s0, es = _two_steps_nb(es, rs, rs2, rsk, ks, x[i], x[i + 1])
+            m0 = f0 - s0
+            m = ef - es
+            g0, s = _two_steps_nb(s, rg, rg2, rgk, kg, m0, m)
+            line[i], sig[i], hist[i] = m0, g0, m0 - g0
+            line[i + 1], sig[i + 1], hist[i + 1] = m, s, m - s
+        else:
+            ef = ef * rf + x[i] * kf
+            es = es * rs + x[i] * ks
+            m = ef - es
+            s = s * rg + m * kg
+            line[i], sig[i], hist[i] = m, s, m - s
+        i += 2
     return line, sig, hist
 
 
@@ -182,10 +226,16 @@ def atr_nb(
     out[n] = prev
     keep = (n - 1) / n
     add = 1.0 / n
-    for i in range(n + 1, size):
-        tr = max(high[i], close[i - 1]) - min(low[i], close[i - 1])
-        prev = prev * keep + tr * add
-        out[i] = prev
+    a2, ab = keep * keep, keep * add
+    i = n + 1
+    while i + 1 < size:
+        tr0 = max(high[i], close[i - 1]) - min(low[i], close[i - 1])
+        tr1 = max(high[i + 1], close[i]) - min(low[i + 1], close[i])
+        out[i], prev = _two_steps_nb(prev, keep, a2, ab, add, tr0, tr1)
+        out[i + 1] = prev
+        i += 2
+    if i < size:
+        out[i] = prev * keep + (max(high[i], close[i - 1]) - min(low[i], close[i - 1])) * add
     return out
 
 
@@ -302,22 +352,39 @@ def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _window_sums_nb(values: np.ndarray, n: int, out: np.ndarray) -> None:
+    """``out[i] = sum(values[i-n+1 : i+1])`` from row ``n - 1``, summed afresh for every row.
+
+    Exact window sums (no running total) keep an all-zero window exactly zero.
+    """
+    for i in range(n - 1, values.shape[0]):
+        total = 0.0
+        for j in range(i - n + 1, i + 1):
+            total += values[j]
+        out[i] = total
+
+
+@numba.njit(cache=True)
 def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
     """Signed volume over the last ``n`` bars divided by their total volume, in [-1, 1].
 
     The windowed, scale-free form of OBV: a feature that does not depend on where history starts.
     """
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n, close.shape[0]):
-        signed = 0.0
-        total = 0.0
-        for j in range(i - n + 1, i + 1):
-            total += volume[j]
-            if close[j] > close[j - 1]:
-                signed += volume[j]
-            elif close[j] < close[j - 1]:
-                signed -= volume[j]
-        out[i] = signed / total if total > 0 else 0.0
+    size = close.shape[0]
+    signed = np.zeros(size)
+    for i in range(1, size):
+        if close[i] > close[i - 1]:
+            signed[i] = volume[i]
+        elif close[i] < close[i - 1]:
+            signed[i] = -volume[i]
+    num = np.full(size, np.nan)
+    den = np.full(size, np.nan)
+    _window_sums_nb(signed, n, num)
+    _window_sums_nb(volume, n, den)
+    out = np.full(size, np.nan)
+    # row n - 1's window holds bar 0, which has no previous close: the first value is at row n
+    for i in range(n, size):
+        out[i] = num[i] / den[i] if den[i] > 0 else 0.0
     return out
 
 
@@ -326,14 +393,17 @@ def vwap_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
 ) -> np.ndarray:
     """Rolling VWAP of the typical price ``(h + l + c) / 3`` over ``n`` bars; close if no volume."""
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n - 1, close.shape[0]):
-        pv = 0.0
-        vol = 0.0
-        for j in range(i - n + 1, i + 1):
-            pv += (high[j] + low[j] + close[j]) / 3.0 * volume[j]
-            vol += volume[j]
-        out[i] = pv / vol if vol > 0 else close[i]
+    size = close.shape[0]
+    pv = np.empty(size)
+    for i in range(size):
+        pv[i] = (high[i] + low[i] + close[i]) / 3.0 * volume[i]
+    num = np.full(size, np.nan)
+    den = np.full(size, np.nan)
+    _window_sums_nb(pv, n, num)
+    _window_sums_nb(volume, n, den)
+    out = np.full(size, np.nan)
+    for i in range(n - 1, size):
+        out[i] = num[i] / den[i] if den[i] > 0 else close[i]
     return out
 
 
@@ -370,55 +440,71 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def _out(x: np.ndarray, count: int = 1) -> list[np.ndarray]:
-    # numpy (not numba) allocates the outputs: it asks the kernel for huge pages on big arrays,
-    # which makes first-touch page faults up to ~10x cheaper for million-row outputs
-    return [np.empty(x.shape[0]) for _ in range(count)]
+def _out(x: np.ndarray, count: int, out: Any) -> list[np.ndarray]:
+    """Output arrays: the caller's ``out`` (checked), or fresh ones.
+
+    numpy (not numba) allocates fresh outputs, as one block for multi-output indicators: numpy
+    asks the kernel for huge pages on big arrays, which makes the first-touch page faults of
+    million-row outputs several times cheaper (they otherwise cost as much as the arithmetic).
+    Writing into a preallocated block (``out=``) avoids them altogether.
+    """
+    if out is None:
+        return list(np.empty((count, x.shape[0])))
+    arrays = [out] if isinstance(out, np.ndarray) and out.ndim == 1 else list(out)
+    if len(arrays) != count or any(
+        a.shape != x.shape or a.dtype != np.float64 or not a.flags.c_contiguous for a in arrays
+    ):
+        raise ValueError(f"out= needs {count} contiguous float64 array(s) of shape {x.shape}")
+    return arrays
 
 
-def sma(x: np.ndarray, period: int) -> np.ndarray:
-    """Simple moving average (see :func:`sma_nb`)."""
+def sma(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Simple moving average (see :func:`sma_nb`); ``out``: optional output array."""
     x = _f64(x)
-    return sma_nb(x, _check_period("period", period), *_out(x))
+    return sma_nb(x, _check_period("period", period), *_out(x, 1, out))
 
 
-def ema(x: np.ndarray, period: int) -> np.ndarray:
-    """Exponential moving average (see :func:`ema_nb`)."""
+def ema(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Exponential moving average (see :func:`ema_nb`); ``out``: optional output array."""
     x = _f64(x)
-    return ema_nb(x, _check_period("period", period), *_out(x))
+    return ema_nb(x, _check_period("period", period), *_out(x, 1, out))
 
 
-def rsi(x: np.ndarray, period: int) -> np.ndarray:
-    """Wilder RSI (see :func:`rsi_nb`)."""
+def rsi(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Wilder RSI (see :func:`rsi_nb`); ``out``: optional output array."""
     x = _f64(x)
-    return rsi_nb(x, _check_period("period", period, 2), *_out(x))
+    return rsi_nb(x, _check_period("period", period, 2), *_out(x, 1, out))
 
 
 def macd(
-    x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+    x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9, out: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MACD line, signal and histogram (see :func:`macd_nb`)."""
+    """MACD line, signal and histogram (see :func:`macd_nb`); ``out``: optional 3 arrays."""
     fast, slow = _check_period("fast", fast, 2), _check_period("slow", slow, 2)
     if fast >= slow:
         raise ValueError(f"macd fast={fast} must be shorter than slow={slow}; swap them")
     x = _f64(x)
-    return macd_nb(x, fast, slow, _check_period("signal", signal), *_out(x, 3))
+    return macd_nb(x, fast, slow, _check_period("signal", signal), *_out(x, 3, out))
 
 
-def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Average true range (see :func:`atr_nb`)."""
+def atr(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Average true range (see :func:`atr_nb`); ``out``: optional output array."""
     close = _f64(close)
-    return atr_nb(_f64(high), _f64(low), close, _check_period("period", period), *_out(close))
+    return atr_nb(_f64(high), _f64(low), close, _check_period("period", period),
+                  *_out(close, 1, out))
 
 
 def bbands(
-    x: np.ndarray, period: int = 20, k: float = 2.0
+    x: np.ndarray, period: int = 20, k: float = 2.0, out: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bollinger bands (upper, middle, lower) (see :func:`bbands_nb`)."""
+    """Bollinger bands (upper, middle, lower) (see :func:`bbands_nb`); ``out``: optional 3."""
     if k <= 0:
         raise ValueError(f"bbands k={k} must be > 0 standard deviations; pass e.g. k=2.0")
     x = _f64(x)
-    return bbands_nb(x, _check_period("period", period, 2), float(k), *_out(x, 3))
+    return bbands_nb(x, _check_period("period", period, 2), float(k), *_out(x, 3, out))
 
 
 def bb_position(
@@ -426,4 +512,4 @@ def bb_position(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bollinger %B and band width of ``x`` given its bands (see :func:`bb_position_nb`)."""
     x = _f64(x)
-    return bb_position_nb(x, upper, mid, lower, *_out(x, 2))
+    return bb_position_nb(x, upper, mid, lower, *_out(x, 2, None))

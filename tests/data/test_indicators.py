@@ -187,3 +187,15 @@ def test_talib_obv_and_pandas_volatility(ohlcv):
     _agree(ind.obv_nb(c, v), talib.OBV(c, v))
     ref = pd.Series(np.log(c)).diff().rolling(20).std().to_numpy()
     np.testing.assert_allclose(ind.rolling_volatility_nb(c, 20), ref, rtol=1e-7, atol=1e-12)
+
+
+def test_out_arrays_are_filled_and_checked():
+    block = np.empty((4, len(X)))
+    got = ind.macd(np.linspace(1, 9, len(X)), 2, 3, 2, out=block[:3])
+    assert all(np.shares_memory(g, b) for g, b in zip(got, block[:3], strict=True))
+    np.testing.assert_array_equal(got[0], ind.macd(np.linspace(1, 9, len(X)), 2, 3, 2)[0])
+    assert np.shares_memory(ind.sma(X, 3, out=block[3]), block[3])
+    with pytest.raises(ValueError, match="out="):
+        ind.sma(X, 3, out=np.empty(3))
+    with pytest.raises(ValueError, match="out="):
+        ind.bbands(X, 3, 2.0, out=block[:2])
