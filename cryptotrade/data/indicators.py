@@ -35,14 +35,14 @@ import numpy as np
 _TA_EPSILON = 1e-14
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _nan_prefix_nb(out: np.ndarray, first: int) -> np.ndarray:
     """Mark the first ``first`` rows of ``out`` as warm-up (NaN); the rest is written later."""
     out[: min(first, out.shape[0])] = np.nan
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def sma_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     """Simple moving average of the last ``n`` values, written into and returned as ``out``."""
     _nan_prefix_nb(out, n - 1)
@@ -59,7 +59,7 @@ def sma_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _two_steps_nb(
     prev: float, a: float, a2: float, ab: float, b: float, u: float, v: float
 ) -> tuple:
@@ -73,7 +73,7 @@ def _two_steps_nb(
     return prev * a + u * b, prev * a2 + (u * ab + v * b)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None:
     """EMA of ``x`` into ``out[seed_at:]``, seeded with the SMA of the ``n`` values ending there."""
     k = 2.0 / (n + 1)
@@ -94,7 +94,7 @@ def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None
         out[i] = prev * keep + x[i] * k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def ema_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n``."""
     _nan_prefix_nb(out, n - 1)
@@ -103,7 +103,7 @@ def ema_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rsi_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     """Wilder's relative strength index in [0, 100]; 0 for a perfectly flat window (as TA-Lib)."""
     _nan_prefix_nb(out, n)
@@ -142,13 +142,13 @@ def rsi_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rsi_value(gain: float, loss: float) -> float:
     total = gain + loss
     return 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def macd_nb(
     x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, sig: np.ndarray,
     hist: np.ndarray,
@@ -208,7 +208,7 @@ def macd_nb(
     return line, sig, hist
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def atr_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.ndarray
 ) -> np.ndarray:
@@ -239,7 +239,7 @@ def atr_nb(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation over ``n`` values.
 
@@ -275,7 +275,7 @@ def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bbands_nb(
     x: np.ndarray, n: int, k: float, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray
 ) -> tuple:
@@ -321,7 +321,7 @@ def bbands_nb(
     return upper, mid, lower
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bb_position_nb(
     x: np.ndarray, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray, pct_b: np.ndarray,
     width: np.ndarray,
@@ -334,7 +334,7 @@ def bb_position_nb(
     return pct_b, width
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """On-balance volume (TA-Lib convention: starts at ``volume[0]``). Depends on all history."""
     out = np.empty(close.shape[0])
@@ -351,7 +351,7 @@ def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _window_sums_nb(values: np.ndarray, n: int, out: np.ndarray) -> None:
     """``out[i] = sum(values[i-n+1 : i+1])`` from row ``n - 1``, summed afresh for every row.
 
@@ -364,7 +364,7 @@ def _window_sums_nb(values: np.ndarray, n: int, out: np.ndarray) -> None:
         out[i] = total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
     """Signed volume over the last ``n`` bars divided by their total volume, in [-1, 1].
 
@@ -388,7 +388,7 @@ def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def vwap_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
 ) -> np.ndarray:
@@ -407,7 +407,7 @@ def vwap_nb(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
     """``log(x[t] / x[t - lag])``; NaN for the first ``lag`` rows."""
     out = np.full(x.shape[0], np.nan)
@@ -416,7 +416,7 @@ def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rolling_volatility_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Sample standard deviation (ddof=1) of the last ``n`` one-bar log returns; first at ``n``."""
     out = np.full(x.shape[0], np.nan)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _profile_nb(
     high: np.ndarray, low: np.ndarray, volume: np.ndarray, density: np.ndarray, start: int,
     stop: int, lo: float, width: float, hist: np.ndarray, diff: np.ndarray,
@@ -49,7 +49,7 @@ def _profile_nb(
         hist[b] += level
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rolling_extreme_nb(x: np.ndarray, window: int, sign: float) -> np.ndarray:
     """Rolling max (``sign=1``) or min (``sign=-1``) over ``window`` rows (monotonic deque)."""
     n = x.shape[0]
@@ -69,7 +69,7 @@ def rolling_extreme_nb(x: np.ndarray, window: int, sign: float) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _value_area_nb(hist: np.ndarray, share: float) -> tuple:
     """(poc bin, lowest bin, highest bin) of the value area holding ``share`` of the volume."""
     bins = hist.shape[0]
@@ -95,7 +95,7 @@ def _value_area_nb(hist: np.ndarray, share: float) -> tuple:
     return poc, lo_b, hi_b
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def vpvr_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, window: int,
     bins: int, value_area: float,
