@@ -19,7 +19,6 @@ from cryptotrade.env.core import (
     START,
     T,
     build_obs_nb,
-    exposure_nb,
     reset_env_nb,
     step_env_nb,
 )
@@ -136,13 +135,14 @@ class TradingEnv(gym.Env):
         self._funding = np.ascontiguousarray(data.funding_rate, dtype=np.float64)
         self._features = np.ascontiguousarray(data.features, dtype=np.float32)
         self._fill_ref = self._open  # reference price of fills at bar n (the open)
-        self._state = np.zeros(N_STATE, dtype=np.float64)
-        self._ret_buf = np.zeros(self.reward.sharpe_window, dtype=np.float64)
-        self._comp = np.zeros(N_COMPONENTS, dtype=np.float64)
+        # the kernels work on (n_envs, ...) arrays; a single env is row 0
+        self._state = np.zeros((1, N_STATE), dtype=np.float64)
+        self._ret_buf = np.zeros((1, self.reward.sharpe_window), dtype=np.float64)
+        self._comp = np.zeros((1, N_COMPONENTS), dtype=np.float64)
         self._comp_sum = np.zeros(N_COMPONENTS, dtype=np.float64)
-        self._trade_buf = np.zeros((MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
+        self._trade_buf = np.zeros((1, MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
         self._trade_rows: list[np.ndarray] = []
-        self._obs = np.zeros(size, dtype=np.float32)
+        self._obs = np.zeros((1, size), dtype=np.float32)
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
@@ -159,7 +159,7 @@ class TradingEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         start, end = self.episode_bounds()
-        reset_env_nb(self._state, self._ret_buf, self._params, start, end)
+        reset_env_nb(self._state, self._ret_buf, 0, self._params, start, end)
         self._comp[:] = 0.0
         self._comp_sum[:] = 0.0
         self._trade_rows = []
@@ -168,29 +168,30 @@ class TradingEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = float(np.asarray(action).reshape(-1)[0]) if self._continuous else float(int(action))
         reward, terminated, truncated, n_trades = step_env_nb(
-            self._state, self._ret_buf, self._comp, a, self._params, self._weights, self._open,
+            self._state, self._ret_buf, self._comp, 0, a, self._params, self._weights, self._open,
             self._high, self._low, self._close, self._fill_ref, self._funding, self._trade_buf,
         )
         for k in range(n_trades):
-            self._trade_rows.append(self._trade_buf[k].copy())
-        self._comp_sum += self._comp
+            self._trade_rows.append(self._trade_buf[0, k].copy())
+        self._comp_sum += self._comp[0]
         info = self._info()
-        info.update(zip(REWARD_KEYS, self._comp.tolist(), strict=True))
+        info.update(zip(REWARD_KEYS, self._comp[0].tolist(), strict=True))
         if terminated or truncated:
             info.update(zip(EPISODE_KEYS, self._comp_sum.tolist(), strict=True))
         return self._observation(), float(reward), bool(terminated), bool(truncated), info
 
     # ------------------------------------------------------------------ helpers
     def _observation(self) -> np.ndarray:
-        build_obs_nb(self._obs, self._state, self._params, self._features, self._close)
-        return self._obs.copy()
+        build_obs_nb(self._obs, 0, self._state, 0, self._params, self._features, self._close)
+        return self._obs[0].copy()
 
     def _info(self) -> dict[str, Any]:
-        st = self._state
+        st = self._state[0]
         price = self._close[int(st[T])]
+        equity = float(st[EQUITY])
         return {
-            "equity": float(st[EQUITY]),
-            "position": float(exposure_nb(st, price, 1.0)),
+            "equity": equity,
+            "position": float(st[UNITS] * price / equity) if equity > 0 else 0.0,
             "units": float(st[UNITS]),
             "price": float(price),
             "inventory": float(st[LEVEL]),
@@ -206,33 +207,33 @@ class TradingEnv(gym.Env):
     @property
     def start_index(self) -> int:
         """Bar index (into ``data``) of the episode's first observation."""
-        return int(self._state[START])
+        return int(self._state[0, START])
 
     @property
     def current_index(self) -> int:
         """Bar index of the current observation (the last closed bar)."""
-        return int(self._state[T])
+        return int(self._state[0, T])
 
     @property
     def equity(self) -> float:
         """Marked equity in quote currency."""
-        return float(self._state[EQUITY])
+        return float(self._state[0, EQUITY])
 
     @property
     def balance(self) -> float:
         """Cash + realised PnL - fees - funding."""
-        return float(self._state[BALANCE])
+        return float(self._state[0, BALANCE])
 
     @property
     def peak_equity(self) -> float:
         """Highest marked equity of the episode."""
-        return float(self._state[PEAK])
+        return float(self._state[0, PEAK])
 
     def action_for_target(self, target: float) -> Any:
         """Action moving the position toward ``target`` exposure: -1 short, 0 flat, +1 long."""
         return action_for_target(
-            self.settings.action_mode, target, float(self._state[UNITS]),
-            float(self._state[LEVEL]), self.settings.inventory_levels,
+            self.settings.action_mode, target, float(self._state[0, UNITS]),
+            float(self._state[0, LEVEL]), self.settings.inventory_levels,
         )
 
     @property

@@ -61,7 +61,7 @@ class NativeVecEnv(VecEnv):
         self._obs = np.zeros((n_envs, size), dtype=np.float32)
         self._term_obs = np.zeros((n_envs, size), dtype=np.float32)
         self._rewards = np.zeros(n_envs, dtype=np.float32)
-        self._terminated = np.zeros(n_envs, dtype=np.bool_)
+        self._dones = np.zeros(n_envs, dtype=np.bool_)
         self._truncated = np.zeros(n_envs, dtype=np.bool_)
         self._ep_returns = np.zeros(n_envs)
         self._ep_lengths = np.zeros(n_envs)
@@ -70,7 +70,7 @@ class NativeVecEnv(VecEnv):
         self._rngs: list[np.random.Generator] = [
             seeding.np_random(None)[0] for _ in range(n_envs)
         ]
-        self._actions = np.zeros(n_envs)
+        self._actions: np.ndarray = np.zeros(n_envs)
         self._t0 = np.full(n_envs, time.perf_counter())
 
     # ------------------------------------------------------------------ episode starts
@@ -85,9 +85,9 @@ class NativeVecEnv(VecEnv):
             if self._seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(self._seeds[i])[0]
             self._draw_next(i)
-            reset_env_nb(self._states[i], self._ret_bufs[i], tpl._params,
+            reset_env_nb(self._states, self._ret_bufs, i, tpl._params,
                          int(self._next_start[i]), int(self._next_end[i]))
-            build_obs_nb(self._obs[i], self._states[i], tpl._params, tpl._features, tpl._close)
+            build_obs_nb(self._obs, i, self._states, i, tpl._params, tpl._features, tpl._close)
             self._draw_next(i)  # the start the kernel uses when this env next auto-resets
         self._comp_sums[:] = 0.0
         self._t0[:] = time.perf_counter()
@@ -97,22 +97,23 @@ class NativeVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ stepping
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions[:] = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)[:, 0]
+        # kept in SB3's dtype (int64 / float32): the kernel is compiled for each, no conversion
+        actions = np.asarray(actions)
+        self._actions = actions.reshape(self.num_envs) if actions.ndim != 1 else actions
 
     def step_wait(self) -> VecEnvStepReturn:
         tpl = self._template
-        step_vec_nb(
+        n_done = step_vec_nb(
             self._states, self._ret_bufs, self._comps, self._comp_sums, self._actions,
             tpl._params, tpl._weights, tpl._open, tpl._high, tpl._low, tpl._close, tpl._fill_ref,
             tpl._funding, tpl._features, self._next_start, self._next_end, self._trades,
-            self._obs, self._rewards, self._terminated, self._truncated, self._term_obs,
+            self._obs, self._rewards, self._dones, self._truncated, self._term_obs,
             self._ep_returns, self._ep_lengths,
         )
-        dones = self._terminated | self._truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if dones.any():
+        if n_done:
             now = time.perf_counter()
-            for i in np.flatnonzero(dones):
+            for i in np.flatnonzero(self._dones):
                 info = infos[i]
                 info["terminal_observation"] = self._term_obs[i].copy()
                 info["TimeLimit.truncated"] = bool(self._truncated[i])
@@ -124,7 +125,7 @@ class NativeVecEnv(VecEnv):
                 info.update(zip(EPISODE_KEYS, self._comp_sums[i].tolist(), strict=True))
                 self._t0[i] = now
                 self._draw_next(i)
-        return self._obs.copy(), self._rewards.copy(), dones, infos
+        return self._obs.copy(), self._rewards.copy(), self._dones.copy(), infos
 
     # ------------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
