@@ -79,6 +79,11 @@ N_STATE = N_ACCOUNT + 9
 N_PARAMS = 17
 
 MODE_DISCRETE4, MODE_DISCRETE3, MODE_BSH, MODE_CONTINUOUS = 0, 1, 2, 3
+# rows of the (6, T) price array the step reads
+ROW_OPEN, ROW_HIGH, ROW_LOW, ROW_CLOSE, ROW_FILL, ROW_FUNDING = range(6)
+# the single env's info vector: these 5 values, then the components, then their episode sums
+INFO_EQUITY, INFO_POSITION, INFO_UNITS, INFO_PRICE, INFO_INVENTORY = range(5)
+N_INFO_BASE = 5
 N_ACCOUNT_OBS = 4  # side, entry / price - 1, unrealised PnL / equity, log1p(steps in position)
 
 
@@ -306,10 +311,40 @@ def step_env_nb(
 
 
 @kernel
+def write_info_nb(info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray) -> None:
+    """The base info values of row ``i`` (equity, position = notional / equity, units, ...)."""
+    price = close[int(st[i, T])]
+    eq = st[i, EQUITY]
+    info[INFO_EQUITY] = eq
+    info[INFO_POSITION] = st[i, UNITS] * price / eq if eq > 0.0 else 0.0
+    info[INFO_UNITS] = st[i, UNITS]
+    info[INFO_PRICE] = price
+    info[INFO_INVENTORY] = st[i, LEVEL]
+
+
+@kernel
+def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info):
+    """One :class:`TradingEnv` step in one numba call: step, observation and info vector.
+
+    ``info`` receives the base values, this step's weighted components and the running episode
+    sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats).
+    """
+    r, term, trunc, n_tr = step_env_nb(
+        st, ret_buf, comp, 0, a, params, weights, prices[ROW_OPEN], prices[ROW_HIGH],
+        prices[ROW_LOW], prices[ROW_CLOSE], prices[ROW_FILL], prices[ROW_FUNDING], trades,
+    )
+    build_obs_nb(obs, 0, st, 0, params, features, prices[ROW_CLOSE])
+    write_info_nb(info, st, 0, prices[ROW_CLOSE])
+    for c in range(N_COMPONENTS):
+        info[N_INFO_BASE + c] = comp[0, c]
+        info[N_INFO_BASE + N_COMPONENTS + c] += comp[0, c]
+    return r, term, trunc, n_tr
+
+
+@kernel
 def step_vec_nb(
-    states, ret_bufs, comps, comp_sums, actions, params, weights, open_, high, low, close,
-    fill_price, funding, features, next_start, next_end, trades, obs, rewards, dones,
-    truncated, term_obs, ep_returns, ep_lengths,
+    actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
+    next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths,
 ):
     """Step every env of the native VecEnv and auto-reset the finished ones.
 
@@ -322,12 +357,14 @@ def step_vec_nb(
         The number of envs whose episode ended (``dones[i]`` marks them).
     """
     n_done = 0
+    close = prices[ROW_CLOSE]
     for i in range(states.shape[0]):
         if states[i, EP_LENGTH] == 0.0:
             comp_sums[i, :] = 0.0
         r, term, trunc, _ = step_env_nb(
-            states, ret_bufs, comps, i, float(actions[i]), params, weights, open_, high, low, close,
-            fill_price, funding, trades,
+            states, ret_bufs, comps, i, float(actions[i]), params, weights, prices[ROW_OPEN],
+            prices[ROW_HIGH], prices[ROW_LOW], close, prices[ROW_FILL], prices[ROW_FUNDING],
+            trades,
         )
         for c in range(N_COMPONENTS):
             comp_sums[i, c] += comps[i, c]
