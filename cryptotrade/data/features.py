@@ -58,29 +58,29 @@ def _volatility(a: Arrays, window: int = 20) -> Arrays:
 
 
 def _sma(a: Arrays, period: int = 20) -> Arrays:
-    return {"": _ratio(a["close"], ind.sma_nb(a["close"], period))}
+    return {"": _ratio(a["close"], ind.sma(a["close"], period))}
 
 
 def _ema(a: Arrays, period: int = 20) -> Arrays:
-    return {"": _ratio(a["close"], ind.ema_nb(a["close"], period))}
+    return {"": _ratio(a["close"], ind.ema(a["close"], period))}
 
 
 def _rsi(a: Arrays, period: int = 14) -> Arrays:
-    return {"": ind.rsi_nb(a["close"], period) / 100.0}
+    return {"": ind.rsi(a["close"], period) / 100.0}
 
 
 def _macd(a: Arrays, fast: int = 12, slow: int = 26, signal: int = 9) -> Arrays:
-    line, sig, hist = ind.macd_nb(a["close"], fast, slow, signal)
+    line, sig, hist = ind.macd(a["close"], fast, slow, signal)
     c = a["close"]
     return {"line": line / c, "signal": sig / c, "hist": hist / c}
 
 
 def _atr(a: Arrays, period: int = 14) -> Arrays:
-    return {"": ind.atr_nb(a["high"], a["low"], a["close"], period) / a["close"]}
+    return {"": ind.atr(a["high"], a["low"], a["close"], period) / a["close"]}
 
 
 def _bbands(a: Arrays, period: int = 20, k: float = 2.0) -> Arrays:
-    _, _, _, pct_b, width = ind.bbands_nb(a["close"], period, float(k))
+    pct_b, width = ind.bb_position(a["close"], *ind.bbands(a["close"], period, float(k)))
     return {"pctb": pct_b, "width": width}
 
 
@@ -101,7 +101,7 @@ def _vpvr(a: Arrays, window: int = 96, bins: int = 24, value_area: float = 0.7) 
 
 
 def _volume(a: Arrays, window: int = 20) -> Arrays:
-    mean = ind.sma_nb(a["volume"], window)
+    mean = ind.sma(a["volume"], window)
     return {"": np.where(mean > 0, a["volume"] / np.where(mean > 0, mean, 1.0), 1.0)}
 
 

@@ -26,6 +26,7 @@ The public wrappers (``sma(x, 20)`` ...) validate their arguments and call the k
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -34,10 +35,17 @@ import numpy as np
 _TA_EPSILON = 1e-14
 
 
-@numba.njit(cache=True)
-def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Simple moving average of the last ``n`` values."""
-    out = np.full(x.shape[0], np.nan)
+@numba.njit(cache=True, nogil=True)
+def _nan_prefix_nb(out: np.ndarray, first: int) -> np.ndarray:
+    """Mark the first ``first`` rows of ``out`` as warm-up (NaN); the rest is written later."""
+    out[: min(first, out.shape[0])] = np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def sma_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    """Simple moving average of the last ``n`` values, written into and returned as ``out``."""
+    _nan_prefix_nb(out, n - 1)
     if n > x.shape[0]:
         return out
     total = 0.0
@@ -51,33 +59,54 @@ def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
+def _two_steps_nb(
+    prev: float, a: float, a2: float, ab: float, b: float, u: float, v: float
+) -> tuple:
+    """Two steps of ``y = a * y + b * input`` (inputs ``u`` then ``v``): ``(y after u, y after v)``.
+
+    The second value is ``a^2 * prev + (a * b * u + b * v)``: one multiply-add on the
+    loop-carried chain per two rows instead of two, so exponential smoothers run at about twice
+    the speed their latency would allow. The first value uses the one-step formula, which is also
+    what a series ending there computes, so truncated inputs give bit-identical rows.
+    """
+    return prev * a + u * b, prev * a2 + (u * ab + v * b)
+
+
+@numba.njit(cache=True, nogil=True)
 def _ema_seeded_nb(x: np.ndarray, n: int, seed_at: int, out: np.ndarray) -> None:
     """EMA of ``x`` into ``out[seed_at:]``, seeded with the SMA of the ``n`` values ending there."""
     k = 2.0 / (n + 1)
+    keep = 1.0 - k
     total = 0.0
     for i in range(seed_at - n + 1, seed_at + 1):
         total += x[i]
     prev = total / n
     out[seed_at] = prev
-    for i in range(seed_at + 1, x.shape[0]):
-        prev = (x[i] - prev) * k + prev
-        out[i] = prev
+    # prev * (1 - k) + x * k (TA-Lib: (x - prev) * k + prev, equal to rounding), two rows a step
+    a2, ab = keep * keep, keep * k
+    i = seed_at + 1
+    while i + 1 < x.shape[0]:
+        out[i], prev = _two_steps_nb(prev, keep, a2, ab, k, x[i], x[i + 1])
+        out[i + 1] = prev
+        i += 2
+    if i < x.shape[0]:
+        out[i] = prev * keep + x[i] * k
 
 
-@numba.njit(cache=True)
-def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def ema_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n``."""
-    out = np.full(x.shape[0], np.nan)
+    _nan_prefix_nb(out, n - 1)
     if n <= x.shape[0]:
         _ema_seeded_nb(x, n, n - 1, out)
     return out
 
 
-@numba.njit(cache=True)
-def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def rsi_nb(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     """Wilder's relative strength index in [0, 100]; 0 for a perfectly flat window (as TA-Lib)."""
-    out = np.full(x.shape[0], np.nan)
+    _nan_prefix_nb(out, n)
     if n >= x.shape[0]:
         return out
     gain = 0.0
@@ -92,80 +121,125 @@ def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
     loss /= n
     total = gain + loss
     out[n] = 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
-    for i in range(n + 1, x.shape[0]):
-        d = x[i] - x[i - 1]
-        gain *= n - 1
-        loss *= n - 1
-        if d > 0:
-            gain += d
+    # Wilder smoothing (prev * (n - 1) + new) / n, as two multiplications instead of a division
+    keep = (n - 1) / n
+    add = 1.0 / n
+    a2, ab = keep * keep, keep * add
+    i = n + 1
+    while i < x.shape[0]:
+        d0 = x[i] - x[i - 1]
+        if i + 1 < x.shape[0]:
+            d1 = x[i + 1] - x[i]
+            g0, gain = _two_steps_nb(gain, keep, a2, ab, add, max(d0, 0.0), max(d1, 0.0))
+            l0, loss = _two_steps_nb(loss, keep, a2, ab, add, max(-d0, 0.0), max(-d1, 0.0))
+            out[i] = _rsi_value(g0, l0)
+            out[i + 1] = _rsi_value(gain, loss)
         else:
-            loss -= d
-        gain /= n
-        loss /= n
-        total = gain + loss
-        out[i] = 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
+            gain = gain * keep + max(d0, 0.0) * add
+            loss = loss * keep + max(-d0, 0.0) * add
+            out[i] = _rsi_value(gain, loss)
+        i += 2
     return out
 
 
-@numba.njit(cache=True)
-def macd_nb(x: np.ndarray, fast: int, slow: int, signal: int) -> tuple:
-    """MACD line, signal line and histogram with TA-Lib's alignment (all start together)."""
+@numba.njit(cache=True, nogil=True)
+def _rsi_value(gain: float, loss: float) -> float:
+    total = gain + loss
+    return 100.0 * (gain / total) if abs(total) >= _TA_EPSILON else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def macd_nb(
+    x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, sig: np.ndarray,
+    hist: np.ndarray,
+) -> tuple:
+    """MACD line, signal line and histogram with TA-Lib's alignment (all start together).
+
+    TA-Lib seeds the fast EMA at the slow EMA's first row (with the SMA of the ``fast`` values
+    ending there), and the signal EMA with the SMA of the first ``signal`` line values.
+    """
     size = x.shape[0]
-    line = np.full(size, np.nan)
-    sig = np.full(size, np.nan)
-    hist = np.full(size, np.nan)
     first = slow + signal - 2
+    _nan_prefix_nb(line, first)
+    _nan_prefix_nb(sig, first)
+    _nan_prefix_nb(hist, first)
     if first >= size:
         return line, sig, hist
-    fast_ema = np.full(size, np.nan)
-    slow_ema = np.full(size, np.nan)
-    # TA-Lib seeds both averages at the slow warm-up, so the fast one starts late too
-    _ema_seeded_nb(x, slow, slow - 1, slow_ema)
-    _ema_seeded_nb(x, fast, slow - 1, fast_ema)
-    raw = fast_ema - slow_ema
-    _ema_seeded_nb(raw, signal, first, sig)
-    for i in range(first, size):
-        line[i] = raw[i]
-        hist[i] = raw[i] - sig[i]
-    sig[:first] = np.nan
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (signal + 1)
+    rf, rs, rg = 1.0 - kf, 1.0 - ks, 1.0 - kg
+    ef = 0.0
+    es = 0.0
+    for i in range(slow):
+        es += x[i]
+        if i >= slow - fast:
+            ef += x[i]
+    ef /= fast
+    es /= slow
+    seed = ef - es
+    for i in range(slow, first + 1):
+        ef = ef * rf + x[i] * kf
+        es = es * rs + x[i] * ks
+        seed += ef - es
+    m = ef - es
+    s = seed / signal
+    line[first] = m
+    sig[first] = s
+    hist[first] = m - s
+    rf2, rfk, rs2, rsk, rg2, rgk = rf * rf, rf * kf, rs * rs, rs * ks, rg * rg, rg * kg
+    i = first + 1
+    while i < size:
+        if i + 1 < size:
+            f0, ef = _two_steps_nb(ef, rf, rf2, rfk, kf, x[i], x[i + 1])
+            s0, es = _two_steps_nb(es, rs, rs2, rsk, ks, x[i], x[i + 1])
+            m0 = f0 - s0
+            m = ef - es
+            g0, s = _two_steps_nb(s, rg, rg2, rgk, kg, m0, m)
+            line[i], sig[i], hist[i] = m0, g0, m0 - g0
+            line[i + 1], sig[i + 1], hist[i + 1] = m, s, m - s
+        else:
+            ef = ef * rf + x[i] * kf
+            es = es * rs + x[i] * ks
+            m = ef - es
+            s = s * rg + m * kg
+            line[i], sig[i], hist[i] = m, s, m - s
+        i += 2
     return line, sig, hist
 
 
-@numba.njit(cache=True)
-def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """True range: ``max(high - low, |high - prev close|, |low - prev close|)``; NaN at 0."""
-    out = np.full(close.shape[0], np.nan)
-    for i in range(1, close.shape[0]):
-        tr = high[i] - low[i]
-        up = abs(close[i - 1] - high[i])
-        down = abs(close[i - 1] - low[i])
-        if up > tr:
-            tr = up
-        if down > tr:
-            tr = down
-        out[i] = tr
-    return out
-
-
-@numba.njit(cache=True)
-def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def atr_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.ndarray
+) -> np.ndarray:
     """Average true range: Wilder average of the true range seeded with its SMA over bars 1..n."""
-    out = np.full(close.shape[0], np.nan)
-    if n >= close.shape[0]:
+    size = close.shape[0]
+    _nan_prefix_nb(out, n)
+    if n >= size:
         return out
-    tr = true_range_nb(high, low, close)
     prev = 0.0
+    # true range = max(high, prev close) - min(low, prev close): the same float as TA-Lib's
+    # max(high - low, |high - prev close|, |low - prev close|), in fewer operations
     for i in range(1, n + 1):
-        prev += tr[i]
+        prev += max(high[i], close[i - 1]) - min(low[i], close[i - 1])
     prev /= n
     out[n] = prev
-    for i in range(n + 1, close.shape[0]):
-        prev = (prev * (n - 1) + tr[i]) / n
-        out[i] = prev
+    keep = (n - 1) / n
+    add = 1.0 / n
+    a2, ab = keep * keep, keep * add
+    i = n + 1
+    while i + 1 < size:
+        tr0 = max(high[i], close[i - 1]) - min(low[i], close[i - 1])
+        tr1 = max(high[i + 1], close[i]) - min(low[i + 1], close[i])
+        out[i], prev = _two_steps_nb(prev, keep, a2, ab, add, tr0, tr1)
+        out[i + 1] = prev
+        i += 2
+    if i < size:
+        out[i] = prev * keep + (max(high[i], close[i - 1]) - min(low[i], close[i - 1])) * add
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation over ``n`` values.
 
@@ -179,8 +253,10 @@ def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     ref = 0.0
     s = 0.0
     s2 = 0.0
+    since = n  # rows since the last re-anchoring
     for i in range(n - 1, x.shape[0]):
-        if (i - n + 1) % n == 0:
+        if since == n:
+            since = 0
             ref = x[i]
             s = 0.0
             s2 = 0.0
@@ -193,32 +269,72 @@ def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
             do = x[i - n] - ref
             s += dn - do
             s2 += dn * dn - do * do
+        since += 1
         var = (s2 - s * s / n) / (n - ddof)
         out[i] = math.sqrt(var) if var > 0 else 0.0
     return out
 
 
-@numba.njit(cache=True)
-def bbands_nb(x: np.ndarray, n: int, k: float) -> tuple:
-    """Bollinger bands (upper, middle, lower, %B, width) with population standard deviation.
+@numba.njit(cache=True, nogil=True)
+def bbands_nb(
+    x: np.ndarray, n: int, k: float, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray
+) -> tuple:
+    """Bollinger bands (upper, middle, lower): SMA +- ``k`` population standard deviations.
 
-    ``%B = (x - lower) / (upper - lower)`` (0.5 when the bands collapse) and
-    ``width = (upper - lower) / middle``.
+    One pass over the anchored sums of :func:`rolling_std_nb` (re-anchored every ``n`` rows),
+    which give both the mean and the deviation; multiplications by ``1 / n`` instead of
+    divisions.
     """
-    mid = sma_nb(x, n)
-    std = rolling_std_nb(x, n, 0)
-    upper = mid + k * std
-    lower = mid - k * std
-    pct_b = np.full(x.shape[0], np.nan)
-    width = np.full(x.shape[0], np.nan)
-    for i in range(n - 1, x.shape[0]):
+    size = x.shape[0]
+    _nan_prefix_nb(upper, n - 1)
+    _nan_prefix_nb(mid, n - 1)
+    _nan_prefix_nb(lower, n - 1)
+    if n > size:
+        return upper, mid, lower
+    inv = 1.0 / n
+    ref = 0.0
+    s = 0.0
+    s2 = 0.0
+    since = n
+    for i in range(n - 1, size):
+        if since == n:
+            since = 0
+            ref = x[i]
+            s = 0.0
+            s2 = 0.0
+            for j in range(i - n + 1, i + 1):
+                d = x[j] - ref
+                s += d
+                s2 += d * d
+        else:
+            dn = x[i] - ref
+            do = x[i - n] - ref
+            s += dn - do
+            s2 += dn * dn - do * do
+        since += 1
+        m = ref + s * inv
+        var = (s2 - s * s * inv) * inv
+        dev = k * math.sqrt(var) if var > 0 else 0.0
+        upper[i] = m + dev
+        mid[i] = m
+        lower[i] = m - dev
+    return upper, mid, lower
+
+
+@numba.njit(cache=True, nogil=True)
+def bb_position_nb(
+    x: np.ndarray, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray, pct_b: np.ndarray,
+    width: np.ndarray,
+) -> tuple:
+    """%B ``(x - lower) / (upper - lower)`` (0.5 if the bands collapse) and width / middle."""
+    for i in range(x.shape[0]):
         span = upper[i] - lower[i]
-        pct_b[i] = (x[i] - lower[i]) / span if span > 0 else 0.5
+        pct_b[i] = (x[i] - lower[i]) / span if span > 0 else (0.5 if span == 0 else np.nan)
         width[i] = span / mid[i] if mid[i] != 0 else 0.0
-    return upper, mid, lower, pct_b, width
+    return pct_b, width
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """On-balance volume (TA-Lib convention: starts at ``volume[0]``). Depends on all history."""
     out = np.empty(close.shape[0])
@@ -235,43 +351,63 @@ def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
+def _window_sums_nb(values: np.ndarray, n: int, out: np.ndarray) -> None:
+    """``out[i] = sum(values[i-n+1 : i+1])`` from row ``n - 1``, summed afresh for every row.
+
+    Exact window sums (no running total) keep an all-zero window exactly zero.
+    """
+    for i in range(n - 1, values.shape[0]):
+        total = 0.0
+        for j in range(i - n + 1, i + 1):
+            total += values[j]
+        out[i] = total
+
+
+@numba.njit(cache=True, nogil=True)
 def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
     """Signed volume over the last ``n`` bars divided by their total volume, in [-1, 1].
 
     The windowed, scale-free form of OBV: a feature that does not depend on where history starts.
     """
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n, close.shape[0]):
-        signed = 0.0
-        total = 0.0
-        for j in range(i - n + 1, i + 1):
-            total += volume[j]
-            if close[j] > close[j - 1]:
-                signed += volume[j]
-            elif close[j] < close[j - 1]:
-                signed -= volume[j]
-        out[i] = signed / total if total > 0 else 0.0
+    size = close.shape[0]
+    signed = np.zeros(size)
+    for i in range(1, size):
+        if close[i] > close[i - 1]:
+            signed[i] = volume[i]
+        elif close[i] < close[i - 1]:
+            signed[i] = -volume[i]
+    num = np.full(size, np.nan)
+    den = np.full(size, np.nan)
+    _window_sums_nb(signed, n, num)
+    _window_sums_nb(volume, n, den)
+    out = np.full(size, np.nan)
+    # row n - 1's window holds bar 0, which has no previous close: the first value is at row n
+    for i in range(n, size):
+        out[i] = num[i] / den[i] if den[i] > 0 else 0.0
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def vwap_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
 ) -> np.ndarray:
     """Rolling VWAP of the typical price ``(h + l + c) / 3`` over ``n`` bars; close if no volume."""
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n - 1, close.shape[0]):
-        pv = 0.0
-        vol = 0.0
-        for j in range(i - n + 1, i + 1):
-            pv += (high[j] + low[j] + close[j]) / 3.0 * volume[j]
-            vol += volume[j]
-        out[i] = pv / vol if vol > 0 else close[i]
+    size = close.shape[0]
+    pv = np.empty(size)
+    for i in range(size):
+        pv[i] = (high[i] + low[i] + close[i]) / 3.0 * volume[i]
+    num = np.full(size, np.nan)
+    den = np.full(size, np.nan)
+    _window_sums_nb(pv, n, num)
+    _window_sums_nb(volume, n, den)
+    out = np.full(size, np.nan)
+    for i in range(n - 1, size):
+        out[i] = num[i] / den[i] if den[i] > 0 else close[i]
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
     """``log(x[t] / x[t - lag])``; NaN for the first ``lag`` rows."""
     out = np.full(x.shape[0], np.nan)
@@ -280,7 +416,7 @@ def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rolling_volatility_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Sample standard deviation (ddof=1) of the last ``n`` one-bar log returns; first at ``n``."""
     out = np.full(x.shape[0], np.nan)
@@ -304,40 +440,76 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def sma(x: np.ndarray, period: int) -> np.ndarray:
-    """Simple moving average (see :func:`sma_nb`)."""
-    return sma_nb(_f64(x), _check_period("period", period))
+def _out(x: np.ndarray, count: int, out: Any) -> list[np.ndarray]:
+    """Output arrays: the caller's ``out`` (checked), or fresh ones.
+
+    numpy (not numba) allocates fresh outputs, as one block for multi-output indicators: numpy
+    asks the kernel for huge pages on big arrays, which makes the first-touch page faults of
+    million-row outputs several times cheaper (they otherwise cost as much as the arithmetic).
+    Writing into a preallocated block (``out=``) avoids them altogether.
+    """
+    if out is None:
+        return list(np.empty((count, x.shape[0])))
+    arrays = [out] if isinstance(out, np.ndarray) and out.ndim == 1 else list(out)
+    if len(arrays) != count or any(
+        a.shape != x.shape or a.dtype != np.float64 or not a.flags.c_contiguous for a in arrays
+    ):
+        raise ValueError(f"out= needs {count} contiguous float64 array(s) of shape {x.shape}")
+    return arrays
 
 
-def ema(x: np.ndarray, period: int) -> np.ndarray:
-    """Exponential moving average (see :func:`ema_nb`)."""
-    return ema_nb(_f64(x), _check_period("period", period))
+def sma(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Simple moving average (see :func:`sma_nb`); ``out``: optional output array."""
+    x = _f64(x)
+    return sma_nb(x, _check_period("period", period), *_out(x, 1, out))
 
 
-def rsi(x: np.ndarray, period: int) -> np.ndarray:
-    """Wilder RSI (see :func:`rsi_nb`)."""
-    return rsi_nb(_f64(x), _check_period("period", period, 2))
+def ema(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Exponential moving average (see :func:`ema_nb`); ``out``: optional output array."""
+    x = _f64(x)
+    return ema_nb(x, _check_period("period", period), *_out(x, 1, out))
+
+
+def rsi(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Wilder RSI (see :func:`rsi_nb`); ``out``: optional output array."""
+    x = _f64(x)
+    return rsi_nb(x, _check_period("period", period, 2), *_out(x, 1, out))
 
 
 def macd(
-    x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+    x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9, out: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MACD line, signal and histogram (see :func:`macd_nb`)."""
+    """MACD line, signal and histogram (see :func:`macd_nb`); ``out``: optional 3 arrays."""
     fast, slow = _check_period("fast", fast, 2), _check_period("slow", slow, 2)
     if fast >= slow:
         raise ValueError(f"macd fast={fast} must be shorter than slow={slow}; swap them")
-    return macd_nb(_f64(x), fast, slow, _check_period("signal", signal))
+    x = _f64(x)
+    return macd_nb(x, fast, slow, _check_period("signal", signal), *_out(x, 3, out))
 
 
-def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Average true range (see :func:`atr_nb`)."""
-    return atr_nb(_f64(high), _f64(low), _f64(close), _check_period("period", period))
+def atr(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Average true range (see :func:`atr_nb`); ``out``: optional output array."""
+    close = _f64(close)
+    return atr_nb(_f64(high), _f64(low), close, _check_period("period", period),
+                  *_out(close, 1, out))
 
 
 def bbands(
-    x: np.ndarray, period: int = 20, k: float = 2.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Bollinger bands (upper, middle, lower, %B, width) (see :func:`bbands_nb`)."""
+    x: np.ndarray, period: int = 20, k: float = 2.0, out: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands (upper, middle, lower) (see :func:`bbands_nb`); ``out``: optional 3."""
     if k <= 0:
         raise ValueError(f"bbands k={k} must be > 0 standard deviations; pass e.g. k=2.0")
-    return bbands_nb(_f64(x), _check_period("period", period, 2), float(k))
+    x = _f64(x)
+    return bbands_nb(x, _check_period("period", period, 2), float(k), *_out(x, 3, out))
+
+
+def bb_position(
+    x: np.ndarray, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bollinger %B and band width of ``x`` given its bands (see :func:`bb_position_nb`)."""
+    x = _f64(x)
+    return bb_position_nb(x, upper, mid, lower, *_out(x, 2, None))

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def resample_nb(
     ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
     v: np.ndarray, period: int,
@@ -59,7 +59,7 @@ def resample_bars(arrays: dict[str, np.ndarray], seconds: int) -> tuple[dict[str
     return {"ts": start, "open": o, "high": h, "low": lo, "close": c, "volume": v}, start + period
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def join_closed_nb(group_end: np.ndarray, values: np.ndarray, row_close: np.ndarray) -> np.ndarray:
     """For each base row, the value of the last higher bar that closed by the row's close."""
     out = np.full(row_close.shape[0], np.nan)

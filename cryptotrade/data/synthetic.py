@@ -81,7 +81,7 @@ class SyntheticPath:
     spell_lengths: np.ndarray
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def sample_spells_nb(
     n: int, cum_trans: np.ndarray, min_dur: np.ndarray, max_dur: np.ndarray, first: int,
     u_next: np.ndarray, u_dur: np.ndarray,
@@ -112,7 +112,7 @@ def sample_spells_nb(
     return labels, spell_reg[:k], spell_len[:k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def simulate_path_nb(
     labels: np.ndarray, drift: np.ndarray, vol: np.ndarray, theta: np.ndarray,
     vol_factor: np.ndarray, dt: float, log_p0: float, base_volume: float, volume_noise: float,

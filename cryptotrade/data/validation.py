@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.data.sources.frames import dt_index
 from cryptotrade.data.sources.timeframes import format_ns, infer_step_ns, timeframe_to_ns
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -143,7 +144,7 @@ class ValidationPolicy:
         frame = self._check_order(frame, counts)
         frame = self._check_duplicates(frame, counts)
         # the bar length is inferred before any row is dropped, so drops cannot change it
-        step = self.step_ns or (infer_step_ns(frame.index.asi8) if len(frame) > 1 else 0)
+        step = self.step_ns or (infer_step_ns(dt_index(frame).asi8) if len(frame) > 1 else 0)
         frame = self._check_non_finite(frame, counts)
         frame = self._check_non_positive(frame, counts)
         frame = self._check_ohlc(frame, counts)
@@ -167,7 +168,7 @@ class ValidationPolicy:
         raise DataValidationError(f"{what} at {self._rows(frame, mask)}; {fix}")
 
     def _check_order(self, frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
-        ts = frame.index.asi8
+        ts = dt_index(frame).asi8
         back = np.zeros(len(ts), dtype=bool)
         back[1:] = ts[1:] < ts[:-1]
         if not back.any():
@@ -193,8 +194,7 @@ class ValidationPolicy:
                 dup,
                 "set data.validation.duplicates=keep_first or keep_last",
             )
-        keep = "first" if self.duplicates == "keep_first" else "last"
-        drop = frame.index.duplicated(keep=keep)
+        drop = frame.index.duplicated(keep="first" if self.duplicates == "keep_first" else "last")
         counts["duplicates"] = int(drop.sum())
         return frame[~drop]
 
@@ -281,7 +281,7 @@ class ValidationPolicy:
         return frame
 
     def _check_gaps(self, frame: pd.DataFrame, step: int, counts: dict[str, int]) -> pd.DataFrame:
-        ts = frame.index.asi8
+        ts = dt_index(frame).asi8
         if len(ts) < 2:
             return frame
         diffs = np.diff(ts)
@@ -342,8 +342,10 @@ def _normalise(bars: pd.DataFrame) -> pd.DataFrame:
         raise DataValidationError(
             f"bars columns {non_numeric} are not numeric; drop them in the source"
         )
-    frame = bars.astype(np.float64)
-    frame.index = bars.index.tz_convert("UTC").as_unit("ns").rename("date")
+    # every column becomes float64 except an integer regime label, which stays an integer
+    keep = {c: bars[c].dtype for c in ("regime",) if c in bars and bars[c].dtype.kind in "iu"}
+    frame = bars.astype({c: keep.get(c, np.float64) for c in bars.columns})
+    frame.index = pd.DatetimeIndex(bars.index).tz_convert("UTC").as_unit("ns").rename("date")
     return frame
 
 
@@ -352,7 +354,7 @@ def _fill_gaps(
 ) -> pd.DataFrame:
     """Insert ``missing[k]`` flat bars after row ``before[k]``, at that row's close, zero volume."""
     reps = missing.astype(np.int64)
-    base = np.repeat(frame.index.asi8[before], reps)
+    base = np.repeat(dt_index(frame).asi8[before], reps)
     offset = np.concatenate([np.arange(1, m + 1, dtype=np.int64) for m in reps]) * step
     rows = frame.iloc[np.repeat(before, reps)].copy()
     rows.index = pd.to_datetime(base + offset, unit="ns", utc=True).rename("date")

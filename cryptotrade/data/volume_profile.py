@@ -16,33 +16,60 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _profile_nb(
-    high: np.ndarray, low: np.ndarray, volume: np.ndarray, start: int, stop: int,
-    lo: float, width: float, hist: np.ndarray,
+    high: np.ndarray, low: np.ndarray, volume: np.ndarray, density: np.ndarray, start: int,
+    stop: int, lo: float, width: float, hist: np.ndarray, diff: np.ndarray,
 ) -> None:
-    """Fill ``hist`` with the volume of bars ``start..stop-1`` spread over the price bins."""
+    """Fill ``hist`` with the volume of bars ``start..stop-1`` spread over the price bins.
+
+    ``density`` is each bar's volume per unit of price (volume / (high - low)), computed once.
+    """
     bins = hist.shape[0]
+    inv = 1.0 / width
     hist[:] = 0.0
+    # bins fully inside a bar's range all get density * width: add that as a difference
+    # (+ at the first full bin, - after the last) and integrate once, so each bar costs O(1)
+    diff[:] = 0.0
     for j in range(start, stop):
-        b0 = min(int((low[j] - lo) / width), bins - 1)
-        span = high[j] - low[j]
-        if span <= 0.0:
-            hist[b0] += volume[j]
-            continue
-        b1 = min(int((high[j] - lo) / width), bins - 1)
+        b0 = min(int((low[j] - lo) * inv), bins - 1)
+        b1 = min(int((high[j] - lo) * inv), bins - 1)
         if b0 == b1:
             hist[b0] += volume[j]
             continue
-        per_price = volume[j] / span
-        for b in range(b0, b1 + 1):
-            top = min(high[j], lo + (b + 1) * width)
-            bottom = max(low[j], lo + b * width)
-            if top > bottom:
-                hist[b] += per_price * (top - bottom)
+        d = density[j]
+        hist[b0] += d * (lo + (b0 + 1) * width - low[j])
+        hist[b1] += d * (high[j] - (lo + b1 * width))
+        if b1 > b0 + 1:
+            diff[b0 + 1] += d * width
+            diff[b1] -= d * width
+    level = 0.0
+    for b in range(bins):
+        level += diff[b]
+        hist[b] += level
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
+def rolling_extreme_nb(x: np.ndarray, window: int, sign: float) -> np.ndarray:
+    """Rolling max (``sign=1``) or min (``sign=-1``) over ``window`` rows (monotonic deque)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    queue = np.empty(n, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(n):
+        while tail > head and sign * x[queue[tail - 1]] <= sign * x[i]:
+            tail -= 1
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - window:
+            head += 1
+        if i >= window - 1:
+            out[i] = x[queue[head]]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _value_area_nb(hist: np.ndarray, share: float) -> tuple:
     """(poc bin, lowest bin, highest bin) of the value area holding ``share`` of the volume."""
     bins = hist.shape[0]
@@ -68,7 +95,7 @@ def _value_area_nb(hist: np.ndarray, share: float) -> tuple:
     return poc, lo_b, hi_b
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def vpvr_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, window: int,
     bins: int, value_area: float,
@@ -79,22 +106,31 @@ def vpvr_nb(
     vah = np.full(n, np.nan)
     val = np.full(n, np.nan)
     hist = np.zeros(bins)
+    diff = np.zeros(bins + 1)
+    top = rolling_extreme_nb(high, window, 1.0)
+    bottom = rolling_extreme_nb(low, window, -1.0)
+    density = np.empty(n)
+    vol = 0.0
+    for j in range(n):
+        span = high[j] - low[j]
+        density[j] = volume[j] / span if span > 0 else 0.0
+        if j < window - 1:
+            vol += volume[j]
     for i in range(window - 1, n):
         start = i - window + 1
-        lo = low[start]
-        hi = high[start]
-        vol = 0.0
-        for j in range(start, i + 1):
-            lo = min(lo, low[j])
-            hi = max(hi, high[j])
-            vol += volume[j]
+        if i >= window:
+            vol -= volume[start - 1]
+        vol += volume[i]
+        lo = bottom[i]
+        hi = top[i]
+        # a window without volume or without a price range has no profile: use the close
         if hi <= lo or vol <= 0.0:
             poc[i] = close[i]
             vah[i] = close[i]
             val[i] = close[i]
             continue
         width = (hi - lo) / bins
-        _profile_nb(high, low, volume, start, i + 1, lo, width, hist)
+        _profile_nb(high, low, volume, density, start, i + 1, lo, width, hist, diff)
         p, lo_b, hi_b = _value_area_nb(hist, value_area)
         poc[i] = lo + (p + 0.5) * width
         vah[i] = lo + (hi_b + 1) * width

@@ -24,7 +24,7 @@ class EnvFactory(EnvSettings):
     """
 
     n_envs: int = 8
-    vectorized: bool = False
+    vectorized: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from cryptotrade.market.jit import kernel
 
 COMPONENTS: tuple[str, ...] = (
     "pnl",
@@ -99,26 +100,27 @@ class WeightedReward:
         return f"WeightedReward({active}, sharpe_window={self.sharpe_window})"
 
 
-@numba.njit(cache=True)
-def rolling_sharpe_nb(buf: np.ndarray, count: int) -> float:
-    """Mean / std (population) of the last ``min(count, len(buf))`` entries of a ring buffer."""
-    n = min(count, buf.shape[0])
+@kernel
+def rolling_sharpe_nb(buf: np.ndarray, row: int, count: int) -> float:
+    """Mean / std (population) of the last ``min(count, W)`` entries of ring buffer ``buf[row]``."""
+    n = min(count, buf.shape[1])
     if n < 2:
         return 0.0
     mean = 0.0
-    for i in range(n):
-        mean += buf[i]
+    for k in range(n):
+        mean += buf[row, k]
     mean /= n
     var = 0.0
-    for i in range(n):
-        var += (buf[i] - mean) ** 2
+    for k in range(n):
+        var += (buf[row, k] - mean) ** 2
     std = math.sqrt(var / n)
     return mean / std if std > 1e-12 else 0.0
 
 
-@numba.njit(cache=True)
+@kernel
 def reward_components_nb(
     out: np.ndarray,
+    i: int,
     weights: np.ndarray,
     log_ret: float,
     drawdown: float,
@@ -132,19 +134,19 @@ def reward_components_nb(
     liquidated: bool,
     equity_before: float,
 ) -> float:
-    """Write each weighted component into ``out`` and return the reward (their sum)."""
-    out[C_PNL] = log_ret
-    out[C_DRAWDOWN] = -drawdown
-    out[C_SHARPE] = sharpe
-    out[C_FEES] = -fees / equity_before
-    out[C_BENCHMARK] = log_ret - bench_log_ret
-    out[C_IDLE] = -1.0 if idle else 0.0
-    out[C_PROFIT] = profit / equity_before
-    out[C_TRADE] = -float(opened)
-    out[C_FUNDING] = -funding_paid / equity_before
-    out[C_LIQ] = -1.0 if liquidated else 0.0
+    """Write each weighted component into ``out[i]`` and return the reward (their sum)."""
+    out[i, C_PNL] = log_ret
+    out[i, C_DRAWDOWN] = -drawdown
+    out[i, C_SHARPE] = sharpe
+    out[i, C_FEES] = -fees / equity_before
+    out[i, C_BENCHMARK] = log_ret - bench_log_ret
+    out[i, C_IDLE] = -1.0 if idle else 0.0
+    out[i, C_PROFIT] = profit / equity_before
+    out[i, C_TRADE] = -float(opened)
+    out[i, C_FUNDING] = -funding_paid / equity_before
+    out[i, C_LIQ] = -1.0 if liquidated else 0.0
     total = 0.0
-    for i in range(out.shape[0]):
-        out[i] *= weights[i]
-        total += out[i]
+    for c in range(out.shape[1]):
+        out[i, c] *= weights[c]
+        total += out[i, c]
     return total

@@ -12,16 +12,16 @@ from cryptotrade.data.market_data import MarketData
 from cryptotrade.env.actions import action_for_target, action_space_for
 from cryptotrade.env.core import (
     LEVEL,
-    MODE_CONTINUOUS,
+    N_INFO_BASE,
     N_STATE,
     P_LEVERAGE,
-    P_MODE,
+    ROW_CLOSE,
     START,
     T,
     build_obs_nb,
-    exposure_nb,
     reset_env_nb,
-    step_env_nb,
+    step_single_nb,
+    write_info_nb,
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
@@ -35,8 +35,11 @@ from cryptotrade.market.account import (
 )
 from cryptotrade.market.records import trades_to_records
 
+BASE_KEYS = ("equity", "position", "units", "price", "inventory")  # the INFO_* order
 REWARD_KEYS = tuple(f"reward/{c}" for c in COMPONENTS)
 EPISODE_KEYS = tuple(f"episode/reward/{c}" for c in COMPONENTS)
+STEP_KEYS = BASE_KEYS + REWARD_KEYS
+EPISODE_END_KEYS = STEP_KEYS + EPISODE_KEYS
 
 
 class TradingEnv(gym.Env):
@@ -126,23 +129,35 @@ class TradingEnv(gym.Env):
         big = float(np.finfo(np.float32).max)
         self.observation_space = spaces.Box(-big, big, shape=(size,), dtype=np.float32)
         self.action_space = action_space_for(self.settings.action_mode)
+        self._continuous = isinstance(self.action_space, spaces.Box)
+        # rows ROW_OPEN .. ROW_FUNDING; ROW_FILL is the reference price of a fill at each bar,
+        # the open (the look-ahead canary test swaps it for a leaky one)
+        self._prices = np.ascontiguousarray(np.stack([
+            data.open, data.high, data.low, data.close, data.open, data.funding_rate,
+        ]), dtype=np.float64)
+        self._close = self._prices[ROW_CLOSE]
+        self._features = np.ascontiguousarray(data.features, dtype=np.float32)
         self._params = self.settings.params(self.reward.idle_threshold)
         self._weights = self.reward.weights
-        self._continuous = int(self._params[P_MODE]) == MODE_CONTINUOUS
-        self._open = np.ascontiguousarray(data.open, dtype=np.float64)
-        self._high = np.ascontiguousarray(data.high, dtype=np.float64)
-        self._low = np.ascontiguousarray(data.low, dtype=np.float64)
-        self._close = np.ascontiguousarray(data.close, dtype=np.float64)
-        self._funding = np.ascontiguousarray(data.funding_rate, dtype=np.float64)
-        self._features = np.ascontiguousarray(data.features, dtype=np.float32)
-        self._fill_ref = self._open  # reference price of fills at bar n (the open)
-        self._state = np.zeros(N_STATE, dtype=np.float64)
-        self._ret_buf = np.zeros(self.reward.sharpe_window, dtype=np.float64)
-        self._comp = np.zeros(N_COMPONENTS, dtype=np.float64)
-        self._comp_sum = np.zeros(N_COMPONENTS, dtype=np.float64)
-        self._trade_buf = np.zeros((MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
+        # the kernels work on (n_envs, ...) arrays; a single env is row 0
+        self._state = np.zeros((1, N_STATE), dtype=np.float64)
+        self._ret_buf = np.zeros((1, self.reward.sharpe_window), dtype=np.float64)
+        self._comp = np.zeros((1, N_COMPONENTS), dtype=np.float64)
+        self._info_vec = np.zeros(N_INFO_BASE + 2 * N_COMPONENTS, dtype=np.float64)
+        self._trade_buf = np.zeros((1, MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
         self._trade_rows: list[np.ndarray] = []
-        self._obs = np.zeros(size, dtype=np.float32)
+        self._obs = np.zeros((1, size), dtype=np.float32)
+        self._obs_row = self._obs[0]
+        self._bind_kernel_args()
+
+    def _bind_kernel_args(self) -> None:
+        """Bind the step kernel's array arguments once (attribute lookups cost in ``step``).
+
+        Call it again after replacing one of the arrays (the look-ahead tests do).
+        """
+        self._step_args = (self._state, self._ret_buf, self._comp, self._params, self._weights,
+                           self._prices, self._features, self._trade_buf, self._obs,
+                           self._info_vec)
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
@@ -159,42 +174,26 @@ class TradingEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         start, end = self.episode_bounds()
-        reset_env_nb(self._state, self._ret_buf, self._params, start, end)
+        reset_env_nb(self._state, self._ret_buf, 0, self._params, start, end)
         self._comp[:] = 0.0
-        self._comp_sum[:] = 0.0
+        self._info_vec[:] = 0.0
         self._trade_rows = []
-        return self._observation(), self._info()
+        build_obs_nb(self._obs, 0, self._state, 0, self._params, self._features, self._close)
+        write_info_nb(self._info_vec, self._state, 0, self._close)
+        return self._obs[0].copy(), dict(zip(BASE_KEYS, self._info_vec.tolist(), strict=False))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = float(np.asarray(action).reshape(-1)[0]) if self._continuous else float(int(action))
-        reward, terminated, truncated, n_trades = step_env_nb(
-            self._state, self._ret_buf, self._comp, a, self._params, self._weights, self._open,
-            self._high, self._low, self._close, self._fill_ref, self._funding, self._trade_buf,
-        )
-        for k in range(n_trades):
-            self._trade_rows.append(self._trade_buf[k].copy())
-        self._comp_sum += self._comp
-        info = self._info()
-        info.update(zip(REWARD_KEYS, self._comp.tolist(), strict=True))
-        if terminated or truncated:
-            info.update(zip(EPISODE_KEYS, self._comp_sum.tolist(), strict=True))
-        return self._observation(), float(reward), bool(terminated), bool(truncated), info
-
-    # ------------------------------------------------------------------ helpers
-    def _observation(self) -> np.ndarray:
-        build_obs_nb(self._obs, self._state, self._params, self._features, self._close)
-        return self._obs.copy()
-
-    def _info(self) -> dict[str, Any]:
-        st = self._state
-        price = self._close[int(st[T])]
-        return {
-            "equity": float(st[EQUITY]),
-            "position": float(exposure_nb(st, price, 1.0)),
-            "units": float(st[UNITS]),
-            "price": float(price),
-            "inventory": float(st[LEVEL]),
-        }
+        # the whole step is one numba call; Python only converts the action and builds the dict
+        if self._continuous:
+            a = float(action[0] if np.ndim(action) else action)
+        else:
+            a = float(int(action))
+        reward, terminated, truncated, n_trades = step_single_nb(a, *self._step_args)
+        if n_trades:
+            self._trade_rows.extend(self._trade_buf[0, :n_trades].copy())
+        keys = EPISODE_END_KEYS if terminated or truncated else STEP_KEYS
+        info = dict(zip(keys, self._info_vec.tolist(), strict=False))
+        return self._obs_row.copy(), reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ public attributes
     @property
@@ -206,33 +205,33 @@ class TradingEnv(gym.Env):
     @property
     def start_index(self) -> int:
         """Bar index (into ``data``) of the episode's first observation."""
-        return int(self._state[START])
+        return int(self._state[0, START])
 
     @property
     def current_index(self) -> int:
         """Bar index of the current observation (the last closed bar)."""
-        return int(self._state[T])
+        return int(self._state[0, T])
 
     @property
     def equity(self) -> float:
         """Marked equity in quote currency."""
-        return float(self._state[EQUITY])
+        return float(self._state[0, EQUITY])
 
     @property
     def balance(self) -> float:
         """Cash + realised PnL - fees - funding."""
-        return float(self._state[BALANCE])
+        return float(self._state[0, BALANCE])
 
     @property
     def peak_equity(self) -> float:
         """Highest marked equity of the episode."""
-        return float(self._state[PEAK])
+        return float(self._state[0, PEAK])
 
     def action_for_target(self, target: float) -> Any:
         """Action moving the position toward ``target`` exposure: -1 short, 0 flat, +1 long."""
         return action_for_target(
-            self.settings.action_mode, target, float(self._state[UNITS]),
-            float(self._state[LEVEL]), self.settings.inventory_levels,
+            self.settings.action_mode, target, float(self._state[0, UNITS]),
+            float(self._state[0, LEVEL]), self.settings.inventory_levels,
         )
 
     @property

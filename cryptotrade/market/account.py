@@ -1,8 +1,11 @@
 """The account as a small float64 state vector, and the operations that change it.
 
-vectorbt-style: the state lives in a numpy row (one row per environment in the vectorised env),
-every operation is an ``*_nb`` function, and business outcomes (a closed trade, a liquidation)
-are returned as values and written into a preallocated trade buffer instead of raising.
+vectorbt-style: the state lives in row ``i`` of a 2-D float64 array (one row per environment of
+the vectorised env; a single env uses one row), every operation is an ``*_nb`` function, and
+business outcomes (a closed trade, a liquidation) are returned as values and written into a
+preallocated trade buffer instead of raising. Functions take the whole array and the row index
+rather than a row view: inside numba loops a view passed to a call costs two atomic refcount
+updates, which made a step several times slower.
 
 State layout (indices into the row; the env appends its own fields after ``N_ACCOUNT``):
 
@@ -21,9 +24,9 @@ A closed trade is one row of ``N_TRADE_FIELDS`` floats in the trade buffer (``F_
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from cryptotrade.market.jit import kernel
 from cryptotrade.market.kernels import equity_nb, fee_nb, fill_nb, funding_payment_nb
 
 BALANCE, UNITS, ENTRY, EQUITY, PEAK = 0, 1, 2, 3, 4
@@ -36,27 +39,28 @@ N_TRADE_FIELDS = 10
 MAX_TRADES_PER_STEP = 3  # a flip, an intrabar liquidation or the forced close at episode end
 
 
-@numba.njit(cache=True)
-def reset_account_nb(st: np.ndarray, cash: float) -> None:
+@kernel
+def reset_account_nb(st: np.ndarray, i: int, cash: float) -> None:
     """Flat account holding ``cash``."""
-    st[:N_ACCOUNT] = 0.0
-    st[BALANCE] = cash
-    st[EQUITY] = cash
-    st[PEAK] = cash
+    st[i, :N_ACCOUNT] = 0.0
+    st[i, BALANCE] = cash
+    st[i, EQUITY] = cash
+    st[i, PEAK] = cash
 
 
-@numba.njit(cache=True)
-def _open_trade_nb(st: np.ndarray, t: int, units: float, fee: float) -> None:
-    st[TR_ENTRY_T] = t
-    st[TR_FEES] = fee
-    st[TR_FUNDING] = 0.0
-    st[TR_PNL] = 0.0
-    st[TR_SIZE] = abs(units)
+@kernel
+def _open_trade_nb(st: np.ndarray, i: int, t: int, units: float, fee: float) -> None:
+    st[i, TR_ENTRY_T] = t
+    st[i, TR_FEES] = fee
+    st[i, TR_FUNDING] = 0.0
+    st[i, TR_PNL] = 0.0
+    st[i, TR_SIZE] = abs(units)
 
 
-@numba.njit(cache=True)
+@kernel
 def _close_trade_nb(
     st: np.ndarray,
+    i: int,
     t: int,
     side: float,
     entry: float,
@@ -65,23 +69,24 @@ def _close_trade_nb(
     trades: np.ndarray,
     n_trades: int,
 ) -> int:
-    row = trades[n_trades]
-    row[F_ENTRY_T] = st[TR_ENTRY_T]
-    row[F_EXIT_T] = t
-    row[F_SIDE] = side
-    row[F_SIZE] = st[TR_SIZE]
-    row[F_ENTRY_PRICE] = entry
-    row[F_EXIT_PRICE] = exit_price
-    row[F_FEES] = st[TR_FEES]
-    row[F_FUNDING] = st[TR_FUNDING]
-    row[F_PNL] = st[TR_PNL] - st[TR_FEES] - st[TR_FUNDING]
-    row[F_LIQUIDATED] = 1.0 if liquidated else 0.0
+    row = n_trades  # trades[i, row] is this trade (no row view: views cost refcounts in loops)
+    trades[i, row, F_ENTRY_T] = st[i, TR_ENTRY_T]
+    trades[i, row, F_EXIT_T] = t
+    trades[i, row, F_SIDE] = side
+    trades[i, row, F_SIZE] = st[i, TR_SIZE]
+    trades[i, row, F_ENTRY_PRICE] = entry
+    trades[i, row, F_EXIT_PRICE] = exit_price
+    trades[i, row, F_FEES] = st[i, TR_FEES]
+    trades[i, row, F_FUNDING] = st[i, TR_FUNDING]
+    trades[i, row, F_PNL] = st[i, TR_PNL] - st[i, TR_FEES] - st[i, TR_FUNDING]
+    trades[i, row, F_LIQUIDATED] = 1.0 if liquidated else 0.0
     return n_trades + 1
 
 
-@numba.njit(cache=True)
+@kernel
 def rebalance_nb(
     st: np.ndarray,
+    i: int,
     target: float,
     price: float,
     fee_rate: float,
@@ -92,50 +97,52 @@ def rebalance_nb(
     """Trade the position to ``target`` units at ``price``, paying ``fee_rate`` on the notional.
 
     Args:
-        st: Account state row (modified in place).
+        st: State array ``(n_envs, N_STATE)``; row ``i`` is modified in place.
+        i: Row of the account.
         target: Target signed units.
         price: Fill price (slippage already applied).
         fee_rate: Fee rate on traded notional.
         t: Bar index of the fill (recorded in the trade log).
-        trades: Trade buffer ``(MAX_TRADES_PER_STEP, N_TRADE_FIELDS)``; closed trades go here.
-        n_trades: Rows of ``trades`` already used this step.
+        trades: Trade buffer ``(n_envs, MAX_TRADES_PER_STEP, N_TRADE_FIELDS)``; closed trades
+            go to ``trades[i, n_trades]``.
+        n_trades: Trades already written for row ``i`` this step.
 
     Returns:
         ``(fee, n_trades, opened)``: the fee paid, the updated trade count and whether a new
         trade was opened (from flat or by crossing zero).
     """
-    units, entry = st[UNITS], st[ENTRY]
+    units, entry = st[i, UNITS], st[i, ENTRY]
     delta = target - units
     if delta == 0.0:
         return 0.0, n_trades, False
     fee = fee_nb(delta, price, fee_rate)
     new_units, new_entry, realised = fill_nb(units, entry, target, price)
-    st[BALANCE] += realised - fee
-    st[UNITS] = new_units
-    st[ENTRY] = new_entry
+    st[i, BALANCE] += realised - fee
+    st[i, UNITS] = new_units
+    st[i, ENTRY] = new_entry
     side = 1.0 if units > 0.0 else -1.0
     if units == 0.0:
-        _open_trade_nb(st, t, new_units, fee)
+        _open_trade_nb(st, i, t, new_units, fee)
         return fee, n_trades, True
     if new_units != 0.0 and (new_units > 0.0) != (units > 0.0):
         # crossing zero: the fee is split between the closed and the new trade by units
         fee_close = fee * abs(units) / abs(delta)
-        st[TR_FEES] += fee_close
-        st[TR_PNL] += realised
-        n_trades = _close_trade_nb(st, t, side, entry, price, False, trades, n_trades)
-        _open_trade_nb(st, t, new_units, fee - fee_close)
+        st[i, TR_FEES] += fee_close
+        st[i, TR_PNL] += realised
+        n_trades = _close_trade_nb(st, i, t, side, entry, price, False, trades, n_trades)
+        _open_trade_nb(st, i, t, new_units, fee - fee_close)
         return fee, n_trades, True
-    st[TR_FEES] += fee
-    st[TR_PNL] += realised
-    st[TR_SIZE] = max(st[TR_SIZE], abs(new_units))
+    st[i, TR_FEES] += fee
+    st[i, TR_PNL] += realised
+    st[i, TR_SIZE] = max(st[i, TR_SIZE], abs(new_units))
     if new_units == 0.0:
-        n_trades = _close_trade_nb(st, t, side, entry, price, False, trades, n_trades)
+        n_trades = _close_trade_nb(st, i, t, side, entry, price, False, trades, n_trades)
     return fee, n_trades, False
 
 
-@numba.njit(cache=True)
+@kernel
 def liquidate_nb(
-    st: np.ndarray, price: float, fee_rate: float, t: int, trades: np.ndarray, n_trades: int
+    st: np.ndarray, i: int, price: float, fee_rate: float, t: int, trades: np.ndarray, n_trades: int
 ) -> tuple[float, int]:
     """Close the whole position at the liquidation ``price`` with the liquidation fee.
 
@@ -145,33 +152,33 @@ def liquidate_nb(
     Returns:
         ``(fee, n_trades)``.
     """
-    units, entry = st[UNITS], st[ENTRY]
+    units, entry = st[i, UNITS], st[i, ENTRY]
     realised = units * (price - entry)
     fee = fee_nb(units, price, fee_rate)
-    st[BALANCE] = max(st[BALANCE] + realised - fee, 0.0)
-    st[TR_FEES] += fee
-    st[TR_PNL] += realised
+    st[i, BALANCE] = max(st[i, BALANCE] + realised - fee, 0.0)
+    st[i, TR_FEES] += fee
+    st[i, TR_PNL] += realised
     side = 1.0 if units > 0.0 else -1.0
-    n_trades = _close_trade_nb(st, t, side, entry, price, True, trades, n_trades)
-    st[UNITS] = 0.0
-    st[ENTRY] = 0.0
+    n_trades = _close_trade_nb(st, i, t, side, entry, price, True, trades, n_trades)
+    st[i, UNITS] = 0.0
+    st[i, ENTRY] = 0.0
     return fee, n_trades
 
 
-@numba.njit(cache=True)
-def apply_funding_nb(st: np.ndarray, mark_price: float, rate: float) -> float:
+@kernel
+def apply_funding_nb(st: np.ndarray, i: int, mark_price: float, rate: float) -> float:
     """Settle funding on the open position; returns the amount paid (negative = received)."""
-    pay = funding_payment_nb(st[UNITS], mark_price, rate)
-    st[BALANCE] -= pay
-    st[TR_FUNDING] += pay
+    pay = funding_payment_nb(st[i, UNITS], mark_price, rate)
+    st[i, BALANCE] -= pay
+    st[i, TR_FUNDING] += pay
     return pay
 
 
-@numba.njit(cache=True)
-def mark_nb(st: np.ndarray, price: float) -> float:
+@kernel
+def mark_nb(st: np.ndarray, i: int, price: float) -> float:
     """Mark the account to ``price``; updates ``EQUITY`` and ``PEAK`` and returns equity."""
-    eq = equity_nb(st[BALANCE], st[UNITS], st[ENTRY], price)
-    st[EQUITY] = eq
-    if eq > st[PEAK]:
-        st[PEAK] = eq
+    eq = equity_nb(st[i, BALANCE], st[i, UNITS], st[i, ENTRY], price)
+    st[i, EQUITY] = eq
+    if eq > st[i, PEAK]:
+        st[i, PEAK] = eq
     return eq

@@ -9,11 +9,12 @@ spot account with leverage 1 this is the same number as ``cash + units * price``
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from cryptotrade.market.jit import kernel
 
-@numba.njit(cache=True)
+
+@kernel
 def slipped_price_nb(
     price: float, direction: float, slippage_bps: float, slippage_range: float, bar_range: float
 ) -> float:
@@ -32,13 +33,13 @@ def slipped_price_nb(
     return price + direction * (price * slippage_bps * 1e-4 + slippage_range * bar_range)
 
 
-@numba.njit(cache=True)
+@kernel
 def fee_nb(units: float, price: float, rate: float) -> float:
     """Fee on the traded notional ``|units| * price * rate`` (taker or maker rate)."""
     return abs(units) * price * rate
 
 
-@numba.njit(cache=True)
+@kernel
 def fill_nb(units: float, entry: float, target: float, price: float) -> tuple[float, float, float]:
     """Move a position from ``units`` to ``target`` at ``price`` (fees are charged separately).
 
@@ -66,7 +67,7 @@ def fill_nb(units: float, entry: float, target: float, price: float) -> tuple[fl
     return target, new_entry, realised
 
 
-@numba.njit(cache=True)
+@kernel
 def funding_payment_nb(units: float, mark_price: float, rate: float) -> float:
     """Funding the account pays at a settlement (negative = received).
 
@@ -76,19 +77,19 @@ def funding_payment_nb(units: float, mark_price: float, rate: float) -> float:
     return units * mark_price * rate
 
 
-@numba.njit(cache=True)
+@kernel
 def equity_nb(balance: float, units: float, entry: float, price: float) -> float:
     """Mark-to-market equity at ``price``."""
     return balance + units * (price - entry)
 
 
-@numba.njit(cache=True)
+@kernel
 def target_units_nb(exposure: float, leverage: float, equity: float, price: float) -> float:
     """Units whose notional at ``price`` is ``exposure * leverage * equity``."""
     return exposure * leverage * equity / price
 
 
-@numba.njit(cache=True)
+@kernel
 def liquidation_price_nb(units: float, entry: float, balance: float, mmr: float) -> float:
     """Price at which equity equals the maintenance margin ``mmr * |units| * price``.
 
@@ -102,7 +103,7 @@ def liquidation_price_nb(units: float, entry: float, balance: float, mmr: float)
     return (units * entry - balance) / (units * (1.0 - side * mmr))
 
 
-@numba.njit(cache=True)
+@kernel
 def liquidation_hit_nb(
     units: float, liq_price: float, seg_open: float, low: float, high: float
 ) -> tuple[bool, float]:

@@ -61,6 +61,16 @@ def test_one_page_of_real_rest_klines_parses_exactly(tmp_path: Path) -> None:
     assert bars.iloc[0].tolist() == [68021.69, 68116.78, 67839.90, 67859.91, 555.35912]
 
 
+def test_perpetual_rest_klines_from_the_usdm_dump(tmp_path: Path) -> None:
+    rows = kline_rows_from_csv(shared_file("binance_public_data_usdm_BTCUSDT-1h-2024-10-28.csv"))
+    server = make_server(perp=rows, now_ms=ms("2024-10-29 00:00"))  # last candle just closed
+    src = source(server, tmp_path, symbol="BTC/USDT:USDT", start="2024-10-28", funding=False)
+    bars = src.load()
+    assert [q["symbol"] for q in server.requests_to("/fapi/v1/klines")] == ["BTCUSDT"]
+    np.testing.assert_array_equal(bars.to_numpy(), as_float(rows))
+    assert bars.iloc[0].tolist() == [67992.7, 68094.6, 67804.7, 67835.2, 5179.117]
+
+
 def test_pagination_follows_pages_until_end(spot_rows, tmp_path: Path) -> None:
     server = make_server(spot=spot_rows, now_ms=ms("2024-06-01"))
     bars = source(server, tmp_path, start="2024-01-01", end="2024-03-01", limit=500).load()

@@ -57,7 +57,7 @@ def test_columns_match_kernels(bars):
                                "t_hour_sin", "t_hour_cos", "t_dow_sin", "t_dow_cos"]
     np.testing.assert_array_equal(f["rsi"], ind.rsi(c, 10) / 100)
     np.testing.assert_array_equal(f["m_hist"], ind.macd(c, 5, 13, 4)[2] / c)
-    np.testing.assert_array_equal(f["bb_pctb"], ind.bbands(c, 10, 1.5)[3])
+    np.testing.assert_array_equal(f["bb_pctb"], ind.bb_position(c, *ind.bbands(c, 10, 1.5))[0])
     hours = bars.index.hour + bars.index.minute / 60
     np.testing.assert_allclose(f["t_hour_sin"], np.sin(2 * np.pi * hours / 24), atol=1e-12)
     monday = bars.index.day_of_week == 0

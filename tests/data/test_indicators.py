@@ -48,13 +48,14 @@ def test_atr_oracle():
 
 
 def test_bbands_oracle_population_std():
-    up, mid, low, pct_b, width = ind.bbands(X, 3, 2.0)
+    up, mid, low = ind.bbands(X, 3, 2.0)
+    pct_b, width = ind.bb_position(X, up, mid, low)
     sd = np.std(X[2:5])
     assert mid[4] == pytest.approx(3.0)
     assert up[4] == pytest.approx(3 + 2 * sd) and low[4] == pytest.approx(3 - 2 * sd)
     assert pct_b[4] == pytest.approx((4 - low[4]) / (up[4] - low[4]))
     assert width[4] == pytest.approx(4 * sd / 3)
-    _, _, _, flat_b, flat_w = ind.bbands(np.ones(5), 3, 2.0)
+    flat_b, flat_w = ind.bb_position(np.ones(5), *ind.bbands(np.ones(5), 3, 2.0))
     assert flat_b[4] == 0.5 and flat_w[4] == 0.0
 
 
@@ -176,7 +177,7 @@ def test_talib_macd(ohlcv, fast, slow, signal):
 @pytest.mark.parametrize(("period", "k"), [(20, 2.0), (10, 1.5), (50, 3.0)])
 def test_talib_bbands(ohlcv, period, k):
     c = ohlcv[2]
-    up, mid, low, _, _ = ind.bbands(c, period, k)
+    up, mid, low = ind.bbands(c, period, k)
     for ours, ref in zip((up, mid, low), talib.BBANDS(c, period, k, k), strict=True):
         _agree(ours, ref)
 
@@ -186,3 +187,15 @@ def test_talib_obv_and_pandas_volatility(ohlcv):
     _agree(ind.obv_nb(c, v), talib.OBV(c, v))
     ref = pd.Series(np.log(c)).diff().rolling(20).std().to_numpy()
     np.testing.assert_allclose(ind.rolling_volatility_nb(c, 20), ref, rtol=1e-7, atol=1e-12)
+
+
+def test_out_arrays_are_filled_and_checked():
+    block = np.empty((4, len(X)))
+    got = ind.macd(np.linspace(1, 9, len(X)), 2, 3, 2, out=block[:3])
+    assert all(np.shares_memory(g, b) for g, b in zip(got, block[:3], strict=True))
+    np.testing.assert_array_equal(got[0], ind.macd(np.linspace(1, 9, len(X)), 2, 3, 2)[0])
+    assert np.shares_memory(ind.sma(X, 3, out=block[3]), block[3])
+    with pytest.raises(ValueError, match="out="):
+        ind.sma(X, 3, out=np.empty(3))
+    with pytest.raises(ValueError, match="out="):
+        ind.bbands(X, 3, 2.0, out=block[:2])

@@ -203,3 +203,23 @@ def test_ticks_option_instantiates_and_loads() -> None:
                                            funding_path=src.funding_path).load())  # fmt: skip
     assert len(bars) > 2000 and (bars["funding_rate"] != 0).sum() > 2000
     assert counts["ohlc"] == 0
+
+
+@pytest.mark.parametrize("per_bin", [0.01, 0.5, 3.0, 15.0, 16.0, 40.0, 1000.0])
+def test_bin_starts_equal_searchsorted_for_any_density(per_bin: float) -> None:
+    from cryptotrade.data.sources.resample_nb import bin_starts_nb
+
+    rng = np.random.default_rng(int(per_bin * 100))
+    step = 60 * 10**9
+    n = 5_000
+    span = int(n / per_bin * step)
+    ts = np.sort(rng.integers(0, span, n)) + 1_700_000_000 * 10**9
+    ts[10:20] = ts[10]  # equal timestamps
+    ts[100] = ts[100] // step * step  # exactly on a bin edge
+    ts = np.sort(ts)
+    origin = int(ts[0]) // step * step
+    n_bins = (int(ts[-1]) - origin) // step + 1
+    edges = origin + step * np.arange(n_bins + 1, dtype=np.int64)
+    want = np.searchsorted(ts, edges, side="left")
+    want[-1] = n
+    np.testing.assert_array_equal(bin_starts_nb(ts, origin, step, n_bins), want)

@@ -203,3 +203,14 @@ def test_file_option_validation_node_instantiates() -> None:
     policy = data_option_node("file", "validation")
     assert isinstance(policy, ValidationPolicy)
     assert policy.fill_gaps == 6 and policy.long_gaps == "keep" and policy.timeframe == "1h"
+
+
+def test_integer_regime_label_stays_integer_through_repairs() -> None:
+    bars = make_bars(5)
+    bars["regime"] = np.array([0, 0, 1, 1, 2], dtype=np.int8)
+    bars["volume"] = np.arange(5)  # integer volume (BitMEX contracts) becomes float64
+    gappy = bars.drop(bars.index[2])
+    out, counts = ValidationPolicy(fill_gaps=1).apply(gappy)
+    assert out["regime"].dtype == np.int8 and out["regime"].tolist() == [0, 0, 0, 1, 2]
+    assert out["volume"].dtype == np.float64 and out["volume"].tolist() == [0, 1, 0, 3, 4]
+    assert counts["bars_filled"] == 1

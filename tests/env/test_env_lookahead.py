@@ -12,6 +12,7 @@ from env_testdata import bars, random_walk
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
+from cryptotrade.env.core import ROW_FILL
 
 SETTINGS = EnvSettings(window=4, action_mode="discrete3", taker_fee=0.0, slippage_bps=0.0,
                        leverage=2.0, maintenance_margin=0.01, episode_length=None)
@@ -24,7 +25,7 @@ class LeakyFillEnv(TradingEnv):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._fill_ref = np.r_[self._close[0], self._close[:-1]]
+        self._prices[ROW_FILL] = np.r_[self._close[0], self._close[:-1]]
 
 
 def perturb_after(data: MarketData, k: int, seed: int) -> MarketData:
@@ -102,6 +103,7 @@ class PeekingObsEnv(TradingEnv):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._features = np.roll(self._features, -1, axis=0)
+        self._bind_kernel_args()
 
 
 def test_future_feature_leak_is_caught() -> None:

@@ -135,7 +135,7 @@ def test_slippage_as_fraction_of_last_seen_range() -> None:
     data = bars([100, 100, 100], [100, 100, 100], high=[102, 100, 100], low=[98, 100, 100])
     env = make_env(data, taker_fee=0.0, slippage_bps=0.0, slippage_range=0.25)
     env.step(LONG)
-    assert env._state[2] == pytest.approx(101.0)  # ENTRY
+    assert env._state[0, 2] == pytest.approx(101.0)  # ENTRY
 
 
 def test_limit_orders_use_maker_fee_without_slippage() -> None:

@@ -67,3 +67,14 @@ def test_native_vecenv_exposes_layout() -> None:
     from stable_baselines3.common.monitor import Monitor
 
     assert venv.env_is_wrapped(Monitor) == [True] * 5
+
+
+def test_native_infos_of_running_envs_are_read_only() -> None:
+    venv = factory("discrete3", True, n_envs=2).make_vec(DATA, REWARD, seed=0)
+    venv.reset()
+    _, _, dones, infos = venv.step(np.array([1, 1]))
+    assert not dones.any() and infos[0].get("episode") is None and "episode" not in infos[1]
+    with pytest.raises(TypeError):
+        infos[0]["x"] = 1  # type: ignore[index]
+    infos[0] = {"replaced": True}  # the list itself is the caller's
+    assert venv.step(np.array([1, 1]))[3][0] == {}

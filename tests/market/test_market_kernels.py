@@ -80,14 +80,15 @@ def test_target_units() -> None:
 
 
 def test_rebalance_round_trip_books_trade() -> None:
-    st = np.zeros(N_ACCOUNT)
-    reset_account_nb(st, 1000.0)
-    trades = np.zeros((3, N_TRADE_FIELDS))
-    fee, n, opened = rebalance_nb(st, 10.0, 100.0, 0.001, 1, trades, 0)
+    st = np.zeros((2, N_ACCOUNT))
+    reset_account_nb(st, 1, 1000.0)
+    trades = np.zeros((2, 3, N_TRADE_FIELDS))
+    fee, n, opened = rebalance_nb(st, 1, 10.0, 100.0, 0.001, 1, trades, 0)
     assert (fee, n, opened) == (pytest.approx(1.0), 0, True)
-    fee, n, opened = rebalance_nb(st, 0.0, 110.0, 0.001, 2, trades, 0)
+    fee, n, opened = rebalance_nb(st, 1, 0.0, 110.0, 0.001, 2, trades, 0)
     assert (fee, n, opened) == (pytest.approx(1.1), 1, False)
-    assert st[UNITS] == 0.0
-    assert st[BALANCE] == pytest.approx(1000.0 + 100.0 - 2.1)
-    assert trades[0, F_FEES] == pytest.approx(2.1)
-    assert trades[0, F_PNL] == pytest.approx(97.9)
+    assert st[1, UNITS] == 0.0
+    assert st[1, BALANCE] == pytest.approx(1000.0 + 100.0 - 2.1)
+    assert trades[1, 0, F_FEES] == pytest.approx(2.1)
+    assert trades[1, 0, F_PNL] == pytest.approx(97.9)
+    assert not st[0].any() and not trades[0].any()  # other rows untouched

@@ -72,7 +72,8 @@ def write_cache(
     path.parent.mkdir(parents=True, exist_ok=True)
     # the file stores a plain `date` column (like the shared data files), built straight from
     # the int64 nanoseconds so no timezone information is dropped on the way
-    columns = {"date": pa.array(frame.index.as_unit("ns").asi8, type=pa.timestamp("ns", tz="UTC"))}
+    stamps = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+    columns = {"date": pa.array(stamps, type=pa.timestamp("ns", tz="UTC"))}
     columns.update({c: pa.array(frame[c].to_numpy(dtype="float64")) for c in frame.columns})
     table = pa.table(columns)
     meta = {"key": key, "start_ms": int(start_ms), "end_ms": int(end_ms), "version": 1}

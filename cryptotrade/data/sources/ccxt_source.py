@@ -28,7 +28,7 @@ import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.cache import merge_rows, missing_ranges, read_cache, write_cache
-from cryptotrade.data.sources.frames import bars_frame, parse_date
+from cryptotrade.data.sources.frames import bars_frame, dt_index, parse_date
 from cryptotrade.data.sources.funding import align_funding
 from cryptotrade.data.sources.timeframes import timeframe_to_ms
 
@@ -168,7 +168,7 @@ class CcxtSource:
                 f"{ex.id} returned no closed {self.timeframe} candles for {self.symbol} in "
                 f"[{_ts(self.start_ms)}, {_ts(end)}); check data.source.start/end"
             )
-        bars = bars_frame(candles.index, {c: candles[c].to_numpy() for c in BAR_COLUMNS})
+        bars = bars_frame(dt_index(candles), {c: candles[c].to_numpy() for c in BAR_COLUMNS})
         if self._wants_funding(ex, market):
             fend = min(self.end_ms if self.end_ms is not None else now, now)
             rates = self._sync(
@@ -178,7 +178,8 @@ class CcxtSource:
                 fend,
                 lambda a, b: self._funding(ex, a, b),
             )
-            aligned, _ = align_funding(bars.index, self.step_ms * 1_000_000, rates["funding_rate"])
+            step_ns = self.step_ms * 1_000_000
+            aligned, _ = align_funding(dt_index(bars), step_ns, rates["funding_rate"])
             bars["funding_rate"] = aligned
         return bars
 

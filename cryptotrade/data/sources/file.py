@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, to_utc
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, to_utc
 from cryptotrade.data.sources.funding import align_funding, load_funding
 from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
 
@@ -127,8 +127,9 @@ class FileSource:
         if self.funding_path is not None:
             rates = load_funding(self.funding_path, symbol=self.funding_symbol)
             # alignment needs sorted opens; validation later decides about unsorted input
-            order = np.argsort(frame.index.asi8, kind="stable")
-            aligned, _ = align_funding(frame.index[order], step, rates)
+            opens = dt_index(frame)
+            order = np.argsort(opens.asi8, kind="stable")
+            aligned, _ = align_funding(opens[order], step, rates)
             funding = np.empty_like(aligned)
             funding[order] = aligned
             frame["funding_rate"] = funding

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,13 +36,19 @@ def to_utc(values: pd.Series | np.ndarray | Iterable, unit: str = "auto") -> pd.
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         arr = series.to_numpy(dtype=np.float64)
         unit = guess_epoch_unit(arr) if unit == "auto" else unit
-        idx = pd.to_datetime(series.to_numpy(dtype=np.int64), unit=unit, utc=True)
+        epoch: Any = unit  # one of s/ms/us/ns by now; pandas-stubs want the Literal
+        idx: Any = pd.to_datetime(series.to_numpy(dtype=np.int64), unit=epoch, utc=True)
     elif pd.api.types.is_datetime64_any_dtype(series):
         idx = pd.to_datetime(series, utc=True)
     else:  # ISO strings; BitMEX dumps write 2019-01-01D00:00:00.000000000
         text = series.astype(str).str.replace(r"^(\d{4}-\d{2}-\d{2})D", r"\1T", regex=True)
         idx = pd.to_datetime(text, utc=True, format="ISO8601")
     return pd.DatetimeIndex(idx).as_unit("ns")
+
+
+def dt_index(frame: pd.DataFrame | pd.Series) -> pd.DatetimeIndex:
+    """A frame's time index as a nanosecond ``DatetimeIndex`` (``.asi8`` is then ns)."""
+    return pd.DatetimeIndex(frame.index).as_unit("ns")
 
 
 def bars_frame(index: pd.DatetimeIndex, data: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, parse_date, to_utc
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date, to_utc
 from cryptotrade.data.sources.funding import align_funding, load_funding
 from cryptotrade.data.sources.resample_nb import (
     TRADE_BAR_FIELDS,
@@ -107,7 +107,7 @@ class TickSource:
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
             bars = clip_dates(bars, self.start, self.end)
             if rates is not None:
-                bars["funding_rate"] = align_funding(bars.index, step, rates)[0]
+                bars["funding_rate"] = align_funding(dt_index(bars), step, rates)[0]
             out[tf] = bars
         return out
 
@@ -173,7 +173,7 @@ class TickSource:
         )
         if not is_sorted_nb(ts):
             order = np.argsort(ts, kind="stable")  # dumps are sorted; captures may not be
-            arrays = tuple(a[order] for a in arrays)
+            arrays = (ts[order], arrays[1][order], arrays[2][order], arrays[3][order])
         return arrays
 
 
@@ -191,14 +191,13 @@ def resample_trades(
     origin = int(ts[0]) // step_ns * step_ns
     raw = resample_trades_nb(ts, price, size, is_buy, origin, step_ns)
     count = raw[:, 5]
-    raw = fill_empty_nb(raw, count) if empty == "ffill" else raw[count > 0]
-    opens = (
-        origin + step_ns * np.flatnonzero(count > 0)
-        if empty == "drop"
-        else (origin + step_ns * np.arange(len(count)))
-    )
-    index = pd.to_datetime(opens.astype(np.int64), unit="ns", utc=True)
-    return bars_frame(index, {f: raw[:, j] for j, f in enumerate(TRADE_BAR_FIELDS)})
+    if empty == "ffill":
+        raw, opens = fill_empty_nb(raw, count), origin + step_ns * np.arange(len(count))
+    else:
+        keep = count > 0
+        raw, opens = raw[keep], origin + step_ns * np.flatnonzero(keep)
+    index = pd.DatetimeIndex(opens.astype("datetime64[ns]")).tz_localize("UTC").rename("date")
+    return pd.DataFrame(raw, index=index, columns=list(TRADE_BAR_FIELDS), copy=False)
 
 
 def resample_bars(
@@ -212,7 +211,7 @@ def resample_bars(
         partial: ``drop`` output bars missing any input bar (the edges of a file, outages) or
             ``keep`` them. Bins with no input bar at all are always dropped.
     """
-    ts = bars.index.as_unit("ns").asi8
+    ts = dt_index(bars).asi8
     step = timeframe_to_ns(timeframe)
     base = infer_step_ns(ts)
     if step % base:
