@@ -174,3 +174,15 @@ def test_clear_errors_for_bad_settings(tmp_path: Path) -> None:
         FileSource(str(path)).load()
     with pytest.raises(ValueError, match=r"timeframe='1M' is not a fixed bar length"):
         FileSource(str(path), timeframe="1M")
+
+
+def test_one_minute_file_loaded_as_hourly_bars_equals_the_1h_file() -> None:
+    hourly = FileSource(str(shared_file(SPOT_1M)), resample_to="1h").load()
+    ref = FileSource(str(shared_file(SPOT_1H)), start="2024-07-26", end="2024-08-26").load()
+    assert len(hourly) == 719
+    ref = ref.loc[hourly.index]
+    prices = ["open", "high", "low", "close"]
+    np.testing.assert_array_equal(hourly[prices].to_numpy(), ref[prices].to_numpy())
+    np.testing.assert_array_equal(hourly["volume"].round(8), ref["volume"].round(8))
+    with pytest.raises(ValueError, match="timeframe='1M' is not a fixed bar length"):
+        FileSource(str(shared_file(SPOT_1M)), resample_to="1M")

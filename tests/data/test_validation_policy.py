@@ -202,7 +202,7 @@ def test_repairs_compose_in_order() -> None:
 def test_file_option_validation_node_instantiates() -> None:
     policy = data_option_node("file", "validation")
     assert isinstance(policy, ValidationPolicy)
-    assert policy.fill_gaps == 6 and policy.long_gaps == "keep" and policy.timeframe == "1h"
+    assert policy.fill_gaps == 6 and policy.long_gaps == "keep" and policy.timeframe is None
 
 
 def test_integer_regime_label_stays_integer_through_repairs() -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, to_utc
 from cryptotrade.data.sources.funding import align_funding, load_funding
+from cryptotrade.data.sources.ticks import resample_bars
 from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
 
 # Binance REST klines and data.binance.vision CSVs (the spot ones have no header row).
@@ -56,6 +57,9 @@ class FileSource:
         funding_path: Optional funding history (BitMEX export or Binance funding file) aligned
             into the ``funding_rate`` column.
         funding_symbol: Symbol filter for the funding file (default: ``symbol``).
+        resample_to: Aggregate the bars into longer ones (e.g. ``1h`` from a 1-minute file),
+            epoch-aligned; bars missing any input bar are dropped and extra columns are not
+            carried over. ``None`` keeps the file's bars.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class FileSource:
         csv_header: bool | None = None,
         funding_path: str | None = None,
         funding_symbol: str | None = None,
+        resample_to: str | None = None,
     ) -> None:
         if timestamp_convention not in ("open", "end"):
             raise ValueError(
@@ -93,6 +98,9 @@ class FileSource:
         self.csv_header = csv_header
         self.funding_path = funding_path
         self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
+        self.resample_to = resample_to
+        if resample_to is not None:
+            timeframe_to_ns(resample_to)  # fail at construction on a bad bar length
 
     def __repr__(self) -> str:
         return f"FileSource(path={str(self.path)!r}, convention={self.timestamp_convention!r})"
@@ -124,6 +132,9 @@ class FileSource:
             index = index - pd.Timedelta(step, unit="ns")
         data = {c: table[c].to_numpy(dtype=np.float64) for c in (*BAR_COLUMNS, *self.keep_columns)}
         frame = clip_dates(bars_frame(index, data), self.start, self.end)
+        if self.resample_to is not None:
+            frame = resample_bars(frame.sort_index(kind="mergesort"), self.resample_to)
+            step = timeframe_to_ns(self.resample_to)
         if self.funding_path is not None:
             rates = load_funding(self.funding_path, symbol=self.funding_symbol)
             # alignment needs sorted opens; validation later decides about unsorted input

@@ -69,8 +69,7 @@ def resample_trades_nb(
 
     Two steps: :func:`bin_starts_nb` finds where each bin's trades begin, then each bin is
     reduced over its contiguous slice in a tight loop with no per-trade bin test (about 1 ns per
-    trade). Sums use two interleaved accumulators (even and odd trades), so they may differ from
-    a strictly sequential sum in the last bits.
+    trade).
 
     Args:
         ts: Trade times, int64 ns, non-decreasing.
@@ -93,7 +92,9 @@ def resample_trades_nb(
         if a == b:
             out[k, 0] = out[k, 1] = out[k, 2] = out[k, 3] = out[k, 8] = np.nan
             continue
-        # two interleaved accumulators per quantity halve the loop-carried dependency chains
+        # Kept inline on purpose: the same loop in a helper (even inline="always") runs ~25%
+        # slower. Two interleaved accumulators per quantity (even and odd trades) halve the
+        # loop-carried dependency chains; sums may differ from a sequential sum in the last bits.
         h0 = h1 = lo0 = lo1 = price[a]
         v0 = v1 = n0 = n1 = b0 = b1 = 0.0
         i = a
