@@ -41,8 +41,11 @@ class DataSpec:
         source: Returns the raw bars frame (ccxt exchange, file, ticks, synthetic market).
         validation: The repair/reject policy every source passes through.
         split: The chronological train/val/test split (walk-forward folds build on it).
+        symbol: The market, for option files whose source reads it by interpolation
+            (``symbol: ${data.symbol}``) so that ``data.symbol=ETH/USDT`` works as a shorthand.
     """
 
     source: BarSource
     validation: BarValidator
     split: Splitter
+    symbol: str | None = None

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".." / "shared" / "data"
@@ -44,21 +43,16 @@ def make_bars(
 
 
 def data_option_node(option: str, group_key: str) -> Any:
-    """Instantiate one sub-node (``source`` or ``validation``) of conf/data/<option>.yaml.
+    """Instantiate one sub-node (``source`` or ``validation``) of ``data=<option>``.
 
-    Composes it the way Hydra does: the schema derived from the target's signature merged with
-    the file, interpolations resolved against a minimal ``paths`` node.
+    Composed by Hydra from the real config tree, so schemas and interpolations apply as in a run.
     """
+    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from cryptotrade.config import PathsConfig, schema_from_target
+    from cryptotrade.config import CONF_DIR, register_configs
 
-    node = OmegaConf.load(REPO / "conf" / "data" / f"{option}.yaml")
-    node.pop("defaults")
-    root = OmegaConf.create({"paths": OmegaConf.structured(PathsConfig), "data": node})
-    sub = root.data[group_key]
-    given = OmegaConf.to_container(sub)
-    schema = schema_from_target("Node", sub._target_, given=given)
-    typed = OmegaConf.merge(OmegaConf.structured(schema), sub)
-    root.data[group_key] = typed
-    return instantiate(root.data[group_key])
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={option}"])
+    return instantiate(cfg.data[group_key])
