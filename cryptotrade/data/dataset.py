@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,7 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
                else np.zeros(len(bars)))
     return MarketData(
         name=name,
-        timestamps=bars.index.as_unit("ns").asi8.view("datetime64[ns]"),
+        timestamps=cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8.view("datetime64[ns]"),
         **{c: bars[c].to_numpy(np.float64) for c in BAR_COLUMNS},
         features=np.ascontiguousarray(feats, dtype=np.float32),
         feature_names=names,
@@ -140,7 +140,7 @@ def build_dataset(
         dataset.meta["cache"] = {"hit": True, "path": str(path)}
         return dataset
     bars, feats, summary = _prepare(spec, features)
-    slices = spec.split.split(bars.index)
+    slices = spec.split.split(cast(pd.DatetimeIndex, bars.index))
     if list(slices) != list(SPLIT_NAMES):
         raise ValueError(f"data.split returned {list(slices)}; expected {list(SPLIT_NAMES)}")
     dataset = _assemble(bars, feats, slices, features, fingerprint, summary)
@@ -159,7 +159,7 @@ def build_folds(spec: DataSpec, features: FeatureSet, folds: WalkForward) -> lis
     bars, feats, summary = _prepare(spec, features)
     return [
         _assemble(bars, feats, slices, features, f"fold{k}", summary, prefix=f"fold{k}/")
-        for k, slices in enumerate(folds.split(bars.index))
+        for k, slices in enumerate(folds.split(cast(pd.DatetimeIndex, bars.index)))
     ]
 
 

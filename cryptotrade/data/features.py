@@ -22,7 +22,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -196,7 +196,7 @@ class _Feature:
 
 def _arrays(bars: pd.DataFrame) -> Arrays:
     out = {c: bars[c].to_numpy(np.float64) for c in bars.columns if c != "regime"}
-    out["ts"] = bars.index.as_unit("ns").asi8
+    out["ts"] = cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8
     return out
 
 
@@ -259,7 +259,7 @@ class FeatureSet:
             if bars is None:
                 raise ValueError("FeatureSet.warmup() needs the bars (or features.base_timeframe)"
                                  " to time the higher-timeframe features")
-            base = _infer_seconds(bars.index.as_unit("ns").asi8)
+            base = _infer_seconds(cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8)
         for sec, feats in self.higher.values():
             # +2 higher bars: the first may be partial, and each joins only after it closes
             rows = max(rows, (max(f.warmup for f in feats) + 2) * math.ceil(sec / base))

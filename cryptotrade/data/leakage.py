@@ -94,11 +94,12 @@ def _noise_bars(bars: pd.DataFrame, t: int, rng: np.random.Generator) -> pd.Data
         if col in cols:
             continue
         if col == "regime":
-            cols[col] = rng.integers(0, 5, m).astype(bars[col].dtype)
+            cols[col] = rng.integers(0, 5, m)
         else:
             cols[col] = rng.lognormal(0.0, 1.0, m) * (scale if col == "volume" else 1e-3)
     for col, values in cols.items():
-        out.iloc[t + 1:, out.columns.get_loc(col)] = values
+        kept = out[col].to_numpy()
+        out[col] = np.concatenate([kept[: t + 1], values]).astype(kept.dtype)
     return out
 
 
