@@ -139,3 +139,15 @@ def test_higher_timeframe_handles_missing_base_bars(bars):
     # 14:45 left) is the last closed one: its close is the 14:45 close
     expect = gappy["close"][gappy.index < (t + pd.Timedelta("15min")).floor("1h")].iloc[-1]
     assert f["c@1h"].loc[t] == expect
+
+
+def test_plain_instantiate_without_convert_works(bars):
+    # the pipeline calls instantiate(cfg.features): the dicts arrive as DictConfig
+    node = OmegaConf.load(CONF / "features" / "default.yaml")
+    node.pop("defaults")
+    node.keep_raw = ["rsi"]
+    fs = instantiate(node)
+    assert isinstance(fs.describe()["indicators"]["rsi"]["period"], int)
+    f = fs.compute(bars)
+    assert "rsi" in f.columns and "vol@4h" in f.columns
+    assert fs.normaliser().keep_raw == ("rsi",)
