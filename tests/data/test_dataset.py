@@ -177,7 +177,7 @@ def test_keep_raw_columns_stay_raw_in_the_dataset(bars):
     fs = FeatureSet(FEATURES, normalise="minmax", keep_raw=["rsi"], clip=None)
     ds = build_dataset(_spec(bars), fs, cache_dir=None, fingerprint="raw")
     rsi = ds.train.features[:, 1]
-    assert 0.0 <= rsi.min() and rsi.max() <= 1.0 and rsi.std() > 0.05  # RSI/100, untouched
+    assert rsi.min() >= 0.0 and rsi.max() <= 1.0 and rsi.std() > 0.05  # RSI/100, untouched
     np.testing.assert_allclose(ds.train.features[:, 0].min(), 0.0, atol=1e-6)  # minmax on train
     np.testing.assert_allclose(ds.train.features[:, 0].max(), 1.0, atol=1e-6)
     assert ds.normaliser["keep_raw"] == ["rsi"] and ds.normaliser["scale"][1] == 1.0
