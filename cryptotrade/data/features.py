@@ -303,3 +303,8 @@ def _infer_seconds(ts_ns: np.ndarray) -> int:
     if len(ts_ns) < 2:
         return 60
     return int(np.diff(ts_ns).min() // 10**9)
+
+
+def infer_seconds(bars: pd.DataFrame) -> int:
+    """The base timeframe of ``bars`` in seconds: their smallest spacing."""
+    return _infer_seconds(cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8)
