@@ -226,9 +226,9 @@ def _summary(fresh: dict[str, float], warm: dict[str, float] | None) -> str:
         met = [k for k, v in settings.items() if v >= goal]
         missed = [k for k, v in settings.items() if v < goal]
         name = "TA-Lib" if peer == "talib" else "pandas"
-        parts.append(f"The >= {goal:g}x {name} target is met for "
-                     f"{', '.join(met) or 'none of the settings'}"
-                     + (f" and NOT met for {', '.join(missed)}." if missed else "."))
+        parts.append(f"The >= {goal:g}x {name} target is met for: "
+                     f"{'; '.join(met) or 'none of the settings'}"
+                     + (f"; and NOT met for: {'; '.join(missed)}." if missed else "."))
     return " ".join(parts)
 
 
@@ -285,7 +285,7 @@ def _feature_set_row(n: int, repeat: int) -> str:
     return line
 
 
-def main(n: int = N_BARS, repeat: int = 7) -> str:
+def main(n: int = N_BARS, repeat: int = 11) -> str:
     """Run the data benchmarks, print the markdown and write it into the README."""
     from experiments.benchmarks.readme import write_section
 
