@@ -109,7 +109,8 @@ def test_higher_timeframe_features_pass_when_data_starts_just_before_a_boundary(
     late = bars.iloc[15:]
     assert late.index[0].strftime("%H:%M") == "03:45"
     fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"4h": {"c": {"kind": "column", "name": "close"}}})
+                    higher={"h4": {"timeframe": "4h",
+                                   "indicators": {"c": {"kind": "column", "name": "close"}}}})
     report = check_features(fs, late)
     assert report.ok, report.format()
     assert 0 in report.cut_points
