@@ -290,6 +290,11 @@ class FeatureSet:
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
             for tf, (sec, feats) in self.higher.items():
+                if len(bars) > 1 and sec <= base:
+                    raise ValueError(
+                        f"features.higher timeframe {tf} is not above the bars' {base} s "
+                        "timeframe; use a longer one or features.higher={} (features=minimal)"
+                    )
                 hi, group_end = resample_bars(arrays, sec)
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:

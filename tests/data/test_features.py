@@ -184,3 +184,11 @@ def test_every_feature_parameter_is_a_valid_hydra_override(option, bars):
             value, int) and not isinstance(value, bool) else value)
     assert instantiate(tuned).compute(bars).shape[1] == load_feature_set(option).compute(
         bars).shape[1]
+
+
+def test_higher_timeframe_must_exceed_the_bars_timeframe():
+    daily = SyntheticSource(num_samples=300, timeframe="1d").load()
+    fs = load_feature_set("default")
+    with pytest.raises(ValueError, match="not above the bars"):
+        fs.compute(daily)
+    assert load_feature_set("minimal").compute(daily).shape == (300, 4)
