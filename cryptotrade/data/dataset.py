@@ -48,6 +48,17 @@ def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any
     return raw, bars, dict(repairs)
 
 
+def _describe(obj: Any) -> str:
+    """``repr`` of a source, or its class and public settings when it has no repr of its own."""
+    text = repr(obj)
+    if " object at 0x" not in text:
+        return text
+    attrs = {k: v for k, v in vars(obj).items()
+             if not k.startswith("_") and isinstance(v, str | int | float | bool | None)}
+    args = ", ".join(f"{k}={v!r}" for k, v in attrs.items())
+    return f"{type(obj).__name__}({args})"
+
+
 def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Validated bars and raw features after the warm-up rows, plus the summary so far."""
     raw, bars, repairs = load_bars(spec)
@@ -70,7 +81,7 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
             "custom feature needs a larger 'warmup' param, or the bars need repairing"
         )
     summary = {
-        "source": repr(spec.source),
+        "source": _describe(spec.source),
         "rows": {"loaded": len(raw), "validated": len(bars) + warm, "warmup_dropped": warm},
         "range": span,
         "repairs": _jsonable(dict(repairs)),

@@ -148,6 +148,7 @@ def simulate_path_nb(
         c[t] = math.exp(x)
         # busier bars when the price moves more than usual
         noise = math.exp(volume_noise * z_vol[t] - 0.5 * volume_noise * volume_noise)
+        # 1.2533 = 1 / E|z| = sqrt(pi / 2): the move factor averages 1
         v[t] = base_volume * vol_factor[r] * noise * (0.5 + 0.5 * abs(z[t]) * 1.2533)
         # rounding of exp() can put open/close a hair outside the bridge extremes
         h[t] = max(h[t], o[t], c[t])

@@ -77,7 +77,7 @@ def test_dataset_contents(bars):
 def test_meta_summary(bars):
     ds = build_dataset(_spec(bars), FeatureSet(FEATURES), cache_dir=None, fingerprint="fp1")
     meta = json.loads(json.dumps(ds.meta))
-    assert "CountingSource" in meta["source"]
+    assert meta["source"] == "CountingSource(loads=1)"  # class and settings, not an address
     assert meta["rows"]["loaded"] == 4000 and meta["rows"]["validated"] == 3990
     assert meta["repairs"] == {"dropped_rows": 10}
     assert meta["features"] == ["r", "rsi", "vol"]
