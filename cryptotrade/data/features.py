@@ -289,12 +289,11 @@ class FeatureSet:
             cols.update(feat.compute(arrays, bars))
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
+            # base = the smallest bar spacing: no bar opens within `base` after another, so a
+            # higher bar that ends by open + base holds no later row, even for sparse bars
+            # (trades only at funding times) or a "higher" timeframe below the bars' own
+            # (daily bars: each 4h bucket is one daily bar, joined on its own row)
             for tf, (sec, feats) in self.higher.items():
-                if len(bars) > 1 and sec <= base:
-                    raise ValueError(
-                        f"features.higher timeframe {tf} is not above the bars' {base} s "
-                        "timeframe; use a longer one or features.higher={} (features=minimal)"
-                    )
                 hi, group_end = resample_bars(arrays, sec)
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from cryptotrade.config import schema_from_target
 from cryptotrade.data import indicators as ind
 from cryptotrade.data.features import FeatureSet
+from cryptotrade.data.leakage import check_features
 from cryptotrade.data.synthetic import SyntheticSource
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -186,9 +187,12 @@ def test_every_feature_parameter_is_a_valid_hydra_override(option, bars):
         bars).shape[1]
 
 
-def test_higher_timeframe_must_exceed_the_bars_timeframe():
+def test_higher_timeframe_below_the_bars_degenerates_to_the_bars_themselves():
+    # daily bars with 4h "higher" features: each 4h bucket holds one daily bar, joined on it
     daily = SyntheticSource(num_samples=300, timeframe="1d").load()
-    fs = load_feature_set("default")
-    with pytest.raises(ValueError, match="not above the bars"):
-        fs.compute(daily)
-    assert load_feature_set("minimal").compute(daily).shape == (300, 4)
+    fs = FeatureSet({"vol": {"kind": "volatility", "window": 20}},
+                    higher={"h4": {"timeframe": "4h", "indicators": {
+                        "vol": {"kind": "volatility", "window": 20}}}})
+    f = fs.compute(daily)
+    np.testing.assert_array_equal(f["vol@4h"], f["vol"])
+    assert check_features(fs, daily).ok
