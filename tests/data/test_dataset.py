@@ -181,3 +181,16 @@ def test_keep_raw_columns_stay_raw_in_the_dataset(bars):
     np.testing.assert_allclose(ds.train.features[:, 0].min(), 0.0, atol=1e-6)  # minmax on train
     np.testing.assert_allclose(ds.train.features[:, 0].max(), 1.0, atol=1e-6)
     assert ds.normaliser["keep_raw"] == ["rsi"] and ds.normaliser["scale"][1] == 1.0
+
+
+def test_same_config_builds_the_same_dataset_twice():
+    def build():
+        spec = DataSpec(SyntheticSource(num_samples=3000, seed=4, funding=True),
+                        DropFirstRows(0), ChronoSplit(embargo=3))
+        return build_dataset(spec, FeatureSet(FEATURES), cache_dir=None, fingerprint="d")
+
+    a, b = build(), build()
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(a.splits[name].features, b.splits[name].features)
+        np.testing.assert_array_equal(a.splits[name].close, b.splits[name].close)
+    assert a.normaliser == b.normaliser
