@@ -123,10 +123,13 @@ def decode_target_nb(a: float, st: np.ndarray, i: int, params: np.ndarray, price
         level = st[i, LEVEL] + (1.0 if k == 1 else (-1.0 if k == 2 else 0.0))
         level = min(max(level, -levels if short_ok else 0.0), levels)
         return np.nan if level == st[i, LEVEL] else level / levels
-    # continuous target exposure, rebalanced only beyond the min_trade band
+    # continuous target exposure, rebalanced only beyond the min_trade band (closing to flat
+    # always trades, or a drifted remainder smaller than the band could never be closed)
     target = min(max(a, -1.0), 1.0)
     if not short_ok:
         target = max(target, 0.0)
+    if target == 0.0:
+        return 0.0 if units != 0.0 else np.nan
     current = exposure_nb(st, i, price, params[P_LEVERAGE])
     if target == current or abs(target - current) < params[P_MIN_TRADE]:
         return np.nan

@@ -21,4 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` as a cached, allocation-free numba kernel (see the module docstring)."""
-    return numba.njit(cache=True, _nrt=False)(fn)  # type: ignore[no-any-return]
+    # `_nrt` is a real numba option that its type stubs do not list
+    njit: Any = numba.njit
+    compiled: F = njit(cache=True, _nrt=False)(fn)
+    return compiled
