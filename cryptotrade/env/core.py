@@ -42,7 +42,7 @@ from cryptotrade.market.account import (
     rebalance_nb,
     reset_account_nb,
 )
-from cryptotrade.market.jit import kernel
+from cryptotrade.market.jit import inlined_kernel, kernel
 from cryptotrade.market.kernels import (
     equity_nb,
     liquidation_hit_nb,
@@ -54,7 +54,8 @@ from cryptotrade.market.kernels import (
 T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH = range(
     N_ACCOUNT, N_ACCOUNT + 9
 )
-N_STATE = N_ACCOUNT + 9
+EP_SUMS = N_ACCOUNT + 9  # then N_COMPONENTS episode sums of the weighted reward components
+N_STATE = EP_SUMS + N_COMPONENTS
 
 # params vector
 (
@@ -136,7 +137,7 @@ def decode_target_nb(a: float, st: np.ndarray, i: int, params: np.ndarray, price
     return target
 
 
-@kernel
+@inlined_kernel
 def build_obs_nb(
     out: np.ndarray,
     j: int,
@@ -244,7 +245,7 @@ def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, fundi
     return fees, paid, opened, liquidated, n_tr
 
 
-@kernel
+@inlined_kernel
 def step_env_nb(
     st, ret_buf, comp, i, a, params, weights, open_, high, low, close, fill_price, funding, trades
 ):
@@ -310,6 +311,8 @@ def step_env_nb(
                                   profit, opened, paid, liquidated, eq_before)
     st[i, EP_RETURN] += reward
     st[i, EP_LENGTH] += 1.0
+    for c in range(N_COMPONENTS):
+        st[i, EP_SUMS + c] += comp[i, c]
     return reward, terminated, truncated, n_tr
 
 
@@ -340,7 +343,7 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     write_info_nb(info, st, 0, prices[ROW_CLOSE])
     for c in range(N_COMPONENTS):
         info[N_INFO_BASE + c] = comp[0, c]
-        info[N_INFO_BASE + N_COMPONENTS + c] += comp[0, c]
+        info[N_INFO_BASE + N_COMPONENTS + c] = st[0, EP_SUMS + c]
     return r, term, trunc, n_tr
 
 
@@ -352,7 +355,7 @@ def step_vec_nb(
     """Step every env of the native VecEnv and auto-reset the finished ones.
 
     A finished env's final observation goes to ``term_obs[i]``, its episode return/length and
-    component sums to ``ep_returns``/``ep_lengths``/``comp_sums[i]``, and it restarts at
+    reward component sums to ``ep_returns``/``ep_lengths``/``comp_sums[i]``, and it restarts at
     ``next_start[i]``..``next_end[i]`` (drawn in Python from that env's own generator).
     ``actions`` may be any numeric dtype (SB3 passes int64 for discrete, float32 for Box).
 
@@ -362,15 +365,11 @@ def step_vec_nb(
     n_done = 0
     close = prices[ROW_CLOSE]
     for i in range(states.shape[0]):
-        if states[i, EP_LENGTH] == 0.0:
-            comp_sums[i, :] = 0.0
         r, term, trunc, _ = step_env_nb(
             states, ret_bufs, comps, i, float(actions[i]), params, weights, prices[ROW_OPEN],
             prices[ROW_HIGH], prices[ROW_LOW], close, prices[ROW_FILL], prices[ROW_FUNDING],
             trades,
         )
-        for c in range(N_COMPONENTS):
-            comp_sums[i, c] += comps[i, c]
         rewards[i] = r
         dones[i] = term or trunc
         truncated[i] = trunc
@@ -379,6 +378,8 @@ def step_vec_nb(
             build_obs_nb(term_obs, i, states, i, params, features, close)
             ep_returns[i] = states[i, EP_RETURN]
             ep_lengths[i] = states[i, EP_LENGTH]
+            for c in range(N_COMPONENTS):
+                comp_sums[i, c] = states[i, EP_SUMS + c]
             reset_env_nb(states, ret_bufs, i, params, next_start[i], next_end[i])
         build_obs_nb(obs, i, states, i, params, features, close)
     return n_done
