@@ -51,10 +51,10 @@ from cryptotrade.market.kernels import (
 )
 
 # env fields of the state row, after the account fields
-T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH = range(
-    N_ACCOUNT, N_ACCOUNT + 9
+T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH, LOGGED = range(
+    N_ACCOUNT, N_ACCOUNT + 10
 )
-EP_SUMS = N_ACCOUNT + 9  # then N_COMPONENTS episode sums of the weighted reward components
+EP_SUMS = N_ACCOUNT + 10  # then N_COMPONENTS episode sums of the weighted reward components
 N_STATE = EP_SUMS + N_COMPONENTS
 
 # params vector
@@ -329,11 +329,17 @@ def write_info_nb(info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray) -
 
 
 @kernel
-def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info):
-    """One :class:`TradingEnv` step in one numba call: step, observation and info vector.
+def step_single_nb(
+    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log
+):
+    """One :class:`TradingEnv` step in one numba call: step, observation, info and trade log.
 
     ``info`` receives the base values, this step's weighted components and the running episode
-    sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats).
+    sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats). Closed trades are appended to ``log`` at
+    row ``st[0, LOGGED]``; the caller keeps ``MAX_TRADES_PER_STEP`` free rows in it.
+
+    Returns:
+        ``(reward, terminated, truncated, rows used in log)``.
     """
     r, term, trunc, n_tr = step_env_nb(
         st, ret_buf, comp, 0, a, params, weights, prices[ROW_OPEN], prices[ROW_HIGH],
@@ -344,7 +350,12 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     for c in range(N_COMPONENTS):
         info[N_INFO_BASE + c] = comp[0, c]
         info[N_INFO_BASE + N_COMPONENTS + c] = st[0, EP_SUMS + c]
-    return r, term, trunc, n_tr
+    logged = int(st[0, LOGGED])
+    for k in range(n_tr):
+        for f in range(trades.shape[2]):
+            log[logged + k, f] = trades[0, k, f]
+    st[0, LOGGED] = logged + n_tr
+    return r, term, trunc, logged + n_tr
 
 
 @kernel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from env_testdata import bars
 
@@ -180,3 +181,23 @@ def test_trade_log_accounts_for_every_cent(mode: str, seed: int) -> None:
     assert round(info["equity"] - env.initial_cash, 6) == round(trades["pnl"].sum(), 6)
     assert (trades["exit_index"] >= trades["entry_index"]).all()
     assert (trades["fees"] > 0).all()
+
+
+def test_trade_log_grows_past_its_initial_capacity() -> None:
+    from env_testdata import random_walk
+
+    settings = EnvSettings(window=4, action_mode="discrete3", episode_length=None)
+    env = TradingEnv(random_walk(1500, seed=5), WeightedReward(), settings, evaluation=True)
+    env.reset(seed=0)
+    steps = 0
+    while True:
+        steps += 1
+        _, _, term, trunc, info = env.step(steps % 3)  # short, flat, long, ...: a trade per step
+        if term or trunc:
+            break
+    trades = env.trades
+    assert len(trades) > 900
+    assert (np.diff(trades["exit_index"]) >= 0).all()
+    assert round(info["equity"] - env.initial_cash, 6) == round(trades["pnl"].sum(), 6)
+    env.reset(seed=0)
+    assert len(env.trades) == 0
