@@ -336,7 +336,8 @@ def step_single_nb(
 
     ``info`` receives the base values, this step's weighted components and the running episode
     sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats). Closed trades are appended to ``log`` at
-    row ``st[0, LOGGED]``; the caller keeps ``MAX_TRADES_PER_STEP`` free rows in it.
+    row ``st[0, LOGGED]``; the caller keeps ``MAX_TRADES_PER_STEP`` free rows in it (a full log
+    is left unchanged rather than overrun).
 
     Returns:
         ``(reward, terminated, truncated, rows used in log)``.
@@ -351,6 +352,8 @@ def step_single_nb(
         info[N_INFO_BASE + c] = comp[0, c]
         info[N_INFO_BASE + N_COMPONENTS + c] = st[0, EP_SUMS + c]
     logged = int(st[0, LOGGED])
+    if logged + n_tr > log.shape[0]:  # never write out of bounds (no bounds checks here)
+        return r, term, trunc, logged
     for k in range(n_tr):
         for f in range(trades.shape[2]):
             log[logged + k, f] = trades[0, k, f]

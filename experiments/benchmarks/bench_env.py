@@ -339,8 +339,9 @@ info. So the 2x target is {verdict}. The 20x over gym-trading-env would need
 kernel alone, {"meeting" if kernel_vec >= 5e6 else "short of"} the 5M target on this run);
 `VecEnv.step` adds SB3's per-step Python (copies of obs/rewards/dones, the infos list), giving
 {native_rate:,.0f}. The kernels run without numba's reference counting and the per-env step is
-inlined into the loop over envs (`cryptotrade.market.jit`); each of the two made them 2-5x faster. It is {native_rate / dummy_rate:.0f}x SB3's DummyVecEnv over the same
-TradingEnvs and {ratio:.1f}x faster in PPO rollout collection (target 2x).
+inlined into the loop over envs (`cryptotrade.market.jit`); each of the two made them 2-5x
+faster. It is {native_rate / dummy_rate:.0f}x SB3's DummyVecEnv over the same TradingEnvs and
+{ratio:.1f}x faster in PPO rollout collection (target 2x).
 
 **Defaults chosen from this table.** At 1 env PPO spends almost all its time in gradient steps,
 so the env is a few percent of training time and our env and gym-anytrading train at the same
