@@ -26,8 +26,8 @@ _LAZY = {
     "check_features": "leakage",
     "LeakageReport": "leakage",
 }
-_SUBMODULES = ("dataset", "features", "indicators", "leakage", "normalise", "splits", "synthetic",
-               "volume_profile", "mtf")
+_SUBMODULES = ("dataset", "features", "indicators", "leakage", "mtf", "normalise", "rolling",
+               "splits", "synthetic", "volume_profile")
 
 __all__ = ["DataSpec", "Dataset", "MarketData", *_LAZY]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,17 @@ def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any
     return raw, bars, dict(repairs)
 
 
+def _describe(obj: Any) -> str:
+    """``repr`` of a source, or its class and public settings when it has no repr of its own."""
+    text = repr(obj)
+    if " object at 0x" not in text:
+        return text
+    attrs = {k: v for k, v in vars(obj).items()
+             if not k.startswith("_") and isinstance(v, str | int | float | bool | None)}
+    args = ", ".join(f"{k}={v!r}" for k, v in attrs.items())
+    return f"{type(obj).__name__}({args})"
+
+
 def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Validated bars and raw features after the warm-up rows, plus the summary so far."""
     raw, bars, repairs = load_bars(spec)
@@ -70,7 +81,7 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
             "custom feature needs a larger 'warmup' param, or the bars need repairing"
         )
     summary = {
-        "source": repr(spec.source),
+        "source": _describe(spec.source),
         "rows": {"loaded": len(raw), "validated": len(bars) + warm, "warmup_dropped": warm},
         "range": span,
         "repairs": _jsonable(dict(repairs)),
@@ -86,7 +97,7 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
                else np.zeros(len(bars)))
     return MarketData(
         name=name,
-        timestamps=bars.index.as_unit("ns").asi8.view("datetime64[ns]"),
+        timestamps=cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8.view("datetime64[ns]"),
         **{c: bars[c].to_numpy(np.float64) for c in BAR_COLUMNS},
         features=np.ascontiguousarray(feats, dtype=np.float32),
         feature_names=names,
@@ -140,7 +151,7 @@ def build_dataset(
         dataset.meta["cache"] = {"hit": True, "path": str(path)}
         return dataset
     bars, feats, summary = _prepare(spec, features)
-    slices = spec.split.split(bars.index)
+    slices = spec.split.split(cast(pd.DatetimeIndex, bars.index))
     if list(slices) != list(SPLIT_NAMES):
         raise ValueError(f"data.split returned {list(slices)}; expected {list(SPLIT_NAMES)}")
     dataset = _assemble(bars, feats, slices, features, fingerprint, summary)
@@ -159,7 +170,7 @@ def build_folds(spec: DataSpec, features: FeatureSet, folds: WalkForward) -> lis
     bars, feats, summary = _prepare(spec, features)
     return [
         _assemble(bars, feats, slices, features, f"fold{k}", summary, prefix=f"fold{k}/")
-        for k, slices in enumerate(folds.split(bars.index))
+        for k, slices in enumerate(folds.split(cast(pd.DatetimeIndex, bars.index)))
     ]
 
 

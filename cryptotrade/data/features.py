@@ -22,7 +22,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -196,7 +196,7 @@ class _Feature:
 
 def _arrays(bars: pd.DataFrame) -> Arrays:
     out = {c: bars[c].to_numpy(np.float64) for c in bars.columns if c != "regime"}
-    out["ts"] = bars.index.as_unit("ns").asi8
+    out["ts"] = cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8
     return out
 
 
@@ -205,9 +205,12 @@ class FeatureSet:
 
     Args:
         indicators: ``name -> {kind: <kind or dotted path>, <params>}`` on the base bars.
-        higher: ``timeframe -> {name -> {kind, params}}``: indicators on higher-timeframe bars
-            (epoch-aligned, e.g. ``4h`` bars open at 00, 04, ... UTC), joined to a base row only
-            once the higher bar has closed (at or before the base bar's close).
+        higher: ``group -> {timeframe: <tf>, indicators: {name -> {kind, params}}}``: indicators
+            on higher-timeframe bars (epoch-aligned, e.g. ``4h`` bars open at 00, 04, ... UTC),
+            joined to a base row only once the higher bar has closed (at or before the base
+            bar's close). Group names are plain identifiers so overrides can reach every
+            parameter (``features.higher.h4.indicators.vol.window=10``; Hydra keys cannot start
+            with a digit).
         base_timeframe: The base bar length (``15m``); ``None`` infers it from the smallest
             spacing of the bars. Only used to time the higher-timeframe joins.
         normalise: ``zscore``, ``minmax``, ``robust`` (median/IQR) or ``none``; fit on train.
@@ -218,7 +221,7 @@ class FeatureSet:
     def __init__(
         self,
         indicators: dict[str, dict[str, Any]] | None = None,
-        higher: dict[str, dict[str, dict[str, Any]]] | None = None,
+        higher: dict[str, dict[str, Any]] | None = None,
         base_timeframe: str | None = None,
         normalise: Literal["zscore", "minmax", "robust", "none"] = "zscore",
         keep_raw: list[str] | None = None,
@@ -228,18 +231,27 @@ class FeatureSet:
         if not indicators:
             raise ValueError("features.indicators is empty; add e.g. rsi: {kind: rsi}")
         self.indicators = [_Feature(n, s) for n, s in indicators.items()]
+        # timeframe label -> (seconds, features)
         self.higher: dict[str, tuple[int, list[_Feature]]] = {}
-        for tf, specs in (higher or {}).items():
-            feats = [_Feature(n, s) for n, s in specs.items()]
+        for group, node in (higher or {}).items():
+            if set(node) != {"timeframe", "indicators"}:
+                raise ValueError(f"features.higher.{group} needs exactly 'timeframe' and "
+                                 f"'indicators', got {sorted(node)}")
+            tf = str(node["timeframe"])
+            feats = [_Feature(n, s) for n, s in node["indicators"].items()]
             if any(f.custom for f in feats):
-                raise ValueError(f"features.higher.{tf}: custom functions run on base bars only")
+                raise ValueError(f"features.higher.{group}: custom functions run on base bars "
+                                 "only")
+            if tf in self.higher:
+                raise ValueError(f"features.higher.{group}: timeframe {tf} appears twice; "
+                                 "merge the groups")
             self.higher[tf] = (timeframe_seconds(tf), feats)
         self.base_seconds = None if base_timeframe is None else timeframe_seconds(base_timeframe)
         if self.base_seconds is not None:
             for tf, (sec, _) in self.higher.items():
                 if sec <= self.base_seconds or sec % self.base_seconds:
-                    raise ValueError(f"features.higher.{tf} must be a multiple of the base "
-                                     f"timeframe {base_timeframe}")
+                    raise ValueError(f"features.higher timeframe {tf} must be a multiple of the "
+                                     f"base timeframe {base_timeframe}")
         self.keep_raw = list(keep_raw or [])
         self._normaliser_args = (normalise, self.keep_raw, clip)
         Normaliser(*self._normaliser_args)  # validates method and clip now, not after the data
@@ -259,7 +271,7 @@ class FeatureSet:
             if bars is None:
                 raise ValueError("FeatureSet.warmup() needs the bars (or features.base_timeframe)"
                                  " to time the higher-timeframe features")
-            base = _infer_seconds(bars.index.as_unit("ns").asi8)
+            base = _infer_seconds(cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8)
         for sec, feats in self.higher.values():
             # +2 higher bars: the first may be partial, and each joins only after it closes
             rows = max(rows, (max(f.warmup for f in feats) + 2) * math.ceil(sec / base))
@@ -277,6 +289,10 @@ class FeatureSet:
             cols.update(feat.compute(arrays, bars))
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
+            # base = the smallest bar spacing: no bar opens within `base` after another, so a
+            # higher bar that ends by open + base holds no later row, even for sparse bars
+            # (trades only at funding times) or a "higher" timeframe below the bars' own
+            # (daily bars: each 4h bucket is one daily bar, joined on its own row)
             for tf, (sec, feats) in self.higher.items():
                 hi, group_end = resample_bars(arrays, sec)
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
@@ -303,3 +319,8 @@ def _infer_seconds(ts_ns: np.ndarray) -> int:
     if len(ts_ns) < 2:
         return 60
     return int(np.diff(ts_ns).min() // 10**9)
+
+
+def infer_seconds(bars: pd.DataFrame) -> int:
+    """The base timeframe of ``bars`` in seconds: their smallest spacing."""
+    return _infer_seconds(cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8)

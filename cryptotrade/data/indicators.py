@@ -18,8 +18,9 @@ bbands_nb   SMA +- ``k`` population standard deviations           ``n - 1``
 obv_nb      on-balance volume, ``obv[0] = volume[0]``             ``0``
 ==========  ===================================================  ==========================
 
-Kernels TA-Lib does not have (rolling VWAP, log returns, rolling volatility) follow the same
-conventions; the rolling volume profile lives in :mod:`cryptotrade.data.volume_profile`.
+Kernels TA-Lib does not have (rolling VWAP, log returns, rolling volatility, signed-volume
+ratio) live in :mod:`cryptotrade.data.rolling`, the rolling volume profile in
+:mod:`cryptotrade.data.volume_profile`; they follow the same conventions.
 The public wrappers (``sma(x, 20)`` ...) validate their arguments and call the kernels.
 """
 
@@ -30,6 +31,15 @@ from typing import Any
 
 import numba
 import numpy as np
+
+# windowed statistics TA-Lib does not have; re-exported so every kernel is one import away
+from cryptotrade.data.rolling import (  # noqa: F401
+    log_return_nb,
+    obv_ratio_nb,
+    rolling_std_nb,
+    rolling_volatility_nb,
+    vwap_nb,
+)
 
 # TA-Lib treats |x| < 1e-14 as zero (TA_IS_ZERO); RSI uses it for a flat window.
 _TA_EPSILON = 1e-14
@@ -240,42 +250,6 @@ def atr_nb(
 
 
 @numba.njit(cache=True, nogil=True)
-def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
-    """Rolling standard deviation over ``n`` values.
-
-    Running sums of deviations from an anchor value inside the window, re-anchored (recomputed
-    from scratch) every ``n`` rows: small deviations avoid the cancellation of raw sums of
-    squares, and the restart stops rounding error from accumulating over millions of rows.
-    """
-    out = np.full(x.shape[0], np.nan)
-    if n > x.shape[0] or n - ddof <= 0:
-        return out
-    ref = 0.0
-    s = 0.0
-    s2 = 0.0
-    since = n  # rows since the last re-anchoring
-    for i in range(n - 1, x.shape[0]):
-        if since == n:
-            since = 0
-            ref = x[i]
-            s = 0.0
-            s2 = 0.0
-            for j in range(i - n + 1, i + 1):
-                d = x[j] - ref
-                s += d
-                s2 += d * d
-        else:
-            dn = x[i] - ref
-            do = x[i - n] - ref
-            s += dn - do
-            s2 += dn * dn - do * do
-        since += 1
-        var = (s2 - s * s / n) / (n - ddof)
-        out[i] = math.sqrt(var) if var > 0 else 0.0
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def bbands_nb(
     x: np.ndarray, n: int, k: float, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray
 ) -> tuple:
@@ -351,82 +325,6 @@ def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _window_sums_nb(values: np.ndarray, n: int, out: np.ndarray) -> None:
-    """``out[i] = sum(values[i-n+1 : i+1])`` from row ``n - 1``, summed afresh for every row.
-
-    Exact window sums (no running total) keep an all-zero window exactly zero.
-    """
-    for i in range(n - 1, values.shape[0]):
-        total = 0.0
-        for j in range(i - n + 1, i + 1):
-            total += values[j]
-        out[i] = total
-
-
-@numba.njit(cache=True, nogil=True)
-def obv_ratio_nb(close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
-    """Signed volume over the last ``n`` bars divided by their total volume, in [-1, 1].
-
-    The windowed, scale-free form of OBV: a feature that does not depend on where history starts.
-    """
-    size = close.shape[0]
-    signed = np.zeros(size)
-    for i in range(1, size):
-        if close[i] > close[i - 1]:
-            signed[i] = volume[i]
-        elif close[i] < close[i - 1]:
-            signed[i] = -volume[i]
-    num = np.full(size, np.nan)
-    den = np.full(size, np.nan)
-    _window_sums_nb(signed, n, num)
-    _window_sums_nb(volume, n, den)
-    out = np.full(size, np.nan)
-    # row n - 1's window holds bar 0, which has no previous close: the first value is at row n
-    for i in range(n, size):
-        out[i] = num[i] / den[i] if den[i] > 0 else 0.0
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def vwap_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
-) -> np.ndarray:
-    """Rolling VWAP of the typical price ``(h + l + c) / 3`` over ``n`` bars; close if no volume."""
-    size = close.shape[0]
-    pv = np.empty(size)
-    for i in range(size):
-        pv[i] = (high[i] + low[i] + close[i]) / 3.0 * volume[i]
-    num = np.full(size, np.nan)
-    den = np.full(size, np.nan)
-    _window_sums_nb(pv, n, num)
-    _window_sums_nb(volume, n, den)
-    out = np.full(size, np.nan)
-    for i in range(n - 1, size):
-        out[i] = num[i] / den[i] if den[i] > 0 else close[i]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def log_return_nb(x: np.ndarray, lag: int) -> np.ndarray:
-    """``log(x[t] / x[t - lag])``; NaN for the first ``lag`` rows."""
-    out = np.full(x.shape[0], np.nan)
-    for i in range(lag, x.shape[0]):
-        out[i] = math.log(x[i] / x[i - lag])
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def rolling_volatility_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Sample standard deviation (ddof=1) of the last ``n`` one-bar log returns; first at ``n``."""
-    out = np.full(x.shape[0], np.nan)
-    if n + 1 > x.shape[0]:
-        return out
-    r = log_return_nb(x, 1)
-    out[1:] = rolling_std_nb(r[1:], n, 1)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Validating wrappers
 # --------------------------------------------------------------------------------------------
@@ -440,16 +338,30 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def _out(x: np.ndarray, count: int, out: Any) -> list[np.ndarray]:
-    """Output arrays: the caller's ``out`` (checked), or fresh ones.
+_HUGE_PAGE = 2 << 20  # bytes in an x86-64 transparent huge page
 
-    numpy (not numba) allocates fresh outputs, as one block for multi-output indicators: numpy
-    asks the kernel for huge pages on big arrays, which makes the first-touch page faults of
-    million-row outputs several times cheaper (they otherwise cost as much as the arithmetic).
-    Writing into a preallocated block (``out=``) avoids them altogether.
+
+def empty_rows(count: int, n: int) -> np.ndarray:
+    """An uninitialised ``(count, n)`` float64 block for kernel outputs.
+
+    First-touch page faults on fresh million-row outputs cost as much as the arithmetic. numpy
+    (unlike numba) asks the kernel for transparent huge pages on large allocations, but only the
+    2 MB-aligned part of a buffer can use them; so large blocks start on a 2 MB boundary (the
+    unused lead-in is virtual memory only), which halves the fault cost of ten 8 MB outputs on
+    this project's VMs. Writing into a preallocated block (``out=``) avoids the faults entirely.
     """
+    size = count * n
+    if size * 8 < 2 * _HUGE_PAGE:
+        return np.empty((count, n))
+    buf = np.empty(size + _HUGE_PAGE // 8)
+    start = (-buf.ctypes.data % _HUGE_PAGE) // 8
+    return buf[start:start + size].reshape(count, n)
+
+
+def _out(x: np.ndarray, count: int, out: Any) -> list[np.ndarray]:
+    """Output arrays: the caller's ``out`` (checked), or fresh ones from :func:`empty_rows`."""
     if out is None:
-        return list(np.empty((count, x.shape[0])))
+        return list(empty_rows(count, x.shape[0]))
     arrays = [out] if isinstance(out, np.ndarray) and out.ndim == 1 else list(out)
     if len(arrays) != count or any(
         a.shape != x.shape or a.dtype != np.float64 or not a.flags.c_contiguous for a in arrays

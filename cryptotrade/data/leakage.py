@@ -19,11 +19,14 @@ Three independent checks, each naming the feature columns that fail it:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from cryptotrade.data.features import infer_seconds
 
 if TYPE_CHECKING:
     from cryptotrade.data.features import FeatureSet
@@ -94,11 +97,12 @@ def _noise_bars(bars: pd.DataFrame, t: int, rng: np.random.Generator) -> pd.Data
         if col in cols:
             continue
         if col == "regime":
-            cols[col] = rng.integers(0, 5, m).astype(bars[col].dtype)
+            cols[col] = rng.integers(0, 5, m)
         else:
             cols[col] = rng.lognormal(0.0, 1.0, m) * (scale if col == "volume" else 1e-3)
     for col, values in cols.items():
-        out.iloc[t + 1:, out.columns.get_loc(col)] = values
+        kept = out[col].to_numpy()
+        out[col] = np.concatenate([kept[: t + 1], values]).astype(kept.dtype)
     return out
 
 
@@ -130,6 +134,10 @@ def check_features(
     Returns:
         The report; ``report.ok`` is False if any column failed any check.
     """
+    if features.higher and features.base_seconds is None:
+        # fix the base timeframe from all bars: a short prefix could not infer it
+        features = copy.copy(features)
+        features.base_seconds = infer_seconds(bars)
     full_frame = features.compute(bars)
     columns = tuple(full_frame.columns)
     full = full_frame.to_numpy()

@@ -51,7 +51,7 @@ def resample_nb(
 def resample_bars(arrays: dict[str, np.ndarray], seconds: int) -> tuple[dict[str, np.ndarray],
                                                                         np.ndarray]:
     """Higher-timeframe bars (same keys as the base arrays) and each higher bar's close time."""
-    period = np.int64(seconds) * 10**9
+    period = int(seconds) * 10**9
     start, o, h, lo, c, v = resample_nb(
         arrays["ts"], arrays["open"], arrays["high"], arrays["low"], arrays["close"],
         arrays["volume"], period,

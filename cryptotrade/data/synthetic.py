@@ -148,6 +148,7 @@ def simulate_path_nb(
         c[t] = math.exp(x)
         # busier bars when the price moves more than usual
         noise = math.exp(volume_noise * z_vol[t] - 0.5 * volume_noise * volume_noise)
+        # 1.2533 = 1 / E|z| = sqrt(pi / 2): the move factor averages 1
         v[t] = base_volume * vol_factor[r] * noise * (0.5 + 0.5 * abs(z[t]) * 1.2533)
         # rounding of exp() can put open/close a hair outside the bridge extremes
         h[t] = max(h[t], o[t], c[t])
@@ -233,7 +234,8 @@ class RegimeModel:
                 )
         return matrix
 
-    def _column(self, key: str) -> np.ndarray:
+    def values(self, key: str) -> np.ndarray:
+        """One parameter of every regime, in label order (e.g. ``values("drift")``)."""
         return np.array([self.params[n][key] for n in self.names])
 
     def simulate(
@@ -256,19 +258,19 @@ class RegimeModel:
         rng = np.random.default_rng(seed)
         k = len(self.names)
         first = self.names.index(self.initial) if self.initial else int(rng.integers(k))
-        min_dur = self._column("min_duration").astype(np.int64)
+        min_dur = self.values("min_duration").astype(np.int64)
         # at most one spell per bar: enough uniforms for the worst case
         n_spells = num_samples // int(min_dur.min()) + 2
         labels, spell_reg, spell_len = sample_spells_nb(
             num_samples, np.cumsum(self.matrix, axis=1), min_dur,
-            self._column("max_duration").astype(np.int64), first,
+            self.values("max_duration").astype(np.int64), first,
             rng.random(n_spells), rng.random(n_spells),
         )
-        theta = self._column("mean_reversion") * (self.process == "ou")
+        theta = self.values("mean_reversion") * (self.process == "ou")
         # 1 - U lies in (0, 1]: log() of it is finite
         o, h, lo, c, v = simulate_path_nb(
-            labels, self._column("drift"), self._column("volatility"), theta,
-            self._column("volume_factor"), dt, math.log(base_price), base_volume, volume_noise,
+            labels, self.values("drift"), self.values("volatility"), theta,
+            self.values("volume_factor"), dt, math.log(base_price), base_volume, volume_noise,
             rng.standard_normal(num_samples), 1.0 - rng.random(num_samples),
             1.0 - rng.random(num_samples), rng.standard_normal(num_samples),
         )
@@ -384,7 +386,7 @@ class SyntheticSource:
         ns = index.asi8
         period = self.funding_interval * 3600 * 10**9
         settle = ns % period == 0
-        drift = self.regime._column("drift")[labels]
+        drift = self.regime.values("drift")[labels]
         # a separate stream so toggling funding leaves the prices unchanged
         rng = np.random.default_rng([self.seed, 1])
         rate = mean + beta * drift + noise * rng.standard_normal(len(index))

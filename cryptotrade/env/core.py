@@ -42,7 +42,7 @@ from cryptotrade.market.account import (
     rebalance_nb,
     reset_account_nb,
 )
-from cryptotrade.market.jit import kernel
+from cryptotrade.market.jit import inlined_kernel, kernel
 from cryptotrade.market.kernels import (
     equity_nb,
     liquidation_hit_nb,
@@ -51,10 +51,11 @@ from cryptotrade.market.kernels import (
 )
 
 # env fields of the state row, after the account fields
-T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH = range(
-    N_ACCOUNT, N_ACCOUNT + 9
+T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH, LOGGED = range(
+    N_ACCOUNT, N_ACCOUNT + 10
 )
-N_STATE = N_ACCOUNT + 9
+EP_SUMS = N_ACCOUNT + 10  # then N_COMPONENTS episode sums of the weighted reward components
+N_STATE = EP_SUMS + N_COMPONENTS
 
 # params vector
 (
@@ -123,17 +124,20 @@ def decode_target_nb(a: float, st: np.ndarray, i: int, params: np.ndarray, price
         level = st[i, LEVEL] + (1.0 if k == 1 else (-1.0 if k == 2 else 0.0))
         level = min(max(level, -levels if short_ok else 0.0), levels)
         return np.nan if level == st[i, LEVEL] else level / levels
-    # continuous target exposure, rebalanced only beyond the min_trade band
+    # continuous target exposure, rebalanced only beyond the min_trade band (closing to flat
+    # always trades, or a drifted remainder smaller than the band could never be closed)
     target = min(max(a, -1.0), 1.0)
     if not short_ok:
         target = max(target, 0.0)
+    if target == 0.0:
+        return 0.0 if units != 0.0 else np.nan
     current = exposure_nb(st, i, price, params[P_LEVERAGE])
     if target == current or abs(target - current) < params[P_MIN_TRADE]:
         return np.nan
     return target
 
 
-@kernel
+@inlined_kernel
 def build_obs_nb(
     out: np.ndarray,
     j: int,
@@ -241,7 +245,7 @@ def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, fundi
     return fees, paid, opened, liquidated, n_tr
 
 
-@kernel
+@inlined_kernel
 def step_env_nb(
     st, ret_buf, comp, i, a, params, weights, open_, high, low, close, fill_price, funding, trades
 ):
@@ -307,6 +311,8 @@ def step_env_nb(
                                   profit, opened, paid, liquidated, eq_before)
     st[i, EP_RETURN] += reward
     st[i, EP_LENGTH] += 1.0
+    for c in range(N_COMPONENTS):
+        st[i, EP_SUMS + c] += comp[i, c]
     return reward, terminated, truncated, n_tr
 
 
@@ -323,11 +329,18 @@ def write_info_nb(info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray) -
 
 
 @kernel
-def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info):
-    """One :class:`TradingEnv` step in one numba call: step, observation and info vector.
+def step_single_nb(
+    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log
+):
+    """One :class:`TradingEnv` step in one numba call: step, observation, info and trade log.
 
     ``info`` receives the base values, this step's weighted components and the running episode
-    sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats).
+    sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats). Closed trades are appended to ``log`` at
+    row ``st[0, LOGGED]``; the caller keeps ``MAX_TRADES_PER_STEP`` free rows in it (a full log
+    is left unchanged rather than overrun).
+
+    Returns:
+        ``(reward, terminated, truncated, rows used in log)``.
     """
     r, term, trunc, n_tr = step_env_nb(
         st, ret_buf, comp, 0, a, params, weights, prices[ROW_OPEN], prices[ROW_HIGH],
@@ -337,8 +350,15 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     write_info_nb(info, st, 0, prices[ROW_CLOSE])
     for c in range(N_COMPONENTS):
         info[N_INFO_BASE + c] = comp[0, c]
-        info[N_INFO_BASE + N_COMPONENTS + c] += comp[0, c]
-    return r, term, trunc, n_tr
+        info[N_INFO_BASE + N_COMPONENTS + c] = st[0, EP_SUMS + c]
+    logged = int(st[0, LOGGED])
+    if logged + n_tr > log.shape[0]:  # never write out of bounds (no bounds checks here)
+        return r, term, trunc, logged
+    for k in range(n_tr):
+        for f in range(trades.shape[2]):
+            log[logged + k, f] = trades[0, k, f]
+    st[0, LOGGED] = logged + n_tr
+    return r, term, trunc, logged + n_tr
 
 
 @kernel
@@ -349,7 +369,7 @@ def step_vec_nb(
     """Step every env of the native VecEnv and auto-reset the finished ones.
 
     A finished env's final observation goes to ``term_obs[i]``, its episode return/length and
-    component sums to ``ep_returns``/``ep_lengths``/``comp_sums[i]``, and it restarts at
+    reward component sums to ``ep_returns``/``ep_lengths``/``comp_sums[i]``, and it restarts at
     ``next_start[i]``..``next_end[i]`` (drawn in Python from that env's own generator).
     ``actions`` may be any numeric dtype (SB3 passes int64 for discrete, float32 for Box).
 
@@ -359,15 +379,11 @@ def step_vec_nb(
     n_done = 0
     close = prices[ROW_CLOSE]
     for i in range(states.shape[0]):
-        if states[i, EP_LENGTH] == 0.0:
-            comp_sums[i, :] = 0.0
         r, term, trunc, _ = step_env_nb(
             states, ret_bufs, comps, i, float(actions[i]), params, weights, prices[ROW_OPEN],
             prices[ROW_HIGH], prices[ROW_LOW], close, prices[ROW_FILL], prices[ROW_FUNDING],
             trades,
         )
-        for c in range(N_COMPONENTS):
-            comp_sums[i, c] += comps[i, c]
         rewards[i] = r
         dones[i] = term or trunc
         truncated[i] = trunc
@@ -376,6 +392,8 @@ def step_vec_nb(
             build_obs_nb(term_obs, i, states, i, params, features, close)
             ep_returns[i] = states[i, EP_RETURN]
             ep_lengths[i] = states[i, EP_LENGTH]
+            for c in range(N_COMPONENTS):
+                comp_sums[i, c] = states[i, EP_SUMS + c]
             reset_env_nb(states, ret_bufs, i, params, next_start[i], next_end[i])
         build_obs_nb(obs, i, states, i, params, features, close)
     return n_done

@@ -145,7 +145,9 @@ class TradingEnv(gym.Env):
         self._comp = np.zeros((1, N_COMPONENTS), dtype=np.float64)
         self._info_vec = np.zeros(N_INFO_BASE + 2 * N_COMPONENTS, dtype=np.float64)
         self._trade_buf = np.zeros((1, MAX_TRADES_PER_STEP, N_TRADE_FIELDS), dtype=np.float64)
-        self._trade_rows: list[np.ndarray] = []
+        # the episode's trade log, written by the kernel and grown here when nearly full
+        self._trade_log = np.zeros((256, N_TRADE_FIELDS), dtype=np.float64)
+        self._logged = 0
         self._obs = np.zeros((1, size), dtype=np.float32)
         self._obs_row = self._obs[0]
         self._bind_kernel_args()
@@ -157,7 +159,7 @@ class TradingEnv(gym.Env):
         """
         self._step_args = (self._state, self._ret_buf, self._comp, self._params, self._weights,
                            self._prices, self._features, self._trade_buf, self._obs,
-                           self._info_vec)
+                           self._info_vec, self._trade_log)
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
@@ -177,20 +179,25 @@ class TradingEnv(gym.Env):
         reset_env_nb(self._state, self._ret_buf, 0, self._params, start, end)
         self._comp[:] = 0.0
         self._info_vec[:] = 0.0
-        self._trade_rows = []
+        self._logged = 0
         build_obs_nb(self._obs, 0, self._state, 0, self._params, self._features, self._close)
         write_info_nb(self._info_vec, self._state, 0, self._close)
         return self._obs[0].copy(), dict(zip(BASE_KEYS, self._info_vec.tolist(), strict=False))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         # the whole step is one numba call; Python only converts the action and builds the dict
-        if self._continuous:
-            a = float(action[0] if np.ndim(action) else action)
+        if not self._continuous:
+            a = float(action)  # an int, numpy integer or 0-d array
         else:
-            a = float(int(action))
-        reward, terminated, truncated, n_trades = step_single_nb(a, *self._step_args)
-        if n_trades:
-            self._trade_rows.extend(self._trade_buf[0, :n_trades].copy())
+            try:
+                a = float(action[0])  # SB3 / Box.sample(): shape (1,)
+            except (TypeError, IndexError):
+                a = float(action)  # a plain number
+        reward, terminated, truncated, logged = step_single_nb(a, *self._step_args)
+        self._logged = logged
+        if logged + MAX_TRADES_PER_STEP > len(self._trade_log):
+            self._trade_log = np.concatenate([self._trade_log, np.zeros_like(self._trade_log)])
+            self._bind_kernel_args()
         keys = EPISODE_END_KEYS if terminated or truncated else STEP_KEYS
         info = dict(zip(keys, self._info_vec.tolist(), strict=False))
         return self._obs_row.copy(), reward, terminated, truncated, info
@@ -199,8 +206,7 @@ class TradingEnv(gym.Env):
     @property
     def trades(self) -> np.ndarray:
         """Trades closed so far in this episode (:data:`~cryptotrade.market.TRADE_DTYPE`)."""
-        rows = np.array(self._trade_rows, dtype=np.float64).reshape(-1, N_TRADE_FIELDS)
-        return trades_to_records(rows, self.data.timestamps)
+        return trades_to_records(self._trade_log[: self._logged], self.data.timestamps)
 
     @property
     def start_index(self) -> int:

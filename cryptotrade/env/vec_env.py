@@ -56,7 +56,7 @@ class NativeVecEnv(VecEnv):
         self.window, self.num_features = tpl.window, tpl.num_features
         self.account_size, self.initial_cash = tpl.account_size, tpl.initial_cash
         self._continuous = isinstance(tpl.action_space, spaces.Box)
-        size = tpl.observation_space.shape[0]
+        size = tpl.observation_space.shape[0]  # type: ignore[index]  # a flat Box
         self._states = np.zeros((n_envs, N_STATE))
         self._ret_bufs = np.zeros((n_envs, tpl.reward.sharpe_window))
         self._comps = np.zeros((n_envs, N_COMPONENTS))
@@ -121,7 +121,7 @@ class NativeVecEnv(VecEnv):
             return self._obs.copy(), self._rewards.copy(), self._dones.copy(), list(self._no_infos)
         infos: list[Any] = list(self._no_infos)
         now = time.perf_counter()
-        for i in np.flatnonzero(self._dones):
+        for i in np.flatnonzero(self._dones).tolist():
             info = infos[i] = {}
             info["terminal_observation"] = self._term_obs[i].copy()
             info["TimeLimit.truncated"] = bool(self._truncated[i])

@@ -1,4 +1,4 @@
-"""The one numba decorator of the hot kernels.
+"""The numba decorators of the hot kernels.
 
 ``kernel`` is ``numba.njit(cache=True)`` with Numba's reference-counting runtime (NRT) switched
 off (``_nrt=False``). The kernels never allocate: they only read and write arrays passed in. With
@@ -21,4 +21,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` as a cached, allocation-free numba kernel (see the module docstring)."""
-    return numba.njit(cache=True, _nrt=False)(fn)  # type: ignore[no-any-return]
+    # `_nrt` is a real numba option that its type stubs do not list
+    njit: Any = numba.njit
+    compiled: F = njit(cache=True, _nrt=False)(fn)
+    return compiled
+
+
+def inlined_kernel(fn: F) -> F:
+    """A :func:`kernel` that numba inlines into its numba callers (``inline="always"``).
+
+    For the per-env step called in the vectorised loop: a call that is not inlined passes
+    every array argument as seven scalars, which cost more than the step's arithmetic.
+    """
+    njit: Any = numba.njit
+    compiled: F = njit(cache=True, _nrt=False, inline="always")(fn)
+    return compiled

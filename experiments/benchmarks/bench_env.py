@@ -81,6 +81,28 @@ def single_env_runner(env: Any, n_actions: int, steps: int = SINGLE_STEPS) -> Ca
     return run
 
 
+class FloorEnv:
+    """Does nothing but what any step with our API must: copy the observation, build the info.
+
+    Its rate is the ceiling for a Python ``TradingEnv.step`` with this observation and the
+    15-key info of the pipeline contract, however fast the market kernel.
+    """
+
+    def __init__(self, size: int) -> None:
+        from cryptotrade.env.trading_env import STEP_KEYS
+
+        self._keys = STEP_KEYS
+        self._obs = np.zeros(size, dtype=np.float32)
+        self._vec = np.zeros(len(STEP_KEYS))
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        return self._obs.copy(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, float]]:
+        info = dict(zip(self._keys, self._vec.tolist(), strict=True))
+        return self._obs.copy(), 0.0, False, False, info
+
+
 def peers(md: MarketData) -> dict[str, Any]:
     """The peer envs on the same data; missing packages are reported, not fatal."""
     df = frame(md)
@@ -186,12 +208,16 @@ def main() -> None:
     torch.set_num_threads(1)  # faster than two for these small MLPs on this machine
     md = synthetic()
     reward = WeightedReward()
-    factory = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC)
+    factory = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC, vectorized=False)
     rows: list[str] = []
 
     # ---- single env steps/s
-    runners = {"cryptotrade TradingEnv (discrete3)":
-               single_env_runner(factory.make(md, reward, seed=0), 3)}
+    runners = {
+        "cryptotrade TradingEnv (discrete3)":
+            single_env_runner(factory.make(md, reward, seed=0), 3),
+        "floor: obs copy + 15-key info dict, no market": single_env_runner(
+            FloorEnv(WINDOW * N_FEATURES + 4), 3),
+    }
     peer_envs = peers(md)
     notes = []
     for name, spec in peer_envs.items():
@@ -257,7 +283,7 @@ def main() -> None:
         fps = ppo_fps(venv, 4096)
         train_rows.append(f"| gym-anytrading stocks, SB3 defaults | 1 | 2048 | 64 | {fps:,.0f} |")
     del peer_envs
-    one = EnvFactory(window=WINDOW, episode_length=720, n_envs=1)
+    one = EnvFactory(window=WINDOW, episode_length=720, n_envs=1, vectorized=False)
     fps = ppo_fps(one.make_vec(md, reward, seed=0), 4096)
     train_rows.append(f"| cryptotrade DummyVecEnv, SB3 defaults | 1 | 2048 | 64 | {fps:,.0f} |")
     configs = [(False, N_VEC, 64, 512), (True, N_VEC, 64, 64), (True, N_VEC, 64, 512),
@@ -276,6 +302,7 @@ def main() -> None:
                f"Python {platform.python_version()}, numpy {np.__version__}, "
                f"torch {torch.__version__} (1 thread)")
     anytrading = single.get("gym-anytrading", float("nan"))
+    floor = single["floor: obs copy + 15-key info dict, no market"]
     gte = single.get("gym-trading-env", float("nan"))
     best_cfg = max(train_fps, key=lambda k: train_fps[k])
     verdict = "met" if ours / anytrading >= 2 else "not met; the gap is that dict and copy"
@@ -301,18 +328,20 @@ its two price columns).
 {kernel_single / anytrading:.1f}x gym-anytrading's whole step and {kernel_single / gte:.0f}x
 gym-trading-env's. The rest of `TradingEnv.step` is CPython work the Gymnasium API and our info
 contract require: building the 15-key info dict (equity, position, units, price, inventory and
-the 10 `reward/<component>` values) and copying the observation out of the kernel's buffer.
-gym-anytrading returns a view of its feature array and a 3-key info, so the 2x target is
-{verdict}. The 20x over
-gym-trading-env would need about {1e6 / (20 * gte):.1f} us per step, less than a bare Gymnasium
-step returning a 15-key dict costs in CPython here; we are {ours / gte:.1f}x.
+the 10 `reward/<component>` values) and copying the observation out of the kernel's buffer. A
+step that does only that and no market at all (the "floor" row) runs {floor:,.0f} steps/s, just
+{floor / anytrading:.1f}x gym-anytrading, which returns a view of its feature array and a 3-key
+info. So the 2x target is {verdict}. The 20x over gym-trading-env would need
+{1e6 / (20 * gte):.2f} us per step, below that floor ({1e6 / floor:.2f} us); we are
+{ours / gte:.1f}x.
 
 **Native VecEnv.** All {N_VEC} envs step in one numba call ({kernel_vec:,.0f} env-steps/s for the
 kernel alone, {"meeting" if kernel_vec >= 5e6 else "short of"} the 5M target on this run);
 `VecEnv.step` adds SB3's per-step Python (copies of obs/rewards/dones, the infos list), giving
-{native_rate:,.0f}. The kernels run without numba's reference counting (`cryptotrade.market.jit`),
-which made them 3-5x faster. It is {native_rate / dummy_rate:.0f}x SB3's DummyVecEnv over the same
-TradingEnvs and {ratio:.1f}x faster in PPO rollout collection (target 2x).
+{native_rate:,.0f}. The kernels run without numba's reference counting and the per-env step is
+inlined into the loop over envs (`cryptotrade.market.jit`); each of the two made them 2-5x
+faster. It is {native_rate / dummy_rate:.0f}x SB3's DummyVecEnv over the same TradingEnvs and
+{ratio:.1f}x faster in PPO rollout collection (target 2x).
 
 **Defaults chosen from this table.** At 1 env PPO spends almost all its time in gradient steps,
 so the env is a few percent of training time and our env and gym-anytrading train at the same

@@ -77,7 +77,7 @@ def test_dataset_contents(bars):
 def test_meta_summary(bars):
     ds = build_dataset(_spec(bars), FeatureSet(FEATURES), cache_dir=None, fingerprint="fp1")
     meta = json.loads(json.dumps(ds.meta))
-    assert "CountingSource" in meta["source"]
+    assert meta["source"] == "CountingSource(loads=1)"  # class and settings, not an address
     assert meta["rows"]["loaded"] == 4000 and meta["rows"]["validated"] == 3990
     assert meta["repairs"] == {"dropped_rows": 10}
     assert meta["features"] == ["r", "rsi", "vol"]
@@ -171,3 +171,26 @@ def test_lazy_exports():
     assert data.leakage.LeakageReport is data.LeakageReport
     with pytest.raises(AttributeError):
         data.no_such_name  # noqa: B018
+
+
+def test_keep_raw_columns_stay_raw_in_the_dataset(bars):
+    fs = FeatureSet(FEATURES, normalise="minmax", keep_raw=["rsi"], clip=None)
+    ds = build_dataset(_spec(bars), fs, cache_dir=None, fingerprint="raw")
+    rsi = ds.train.features[:, 1]
+    assert rsi.min() >= 0.0 and rsi.max() <= 1.0 and rsi.std() > 0.05  # RSI/100, untouched
+    np.testing.assert_allclose(ds.train.features[:, 0].min(), 0.0, atol=1e-6)  # minmax on train
+    np.testing.assert_allclose(ds.train.features[:, 0].max(), 1.0, atol=1e-6)
+    assert ds.normaliser["keep_raw"] == ["rsi"] and ds.normaliser["scale"][1] == 1.0
+
+
+def test_same_config_builds_the_same_dataset_twice():
+    def build():
+        spec = DataSpec(SyntheticSource(num_samples=3000, seed=4, funding=True),
+                        DropFirstRows(0), ChronoSplit(embargo=3))
+        return build_dataset(spec, FeatureSet(FEATURES), cache_dir=None, fingerprint="d")
+
+    a, b = build(), build()
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(a.splits[name].features, b.splits[name].features)
+        np.testing.assert_array_equal(a.splits[name].close, b.splits[name].close)
+    assert a.normaliser == b.normaliser

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from cryptotrade.config import schema_from_target
 from cryptotrade.data import indicators as ind
 from cryptotrade.data.features import FeatureSet
+from cryptotrade.data.leakage import check_features
 from cryptotrade.data.synthetic import SyntheticSource
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -105,14 +106,17 @@ def test_bad_normaliser_settings_fail_at_construction():
     with pytest.raises(ValueError, match="normalise"):
         FeatureSet({"r": {"kind": "log_return"}}, normalise="l2")
     with pytest.raises(ValueError, match="multiple"):
-        FeatureSet({"r": {"kind": "log_return"}}, higher={"20m": {"r": {"kind": "log_return"}}},
-                   base_timeframe="15m")
+        FeatureSet({"r": {"kind": "log_return"}}, higher={"m20": {
+            "timeframe": "20m", "indicators": {"r": {"kind": "log_return"}}}},
+            base_timeframe="15m")
+    with pytest.raises(ValueError, match="exactly 'timeframe' and 'indicators'"):
+        FeatureSet({"r": {"kind": "log_return"}}, higher={"h1": {"r": {"kind": "log_return"}}})
 
 
 def test_higher_timeframe_joined_only_after_the_bar_closed(bars):
     fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"1h": {"r": {"kind": "log_return"}, "rsi": {"kind": "rsi",
-                                                                         "period": 5}}})
+                    higher={"h1": {"timeframe": "1h", "indicators": {
+                        "r": {"kind": "log_return"}, "rsi": {"kind": "rsi", "period": 5}}}})
     f = fs.compute(bars)
     hourly = bars["close"].resample("1h", label="left", closed="left").last()
     hourly_ret = np.log(hourly / hourly.shift(1))
@@ -131,7 +135,8 @@ def test_higher_timeframe_joined_only_after_the_bar_closed(bars):
 def test_higher_timeframe_handles_missing_base_bars(bars):
     gappy = bars.drop(bars.index[50:58])  # two whole hours missing
     fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"1h": {"c": {"kind": "column", "name": "close"}}})
+                    higher={"h1": {"timeframe": "1h",
+                                   "indicators": {"c": {"kind": "column", "name": "close"}}}})
     f = fs.compute(gappy)
     assert fs.warmup(gappy) > 0
     t = gappy.index[gappy.index.get_loc(bars.index[60])]
@@ -139,3 +144,55 @@ def test_higher_timeframe_handles_missing_base_bars(bars):
     # 14:45 left) is the last closed one: its close is the 14:45 close
     expect = gappy["close"][gappy.index < (t + pd.Timedelta("15min")).floor("1h")].iloc[-1]
     assert f["c@1h"].loc[t] == expect
+
+
+def test_plain_instantiate_without_convert_works(bars):
+    # the pipeline calls instantiate(cfg.features): the dicts arrive as DictConfig
+    node = OmegaConf.load(CONF / "features" / "default.yaml")
+    node.pop("defaults")
+    node.keep_raw = ["rsi"]
+    fs = instantiate(node)
+    assert isinstance(fs.describe()["indicators"]["rsi"]["period"], int)
+    f = fs.compute(bars)
+    assert "rsi" in f.columns and "vol@4h" in f.columns
+    assert fs.normaliser().keep_raw == ("rsi",)
+
+
+def _leaf_paths(node, prefix):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaf_paths(value, f"{prefix}.{key}")
+    else:
+        yield prefix, node
+
+
+@pytest.mark.parametrize("option", FEATURE_SETS)
+def test_every_feature_parameter_is_a_valid_hydra_override(option, bars):
+    # a search (GA, Tune) changes parameters through overrides: every leaf must be addressable
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    node = OmegaConf.load(CONF / "features" / f"{option}.yaml")
+    node.pop("defaults")
+    leaves = [(p, v) for p, v in _leaf_paths(OmegaConf.to_container(node), "features")
+              if p.startswith(("features.indicators.", "features.higher.")) and
+              not p.endswith((".kind", ".timeframe"))]
+    assert leaves
+    parsed = OverridesParser.create().parse_overrides([f"{p}={v}" for p, v in leaves])
+    assert [o.key_or_group for o in parsed] == [p for p, _ in leaves]
+    tuned = node.copy()
+    for path, value in leaves:
+        OmegaConf.update(tuned, path.removeprefix("features."), value * 2 if isinstance(
+            value, int) and not isinstance(value, bool) else value)
+    assert instantiate(tuned).compute(bars).shape[1] == load_feature_set(option).compute(
+        bars).shape[1]
+
+
+def test_higher_timeframe_below_the_bars_degenerates_to_the_bars_themselves():
+    # daily bars with 4h "higher" features: each 4h bucket holds one daily bar, joined on it
+    daily = SyntheticSource(num_samples=300, timeframe="1d").load()
+    fs = FeatureSet({"vol": {"kind": "volatility", "window": 20}},
+                    higher={"h4": {"timeframe": "4h", "indicators": {
+                        "vol": {"kind": "volatility", "window": 20}}}})
+    f = fs.compute(daily)
+    np.testing.assert_array_equal(f["vol@4h"], f["vol"])
+    assert check_features(fs, daily).ok

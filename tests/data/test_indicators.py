@@ -199,3 +199,11 @@ def test_out_arrays_are_filled_and_checked():
         ind.sma(X, 3, out=np.empty(3))
     with pytest.raises(ValueError, match="out="):
         ind.bbands(X, 3, 2.0, out=block[:2])
+
+
+def test_large_outputs_start_on_a_huge_page_and_small_ones_are_plain():
+    big = ind.empty_rows(3, 1_000_000)
+    assert big.shape == (3, 1_000_000) and big.flags.c_contiguous
+    assert big.ctypes.data % (2 << 20) == 0
+    assert all(row.flags.c_contiguous for row in big)
+    assert ind.empty_rows(2, 10).shape == (2, 10)

@@ -102,3 +102,15 @@ def test_every_shipped_feature_set_passes(option, bars):
 def test_too_few_bars_is_explained(bars):
     with pytest.raises(ValueError, match="warm-up"):
         check_features(FeatureSet({"r": {"kind": "rsi", "period": 14}}), bars.iloc[:50])
+
+
+def test_higher_timeframe_features_pass_when_data_starts_just_before_a_boundary(bars):
+    # first bar at 03:45: on bars[:1] alone the base timeframe could not be inferred
+    late = bars.iloc[15:]
+    assert late.index[0].strftime("%H:%M") == "03:45"
+    fs = FeatureSet({"r": {"kind": "log_return"}},
+                    higher={"h4": {"timeframe": "4h",
+                                   "indicators": {"c": {"kind": "column", "name": "close"}}}})
+    report = check_features(fs, late)
+    assert report.ok, report.format()
+    assert 0 in report.cut_points

@@ -150,3 +150,16 @@ def test_experiment_10y_overrides_num_samples():
     assert node.data.source.timeframe == "15m"
     text = (CONF / "experiment" / "synthetic_10y_15m.yaml").read_text()
     assert text.startswith("# @package _global_")
+
+
+@pytest.mark.parametrize("preset", ["default", "bull", "choppy"])
+def test_every_regime_parameter_is_a_valid_hydra_override(preset):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    node = OmegaConf.to_container(OmegaConf.load(CONF / "regime" / f"{preset}.yaml"))
+    paths = [f"regime.regimes.{r}.{k}={v}" for r, p in node["regimes"].items()
+             for k, v in p.items()]
+    paths += [f"regime.transitions.{a}.{b}={v}" for a, row in node["transitions"].items()
+              for b, v in row.items()]
+    parsed = OverridesParser.create().parse_overrides(paths)
+    assert len(parsed) == len(paths) > 40

@@ -48,8 +48,10 @@ def test_buy_sell_hold_inventory_levels() -> None:
 
 def test_continuous_targets_exposure_with_min_trade_band() -> None:
     env = make_env("continuous", leverage=2.0, min_trade=0.1)
-    got = units_after(env, [np.array([0.5]), np.array([0.55]), np.array([-1.0]), np.array([2.0])])
-    assert got == [100.0, 100.0, -200.0, 200.0]  # 0.55 within the band; 2.0 clipped to 1
+    got = units_after(env, [np.array([0.5]), np.array([0.55]), np.array([-1.0]), np.array([2.0]),
+                            np.array([0.02]), np.array([0.0]), np.array([0.0])])
+    # 0.55 within the band; 2.0 clipped to 1; 0.02 trades (far from 1); 0 always closes
+    assert got == [100.0, 100.0, -200.0, 200.0, 4.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from env_testdata import bars
 
@@ -155,3 +156,48 @@ def test_reward_components_sum_to_reward() -> None:
     assert r == pytest.approx(sum(parts))
     assert info["reward/trade"] == pytest.approx(-0.01)
     assert info["reward/fees"] == pytest.approx(-2.0 * 10_000 * 0.0004 / 10_000)
+
+
+@pytest.mark.parametrize("mode", ["discrete4", "discrete3", "buy_sell_hold", "continuous"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trade_log_accounts_for_every_cent(mode: str, seed: int) -> None:
+    # random trading on a random walk with funding: the net PnL of the logged trades (fees,
+    # funding, flips, partial closes, the forced close) must add up to the equity change
+    from env_testdata import random_walk
+
+    settings = EnvSettings(window=4, action_mode=mode, leverage=2.0, inventory_levels=3,
+                           taker_fee=0.0005, slippage_bps=3.0, slippage_range=0.1,
+                           episode_length=None, min_trade=0.0)
+    env = TradingEnv(random_walk(300, seed=seed), WeightedReward(), settings, evaluation=True)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    while True:
+        _, _, term, trunc, info = env.step(env.action_space.sample())
+        if term or trunc:
+            break
+    trades = env.trades
+    assert len(trades) > 5 and not trades["liquidated"].any()
+    assert info["units"] == 0.0
+    assert round(info["equity"] - env.initial_cash, 6) == round(trades["pnl"].sum(), 6)
+    assert (trades["exit_index"] >= trades["entry_index"]).all()
+    assert (trades["fees"] > 0).all()
+
+
+def test_trade_log_grows_past_its_initial_capacity() -> None:
+    from env_testdata import random_walk
+
+    settings = EnvSettings(window=4, action_mode="discrete3", episode_length=None)
+    env = TradingEnv(random_walk(1500, seed=5), WeightedReward(), settings, evaluation=True)
+    env.reset(seed=0)
+    steps = 0
+    while True:
+        steps += 1
+        _, _, term, trunc, info = env.step(steps % 3)  # short, flat, long, ...: a trade per step
+        if term or trunc:
+            break
+    trades = env.trades
+    assert len(trades) > 900
+    assert (np.diff(trades["exit_index"]) >= 0).all()
+    assert round(info["equity"] - env.initial_cash, 6) == round(trades["pnl"].sum(), 6)
+    env.reset(seed=0)
+    assert len(env.trades) == 0

@@ -78,3 +78,19 @@ def test_native_infos_of_running_envs_are_read_only() -> None:
         infos[0]["x"] = 1  # type: ignore[index]
     infos[0] = {"replaced": True}  # the list itself is the caller's
     assert venv.step(np.array([1, 1]))[3][0] == {}
+
+
+@pytest.mark.parametrize("vectorized", [True, False])
+def test_layout_attributes_reach_through_any_vecenv(vectorized: bool) -> None:
+    # sequence extractors read these to reshape the flat observation
+    venv = factory("discrete3", vectorized, n_envs=2).make_vec(DATA, REWARD, seed=0)
+    assert venv.get_attr("window") == [6, 6]
+    assert venv.get_attr("num_features") == [3, 3]
+    assert venv.get_attr("account_size") == [6, 6]
+
+
+def test_factory_defaults_to_the_native_vecenv() -> None:
+    from cryptotrade.env.vec_env import NativeVecEnv
+
+    venv = EnvFactory(window=6, episode_length=40).make_vec(DATA, REWARD, seed=0)
+    assert isinstance(venv, NativeVecEnv) and venv.num_envs == 8
