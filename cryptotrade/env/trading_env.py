@@ -49,8 +49,11 @@ class TradingEnv(gym.Env):
     The agent sees bar ``t`` only after it closed; its order fills at the open of bar ``t + 1``
     plus slippage, pays the taker (or maker) fee on the notional, holds the position through
     bar ``t + 1`` (funding at funding timestamps, liquidation if the bar's low/high reaches the
-    liquidation price) and is marked to market at its close. All accounting runs in the numba
-    kernels of :mod:`cryptotrade.market` via :func:`cryptotrade.env.core.step_env_nb`.
+    liquidation price) and is marked to market at its close. Funding settled at a bar's open is
+    charged on the position held into that open (longs pay a positive rate); a liquidation
+    closes at the liquidation price (or the open, if it gapped through) with the liquidation fee
+    and ends the episode. All accounting runs in the numba kernels of :mod:`cryptotrade.market`
+    via :func:`cryptotrade.env.core.step_env_nb`; see that module for the order of events.
 
     ## Action Space
     By ``settings.action_mode``:

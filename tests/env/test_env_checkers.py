@@ -132,3 +132,14 @@ def test_agent_mismatch_names_the_action_mode(agent: type, mode: str, fits: str)
 @pytest.mark.parametrize("mode", MODES)
 def test_ppo_fits_every_mode(mode: str) -> None:
     check_agent_compatible(PPO, mode)
+
+
+def test_env_and_market_import_no_heavy_modules() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, cryptotrade.env, cryptotrade.market; "
+            "print(sorted(m for m in ('torch', 'stable_baselines3', 'mlflow', 'ray') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
