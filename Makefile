@@ -47,6 +47,8 @@ type: install ## mypy
 
 bench: install ## Benchmarks vs peer tools; tables go to experiments/benchmarks/README.md
 	$(PIP) -e '.[dev,bench]' $(QUIET)
+	@# gym-trading-env pins ccxt 3; only its env module is benchmarked, so skip its pins
+	$(PIP) --no-deps gym-trading-env==0.3.5 $(QUIET)
 	$(PY) -m experiments.benchmarks $(ARGS)
 
 ui: install ## MLflow UI on the local store (http://127.0.0.1:5000)

@@ -142,3 +142,18 @@ def test_task_check_passes_on_shipped_features_and_catches_a_planted_leak(mlflow
     assert "leak: row <= " in proc.stderr  # names the offending column and where it failed
     statuses = sorted(r.info.status for r in _runs(mlflow_uri))
     assert statuses == ["FAILED", "FINISHED"]
+
+
+@pytest.mark.parametrize("vectorized", ["true", "false"])
+def test_reward_components_reach_mlflow(tmp_path, mlflow_uri, vectorized):
+    _execute(
+        tmp_path,
+        f"env.vectorized={vectorized}",
+        "env.episode_length=64",
+        "env.n_envs=2",
+        "agent.n_steps=128",
+        "agent.batch_size=64",
+    )
+    (run,) = _runs(mlflow_uri)
+    logged = {k for k in run.data.metrics if k.startswith("train/episode_reward/")}
+    assert {"train/episode_reward/pnl", "train/episode_reward/drawdown"} <= logged

@@ -45,35 +45,29 @@ class MLflowOutputFormat(KVWriter):
 
 
 class RewardComponentsCallback(BaseCallback):
-    """Sum each ``info["reward/<name>"]`` over an episode and log the episode means.
+    """Log the mean episode total of each reward component at the end of every rollout.
 
     The reward is a weighted sum of named components; logging each one's episode total makes
-    reward hacking visible (e.g. a trade penalty that dominates the portfolio term).
+    reward hacking visible (e.g. a trade penalty that dominates the portfolio term). Both VecEnvs
+    put ``episode/reward/<name>`` (the finished episode's sum) into the info of the step that
+    ends an episode; they become ``train/episode_reward/<name>``.
     """
 
     def __init__(self, verbose: int = 0) -> None:
         super().__init__(verbose)
-        self._running: list[dict[str, float]] = []
-        self._finished: dict[str, list[float]] = defaultdict(list)
-
-    def _on_training_start(self) -> None:
-        self._running = [defaultdict(float) for _ in range(self.training_env.num_envs)]
+        self._totals: dict[str, list[float]] = defaultdict(list)
 
     def _on_step(self) -> bool:
-        infos = self.locals.get("infos", [])
-        dones = self.locals.get("dones", np.zeros(len(infos), dtype=bool))
-        for i, info in enumerate(infos):
-            for key, value in info.items():
-                if key.startswith("reward/"):
-                    self._running[i][key] += float(value)
-            if dones[i]:
-                for key, total in self._running[i].items():
-                    self._finished[key].append(total)
-                self._running[i] = defaultdict(float)
+        infos = self.locals.get("infos", ())
+        dones = self.locals.get("dones", ())
+        for info, done in zip(infos, dones, strict=False):
+            if done:
+                for key, value in info.items():
+                    if key.startswith("episode/reward/"):
+                        self._totals[key.removeprefix("episode/")].append(float(value))
         return True
 
     def _on_rollout_end(self) -> None:
-        for key, totals in self._finished.items():
-            if totals:
-                self.logger.record(f"train/episode_{key}", float(np.mean(totals)))
-        self._finished.clear()
+        for key, totals in self._totals.items():
+            self.logger.record(f"train/episode_{key}", float(np.mean(totals)))
+        self._totals.clear()
