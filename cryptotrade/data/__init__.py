@@ -26,8 +26,18 @@ _LAZY = {
     "check_features": "leakage",
     "LeakageReport": "leakage",
 }
-_SUBMODULES = ("dataset", "features", "indicators", "leakage", "mtf", "normalise", "rolling",
-               "splits", "synthetic", "volume_profile")
+_SUBMODULES = (
+    "dataset",
+    "features",
+    "indicators",
+    "leakage",
+    "mtf",
+    "normalise",
+    "rolling",
+    "splits",
+    "synthetic",
+    "volume_profile",
+)
 
 __all__ = ["DataSpec", "Dataset", "MarketData", *_LAZY]
 

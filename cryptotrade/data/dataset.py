@@ -34,8 +34,9 @@ def _iso(ns: int) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types for the summary (numpy scalars from repair counts and the like)."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
 
 
 def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -53,8 +54,11 @@ def _describe(obj: Any) -> str:
     text = repr(obj)
     if " object at 0x" not in text:
         return text
-    attrs = {k: v for k, v in vars(obj).items()
-             if not k.startswith("_") and isinstance(v, str | int | float | bool | None)}
+    attrs = {
+        k: v
+        for k, v in vars(obj).items()
+        if not k.startswith("_") and isinstance(v, str | int | float | bool | None)
+    }
     args = ", ".join(f"{k}={v!r}" for k, v in attrs.items())
     return f"{type(obj).__name__}({args})"
 
@@ -93,8 +97,9 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
 
 def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, ...]) -> MarketData:
     regime = bars["regime"].to_numpy(np.int8) if "regime" in bars else None
-    funding = (bars["funding_rate"].to_numpy(np.float64) if "funding_rate" in bars
-               else np.zeros(len(bars)))
+    funding = (
+        bars["funding_rate"].to_numpy(np.float64) if "funding_rate" in bars else np.zeros(len(bars))
+    )
     return MarketData(
         name=name,
         timestamps=cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8.view("datetime64[ns]"),
@@ -107,8 +112,13 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
 
 
 def _assemble(
-    bars: pd.DataFrame, feats: pd.DataFrame, slices: dict[str, slice], features: FeatureSet,
-    fingerprint: str, summary: dict[str, Any], prefix: str = "",
+    bars: pd.DataFrame,
+    feats: pd.DataFrame,
+    slices: dict[str, slice],
+    features: FeatureSet,
+    fingerprint: str,
+    summary: dict[str, Any],
+    prefix: str = "",
 ) -> Dataset:
     """Fit the normaliser on ``slices['train']`` and build the three MarketData splits."""
     names = tuple(feats.columns)
@@ -122,8 +132,11 @@ def _assemble(
     meta["fingerprint"] = fingerprint
     meta["rows"] = dict(summary["rows"], **{k: len(m) for k, m in splits.items()})
     meta["splits"] = {
-        k: {"start": str(bars.index[sl.start]), "end": str(bars.index[sl.stop - 1]),
-            "rows": sl.stop - sl.start}
+        k: {
+            "start": str(bars.index[sl.start]),
+            "end": str(bars.index[sl.stop - 1]),
+            "rows": sl.stop - sl.start,
+        }
         for k, sl in slices.items()
     }
     return Dataset(fingerprint=fingerprint, normaliser=norm.state(), meta=meta, **splits)
@@ -191,9 +204,13 @@ def save_cached(dataset: Dataset, path: Path) -> None:
     feats = np.concatenate([m.features for m in parts])
     for j, name in enumerate(dataset.train.feature_names):
         cols[f"f:{name}"] = feats[:, j]
-    meta = {"version": CACHE_VERSION, "fingerprint": dataset.fingerprint,
-            "normaliser": dataset.normaliser, "meta": _jsonable(dataset.meta),
-            "features": list(dataset.train.feature_names)}
+    meta = {
+        "version": CACHE_VERSION,
+        "fingerprint": dataset.fingerprint,
+        "normaliser": dataset.normaliser,
+        "meta": _jsonable(dataset.meta),
+        "features": list(dataset.train.feature_names),
+    }
     table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -211,13 +228,18 @@ def load_cached(path: Path) -> Dataset:
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[_META_KEY])
     if meta.get("version") != CACHE_VERSION:
-        raise ValueError(f"{path} is cache version {meta.get('version')}, expected "
-                         f"{CACHE_VERSION}; delete it to rebuild")
+        raise ValueError(
+            f"{path} is cache version {meta.get('version')}, expected "
+            f"{CACHE_VERSION}; delete it to rebuild"
+        )
     names = tuple(meta["features"])
     split = table.column("split").to_numpy()
     arrays = {c: table.column(c).to_numpy() for c in table.column_names if not c.startswith("f:")}
-    feats = np.stack([table.column(f"f:{n}").to_numpy() for n in names], axis=1) if names else (
-        np.zeros((len(split), 0), np.float32))
+    feats = (
+        np.stack([table.column(f"f:{n}").to_numpy() for n in names], axis=1)
+        if names
+        else (np.zeros((len(split), 0), np.float32))
+    )
     splits = {}
     for i, name in enumerate(SPLIT_NAMES):
         rows = split == i
@@ -230,5 +252,6 @@ def load_cached(path: Path) -> Dataset:
             regime=arrays["regime"][rows].astype(np.int8) if "regime" in arrays else None,
         )
     Normaliser.from_state(meta["normaliser"])  # fails loudly on a corrupt statistics block
-    return Dataset(fingerprint=meta["fingerprint"], normaliser=meta["normaliser"],
-                   meta=meta["meta"], **splits)
+    return Dataset(
+        fingerprint=meta["fingerprint"], normaliser=meta["normaliser"], meta=meta["meta"], **splits
+    )

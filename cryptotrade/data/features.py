@@ -89,13 +89,15 @@ def _obv(a: Arrays, window: int = 20) -> Arrays:
 
 
 def _vwap(a: Arrays, window: int = 20) -> Arrays:
-    return {"": _ratio(a["close"], ind.vwap_nb(a["high"], a["low"], a["close"], a["volume"],
-                                                window))}
+    return {
+        "": _ratio(a["close"], ind.vwap_nb(a["high"], a["low"], a["close"], a["volume"], window))
+    }
 
 
 def _vpvr(a: Arrays, window: int = 96, bins: int = 24, value_area: float = 0.7) -> Arrays:
-    poc, vah, val = vpvr_nb(a["high"], a["low"], a["close"], a["volume"], window, bins,
-                            float(value_area))
+    poc, vah, val = vpvr_nb(
+        a["high"], a["low"], a["close"], a["volume"], window, bins, float(value_area)
+    )
     c = a["close"]
     return {"poc": _ratio(c, poc), "vah": _ratio(c, vah), "val": _ratio(c, val)}
 
@@ -109,8 +111,12 @@ def _time(a: Arrays) -> Arrays:
     sec = (a["ts"] // 10**9).astype(np.float64)
     day = 2 * np.pi * (sec % 86400) / 86400
     week = 2 * np.pi * ((sec // 86400 + 3) % 7) / 7  # 1970-01-01 was a Thursday: Monday = 0
-    return {"hour_sin": np.sin(day), "hour_cos": np.cos(day),
-            "dow_sin": np.sin(week), "dow_cos": np.cos(week)}
+    return {
+        "hour_sin": np.sin(day),
+        "hour_cos": np.cos(day),
+        "dow_sin": np.sin(week),
+        "dow_cos": np.cos(week),
+    }
 
 
 def _column(a: Arrays, name: str = "funding_rate") -> Arrays:
@@ -125,8 +131,12 @@ KINDS: dict[str, tuple[Callable[..., Arrays], Callable[..., int]]] = {
     "sma": (_sma, lambda period=20: period - 1),
     "ema": (_ema, lambda period=20: period - 1 + decay_rows(2 / (period + 1))),
     "rsi": (_rsi, lambda period=14: period + decay_rows(1 / period)),
-    "macd": (_macd, lambda fast=12, slow=26, signal=9: slow + signal - 2
-             + decay_rows(2 / (slow + 1)) + decay_rows(2 / (signal + 1))),
+    "macd": (
+        _macd,
+        lambda fast=12, slow=26, signal=9: (
+            slow + signal - 2 + decay_rows(2 / (slow + 1)) + decay_rows(2 / (signal + 1))
+        ),
+    ),
     "atr": (_atr, lambda period=14: period + decay_rows(1 / period)),
     "bbands": (_bbands, lambda period=20, k=2.0: period - 1),
     "obv": (_obv, lambda window=20: window),
@@ -164,21 +174,28 @@ class _Feature:
             self.params = spec
             return
         if kind not in KINDS:
-            raise ValueError(f"features.{name}.kind={kind!r} is unknown; use one of "
-                             f"{sorted(KINDS)} or a dotted path to a function")
+            raise ValueError(
+                f"features.{name}.kind={kind!r} is unknown; use one of "
+                f"{sorted(KINDS)} or a dotted path to a function"
+            )
         self.fn, warm = KINDS[kind]
         allowed = inspect.signature(warm).parameters
         unknown = [p for p in spec if p not in allowed]
         if unknown:
-            raise ValueError(f"features.{name}: unknown parameter(s) {unknown} for kind "
-                             f"{kind!r}; it takes {list(allowed)}")
+            raise ValueError(
+                f"features.{name}: unknown parameter(s) {unknown} for kind "
+                f"{kind!r}; it takes {list(allowed)}"
+            )
         for key, value in spec.items():
             if key in _MIN_INT and (int(value) != value or value < _MIN_INT[key]):
-                raise ValueError(f"features.{name}.{key}={value} must be an integer >= "
-                                 f"{_MIN_INT[key]}")
+                raise ValueError(
+                    f"features.{name}.{key}={value} must be an integer >= {_MIN_INT[key]}"
+                )
         if kind == "macd" and spec.get("fast", 12) >= spec.get("slow", 26):
-            raise ValueError(f"features.{name}: fast={spec.get('fast', 12)} must be < "
-                             f"slow={spec.get('slow', 26)}")
+            raise ValueError(
+                f"features.{name}: fast={spec.get('fast', 12)} must be < "
+                f"slow={spec.get('slow', 26)}"
+            )
         self.params = {k: (int(v) if k in _MIN_INT else v) for k, v in spec.items()}
         self.warmup = int(warm(**self.params))
 
@@ -235,23 +252,27 @@ class FeatureSet:
         self.higher: dict[str, tuple[int, list[_Feature]]] = {}
         for group, node in (higher or {}).items():
             if set(node) != {"timeframe", "indicators"}:
-                raise ValueError(f"features.higher.{group} needs exactly 'timeframe' and "
-                                 f"'indicators', got {sorted(node)}")
+                raise ValueError(
+                    f"features.higher.{group} needs exactly 'timeframe' and "
+                    f"'indicators', got {sorted(node)}"
+                )
             tf = str(node["timeframe"])
             feats = [_Feature(n, s) for n, s in node["indicators"].items()]
             if any(f.custom for f in feats):
-                raise ValueError(f"features.higher.{group}: custom functions run on base bars "
-                                 "only")
+                raise ValueError(f"features.higher.{group}: custom functions run on base bars only")
             if tf in self.higher:
-                raise ValueError(f"features.higher.{group}: timeframe {tf} appears twice; "
-                                 "merge the groups")
+                raise ValueError(
+                    f"features.higher.{group}: timeframe {tf} appears twice; merge the groups"
+                )
             self.higher[tf] = (timeframe_seconds(tf), feats)
         self.base_seconds = None if base_timeframe is None else timeframe_seconds(base_timeframe)
         if self.base_seconds is not None:
             for tf, (sec, _) in self.higher.items():
                 if sec <= self.base_seconds or sec % self.base_seconds:
-                    raise ValueError(f"features.higher timeframe {tf} must be a multiple of the "
-                                     f"base timeframe {base_timeframe}")
+                    raise ValueError(
+                        f"features.higher timeframe {tf} must be a multiple of the "
+                        f"base timeframe {base_timeframe}"
+                    )
         self.keep_raw = list(keep_raw or [])
         self._normaliser_args = (normalise, self.keep_raw, clip)
         Normaliser(*self._normaliser_args)  # validates method and clip now, not after the data
@@ -269,8 +290,10 @@ class FeatureSet:
         base = self.base_seconds
         if base is None:
             if bars is None:
-                raise ValueError("FeatureSet.warmup() needs the bars (or features.base_timeframe)"
-                                 " to time the higher-timeframe features")
+                raise ValueError(
+                    "FeatureSet.warmup() needs the bars (or features.base_timeframe)"
+                    " to time the higher-timeframe features"
+                )
             base = _infer_seconds(cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8)
         for sec, feats in self.higher.values():
             # +2 higher bars: the first may be partial, and each joins only after it closes
@@ -308,8 +331,9 @@ class FeatureSet:
         """Configured features and warm-up, for the dataset summary and logging."""
         return {
             "indicators": {f.name: f.params for f in self.indicators},
-            "higher": {tf: {f.name: f.params for f in feats}
-                       for tf, (_, feats) in self.higher.items()},
+            "higher": {
+                tf: {f.name: f.params for f in feats} for tf, (_, feats) in self.higher.items()
+            },
             "normalise": self._normaliser_args[0],
         }
 

@@ -160,7 +160,12 @@ def _rsi_value(gain: float, loss: float) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def macd_nb(
-    x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, sig: np.ndarray,
+    x: np.ndarray,
+    fast: int,
+    slow: int,
+    signal: int,
+    line: np.ndarray,
+    sig: np.ndarray,
     hist: np.ndarray,
 ) -> tuple:
     """MACD line, signal line and histogram with TA-Lib's alignment (all start together).
@@ -297,7 +302,11 @@ def bbands_nb(
 
 @numba.njit(cache=True, nogil=True)
 def bb_position_nb(
-    x: np.ndarray, upper: np.ndarray, mid: np.ndarray, lower: np.ndarray, pct_b: np.ndarray,
+    x: np.ndarray,
+    upper: np.ndarray,
+    mid: np.ndarray,
+    lower: np.ndarray,
+    pct_b: np.ndarray,
     width: np.ndarray,
 ) -> tuple:
     """%B ``(x - lower) / (upper - lower)`` (0.5 if the bands collapse) and width / middle."""
@@ -355,7 +364,7 @@ def empty_rows(count: int, n: int) -> np.ndarray:
         return np.empty((count, n))
     buf = np.empty(size + _HUGE_PAGE // 8)
     start = (-buf.ctypes.data % _HUGE_PAGE) // 8
-    return buf[start:start + size].reshape(count, n)
+    return buf[start : start + size].reshape(count, n)
 
 
 def _out(x: np.ndarray, count: int, out: Any) -> list[np.ndarray]:
@@ -400,13 +409,17 @@ def macd(
 
 
 def atr(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    period: int,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average true range (see :func:`atr_nb`); ``out``: optional output array."""
     close = _f64(close)
-    return atr_nb(_f64(high), _f64(low), close, _check_period("period", period),
-                  *_out(close, 1, out))
+    return atr_nb(
+        _f64(high), _f64(low), close, _check_period("period", period), *_out(close, 1, out)
+    )
 
 
 def bbands(

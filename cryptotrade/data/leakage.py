@@ -71,8 +71,10 @@ class LeakageReport:
     def format(self) -> str:
         """A human-readable summary, one line per check and per offending column."""
         status = "OK" if self.ok else f"LEAK in {len(self.offending_columns)} column(s)"
-        lines = [f"Leakage check of {len(self.columns)} feature columns on {self.rows} bars "
-                 f"(warm-up {self.warmup}, {len(self.cut_points)} cut points): {status}"]
+        lines = [
+            f"Leakage check of {len(self.columns)} feature columns on {self.rows} bars "
+            f"(warm-up {self.warmup}, {len(self.cut_points)} cut points): {status}"
+        ]
         for check in CHECKS:
             per = self.offending.get(check, {})
             lines.append(f"  {check}: {'ok' if not per else f'{len(per)} offending'}")
@@ -90,8 +92,12 @@ def _noise_bars(bars: pd.DataFrame, t: int, rng: np.random.Generator) -> pd.Data
     close = start * np.exp(np.cumsum(rng.normal(0.0, 0.05, m)))
     opens = np.concatenate([[start], close[:-1]]) * np.exp(rng.normal(0.0, 0.01, m))
     top, bottom = np.maximum(opens, close), np.minimum(opens, close)
-    cols = {"open": opens, "close": close, "high": top * (1 + rng.uniform(0, 0.03, m)),
-            "low": bottom * (1 - rng.uniform(0, 0.03, m))}
+    cols = {
+        "open": opens,
+        "close": close,
+        "high": top * (1 + rng.uniform(0, 0.03, m)),
+        "low": bottom * (1 - rng.uniform(0, 0.03, m)),
+    }
     scale = float(bars["volume"].mean()) + 1.0
     for col in bars.columns:
         if col in cols:
@@ -119,7 +125,11 @@ def _record(found: dict[str, str], columns: tuple[str, ...], bad: np.ndarray, wh
 
 
 def check_features(
-    features: FeatureSet, bars: pd.DataFrame, *, points: int = 16, seed: int = 0,
+    features: FeatureSet,
+    bars: pd.DataFrame,
+    *,
+    points: int = 16,
+    seed: int = 0,
     rtol: float = 1e-4,
 ) -> LeakageReport:
     """Run the three look-ahead checks for ``features`` on ``bars``.
@@ -144,31 +154,42 @@ def check_features(
     n = len(bars)
     warm = features.warmup(bars)
     if n < warm + 3:
-        raise ValueError(f"check_features needs more than warm-up + 2 = {warm + 2} bars; "
-                         f"got {n}")
+        raise ValueError(f"check_features needs more than warm-up + 2 = {warm + 2} bars; got {n}")
     cuts = np.unique(np.linspace(0, n - 2, points).astype(int))
     rng = np.random.default_rng(seed)
     report = LeakageReport(columns, n, warm, {c: {} for c in CHECKS}, tuple(int(t) for t in cuts))
     for t in cuts:
         noisy = features.compute(_noise_bars(bars, int(t), rng)).to_numpy()
-        _record(report.offending["future_perturbation"], columns,
-                _differs(noisy[: t + 1], full[: t + 1]),
-                f"row <= {t} changed when bars after {t} were replaced")
+        _record(
+            report.offending["future_perturbation"],
+            columns,
+            _differs(noisy[: t + 1], full[: t + 1]),
+            f"row <= {t} changed when bars after {t} were replaced",
+        )
         cut = features.compute(bars.iloc[: t + 1]).to_numpy()
-        _record(report.offending["truncation"], columns, _differs(cut[t:t + 1], full[t:t + 1]),
-                f"row {t} differs when computed on bars[:{t + 1}]")
+        _record(
+            report.offending["truncation"],
+            columns,
+            _differs(cut[t : t + 1], full[t : t + 1]),
+            f"row {t} differs when computed on bars[:{t + 1}]",
+        )
     # tolerance scale per column: its typical size after warm-up
     with np.errstate(all="ignore"):
-        spread = np.nan_to_num(np.nanstd(full[warm:], axis=0) + np.nanmean(np.abs(full[warm:]),
-                                                                            axis=0))
+        spread = np.nan_to_num(
+            np.nanstd(full[warm:], axis=0) + np.nanmean(np.abs(full[warm:]), axis=0)
+        )
     for end in np.unique([n - 1, warm + (n - warm) // 2, n - 1 - (n - warm) // 4]):
         for length in np.unique([warm + 1, 2 * warm + 1, (end + 1 + warm) // 2]):
             if length > end + 1:
                 continue
-            part = features.compute(bars.iloc[end + 1 - length: end + 1]).to_numpy()[-1]
+            part = features.compute(bars.iloc[end + 1 - length : end + 1]).to_numpy()[-1]
             both_nan = np.isnan(part) & np.isnan(full[end])
             # NaN on one side only counts as a failure (the comparison is False)
             bad = ~(np.abs(part - full[end]) <= rtol * spread + 1e-12) & ~both_nan
-            _record(report.offending["warmup_stability"], columns, bad,
-                    f"row {end} from {length} bars of history differs from all {end + 1}")
+            _record(
+                report.offending["warmup_stability"],
+                columns,
+                bad,
+                f"row {end} from {length} bars of history differs from all {end + 1}",
+            )
     return report

@@ -14,8 +14,13 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)
 def resample_nb(
-    ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-    v: np.ndarray, period: int,
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    period: int,
 ) -> tuple:
     """OHLCV of the epoch-aligned ``period``-ns buckets the bars fall into (empty ones skipped).
 
@@ -48,13 +53,19 @@ def resample_nb(
     return start[:k], ro[:k], rh[:k], rl[:k], rc[:k], rv[:k]
 
 
-def resample_bars(arrays: dict[str, np.ndarray], seconds: int) -> tuple[dict[str, np.ndarray],
-                                                                        np.ndarray]:
+def resample_bars(
+    arrays: dict[str, np.ndarray], seconds: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Higher-timeframe bars (same keys as the base arrays) and each higher bar's close time."""
     period = int(seconds) * 10**9
     start, o, h, lo, c, v = resample_nb(
-        arrays["ts"], arrays["open"], arrays["high"], arrays["low"], arrays["close"],
-        arrays["volume"], period,
+        arrays["ts"],
+        arrays["open"],
+        arrays["high"],
+        arrays["low"],
+        arrays["close"],
+        arrays["volume"],
+        period,
     )
     return {"ts": start, "open": o, "high": h, "low": lo, "close": c, "volume": v}, start + period
 

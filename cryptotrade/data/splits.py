@@ -68,12 +68,14 @@ class ChronoSplit:
         self.train, self.val, self.test = float(train), float(val), float(test)
         self.train_end = None if train_end is None else _date_ns(train_end, "train_end")
         self.val_end = None if val_end is None else _date_ns(val_end, "val_end")
-        if self.val_end is not None and self.train_end is not None and (
-            self.val_end <= self.train_end
+        if (
+            self.val_end is not None
+            and self.train_end is not None
+            and (self.val_end <= self.train_end)
         ):
-                raise ValueError(
-                    f"data.split.val_end={val_end!r} must be after train_end={train_end!r}"
-                )
+            raise ValueError(
+                f"data.split.val_end={val_end!r} must be after train_end={train_end!r}"
+            )
         self.embargo = int(embargo)
 
     def _boundaries(self, ts: np.ndarray) -> tuple[int, int]:
@@ -136,7 +138,11 @@ class WalkForward:
     """
 
     def __init__(
-        self, folds: int = 5, test: int = 1000, val: int = 500, train: int | None = None,
+        self,
+        folds: int = 5,
+        test: int = 1000,
+        val: int = 500,
+        train: int | None = None,
         embargo: int = 0,
     ) -> None:
         if folds < 1 or test < 1 or val < 1 or embargo < 0 or (train is not None and train < 1):
@@ -164,9 +170,11 @@ class WalkForward:
                     f"+ 2x{self.embargo} embargo + {self.train or 1} train bars but there are "
                     f"only {n}; lower folds/test/val/train or use more data"
                 )
-            out.append({
-                "train": slice(train_start, train_stop),
-                "val": slice(val_start, val_start + self.val),
-                "test": slice(test_start, test_start + self.test),
-            })
+            out.append(
+                {
+                    "train": slice(train_start, train_stop),
+                    "val": slice(val_start, val_start + self.val),
+                    "test": slice(test_start, test_start + self.test),
+                }
+            )
         return out

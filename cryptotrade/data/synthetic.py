@@ -35,21 +35,57 @@ import numpy as np
 import pandas as pd
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades every day of the year
-REGIME_FIELDS = ("drift", "volatility", "mean_reversion", "volume_factor", "min_duration",
-                 "max_duration")
+REGIME_FIELDS = (
+    "drift",
+    "volatility",
+    "mean_reversion",
+    "volume_factor",
+    "min_duration",
+    "max_duration",
+)
 
 DEFAULT_REGIMES: dict[str, dict[str, float]] = {
     # drift and volatility annualised; mean_reversion in 1/year; durations in bars
-    "uptrend": {"drift": 0.8, "volatility": 0.5, "mean_reversion": 0.0, "volume_factor": 1.2,
-                "min_duration": 200, "max_duration": 1500},
-    "downtrend": {"drift": -0.8, "volatility": 0.65, "mean_reversion": 0.0, "volume_factor": 1.4,
-                  "min_duration": 150, "max_duration": 1000},
-    "ranging": {"drift": 0.0, "volatility": 0.35, "mean_reversion": 30.0, "volume_factor": 0.8,
-                "min_duration": 300, "max_duration": 2000},
-    "expansion": {"drift": 0.0, "volatility": 1.2, "mean_reversion": 0.0, "volume_factor": 2.0,
-                  "min_duration": 50, "max_duration": 300},
-    "contraction": {"drift": 0.0, "volatility": 0.2, "mean_reversion": 15.0,
-                    "volume_factor": 0.6, "min_duration": 200, "max_duration": 1000},
+    "uptrend": {
+        "drift": 0.8,
+        "volatility": 0.5,
+        "mean_reversion": 0.0,
+        "volume_factor": 1.2,
+        "min_duration": 200,
+        "max_duration": 1500,
+    },
+    "downtrend": {
+        "drift": -0.8,
+        "volatility": 0.65,
+        "mean_reversion": 0.0,
+        "volume_factor": 1.4,
+        "min_duration": 150,
+        "max_duration": 1000,
+    },
+    "ranging": {
+        "drift": 0.0,
+        "volatility": 0.35,
+        "mean_reversion": 30.0,
+        "volume_factor": 0.8,
+        "min_duration": 300,
+        "max_duration": 2000,
+    },
+    "expansion": {
+        "drift": 0.0,
+        "volatility": 1.2,
+        "mean_reversion": 0.0,
+        "volume_factor": 2.0,
+        "min_duration": 50,
+        "max_duration": 300,
+    },
+    "contraction": {
+        "drift": 0.0,
+        "volatility": 0.2,
+        "mean_reversion": 15.0,
+        "volume_factor": 0.6,
+        "min_duration": 200,
+        "max_duration": 1000,
+    },
 }
 DEFAULT_TRANSITIONS: dict[str, dict[str, float]] = {
     "uptrend": {"ranging": 0.4, "expansion": 0.2, "contraction": 0.2, "downtrend": 0.2},
@@ -83,8 +119,13 @@ class SyntheticPath:
 
 @numba.njit(cache=True, nogil=True)
 def sample_spells_nb(
-    n: int, cum_trans: np.ndarray, min_dur: np.ndarray, max_dur: np.ndarray, first: int,
-    u_next: np.ndarray, u_dur: np.ndarray,
+    n: int,
+    cum_trans: np.ndarray,
+    min_dur: np.ndarray,
+    max_dur: np.ndarray,
+    first: int,
+    u_next: np.ndarray,
+    u_dur: np.ndarray,
 ) -> tuple:
     """Draw regime spells until they cover ``n`` bars: per-bar labels plus the spell list."""
     labels = np.empty(n, dtype=np.int8)
@@ -114,9 +155,19 @@ def sample_spells_nb(
 
 @numba.njit(cache=True, nogil=True)
 def simulate_path_nb(
-    labels: np.ndarray, drift: np.ndarray, vol: np.ndarray, theta: np.ndarray,
-    vol_factor: np.ndarray, dt: float, log_p0: float, base_volume: float, volume_noise: float,
-    z: np.ndarray, u_high: np.ndarray, u_low: np.ndarray, z_vol: np.ndarray,
+    labels: np.ndarray,
+    drift: np.ndarray,
+    vol: np.ndarray,
+    theta: np.ndarray,
+    vol_factor: np.ndarray,
+    dt: float,
+    log_p0: float,
+    base_volume: float,
+    volume_noise: float,
+    z: np.ndarray,
+    u_high: np.ndarray,
+    u_low: np.ndarray,
+    z_vol: np.ndarray,
 ) -> tuple:
     """Simulate log prices along the regime labels and build OHLCV from each step."""
     n = labels.shape[0]
@@ -239,8 +290,14 @@ class RegimeModel:
         return np.array([self.params[n][key] for n in self.names])
 
     def simulate(
-        self, num_samples: int, dt: float, seed: int, *, base_price: float = 100.0,
-        base_volume: float = 1000.0, volume_noise: float = 0.3,
+        self,
+        num_samples: int,
+        dt: float,
+        seed: int,
+        *,
+        base_price: float = 100.0,
+        base_volume: float = 1000.0,
+        volume_noise: float = 0.3,
     ) -> SyntheticPath:
         """Simulate ``num_samples`` bars of ``dt`` years each.
 
@@ -262,17 +319,30 @@ class RegimeModel:
         # at most one spell per bar: enough uniforms for the worst case
         n_spells = num_samples // int(min_dur.min()) + 2
         labels, spell_reg, spell_len = sample_spells_nb(
-            num_samples, np.cumsum(self.matrix, axis=1), min_dur,
-            self.values("max_duration").astype(np.int64), first,
-            rng.random(n_spells), rng.random(n_spells),
+            num_samples,
+            np.cumsum(self.matrix, axis=1),
+            min_dur,
+            self.values("max_duration").astype(np.int64),
+            first,
+            rng.random(n_spells),
+            rng.random(n_spells),
         )
         theta = self.values("mean_reversion") * (self.process == "ou")
         # 1 - U lies in (0, 1]: log() of it is finite
         o, h, lo, c, v = simulate_path_nb(
-            labels, self.values("drift"), self.values("volatility"), theta,
-            self.values("volume_factor"), dt, math.log(base_price), base_volume, volume_noise,
-            rng.standard_normal(num_samples), 1.0 - rng.random(num_samples),
-            1.0 - rng.random(num_samples), rng.standard_normal(num_samples),
+            labels,
+            self.values("drift"),
+            self.values("volatility"),
+            theta,
+            self.values("volume_factor"),
+            dt,
+            math.log(base_price),
+            base_volume,
+            volume_noise,
+            rng.standard_normal(num_samples),
+            1.0 - rng.random(num_samples),
+            1.0 - rng.random(num_samples),
+            rng.standard_normal(num_samples),
         )
         return SyntheticPath(o, h, lo, c, v, labels, spell_reg, spell_len)
 
@@ -356,23 +426,35 @@ class SyntheticSource:
         self.regime = regime if regime is not None else RegimeModel()
 
     def __repr__(self) -> str:
-        return (f"SyntheticSource(num_samples={self.num_samples}, timeframe={self.timeframe!r}, "
-                f"regimes={list(self.regime.names)}, seed={self.seed})")
+        return (
+            f"SyntheticSource(num_samples={self.num_samples}, timeframe={self.timeframe!r}, "
+            f"regimes={list(self.regime.names)}, seed={self.seed})"
+        )
 
     def load(self) -> pd.DataFrame:
         """Generate the bars frame (open-time UTC index ``date``; OHLCV, ``regime``, funding)."""
         path = self.regime.simulate(
-            self.num_samples, self.seconds / SECONDS_PER_YEAR, self.seed,
-            base_price=self.base_price, base_volume=self.base_volume,
+            self.num_samples,
+            self.seconds / SECONDS_PER_YEAR,
+            self.seed,
+            base_price=self.base_price,
+            base_volume=self.base_volume,
             volume_noise=self.volume_noise,
         )
         index = pd.date_range(
-            self.start, periods=self.num_samples, freq=pd.Timedelta(seconds=self.seconds),
+            self.start,
+            periods=self.num_samples,
+            freq=pd.Timedelta(seconds=self.seconds),
             name="date",
         ).as_unit("ns")
         bars = pd.DataFrame(
-            {"open": path.open, "high": path.high, "low": path.low, "close": path.close,
-             "volume": path.volume},
+            {
+                "open": path.open,
+                "high": path.high,
+                "low": path.low,
+                "close": path.close,
+                "volume": path.volume,
+            },
             index=index,
         )
         if self.funding:

@@ -18,8 +18,16 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)
 def _profile_nb(
-    high: np.ndarray, low: np.ndarray, volume: np.ndarray, density: np.ndarray, start: int,
-    stop: int, lo: float, width: float, hist: np.ndarray, diff: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    volume: np.ndarray,
+    density: np.ndarray,
+    start: int,
+    stop: int,
+    lo: float,
+    width: float,
+    hist: np.ndarray,
+    diff: np.ndarray,
 ) -> None:
     """Fill ``hist`` with the volume of bars ``start..stop-1`` spread over the price bins.
 
@@ -97,8 +105,13 @@ def _value_area_nb(hist: np.ndarray, share: float) -> tuple:
 
 @numba.njit(cache=True, nogil=True)
 def vpvr_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, window: int,
-    bins: int, value_area: float,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    window: int,
+    bins: int,
+    value_area: float,
 ) -> tuple:
     """Rolling POC, VAH and VAL price levels; NaN for the first ``window - 1`` rows."""
     n = close.shape[0]

@@ -227,11 +227,13 @@ def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, fundi
     if params[P_FUNDING] > 0.0 and st[i, UNITS] != 0.0 and funding[n] != 0.0:
         paid = apply_funding_nb(st, i, open_[n], funding[n])
     if st[i, UNITS] != 0.0:  # a gap through the liquidation price at the open
-        fees, n_tr, liquidated = _liquidation_check_nb(st, i, params, n, open_[n], open_[n],
-                                                       open_[n], trades, n_tr)
+        fees, n_tr, liquidated = _liquidation_check_nb(
+            st, i, params, n, open_[n], open_[n], open_[n], trades, n_tr
+        )
     if not liquidated and not math.isnan(target):
-        f, n_tr, op = _fill_order_nb(st, i, target, params, n, fill_price[n], high[t] - low[t],
-                                     trades, n_tr)
+        f, n_tr, op = _fill_order_nb(
+            st, i, target, params, n, fill_price[n], high[t] - low[t], trades, n_tr
+        )
         fees += f
         if op:
             opened = 1
@@ -239,8 +241,9 @@ def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, fundi
         if params[P_MODE] == MODE_BSH:
             st[i, LEVEL] = round(target * params[P_LEVELS])
     if not liquidated and st[i, UNITS] != 0.0:  # the new position through bar n's range
-        f, n_tr, liquidated = _liquidation_check_nb(st, i, params, n, open_[n], low[n], high[n],
-                                                    trades, n_tr)
+        f, n_tr, liquidated = _liquidation_check_nb(
+            st, i, params, n, open_[n], low[n], high[n], trades, n_tr
+        )
         fees += f
     return fees, paid, opened, liquidated, n_tr
 
@@ -279,8 +282,9 @@ def step_env_nb(
     truncated = (not terminated) and n >= int(st[i, END])
     if (terminated or truncated) and st[i, UNITS] != 0.0:
         direction = -1.0 if st[i, UNITS] > 0.0 else 1.0
-        px = slipped_price_nb(close[n], direction, params[P_SLIP_BPS], params[P_SLIP_RANGE],
-                              high[n] - low[n])
+        px = slipped_price_nb(
+            close[n], direction, params[P_SLIP_BPS], params[P_SLIP_RANGE], high[n] - low[n]
+        )
         f, n_tr, _ = rebalance_nb(st, i, 0.0, px, params[P_FEE], n, trades, n_tr)
         fees += f
         eq = mark_nb(st, i, close[n])
@@ -307,8 +311,22 @@ def step_env_nb(
     drawdown = 1.0 - eq / st[i, PEAK]
     idle = st[i, FLAT_STEPS] > params[P_IDLE_T]
     bench = math.log(close[n] / close[t]) if weights[C_BENCHMARK] != 0.0 else 0.0
-    reward = reward_components_nb(comp, i, weights, log_ret, drawdown, sharpe, fees, bench, idle,
-                                  profit, opened, paid, liquidated, eq_before)
+    reward = reward_components_nb(
+        comp,
+        i,
+        weights,
+        log_ret,
+        drawdown,
+        sharpe,
+        fees,
+        bench,
+        idle,
+        profit,
+        opened,
+        paid,
+        liquidated,
+        eq_before,
+    )
     st[i, EP_RETURN] += reward
     st[i, EP_LENGTH] += 1.0
     for c in range(N_COMPONENTS):
@@ -329,9 +347,7 @@ def write_info_nb(info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray) -
 
 
 @kernel
-def step_single_nb(
-    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log
-):
+def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log):
     """One :class:`TradingEnv` step in one numba call: step, observation, info and trade log.
 
     ``info`` receives the base values, this step's weighted components and the running episode
@@ -343,8 +359,20 @@ def step_single_nb(
         ``(reward, terminated, truncated, rows used in log)``.
     """
     r, term, trunc, n_tr = step_env_nb(
-        st, ret_buf, comp, 0, a, params, weights, prices[ROW_OPEN], prices[ROW_HIGH],
-        prices[ROW_LOW], prices[ROW_CLOSE], prices[ROW_FILL], prices[ROW_FUNDING], trades,
+        st,
+        ret_buf,
+        comp,
+        0,
+        a,
+        params,
+        weights,
+        prices[ROW_OPEN],
+        prices[ROW_HIGH],
+        prices[ROW_LOW],
+        prices[ROW_CLOSE],
+        prices[ROW_FILL],
+        prices[ROW_FUNDING],
+        trades,
     )
     build_obs_nb(obs, 0, st, 0, params, features, prices[ROW_CLOSE])
     write_info_nb(info, st, 0, prices[ROW_CLOSE])
@@ -363,8 +391,25 @@ def step_single_nb(
 
 @kernel
 def step_vec_nb(
-    actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
-    next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths,
+    actions,
+    states,
+    ret_bufs,
+    comps,
+    comp_sums,
+    params,
+    weights,
+    prices,
+    features,
+    next_start,
+    next_end,
+    trades,
+    obs,
+    rewards,
+    dones,
+    truncated,
+    term_obs,
+    ep_returns,
+    ep_lengths,
 ):
     """Step every env of the native VecEnv and auto-reset the finished ones.
 
@@ -380,8 +425,19 @@ def step_vec_nb(
     close = prices[ROW_CLOSE]
     for i in range(states.shape[0]):
         r, term, trunc, _ = step_env_nb(
-            states, ret_bufs, comps, i, float(actions[i]), params, weights, prices[ROW_OPEN],
-            prices[ROW_HIGH], prices[ROW_LOW], close, prices[ROW_FILL], prices[ROW_FUNDING],
+            states,
+            ret_bufs,
+            comps,
+            i,
+            float(actions[i]),
+            params,
+            weights,
+            prices[ROW_OPEN],
+            prices[ROW_HIGH],
+            prices[ROW_LOW],
+            close,
+            prices[ROW_FILL],
+            prices[ROW_FUNDING],
             trades,
         )
         rewards[i] = r

@@ -1,6 +1,5 @@
 """EnvFactory: the ``_target_`` of ``conf/env/*.yaml``; builds single and vectorised envs."""
 
-
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 

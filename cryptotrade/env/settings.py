@@ -1,6 +1,5 @@
 """Typed settings of the trading env, shared by :class:`TradingEnv` and :class:`EnvFactory`."""
 
-
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -88,23 +87,35 @@ class EnvSettings:
             (self.initial_cash > 0, f"env.initial_cash={self.initial_cash} must be > 0"),
             (0 <= self.taker_fee < 0.1, f"env.taker_fee={self.taker_fee} must be in [0, 0.1)"),
             (0 <= self.maker_fee < 0.1, f"env.maker_fee={self.maker_fee} must be in [0, 0.1)"),
-            (self.order_type in ("market", "limit"),
-             f"env.order_type={self.order_type!r} must be 'market' or 'limit'"),
+            (
+                self.order_type in ("market", "limit"),
+                f"env.order_type={self.order_type!r} must be 'market' or 'limit'",
+            ),
             (self.slippage_bps >= 0, f"env.slippage_bps={self.slippage_bps} must be >= 0"),
             (self.slippage_range >= 0, f"env.slippage_range={self.slippage_range} must be >= 0"),
             (self.leverage > 0, f"env.leverage={self.leverage} must be > 0"),
-            (0 <= self.maintenance_margin * self.leverage < 1,
-             f"env.maintenance_margin={self.maintenance_margin} x env.leverage={self.leverage} "
-             "must be < 1 (else a full position is liquidated at once); lower either"),
-            (0 <= self.liquidation_fee < 0.1,
-             f"env.liquidation_fee={self.liquidation_fee} must be in [0, 0.1)"),
-            (self.episode_length is None or self.episode_length >= 1,
-             f"env.episode_length={self.episode_length} must be >= 1 or null (whole split)"),
-            (self.max_drawdown is None or 0 < self.max_drawdown <= 1,
-             f"env.max_drawdown={self.max_drawdown} must be in (0, 1] or null (never)"),
+            (
+                0 <= self.maintenance_margin * self.leverage < 1,
+                f"env.maintenance_margin={self.maintenance_margin} x env.leverage={self.leverage} "
+                "must be < 1 (else a full position is liquidated at once); lower either",
+            ),
+            (
+                0 <= self.liquidation_fee < 0.1,
+                f"env.liquidation_fee={self.liquidation_fee} must be in [0, 0.1)",
+            ),
+            (
+                self.episode_length is None or self.episode_length >= 1,
+                f"env.episode_length={self.episode_length} must be >= 1 or null (whole split)",
+            ),
+            (
+                self.max_drawdown is None or 0 < self.max_drawdown <= 1,
+                f"env.max_drawdown={self.max_drawdown} must be in (0, 1] or null (never)",
+            ),
             (0 <= self.min_trade <= 1, f"env.min_trade={self.min_trade} must be in [0, 1]"),
-            (self.inventory_levels >= 1,
-             f"env.inventory_levels={self.inventory_levels} must be >= 1"),
+            (
+                self.inventory_levels >= 1,
+                f"env.inventory_levels={self.inventory_levels} must be >= 1",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -155,8 +166,12 @@ class EnvSettings:
         for name in ("open", "high", "low", "close"):
             arr = getattr(data, name)
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"MarketData.{name} of {data.name!r} has non-positive or NaN "
-                                 "prices; fix the data validation settings")
+                raise ValueError(
+                    f"MarketData.{name} of {data.name!r} has non-positive or NaN "
+                    "prices; fix the data validation settings"
+                )
         if not np.all(np.isfinite(data.features)):
-            raise ValueError(f"MarketData.features of {data.name!r} contains NaN/inf; drop the "
-                             "indicator warm-up rows in the feature pipeline")
+            raise ValueError(
+                f"MarketData.features of {data.name!r} contains NaN/inf; drop the "
+                "indicator warm-up rows in the feature pipeline"
+            )

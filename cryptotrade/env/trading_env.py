@@ -135,9 +135,19 @@ class TradingEnv(gym.Env):
         self._continuous = isinstance(self.action_space, spaces.Box)
         # rows ROW_OPEN .. ROW_FUNDING; ROW_FILL is the reference price of a fill at each bar,
         # the open (the look-ahead canary test swaps it for a leaky one)
-        self._prices = np.ascontiguousarray(np.stack([
-            data.open, data.high, data.low, data.close, data.open, data.funding_rate,
-        ]), dtype=np.float64)
+        self._prices = np.ascontiguousarray(
+            np.stack(
+                [
+                    data.open,
+                    data.high,
+                    data.low,
+                    data.close,
+                    data.open,
+                    data.funding_rate,
+                ]
+            ),
+            dtype=np.float64,
+        )
         self._close = self._prices[ROW_CLOSE]
         self._features = np.ascontiguousarray(data.features, dtype=np.float32)
         self._params = self.settings.params(self.reward.idle_threshold)
@@ -160,9 +170,19 @@ class TradingEnv(gym.Env):
 
         Call it again after replacing one of the arrays (the look-ahead tests do).
         """
-        self._step_args = (self._state, self._ret_buf, self._comp, self._params, self._weights,
-                           self._prices, self._features, self._trade_buf, self._obs,
-                           self._info_vec, self._trade_log)
+        self._step_args = (
+            self._state,
+            self._ret_buf,
+            self._comp,
+            self._params,
+            self._weights,
+            self._prices,
+            self._features,
+            self._trade_buf,
+            self._obs,
+            self._info_vec,
+            self._trade_log,
+        )
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
@@ -239,8 +259,11 @@ class TradingEnv(gym.Env):
     def action_for_target(self, target: float) -> Any:
         """Action moving the position toward ``target`` exposure: -1 short, 0 flat, +1 long."""
         return action_for_target(
-            self.settings.action_mode, target, float(self._state[0, UNITS]),
-            float(self._state[0, LEVEL]), self.settings.inventory_levels,
+            self.settings.action_mode,
+            target,
+            float(self._state[0, UNITS]),
+            float(self._state[0, LEVEL]),
+            self.settings.inventory_levels,
         )
 
     @property

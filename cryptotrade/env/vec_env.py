@@ -71,9 +71,7 @@ class NativeVecEnv(VecEnv):
         self._ep_lengths = np.zeros(n_envs)
         self._next_start = np.zeros(n_envs, dtype=np.int64)
         self._next_end = np.zeros(n_envs, dtype=np.int64)
-        self._rngs: list[np.random.Generator] = [
-            seeding.np_random(None)[0] for _ in range(n_envs)
-        ]
+        self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n_envs)]
         self._actions: np.ndarray = np.zeros(n_envs)
         self._t0 = np.full(n_envs, time.perf_counter())
         # envs whose episode did not end get a shared read-only empty mapping instead of a fresh
@@ -81,10 +79,24 @@ class NativeVecEnv(VecEnv):
         # raises, so a wrapper that mutates infos cannot leak values between envs
         self._no_infos: list[Any] = [_EMPTY_INFO] * n_envs
         self._kernel_args = (
-            self._states, self._ret_bufs, self._comps, self._comp_sums, tpl._params,
-            tpl._weights, tpl._prices, tpl._features, self._next_start, self._next_end,
-            self._trades, self._obs, self._rewards, self._dones, self._truncated, self._term_obs,
-            self._ep_returns, self._ep_lengths,
+            self._states,
+            self._ret_bufs,
+            self._comps,
+            self._comp_sums,
+            tpl._params,
+            tpl._weights,
+            tpl._prices,
+            tpl._features,
+            self._next_start,
+            self._next_end,
+            self._trades,
+            self._obs,
+            self._rewards,
+            self._dones,
+            self._truncated,
+            self._term_obs,
+            self._ep_returns,
+            self._ep_lengths,
         )
 
     # ------------------------------------------------------------------ episode starts
@@ -99,8 +111,14 @@ class NativeVecEnv(VecEnv):
             if self._seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(self._seeds[i])[0]
             self._draw_next(i)
-            reset_env_nb(self._states, self._ret_bufs, i, tpl._params,
-                         int(self._next_start[i]), int(self._next_end[i]))
+            reset_env_nb(
+                self._states,
+                self._ret_bufs,
+                i,
+                tpl._params,
+                int(self._next_start[i]),
+                int(self._next_end[i]),
+            )
             build_obs_nb(self._obs, i, self._states, i, tpl._params, tpl._features, tpl._close)
             self._draw_next(i)  # the start the kernel uses when this env next auto-resets
         self._comp_sums[:] = 0.0

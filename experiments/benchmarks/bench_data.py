@@ -45,8 +45,18 @@ def _market(n: int) -> dict[str, np.ndarray]:
     return {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
 
 
-NAMES = ("SMA 20", "EMA 20", "RSI 14", "MACD line", "MACD signal", "MACD hist", "ATR 14",
-         "BB upper", "BB middle", "BB lower")
+NAMES = (
+    "SMA 20",
+    "EMA 20",
+    "RSI 14",
+    "MACD line",
+    "MACD signal",
+    "MACD hist",
+    "ATR 14",
+    "BB upper",
+    "BB middle",
+    "BB lower",
+)
 
 
 def ours_tasks(m: dict[str, np.ndarray], block: np.ndarray | None = None) -> list[Callable]:
@@ -57,10 +67,14 @@ def ours_tasks(m: dict[str, np.ndarray], block: np.ndarray | None = None) -> lis
     h, lo, c = m["high"], m["low"], m["close"]
     r = (lambda i: None) if block is None else (lambda i: block[i])
     rows = (lambda i, j: None) if block is None else (lambda i, j: block[i:j])
-    return [lambda: (ind.sma(c, 20, out=r(0)),), lambda: (ind.ema(c, 20, out=r(1)),),
-            lambda: (ind.rsi(c, 14, out=r(2)),), lambda: ind.macd(c, 12, 26, 9, out=rows(3, 6)),
-            lambda: (ind.atr(h, lo, c, 14, out=r(6)),),
-            lambda: ind.bbands(c, 20, 2.0, out=rows(7, 10))]
+    return [
+        lambda: (ind.sma(c, 20, out=r(0)),),
+        lambda: (ind.ema(c, 20, out=r(1)),),
+        lambda: (ind.rsi(c, 14, out=r(2)),),
+        lambda: ind.macd(c, 12, 26, 9, out=rows(3, 6)),
+        lambda: (ind.atr(h, lo, c, 14, out=r(6)),),
+        lambda: ind.bbands(c, 20, 2.0, out=rows(7, 10)),
+    ]
 
 
 def talib_tasks(m: dict[str, np.ndarray]) -> list[Callable]:
@@ -68,9 +82,14 @@ def talib_tasks(m: dict[str, np.ndarray]) -> list[Callable]:
     import talib
 
     h, lo, c = m["high"], m["low"], m["close"]
-    return [lambda: (talib.SMA(c, 20),), lambda: (talib.EMA(c, 20),),
-            lambda: (talib.RSI(c, 14),), lambda: talib.MACD(c, 12, 26, 9),
-            lambda: (talib.ATR(h, lo, c, 14),), lambda: talib.BBANDS(c, 20, 2.0, 2.0)]
+    return [
+        lambda: (talib.SMA(c, 20),),
+        lambda: (talib.EMA(c, 20),),
+        lambda: (talib.RSI(c, 14),),
+        lambda: talib.MACD(c, 12, 26, 9),
+        lambda: (talib.ATR(h, lo, c, 14),),
+        lambda: talib.BBANDS(c, 20, 2.0, 2.0),
+    ]
 
 
 def run(tasks: list[Callable], pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
@@ -87,7 +106,7 @@ def ours_block(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _seeded_ewm(x: pd.Series, seed_at: int, n: int, alpha: float) -> pd.Series:
     """pandas ewm seeded like TA-Lib: NaN before ``seed_at``, the SMA of ``n`` values at it."""
     y = x.copy()
-    y.iloc[seed_at] = x.iloc[seed_at - n + 1: seed_at + 1].mean()
+    y.iloc[seed_at] = x.iloc[seed_at - n + 1 : seed_at + 1].mean()
     y.iloc[:seed_at] = np.nan
     return y.ewm(alpha=alpha, adjust=False).mean()
 
@@ -109,10 +128,18 @@ def pandas_six(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     tr.iloc[0] = np.nan
     mid = c.rolling(20).mean()
     dev = 2.0 * c.rolling(20).std(ddof=0)
-    out = {"SMA 20": mid, "EMA 20": _seeded_ewm(c, 19, 20, 2 / 21),
-           "RSI 14": 100 * gain / (gain + loss), "MACD line": line, "MACD signal": sig,
-           "MACD hist": line - sig, "ATR 14": _seeded_ewm(tr.fillna(0), 14, 14, 1 / 14),
-           "BB upper": mid + dev, "BB middle": mid, "BB lower": mid - dev}
+    out = {
+        "SMA 20": mid,
+        "EMA 20": _seeded_ewm(c, 19, 20, 2 / 21),
+        "RSI 14": 100 * gain / (gain + loss),
+        "MACD line": line,
+        "MACD signal": sig,
+        "MACD hist": line - sig,
+        "ATR 14": _seeded_ewm(tr.fillna(0), 14, 14, 1 / 14),
+        "BB upper": mid + dev,
+        "BB middle": mid,
+        "BB lower": mid - dev,
+    }
     return {k: v.to_numpy() for k, v in out.items()}
 
 
@@ -147,15 +174,20 @@ def _machine() -> str:
     import numba
     import talib
 
-    return (f"{cpu}, {os.cpu_count()} cores (shared with other jobs); Python "
-            f"{platform.python_version()}, numba "
-            f"{numba.__version__}, numpy {np.__version__}, pandas {pd.__version__}, TA-Lib "
-            f"{talib.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores (shared with other jobs); Python "
+        f"{platform.python_version()}, numba "
+        f"{numba.__version__}, numpy {np.__version__}, pandas {pd.__version__}, TA-Lib "
+        f"{talib.__version__}"
+    )
 
 
 # glibc keeps freed memory for reuse with these (no new page faults after the warm-up call)
-WARM_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 34),
-                   "MALLOC_TOP_PAD_": str(1 << 29)}
+WARM_MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 34),
+    "MALLOC_TOP_PAD_": str(1 << 29),
+}
 
 
 def _warm_times(n: int, repeat: int) -> dict[str, float] | None:
@@ -163,11 +195,14 @@ def _warm_times(n: int, repeat: int) -> dict[str, float] | None:
 
     A child, so the allocator settings cannot leak into the other benchmarks of ``make bench``.
     """
-    code = ("import json; from experiments.benchmarks import bench_data as b; "
-            f"print(json.dumps(b._time_six(b._market({n}), {repeat})))")
+    code = (
+        "import json; from experiments.benchmarks import bench_data as b; "
+        f"print(json.dumps(b._time_six(b._market({n}), {repeat})))"
+    )
     env = {**os.environ, **WARM_MALLOC_ENV, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         print(f"warm-memory run failed, left out:\n{proc.stderr[-2000:]}")
         return None
@@ -177,35 +212,49 @@ def _warm_times(n: int, repeat: int) -> dict[str, float] | None:
 def _time_six(m: dict[str, np.ndarray], repeat: int) -> dict[str, float]:
     pool = ThreadPoolExecutor(2)
     ours_t, talib_t = ours_tasks(m), talib_tasks(m)
-    t = _best({
-        "block": lambda: ours_block(m), "ours": lambda: run(ours_t),
-        "talib": lambda: run(talib_t), "pandas": lambda: pandas_six(m),
-        "ours2": lambda: run(ours_t, pool), "talib2": lambda: run(talib_t, pool),
-    }, repeat)
+    t = _best(
+        {
+            "block": lambda: ours_block(m),
+            "ours": lambda: run(ours_t),
+            "talib": lambda: run(talib_t),
+            "pandas": lambda: pandas_six(m),
+            "ours2": lambda: run(ours_t, pool),
+            "talib2": lambda: run(talib_t, pool),
+        },
+        repeat,
+    )
     pool.shutdown()
     return t
 
 
 def _speed_rows(t: dict[str, float], label: str) -> list[str]:
     def row(name: str, key: str) -> str:
-        return (f"| {label} | {name} | {t[key] * 1e3:.1f} ms | {t['talib'] / t[key]:.2f}x | "
-                f"{t['pandas'] / t[key]:.1f}x |")
+        return (
+            f"| {label} | {name} | {t[key] * 1e3:.1f} ms | {t['talib'] / t[key]:.2f}x | "
+            f"{t['pandas'] / t[key]:.1f}x |"
+        )
 
-    return [row("cryptotrade, outputs into one preallocated block (`out=`)", "block"),
-            row("cryptotrade, a new array per output (as TA-Lib)", "ours"),
-            row("TA-Lib", "talib"), row("pandas rolling/ewm (seeded like TA-Lib)", "pandas"),
-            f"| {label} | 2 threads: cryptotrade / TA-Lib (both release the GIL) | "
-            f"{t['ours2'] * 1e3:.1f} / {t['talib2'] * 1e3:.1f} ms | "
-            f"{t['talib2'] / t['ours2']:.2f}x | |"]
+    return [
+        row("cryptotrade, outputs into one preallocated block (`out=`)", "block"),
+        row("cryptotrade, a new array per output (as TA-Lib)", "ours"),
+        row("TA-Lib", "talib"),
+        row("pandas rolling/ewm (seeded like TA-Lib)", "pandas"),
+        f"| {label} | 2 threads: cryptotrade / TA-Lib (both release the GIL) | "
+        f"{t['ours2'] * 1e3:.1f} / {t['talib2'] * 1e3:.1f} ms | "
+        f"{t['talib2'] / t['ours2']:.2f}x | |",
+    ]
 
 
 def _values_rows(m: dict[str, np.ndarray]) -> tuple[list[str], float]:
     a, ta, pa = run(ours_tasks(m)), run(talib_tasks(m)), pandas_six(m)
     # writing into a block gives the very same numbers
-    np.testing.assert_array_equal(np.stack(list(ours_block(m).values())),
-                                  np.stack(list(a.values())))
-    rows = ["| output | max abs diff vs TA-Lib | same warm-up rows | max abs diff vs pandas |",
-            "|---|---|---|---|"]
+    np.testing.assert_array_equal(
+        np.stack(list(ours_block(m).values())), np.stack(list(a.values()))
+    )
+    rows = [
+        "| output | max abs diff vs TA-Lib | same warm-up rows | max abs diff vs pandas |",
+        "|---|---|---|---|",
+    ]
     worst = 0.0
     for name in NAMES:
         dt, same = _max_diff(a[name], ta[name])
@@ -219,16 +268,20 @@ def _summary(fresh: dict[str, float], warm: dict[str, float] | None) -> str:
     """Say plainly which of the two speed targets hold in which setting."""
     parts = []
     for peer, goal in (("talib", 1.5), ("pandas", 10.0)):
-        settings = {"fresh memory, block output": fresh[peer] / fresh["block"],
-                    "fresh memory, new arrays": fresh[peer] / fresh["ours"]}
+        settings = {
+            "fresh memory, block output": fresh[peer] / fresh["block"],
+            "fresh memory, new arrays": fresh[peer] / fresh["ours"],
+        }
         if warm:
             settings["arithmetic alone (warm memory)"] = warm[peer] / warm["ours"]
         met = [k for k, v in settings.items() if v >= goal]
         missed = [k for k, v in settings.items() if v < goal]
         name = "TA-Lib" if peer == "talib" else "pandas"
-        parts.append(f"The >= {goal:g}x {name} target is met for: "
-                     f"{'; '.join(met) or 'none of the settings'}"
-                     + (f"; and NOT met for: {'; '.join(missed)}." if missed else "."))
+        parts.append(
+            f"The >= {goal:g}x {name} target is met for: "
+            f"{'; '.join(met) or 'none of the settings'}"
+            + (f"; and NOT met for: {'; '.join(missed)}." if missed else ".")
+        )
     return " ".join(parts)
 
 
@@ -237,9 +290,13 @@ def _indicator_section(m: dict[str, np.ndarray], repeat: int) -> str:
     warm = _warm_times(len(m["close"]), repeat)
     values, worst = _values_rows(m)
     n = len(m["close"])
-    head = [f"Six indicators together on {n:,} bars (best of {repeat}, 1 thread unless noted):",
-            "", "| memory | implementation | time | speed-up vs TA-Lib | vs pandas |",
-            "|---|---|---|---|---|", *_speed_rows(fresh, "fresh (default malloc)")]
+    head = [
+        f"Six indicators together on {n:,} bars (best of {repeat}, 1 thread unless noted):",
+        "",
+        "| memory | implementation | time | speed-up vs TA-Lib | vs pandas |",
+        "|---|---|---|---|---|",
+        *_speed_rows(fresh, "fresh (default malloc)"),
+    ]
     if warm is not None:
         head += _speed_rows(warm, "warm (freed memory reused)")
     verdict = [
@@ -252,7 +309,8 @@ def _indicator_section(m: dict[str, np.ndarray], repeat: int) -> str:
         f"**{fresh['pandas'] / fresh['block']:.1f}x**, new arrays: "
         f"**{fresh['pandas'] / fresh['ours']:.1f}x**"
         + (f"; warm: **{warm['pandas'] / warm['ours']:.1f}x**" if warm else "")
-        + ". " + _summary(fresh, warm)
+        + ". "
+        + _summary(fresh, warm)
         + f" Values: every output within {worst:.1e} of TA-Lib (target 1e-6: "
         f"**{'met' if worst <= 1e-6 else 'NOT met'}**), with the same warm-up rows.",
     ]
@@ -271,17 +329,27 @@ def _feature_set_row(n: int, repeat: int) -> str:
     vp = kinds.get("vpvr")
     times = _best({"all": lambda: features.compute(bars)}, max(1, repeat // 2))
     frame = features.compute(bars)
-    line = (f"| default feature set ({frame.shape[1]} columns incl. VPVR and 4h features), "
-            f"{n:,} bars | {times['all']:.2f} s |")
+    line = (
+        f"| default feature set ({frame.shape[1]} columns incl. VPVR and 4h features), "
+        f"{n:,} bars | {times['all']:.2f} s |"
+    )
     if vp is not None:
         from cryptotrade.data.volume_profile import vpvr_nb
 
         h, lo, c, v = (bars[k].to_numpy() for k in ("high", "low", "close", "volume"))
         p = vp.params
-        t = _best({"vpvr": lambda: vpvr_nb(h, lo, c, v, p.get("window", 96), p.get("bins", 24),
-                                           p.get("value_area", 0.7))}, 2)
-        line += (f"\n| of which VPVR (window {p.get('window', 96)}, {p.get('bins', 24)} bins) "
-                 f"| {t['vpvr']:.2f} s |")
+        t = _best(
+            {
+                "vpvr": lambda: vpvr_nb(
+                    h, lo, c, v, p.get("window", 96), p.get("bins", 24), p.get("value_area", 0.7)
+                )
+            },
+            2,
+        )
+        line += (
+            f"\n| of which VPVR (window {p.get('window', 96)}, {p.get('bins', 24)} bins) "
+            f"| {t['vpvr']:.2f} s |"
+        )
     return line
 
 
@@ -292,40 +360,48 @@ def main(n: int = N_BARS, repeat: int = 11) -> str:
     market = _market(n)
     table = _indicator_section(market, repeat)
     features = _feature_set_row(n, repeat)
-    synth = _best({"gen": lambda: SyntheticSource(num_samples=SYNTHETIC_BARS, timeframe="15m",
-                                                  seed=0).load()}, repeat)["gen"]
-    md = "\n".join([
-        f"Machine: {_machine()}. Same process, same data (a synthetic 15m market).",
-        "",
-        table,
-        "",
-        "| other | time |",
-        "|---|---|",
-        features,
-        f"| synthetic market, 10 years of 15m bars ({SYNTHETIC_BARS:,} rows, OHLCV + regime) "
-        f"| {synth:.3f} s (target < 1 s: {'met' if synth < 1 else 'NOT met'}) |",
-        "",
-        "Notes. *Fresh* memory is what a process sees by default: ~80 MB of new float64 "
-        "outputs per round, whose first-touch page faults cost about as much as the "
-        "arithmetic on this VM (and TA-Lib's MACD/BBANDS add internal temporaries that fault "
-        "too). *Warm* memory (a child process whose glibc keeps freed memory, "
-        "`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`, so nobody faults after the warm-up "
-        "call) measures the arithmetic alone: there cryptotrade is ~1.4x TA-Lib, short of the "
-        "1.5x target; the larger fresh-memory gains come from cheaper page faults: "
-        "cryptotrade's outputs start on a 2 MB boundary so transparent huge pages cover all of "
-        "them (`indicators.empty_rows`), and its fused kernels allocate no temporaries. "
-        "Writing into one preallocated block (`out=`, how a feature matrix is filled) pays the "
-        "faults once per block. Where "
-        "the kernels win: exponential/Wilder recursions advance two rows per multiply-add on "
-        "the loop-carried chain; MACD and Bollinger bands are single fused passes without "
-        "temporaries; RSI/ATR/EMA avoid TA-Lib's divisions. SMA runs at memory speed, like "
-        "TA-Lib's. The two cores of this machine are shared with other jobs, so the 2-thread "
-        "rows are indicative only. The pandas versions are seeded like TA-Lib so values are "
-        "comparable; their remaining Bollinger difference is pandas' online rolling-variance "
-        "rounding (cryptotrade re-anchors its sums every window and stays within 1e-11 of a "
-        "two-pass computation). Timings vary by +-20 % between runs on this shared machine; "
-        "the ratios come from interleaved runs in one process.",
-    ])
+    synth = _best(
+        {
+            "gen": lambda: SyntheticSource(
+                num_samples=SYNTHETIC_BARS, timeframe="15m", seed=0
+            ).load()
+        },
+        repeat,
+    )["gen"]
+    md = "\n".join(
+        [
+            f"Machine: {_machine()}. Same process, same data (a synthetic 15m market).",
+            "",
+            table,
+            "",
+            "| other | time |",
+            "|---|---|",
+            features,
+            f"| synthetic market, 10 years of 15m bars ({SYNTHETIC_BARS:,} rows, OHLCV + regime) "
+            f"| {synth:.3f} s (target < 1 s: {'met' if synth < 1 else 'NOT met'}) |",
+            "",
+            "Notes. *Fresh* memory is what a process sees by default: ~80 MB of new float64 "
+            "outputs per round, whose first-touch page faults cost about as much as the "
+            "arithmetic on this VM (and TA-Lib's MACD/BBANDS add internal temporaries that fault "
+            "too). *Warm* memory (a child process whose glibc keeps freed memory, "
+            "`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`, so nobody faults after the warm-up "
+            "call) measures the arithmetic alone: there cryptotrade is ~1.4x TA-Lib, short of the "
+            "1.5x target; the larger fresh-memory gains come from cheaper page faults: "
+            "cryptotrade's outputs start on a 2 MB boundary so transparent huge pages cover all of "
+            "them (`indicators.empty_rows`), and its fused kernels allocate no temporaries. "
+            "Writing into one preallocated block (`out=`, how a feature matrix is filled) pays the "
+            "faults once per block. Where "
+            "the kernels win: exponential/Wilder recursions advance two rows per multiply-add on "
+            "the loop-carried chain; MACD and Bollinger bands are single fused passes without "
+            "temporaries; RSI/ATR/EMA avoid TA-Lib's divisions. SMA runs at memory speed, like "
+            "TA-Lib's. The two cores of this machine are shared with other jobs, so the 2-thread "
+            "rows are indicative only. The pandas versions are seeded like TA-Lib so values are "
+            "comparable; their remaining Bollinger difference is pandas' online rolling-variance "
+            "rounding (cryptotrade re-anchors its sums every window and stays within 1e-11 of a "
+            "two-pass computation). Timings vary by +-20 % between runs on this shared machine; "
+            "the ratios come from interleaved runs in one process.",
+        ]
+    )
     print(md)
     write_section("data", md)
     return md

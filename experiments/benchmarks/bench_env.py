@@ -41,8 +41,10 @@ def synthetic(n: int = N_BARS, nf: int = N_FEATURES, seed: int = 0) -> MarketDat
 
 def frame(md: MarketData) -> pd.DataFrame:
     """The same bars as a DataFrame for the peers (both capitalisations they expect)."""
-    df = pd.DataFrame({"open": md.open, "high": md.high, "low": md.low, "close": md.close,
-                       "volume": md.volume}, index=pd.DatetimeIndex(md.timestamps, name="date"))
+    df = pd.DataFrame(
+        {"open": md.open, "high": md.high, "low": md.low, "close": md.close, "volume": md.volume},
+        index=pd.DatetimeIndex(md.timestamps, name="date"),
+    )
     for i, name in enumerate(md.feature_names):
         df[name] = md.features[:, i]
     for col in ("Open", "High", "Low", "Close", "Volume"):
@@ -117,8 +119,11 @@ def peers(md: MarketData) -> dict[str, Any]:
                 prices = self.df["Close"].to_numpy()[lo:hi].astype(np.float32)
                 return prices, self.df[cols].to_numpy()[lo:hi].astype(np.float32)
 
-        out["gym-anytrading"] = (AnyTradingStocks, dict(df=df, window_size=WINDOW,
-                                                       frame_bound=(WINDOW, len(df))), 2)
+        out["gym-anytrading"] = (
+            AnyTradingStocks,
+            dict(df=df, window_size=WINDOW, frame_bound=(WINDOW, len(df))),
+            2,
+        )
     except ImportError as exc:  # pragma: no cover - depends on the bench extra
         out["gym-anytrading"] = exc
     try:
@@ -127,9 +132,11 @@ def peers(md: MarketData) -> dict[str, Any]:
             from gym_trading_env.environments import TradingEnv as GTETradingEnv
         finally:
             warnings.filters[:] = saved
-        out["gym-trading-env"] = (GTETradingEnv, dict(df=df, positions=[-1, 0, 1],
-                                                      windows=WINDOW, trading_fees=0.0004,
-                                                      verbose=0), 3)
+        out["gym-trading-env"] = (
+            GTETradingEnv,
+            dict(df=df, positions=[-1, 0, 1], windows=WINDOW, trading_fees=0.0004, verbose=0),
+            3,
+        )
     except ImportError as exc:  # pragma: no cover
         out["gym-trading-env"] = exc
     return out
@@ -150,8 +157,9 @@ def kernel_runners(md: MarketData, reward: WeightedReward) -> dict[str, Callable
             step_single_nb(a, *args)
         return SINGLE_STEPS
 
-    venv = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC,
-                      vectorized=True).make_vec(md, reward, seed=0)
+    venv = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC, vectorized=True).make_vec(
+        md, reward, seed=0
+    )
     venv.reset()
     vec_actions = np.random.default_rng(0).integers(0, 3, (VEC_STEPS, N_VEC))
 
@@ -213,10 +221,12 @@ def main() -> None:
 
     # ---- single env steps/s
     runners = {
-        "cryptotrade TradingEnv (discrete3)":
-            single_env_runner(factory.make(md, reward, seed=0), 3),
+        "cryptotrade TradingEnv (discrete3)": single_env_runner(
+            factory.make(md, reward, seed=0), 3
+        ),
         "floor: obs copy + 15-key info dict, no market": single_env_runner(
-            FloorEnv(WINDOW * N_FEATURES + 4), 3),
+            FloorEnv(WINDOW * N_FEATURES + 4), 3
+        ),
     }
     peer_envs = peers(md)
     notes = []
@@ -240,43 +250,50 @@ def main() -> None:
             rows.append(f"| {name} | {rate:,.0f} | - | - | - |")
     single_table = "\n".join(rows)
 
-
     # ---- vectorised env-steps/s
     native = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC, vectorized=True)
-    vec = best_rates({
-        "native": vec_runner(native.make_vec(md, reward, seed=0)),
-        "dummy": vec_runner(factory.make_vec(md, reward, seed=0)),
-        **kernel_runners(md, reward),
-    })
+    vec = best_rates(
+        {
+            "native": vec_runner(native.make_vec(md, reward, seed=0)),
+            "dummy": vec_runner(factory.make_vec(md, reward, seed=0)),
+            **kernel_runners(md, reward),
+        }
+    )
     native_rate, dummy_rate = vec["native"], vec["dummy"]
     kernel_single, kernel_vec = vec["kernel single"], vec["kernel vec"]
-    vec_table = "\n".join([
-        "| vectorisation (64 envs) | env-steps/s | target |",
-        "|---|---:|---|",
-        f"| native numba VecEnv | {native_rate:,.0f} | 5,000,000 "
-        f"({'met' if native_rate >= 5e6 else 'not met'}) |",
-        f"| SB3 DummyVecEnv of Monitor(TradingEnv) | {dummy_rate:,.0f} | - |",
-        f"| ratio native / Dummy | {native_rate / dummy_rate:.1f}x | - |",
-        f"| numba kernel alone, 64 envs (no Python around it) | {kernel_vec:,.0f} | - |",
-        f"| numba kernel alone, single env | {kernel_single:,.0f} | - |",
-    ])
+    vec_table = "\n".join(
+        [
+            "| vectorisation (64 envs) | env-steps/s | target |",
+            "|---|---:|---|",
+            f"| native numba VecEnv | {native_rate:,.0f} | 5,000,000 "
+            f"({'met' if native_rate >= 5e6 else 'not met'}) |",
+            f"| SB3 DummyVecEnv of Monitor(TradingEnv) | {dummy_rate:,.0f} | - |",
+            f"| ratio native / Dummy | {native_rate / dummy_rate:.1f}x | - |",
+            f"| numba kernel alone, 64 envs (no Python around it) | {kernel_vec:,.0f} | - |",
+            f"| numba kernel alone, single env | {kernel_single:,.0f} | - |",
+        ]
+    )
 
     # ---- PPO rollout collection, 64 envs x 64 steps
     t_native = ppo_rollout_seconds(native.make_vec(md, reward, seed=0), 64)
     t_dummy = ppo_rollout_seconds(factory.make_vec(md, reward, seed=0), 64)
     samples = 64 * N_VEC
     ratio = t_dummy / t_native
-    rollout_table = "\n".join([
-        "| PPO rollout collection (64 envs x 64 steps, MLP) | seconds | samples/s |",
-        "|---|---:|---:|",
-        f"| native VecEnv | {t_native:.3f} | {samples / t_native:,.0f} |",
-        f"| DummyVecEnv | {t_dummy:.3f} | {samples / t_dummy:,.0f} |",
-        f"| speed-up (target 2x) | {ratio:.1f}x ({'met' if ratio >= 2 else 'not met'}) | |",
-    ])
+    rollout_table = "\n".join(
+        [
+            "| PPO rollout collection (64 envs x 64 steps, MLP) | seconds | samples/s |",
+            "|---|---:|---:|",
+            f"| native VecEnv | {t_native:.3f} | {samples / t_native:,.0f} |",
+            f"| DummyVecEnv | {t_dummy:.3f} | {samples / t_dummy:,.0f} |",
+            f"| speed-up (target 2x) | {ratio:.1f}x ({'met' if ratio >= 2 else 'not met'}) | |",
+        ]
+    )
 
     # ---- end-to-end PPO training fps
-    train_rows = ["| PPO training | n_envs | n_steps | batch_size | fps |",
-                  "|---|---:|---:|---:|---:|"]
+    train_rows = [
+        "| PPO training | n_envs | n_steps | batch_size | fps |",
+        "|---|---:|---:|---:|---:|",
+    ]
     if not isinstance(peer_envs.get("gym-anytrading"), Exception):
         cls, kwargs, _ = peer_envs["gym-anytrading"]
         venv = make_vec_env(cls, n_envs=1, env_kwargs={**kwargs, "render_mode": None})
@@ -286,21 +303,33 @@ def main() -> None:
     one = EnvFactory(window=WINDOW, episode_length=720, n_envs=1, vectorized=False)
     fps = ppo_fps(one.make_vec(md, reward, seed=0), 4096)
     train_rows.append(f"| cryptotrade DummyVecEnv, SB3 defaults | 1 | 2048 | 64 | {fps:,.0f} |")
-    configs = [(False, N_VEC, 64, 512), (True, N_VEC, 64, 64), (True, N_VEC, 64, 512),
-               (True, N_VEC, 64, 2048), (True, 8, 256, 64), (True, 8, 256, 256)]
+    configs = [
+        (False, N_VEC, 64, 512),
+        (True, N_VEC, 64, 64),
+        (True, N_VEC, 64, 512),
+        (True, N_VEC, 64, 2048),
+        (True, 8, 256, 64),
+        (True, 8, 256, 256),
+    ]
     train_fps: dict[tuple[bool, int, int, int], float] = {}
     for vectorized, n_envs, n_steps, batch in configs:
         fac = EnvFactory(window=WINDOW, episode_length=720, n_envs=n_envs, vectorized=vectorized)
-        fps = ppo_fps(fac.make_vec(md, reward, seed=0), 2 * n_steps * n_envs, n_steps=n_steps,
-                      batch_size=batch)
+        fps = ppo_fps(
+            fac.make_vec(md, reward, seed=0),
+            2 * n_steps * n_envs,
+            n_steps=n_steps,
+            batch_size=batch,
+        )
         train_fps[(vectorized, n_envs, n_steps, batch)] = fps
         kind = "native VecEnv" if vectorized else "DummyVecEnv"
         train_rows.append(f"| cryptotrade {kind} | {n_envs} | {n_steps} | {batch} | {fps:,.0f} |")
     train_table = "\n".join(train_rows)
 
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-               f"Python {platform.python_version()}, numpy {np.__version__}, "
-               f"torch {torch.__version__} (1 thread)")
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"torch {torch.__version__} (1 thread)"
+    )
     anytrading = single.get("gym-anytrading", float("nan"))
     floor = single["floor: obs copy + 15-key info dict, no market"]
     gte = single.get("gym-trading-env", float("nan"))

@@ -31,11 +31,14 @@ class DropFirstRows:
         self.rows = rows
 
     def apply(self, bars):
-        return bars.iloc[self.rows:], {"dropped_rows": self.rows}
+        return bars.iloc[self.rows :], {"dropped_rows": self.rows}
 
 
-FEATURES = {"r": {"kind": "log_return"}, "rsi": {"kind": "rsi", "period": 14},
-            "vol": {"kind": "volatility", "window": 20}}
+FEATURES = {
+    "r": {"kind": "log_return"},
+    "rsi": {"kind": "rsi", "period": 14},
+    "vol": {"kind": "volatility", "window": 20},
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +68,8 @@ def test_dataset_contents(bars):
     first_train = bars.index[10 + warm].tz_localize(None).to_datetime64()
     assert ds.train.timestamps[0] == first_train
     close, funding = bars["close"].to_numpy(), bars["funding_rate"].to_numpy()
-    np.testing.assert_array_equal(ds.train.close, close[10 + warm:][: len(ds.train)])
-    np.testing.assert_array_equal(ds.test.funding_rate, funding[-len(ds.test):])
+    np.testing.assert_array_equal(ds.train.close, close[10 + warm :][: len(ds.train)])
+    np.testing.assert_array_equal(ds.test.funding_rate, funding[-len(ds.test) :])
     # the normaliser saw the training rows only
     np.testing.assert_allclose(ds.train.features.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(ds.train.features.std(0), 1, atol=1e-3)
@@ -101,8 +104,17 @@ def test_cache_hit_reloads_identical_dataset_without_loading(tmp_path, bars):
     for name, a in first.splits.items():
         b = second.splits[name]
         assert a.feature_names == b.feature_names and a.name == b.name
-        for attr in ("timestamps", "open", "high", "low", "close", "volume", "features",
-                     "funding_rate", "regime"):
+        for attr in (
+            "timestamps",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "features",
+            "funding_rate",
+            "regime",
+        ):
             np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
             assert getattr(a, attr).dtype == getattr(b, attr).dtype
     build_dataset(spec, fs, cache_dir=tmp_path, fingerprint="other")
@@ -132,8 +144,7 @@ def test_cache_without_regime_or_funding(tmp_path, bars):
 
 def test_too_few_bars_and_nan_features_are_explained(bars):
     with pytest.raises(ValueError, match="warm-up"):
-        build_dataset(_spec(bars.iloc[:30]), FeatureSet(FEATURES), cache_dir=None,
-                      fingerprint="s")
+        build_dataset(_spec(bars.iloc[:30]), FeatureSet(FEATURES), cache_dir=None, fingerprint="s")
     leaky = FeatureSet({"x": {"kind": f"{__name__}.nan_tail"}})
     with pytest.raises(ValueError, match=r"\['x'\] are NaN"):
         build_dataset(_spec(bars), leaky, cache_dir=None, fingerprint="n")
@@ -146,8 +157,9 @@ def nan_tail(frame):
 
 
 def test_walk_forward_folds(bars):
-    folds = build_folds(_spec(bars), FeatureSet(FEATURES), WalkForward(folds=3, test=300,
-                                                                       val=200, embargo=4))
+    folds = build_folds(
+        _spec(bars), FeatureSet(FEATURES), WalkForward(folds=3, test=300, val=200, embargo=4)
+    )
     assert len(folds) == 3
     assert folds[0].train.name == "fold0/train"
     assert folds[-1].test.timestamps[-1] == bars.index[-1].tz_localize(None).to_datetime64()
@@ -185,8 +197,11 @@ def test_keep_raw_columns_stay_raw_in_the_dataset(bars):
 
 def test_same_config_builds_the_same_dataset_twice():
     def build():
-        spec = DataSpec(SyntheticSource(num_samples=3000, seed=4, funding=True),
-                        DropFirstRows(0), ChronoSplit(embargo=3))
+        spec = DataSpec(
+            SyntheticSource(num_samples=3000, seed=4, funding=True),
+            DropFirstRows(0),
+            ChronoSplit(embargo=3),
+        )
         return build_dataset(spec, FeatureSet(FEATURES), cache_dir=None, fingerprint="d")
 
     a, b = build(), build()

@@ -48,14 +48,28 @@ def test_shipped_feature_sets_compute_finite_after_warmup(option, bars):
 
 
 def test_columns_match_kernels(bars):
-    fs = FeatureSet({"rsi": {"kind": "rsi", "period": 10},
-                     "m": {"kind": "macd", "fast": 5, "slow": 13, "signal": 4},
-                     "bb": {"kind": "bbands", "period": 10, "k": 1.5},
-                     "t": {"kind": "time"}})
+    fs = FeatureSet(
+        {
+            "rsi": {"kind": "rsi", "period": 10},
+            "m": {"kind": "macd", "fast": 5, "slow": 13, "signal": 4},
+            "bb": {"kind": "bbands", "period": 10, "k": 1.5},
+            "t": {"kind": "time"},
+        }
+    )
     f = fs.compute(bars)
     c = bars["close"].to_numpy()
-    assert list(f.columns) == ["rsi", "m_line", "m_signal", "m_hist", "bb_pctb", "bb_width",
-                               "t_hour_sin", "t_hour_cos", "t_dow_sin", "t_dow_cos"]
+    assert list(f.columns) == [
+        "rsi",
+        "m_line",
+        "m_signal",
+        "m_hist",
+        "bb_pctb",
+        "bb_width",
+        "t_hour_sin",
+        "t_hour_cos",
+        "t_dow_sin",
+        "t_dow_cos",
+    ]
     np.testing.assert_array_equal(f["rsi"], ind.rsi(c, 10) / 100)
     np.testing.assert_array_equal(f["m_hist"], ind.macd(c, 5, 13, 4)[2] / c)
     np.testing.assert_array_equal(f["bb_pctb"], ind.bb_position(c, *ind.bbands(c, 10, 1.5))[0])
@@ -77,8 +91,12 @@ def test_params_override_like_a_search_would(bars):
 
 
 def test_custom_function_by_dotted_path(bars):
-    fs = FeatureSet({"x": {"kind": f"{__name__}.double_close", "factor": 3.0, "warmup": 5},
-                     "r": {"kind": "log_return"}})
+    fs = FeatureSet(
+        {
+            "x": {"kind": f"{__name__}.double_close", "factor": 3.0, "warmup": 5},
+            "r": {"kind": "log_return"},
+        }
+    )
     f = fs.compute(bars)
     np.testing.assert_array_equal(f["x"], bars["close"] * 3.0)
     assert fs.warmup() == 5
@@ -106,17 +124,25 @@ def test_bad_normaliser_settings_fail_at_construction():
     with pytest.raises(ValueError, match="normalise"):
         FeatureSet({"r": {"kind": "log_return"}}, normalise="l2")
     with pytest.raises(ValueError, match="multiple"):
-        FeatureSet({"r": {"kind": "log_return"}}, higher={"m20": {
-            "timeframe": "20m", "indicators": {"r": {"kind": "log_return"}}}},
-            base_timeframe="15m")
+        FeatureSet(
+            {"r": {"kind": "log_return"}},
+            higher={"m20": {"timeframe": "20m", "indicators": {"r": {"kind": "log_return"}}}},
+            base_timeframe="15m",
+        )
     with pytest.raises(ValueError, match="exactly 'timeframe' and 'indicators'"):
         FeatureSet({"r": {"kind": "log_return"}}, higher={"h1": {"r": {"kind": "log_return"}}})
 
 
 def test_higher_timeframe_joined_only_after_the_bar_closed(bars):
-    fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"h1": {"timeframe": "1h", "indicators": {
-                        "r": {"kind": "log_return"}, "rsi": {"kind": "rsi", "period": 5}}}})
+    fs = FeatureSet(
+        {"r": {"kind": "log_return"}},
+        higher={
+            "h1": {
+                "timeframe": "1h",
+                "indicators": {"r": {"kind": "log_return"}, "rsi": {"kind": "rsi", "period": 5}},
+            }
+        },
+    )
     f = fs.compute(bars)
     hourly = bars["close"].resample("1h", label="left", closed="left").last()
     hourly_ret = np.log(hourly / hourly.shift(1))
@@ -134,9 +160,12 @@ def test_higher_timeframe_joined_only_after_the_bar_closed(bars):
 
 def test_higher_timeframe_handles_missing_base_bars(bars):
     gappy = bars.drop(bars.index[50:58])  # two whole hours missing
-    fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"h1": {"timeframe": "1h",
-                                   "indicators": {"c": {"kind": "column", "name": "close"}}}})
+    fs = FeatureSet(
+        {"r": {"kind": "log_return"}},
+        higher={
+            "h1": {"timeframe": "1h", "indicators": {"c": {"kind": "column", "name": "close"}}}
+        },
+    )
     f = fs.compute(gappy)
     assert fs.warmup(gappy) > 0
     t = gappy.index[gappy.index.get_loc(bars.index[60])]
@@ -173,26 +202,36 @@ def test_every_feature_parameter_is_a_valid_hydra_override(option, bars):
 
     node = OmegaConf.load(CONF / "features" / f"{option}.yaml")
     node.pop("defaults")
-    leaves = [(p, v) for p, v in _leaf_paths(OmegaConf.to_container(node), "features")
-              if p.startswith(("features.indicators.", "features.higher.")) and
-              not p.endswith((".kind", ".timeframe"))]
+    leaves = [
+        (p, v)
+        for p, v in _leaf_paths(OmegaConf.to_container(node), "features")
+        if p.startswith(("features.indicators.", "features.higher."))
+        and not p.endswith((".kind", ".timeframe"))
+    ]
     assert leaves
     parsed = OverridesParser.create().parse_overrides([f"{p}={v}" for p, v in leaves])
     assert [o.key_or_group for o in parsed] == [p for p, _ in leaves]
     tuned = node.copy()
     for path, value in leaves:
-        OmegaConf.update(tuned, path.removeprefix("features."), value * 2 if isinstance(
-            value, int) and not isinstance(value, bool) else value)
-    assert instantiate(tuned).compute(bars).shape[1] == load_feature_set(option).compute(
-        bars).shape[1]
+        OmegaConf.update(
+            tuned,
+            path.removeprefix("features."),
+            value * 2 if isinstance(value, int) and not isinstance(value, bool) else value,
+        )
+    assert (
+        instantiate(tuned).compute(bars).shape[1] == load_feature_set(option).compute(bars).shape[1]
+    )
 
 
 def test_higher_timeframe_below_the_bars_degenerates_to_the_bars_themselves():
     # daily bars with 4h "higher" features: each 4h bucket holds one daily bar, joined on it
     daily = SyntheticSource(num_samples=300, timeframe="1d").load()
-    fs = FeatureSet({"vol": {"kind": "volatility", "window": 20}},
-                    higher={"h4": {"timeframe": "4h", "indicators": {
-                        "vol": {"kind": "volatility", "window": 20}}}})
+    fs = FeatureSet(
+        {"vol": {"kind": "volatility", "window": 20}},
+        higher={
+            "h4": {"timeframe": "4h", "indicators": {"vol": {"kind": "volatility", "window": 20}}}
+        },
+    )
     f = fs.compute(daily)
     np.testing.assert_array_equal(f["vol@4h"], f["vol"])
     assert check_features(fs, daily).ok

@@ -19,8 +19,15 @@ def test_ema_oracle_seeded_with_sma():
     e2 = 2.0
     e3 = (2.0 - e2) * k + e2
     e4 = (4.0 - e3) * k + e3
-    expected = [np.nan, np.nan, e2, e3, e4, (6 - e4) * k + e4, (5 - ((6 - e4) * k + e4)) * k
-                + (6 - e4) * k + e4]
+    expected = [
+        np.nan,
+        np.nan,
+        e2,
+        e3,
+        e4,
+        (6 - e4) * k + e4,
+        (5 - ((6 - e4) * k + e4)) * k + (6 - e4) * k + e4,
+    ]
     np.testing.assert_allclose(ind.ema(X, 3), expected)
 
 
@@ -72,8 +79,8 @@ def test_macd_oracle_against_pandas_with_talib_seeding():
     raw = np.array(raw)  # starts at index 5
     first = 6 + 4 - 2
     assert np.isnan(line[:first]).all() and not np.isnan(line[first:]).any()
-    np.testing.assert_allclose(line[first:], raw[first - 5:])
-    s = raw[: 4].mean()
+    np.testing.assert_allclose(line[first:], raw[first - 5 :])
+    s = raw[:4].mean()
     sigs = [s]
     for v in raw[4:]:
         s = (v - s) * 0.4 + s
@@ -90,8 +97,9 @@ def test_obv_vwap_returns_volatility_oracles():
     h, lo = c + 1, c - 1
     np.testing.assert_allclose(ind.vwap_nb(h, lo, c, v, 2)[1:], [(50 + 22) / 7, 11, (33 + 36) / 7])
     np.testing.assert_allclose(ind.vwap_nb(h, lo, c, np.zeros(4), 2)[1:], c[1:])
-    np.testing.assert_allclose(ind.log_return_nb(c, 2), [np.nan, np.nan, np.log(1.1),
-                                                         np.log(9 / 11)])
+    np.testing.assert_allclose(
+        ind.log_return_nb(c, 2), [np.nan, np.nan, np.log(1.1), np.log(9 / 11)]
+    )
     r = np.diff(np.log(c))
     vol = ind.rolling_volatility_nb(c, 2)
     np.testing.assert_allclose(vol[2:], [np.std(r[:2], ddof=1), np.std(r[1:3], ddof=1)])
@@ -103,7 +111,7 @@ def test_rolling_std_matches_numpy_on_long_series_without_drift():
     x = 30000 * np.exp(np.cumsum(rng.normal(0, 0.01, 200_000)))
     out = ind.rolling_std_nb(x, 20, 0)
     for i in rng.integers(19, len(x), 300):
-        assert out[i] == pytest.approx(np.std(x[i - 19:i + 1]), rel=1e-9, abs=1e-9)
+        assert out[i] == pytest.approx(np.std(x[i - 19 : i + 1]), rel=1e-9, abs=1e-9)
 
 
 def test_vpvr_oracle():
@@ -169,8 +177,9 @@ def test_talib_sma_ema_rsi_atr(ohlcv, period):
 @pytest.mark.parametrize(("fast", "slow", "signal"), [(12, 26, 9), (5, 35, 5), (2, 3, 1)])
 def test_talib_macd(ohlcv, fast, slow, signal):
     c = ohlcv[2]
-    for ours, ref in zip(ind.macd(c, fast, slow, signal), talib.MACD(c, fast, slow, signal),
-                         strict=True):
+    for ours, ref in zip(
+        ind.macd(c, fast, slow, signal), talib.MACD(c, fast, slow, signal), strict=True
+    ):
         _agree(ours, ref)
 
 

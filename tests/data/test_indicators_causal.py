@@ -16,11 +16,17 @@ from cryptotrade.data.volume_profile import vpvr_nb
 def _kernels(h, lo, c, v):
     """name -> tuple of output arrays, for the given bars."""
     return {
-        "sma": (ind.sma(c, 5),), "ema": (ind.ema(c, 4),), "rsi": (ind.rsi(c, 3),),
-        "macd": ind.macd(c, 3, 7, 3), "atr": (ind.atr(h, lo, c, 3),),
-        "bbands": ind.bbands(c, 4, 2.0), "obv": (ind.obv_nb(c, v),),
-        "obv_ratio": (ind.obv_ratio_nb(c, v, 4),), "vwap": (ind.vwap_nb(h, lo, c, v, 4),),
-        "log_return": (ind.log_return_nb(c, 2),), "volatility": (ind.rolling_volatility_nb(c, 4),),
+        "sma": (ind.sma(c, 5),),
+        "ema": (ind.ema(c, 4),),
+        "rsi": (ind.rsi(c, 3),),
+        "macd": ind.macd(c, 3, 7, 3),
+        "atr": (ind.atr(h, lo, c, 3),),
+        "bbands": ind.bbands(c, 4, 2.0),
+        "obv": (ind.obv_nb(c, v),),
+        "obv_ratio": (ind.obv_ratio_nb(c, v, 4),),
+        "vwap": (ind.vwap_nb(h, lo, c, v, 4),),
+        "log_return": (ind.log_return_nb(c, 2),),
+        "volatility": (ind.rolling_volatility_nb(c, 4),),
         "vpvr": vpvr_nb(h, lo, c, v, 6, 5, 0.7),
     }
 
@@ -53,10 +59,10 @@ def test_future_values_never_reach_the_past(n):
     base = _kernels(h, lo, c, v)
     h2, lo2, c2, v2 = h.copy(), lo.copy(), c.copy(), v.copy()
     t = n // 2
-    c2[t + 1:] *= 3.0
-    h2[t + 1:] *= 3.0
-    lo2[t + 1:] *= 3.0
-    v2[t + 1:] += 7.0
+    c2[t + 1 :] *= 3.0
+    h2[t + 1 :] *= 3.0
+    lo2[t + 1 :] *= 3.0
+    v2[t + 1 :] += 7.0
     moved = _kernels(h2, lo2, c2, v2)
     for name, outs in base.items():
         for a, b in zip(outs, moved[name], strict=True):

@@ -44,8 +44,13 @@ def cumulative_volume(frame: pd.DataFrame) -> pd.Series:
 
 
 def _plant(name: str, **extra) -> FeatureSet:
-    return FeatureSet({"ret": {"kind": "log_return"}, "rsi": {"kind": "rsi", "period": 14},
-                       "bad": {"kind": f"{__name__}.{name}", **extra}})
+    return FeatureSet(
+        {
+            "ret": {"kind": "log_return"},
+            "rsi": {"kind": "rsi", "period": 14},
+            "bad": {"kind": f"{__name__}.{name}", **extra},
+        }
+    )
 
 
 def test_planted_shift_minus_one_is_caught_by_every_check(bars):
@@ -59,8 +64,12 @@ def test_planted_shift_minus_one_is_caught_by_every_check(bars):
 
 
 def test_shipped_canary_is_caught(bars):
-    fs = FeatureSet({"ret": {"kind": "log_return"},
-                     "leak": {"kind": "cryptotrade.data.leakage.lookahead_canary"}})
+    fs = FeatureSet(
+        {
+            "ret": {"kind": "log_return"},
+            "leak": {"kind": "cryptotrade.data.leakage.lookahead_canary"},
+        }
+    )
     report = check_features(fs, bars)
     assert report.offending_columns == ["leak"]
     assert lookahead_canary(bars).iloc[0] == bars["close"].iloc[1] / bars["close"].iloc[0] - 1
@@ -108,9 +117,12 @@ def test_higher_timeframe_features_pass_when_data_starts_just_before_a_boundary(
     # first bar at 03:45: on bars[:1] alone the base timeframe could not be inferred
     late = bars.iloc[15:]
     assert late.index[0].strftime("%H:%M") == "03:45"
-    fs = FeatureSet({"r": {"kind": "log_return"}},
-                    higher={"h4": {"timeframe": "4h",
-                                   "indicators": {"c": {"kind": "column", "name": "close"}}}})
+    fs = FeatureSet(
+        {"r": {"kind": "log_return"}},
+        higher={
+            "h4": {"timeframe": "4h", "indicators": {"c": {"kind": "column", "name": "close"}}}
+        },
+    )
     report = check_features(fs, late)
     assert report.ok, report.format()
     assert 0 in report.cut_points

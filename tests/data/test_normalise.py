@@ -19,9 +19,11 @@ def test_zscore_fit_on_train_applied_to_test():
     np.testing.assert_allclose(out[:, :2].std(0), 1, atol=1e-6)
     np.testing.assert_array_equal(out[:, 2], 0)  # constant column -> scale 1 -> 0
     test = np.array([[5.0, 50.0, 6.0]])
-    np.testing.assert_allclose(n.transform(test), [[(5 - 2.5) / np.std([1, 2, 3, 4]),
-                                                    (50 - 25) / np.std([10, 20, 30, 40]), 1.0]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        n.transform(test),
+        [[(5 - 2.5) / np.std([1, 2, 3, 4]), (50 - 25) / np.std([10, 20, 30, 40]), 1.0]],
+        rtol=1e-6,
+    )
 
 
 def test_minmax_and_robust():
@@ -29,8 +31,9 @@ def test_minmax_and_robust():
     np.testing.assert_allclose(mm[:, 0], [0, 1 / 3, 2 / 3, 1], rtol=1e-6)
     rb = Normaliser("robust").fit(TRAIN, COLS)
     q25, q50, q75 = np.percentile(TRAIN[:, 1], [25, 50, 75])
-    np.testing.assert_allclose(rb.transform(np.array([[0, 45.0, 5]]))[0, 1],
-                               (45 - q50) / (q75 - q25), rtol=1e-6)
+    np.testing.assert_allclose(
+        rb.transform(np.array([[0, 45.0, 5]]))[0, 1], (45 - q50) / (q75 - q25), rtol=1e-6
+    )
     none = Normaliser("none").fit(TRAIN, COLS).transform(TRAIN)
     np.testing.assert_array_equal(none, TRAIN.astype(np.float32))
 

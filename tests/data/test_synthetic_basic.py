@@ -89,8 +89,14 @@ def test_regime_model_validation_names_the_setting(kwargs, match):
 
 
 def test_bad_regime_parameters_rejected():
-    bad = {"drift": 0.0, "volatility": 0.1, "mean_reversion": 0.0, "volume_factor": 1.0,
-           "min_duration": 10, "max_duration": 5}
+    bad = {
+        "drift": 0.0,
+        "volatility": 0.1,
+        "mean_reversion": 0.0,
+        "volume_factor": 1.0,
+        "min_duration": 10,
+        "max_duration": 5,
+    }
     with pytest.raises(ValueError, match="min_duration"):
         RegimeModel(regimes={"a": bad}, transitions={"a": {"a": 1.0}})
     with pytest.raises(ValueError, match="num_samples"):
@@ -111,8 +117,15 @@ def test_bull_preset_trends_up_more_than_choppy():
     choppy = _instantiate(CONF / "regime" / "choppy.yaml")
     ends = {}
     for name, model in (("bull", bull), ("choppy", choppy)):
-        r = [np.log(SyntheticSource(num_samples=35040, timeframe="15m", regime=model, seed=s)
-                    .load()["close"].iloc[-1] / 30000) for s in range(3)]
+        r = [
+            np.log(
+                SyntheticSource(num_samples=35040, timeframe="15m", regime=model, seed=s)
+                .load()["close"]
+                .iloc[-1]
+                / 30000
+            )
+            for s in range(3)
+        ]
         ends[name] = np.mean(r)
     assert ends["bull"] > ends["choppy"] + 0.3
 
@@ -157,9 +170,13 @@ def test_every_regime_parameter_is_a_valid_hydra_override(preset):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     node = OmegaConf.to_container(OmegaConf.load(CONF / "regime" / f"{preset}.yaml"))
-    paths = [f"regime.regimes.{r}.{k}={v}" for r, p in node["regimes"].items()
-             for k, v in p.items()]
-    paths += [f"regime.transitions.{a}.{b}={v}" for a, row in node["transitions"].items()
-              for b, v in row.items()]
+    paths = [
+        f"regime.regimes.{r}.{k}={v}" for r, p in node["regimes"].items() for k, v in p.items()
+    ]
+    paths += [
+        f"regime.transitions.{a}.{b}={v}"
+        for a, row in node["transitions"].items()
+        for b, v in row.items()
+    ]
     parsed = OverridesParser.create().parse_overrides(paths)
     assert len(parsed) == len(paths) > 40

@@ -14,8 +14,14 @@ HOURLY = 1 / (365 * 24)
 
 
 def _regime(drift, vol, theta, lo, hi, factor=1.0):
-    return {"drift": drift, "volatility": vol, "mean_reversion": theta, "volume_factor": factor,
-            "min_duration": lo, "max_duration": hi}
+    return {
+        "drift": drift,
+        "volatility": vol,
+        "mean_reversion": theta,
+        "volume_factor": factor,
+        "min_duration": lo,
+        "max_duration": hi,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +52,12 @@ def test_realised_drift_and_volatility_match_default_config(default_path):
 def test_strong_drift_uses_the_ito_correction():
     # sigma^2 / 2 = 1.125 a year: a generator that forgot it would be off by > 6 standard errors
     model = RegimeModel(
-        regimes={"up": _regime(2.0, 1.5, 0.0, 500, 1500), "down": _regime(-2.0, 1.5, 0.0, 500,
-                                                                           1500)},
-        transitions={"up": {"down": 1.0}, "down": {"up": 1.0}}, initial="up",
+        regimes={
+            "up": _regime(2.0, 1.5, 0.0, 500, 1500),
+            "down": _regime(-2.0, 1.5, 0.0, 500, 1500),
+        },
+        transitions={"up": {"down": 1.0}, "down": {"up": 1.0}},
+        initial="up",
     )
     path = model.simulate(1_500_000, HOURLY, seed=2)
     for k, mu in enumerate((2.0, -2.0)):
@@ -86,19 +95,22 @@ def test_volume_follows_volume_factor(default_path):
 
 def test_mean_reversion_shrinks_long_horizon_variance():
     # variance ratio Var(k-bar move) / (k Var(1-bar move)): 1 for GBM, < 1 under an OU pull
-    regimes = {"range": _regime(0.0, 0.5, 40.0, 3000, 5000),
-               "trend": _regime(0.0, 0.5, 0.0, 3000, 5000)}
+    regimes = {
+        "range": _regime(0.0, 0.5, 40.0, 3000, 5000),
+        "trend": _regime(0.0, 0.5, 0.0, 3000, 5000),
+    }
     trans = {"range": {"trend": 1.0}, "trend": {"range": 1.0}}
     k = 168  # one week of hourly bars; theta k dt = 0.77
 
     def ratio(process, regime):
         path = RegimeModel(regimes, trans, process=process, initial="range").simulate(
-            600_000, HOURLY, seed=3)
+            600_000, HOURLY, seed=3
+        )
         r = np.log(path.close / path.open)
         sums, ones = [], []
         start = 0
         for reg, length in zip(path.spell_regimes, path.spell_lengths, strict=True):
-            seg = r[start:start + length]
+            seg = r[start : start + length]
             start += length
             if reg != regime:
                 continue
@@ -115,9 +127,13 @@ def test_mean_reversion_shrinks_long_horizon_variance():
 def test_transition_frequencies_match_matrix():
     model = RegimeModel()
     short = {n: dict(p, min_duration=1, max_duration=3) for n, p in model.params.items()}
-    fast = RegimeModel(regimes=short, transitions={
-        src: {dst: model.matrix[i, j] for j, dst in enumerate(model.names)}
-        for i, src in enumerate(model.names)})
+    fast = RegimeModel(
+        regimes=short,
+        transitions={
+            src: {dst: model.matrix[i, j] for j, dst in enumerate(model.names)}
+            for i, src in enumerate(model.names)
+        },
+    )
     path = fast.simulate(400_000, HOURLY, seed=4)
     spells = path.spell_regimes
     counts = np.zeros((5, 5))
@@ -135,8 +151,9 @@ def test_transition_frequencies_match_matrix():
 def test_spells_durations_and_labels_agree():
     model = RegimeModel()
     path = model.simulate(300_000, HOURLY, seed=5)
-    np.testing.assert_array_equal(np.repeat(path.spell_regimes, path.spell_lengths)[:300_000],
-                                  path.regime)
+    np.testing.assert_array_equal(
+        np.repeat(path.spell_regimes, path.spell_lengths)[:300_000], path.regime
+    )
     for k, name in enumerate(model.names):
         lo, hi = model.params[name]["min_duration"], model.params[name]["max_duration"]
         lengths = path.spell_lengths[:-1][path.spell_regimes[:-1] == k]

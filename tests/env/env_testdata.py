@@ -23,7 +23,7 @@ def bars(
     lo = np.minimum(o, c) if low is None else np.asarray(low, dtype=np.float64)
     f = np.zeros(n) if funding is None else np.asarray(funding, dtype=np.float64)
     feats = np.zeros((n, 1), dtype=np.float32) if features is None else features
-    ts = (np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(1, "h"))
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(1, "h")
     names = tuple(f"f{i}" for i in range(feats.shape[1]))
     return MarketData("test", ts, o, h, lo, c, np.ones(n), feats.astype(np.float32), names, f)
 

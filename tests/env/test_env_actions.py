@@ -48,16 +48,30 @@ def test_buy_sell_hold_inventory_levels() -> None:
 
 def test_continuous_targets_exposure_with_min_trade_band() -> None:
     env = make_env("continuous", leverage=2.0, min_trade=0.1)
-    got = units_after(env, [np.array([0.5]), np.array([0.55]), np.array([-1.0]), np.array([2.0]),
-                            np.array([0.02]), np.array([0.0]), np.array([0.0])])
+    got = units_after(
+        env,
+        [
+            np.array([0.5]),
+            np.array([0.55]),
+            np.array([-1.0]),
+            np.array([2.0]),
+            np.array([0.02]),
+            np.array([0.0]),
+            np.array([0.0]),
+        ],
+    )
     # 0.55 within the band; 2.0 clipped to 1; 0.02 trades (far from 1); 0 always closes
     assert got == [100.0, 100.0, -200.0, 200.0, 4.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(
     ("mode", "kw"),
-    [("discrete4", {}), ("discrete3", {}), ("buy_sell_hold", {"inventory_levels": 3}),
-     ("continuous", {})],
+    [
+        ("discrete4", {}),
+        ("discrete3", {}),
+        ("buy_sell_hold", {"inventory_levels": 3}),
+        ("continuous", {}),
+    ],
 )
 @pytest.mark.parametrize("target", [1.0, -1.0, 0.0])
 def test_action_for_target_reaches_target(mode: str, kw: dict, target: float) -> None:

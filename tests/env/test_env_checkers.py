@@ -27,8 +27,15 @@ DATA = random_walk(300)
 
 
 def settings(mode: str, **kw) -> EnvSettings:
-    return EnvSettings(window=8, action_mode=mode, episode_length=50, leverage=2.0,
-                       include_cash=True, include_inventory=True, **kw)
+    return EnvSettings(
+        window=8,
+        action_mode=mode,
+        episode_length=50,
+        leverage=2.0,
+        include_cash=True,
+        include_inventory=True,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -138,8 +145,10 @@ def test_env_and_market_import_no_heavy_modules() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, cryptotrade.env, cryptotrade.market; "
-            "print(sorted(m for m in ('torch', 'stable_baselines3', 'mlflow', 'ray') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, cryptotrade.env, cryptotrade.market; "
+        "print(sorted(m for m in ('torch', 'stable_baselines3', 'mlflow', 'ray') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

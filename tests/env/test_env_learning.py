@@ -22,20 +22,41 @@ def signalled_market(n: int = 3000, seed: int = 0) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "agent", "kwargs", "steps"), [
-    ("discrete3", PPO, {"n_steps": 128, "batch_size": 256, "learning_rate": 1e-3}, 30_000),
-    ("continuous", SAC, {"learning_starts": 500, "batch_size": 128, "gamma": 0.5,
-                         "gradient_steps": 4}, 4_000),
-])
+@pytest.mark.parametrize(
+    ("mode", "agent", "kwargs", "steps"),
+    [
+        ("discrete3", PPO, {"n_steps": 128, "batch_size": 256, "learning_rate": 1e-3}, 30_000),
+        (
+            "continuous",
+            SAC,
+            {"learning_starts": 500, "batch_size": 128, "gamma": 0.5, "gradient_steps": 4},
+            4_000,
+        ),
+    ],
+)
 def test_agent_learns_the_signal(mode: str, agent: type, kwargs: dict, steps: int) -> None:
     torch.set_num_threads(1)
     data, _ = signalled_market()
-    factory = EnvFactory(window=1, action_mode=mode, taker_fee=0.0, slippage_bps=0.0,
-                         episode_length=200, n_envs=8, vectorized=True, min_trade=0.0)
+    factory = EnvFactory(
+        window=1,
+        action_mode=mode,
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        episode_length=200,
+        n_envs=8,
+        vectorized=True,
+        min_trade=0.0,
+    )
     # rewards scaled so a 0.5% move is worth ~0.5: SAC's entropy bonus swamps raw log returns
     reward = WeightedReward(pnl=100.0)
-    model = agent("MlpPolicy", factory.make_vec(data, reward, seed=0), seed=0,
-                  device="cpu", policy_kwargs={"net_arch": [32, 32]}, **kwargs)
+    model = agent(
+        "MlpPolicy",
+        factory.make_vec(data, reward, seed=0),
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32, 32]},
+        **kwargs,
+    )
     model.learn(total_timesteps=steps)
     env = factory.make(data, WeightedReward(), seed=0, evaluation=True)
     obs, info = env.reset(seed=0)

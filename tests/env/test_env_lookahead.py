@@ -14,10 +14,26 @@ from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
 from cryptotrade.env.core import ROW_FILL
 
-SETTINGS = EnvSettings(window=4, action_mode="discrete3", taker_fee=0.0, slippage_bps=0.0,
-                       leverage=2.0, maintenance_margin=0.01, episode_length=None)
-REWARD = WeightedReward(pnl=1.0, drawdown=0.1, sharpe=0.01, benchmark=0.5, fees=1.0,
-                        profit_bonus=0.1, trade=0.001, funding=1.0, liquidation=1.0)
+SETTINGS = EnvSettings(
+    window=4,
+    action_mode="discrete3",
+    taker_fee=0.0,
+    slippage_bps=0.0,
+    leverage=2.0,
+    maintenance_margin=0.01,
+    episode_length=None,
+)
+REWARD = WeightedReward(
+    pnl=1.0,
+    drawdown=0.1,
+    sharpe=0.01,
+    benchmark=0.5,
+    fees=1.0,
+    profit_bonus=0.1,
+    trade=0.001,
+    funding=1.0,
+    liquidation=1.0,
+)
 
 
 class LeakyFillEnv(TradingEnv):
@@ -36,9 +52,18 @@ def perturb_after(data: MarketData, k: int, seed: int) -> MarketData:
     feats[k + 1 :] = rng.normal(size=feats[k + 1 :].shape)
     funding = data.funding_rate.copy()
     funding[k + 1 :] = rng.normal(0, 0.01, len(data) - k - 1)
-    return MarketData(data.name, data.timestamps, data.open * scale, data.high * scale * 1.1,
-                      data.low * scale * 0.9, data.close * scale, data.volume, feats,
-                      data.feature_names, funding)
+    return MarketData(
+        data.name,
+        data.timestamps,
+        data.open * scale,
+        data.high * scale * 1.1,
+        data.low * scale * 0.9,
+        data.close * scale,
+        data.volume,
+        feats,
+        data.feature_names,
+        funding,
+    )
 
 
 def rollout(env_cls, data: MarketData, policy, steps: int):

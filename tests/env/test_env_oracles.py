@@ -13,8 +13,16 @@ CENT = 0.005
 
 
 def make_env(data, **kw) -> TradingEnv:
-    base = dict(window=1, action_mode="discrete4", taker_fee=0.001, slippage_bps=10.0,
-                leverage=1.0, maintenance_margin=0.0, funding=True, episode_length=None)
+    base = dict(
+        window=1,
+        action_mode="discrete4",
+        taker_fee=0.001,
+        slippage_bps=10.0,
+        leverage=1.0,
+        maintenance_margin=0.0,
+        funding=True,
+        episode_length=None,
+    )
     base.update(kw)
     env = TradingEnv(data, WeightedReward(), EnvSettings(**base), evaluation=True)
     env.reset(seed=0)
@@ -81,8 +89,14 @@ def test_funding_in_trade_log() -> None:
 def test_liquidation_price_and_step() -> None:
     # 10x long: 1000 units at 100; liquidation at (100,000 - 10,000) / (1000 * 0.995) = 90.4523
     data = bars([100, 100, 99, 95, 95], [100, 99, 95, 95, 95], low=[100, 98, 90, 95, 95])
-    env = make_env(data, taker_fee=0.0, slippage_bps=0.0, leverage=10.0,
-                   maintenance_margin=0.005, liquidation_fee=0.002)
+    env = make_env(
+        data,
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=10.0,
+        maintenance_margin=0.005,
+        liquidation_fee=0.002,
+    )
     _, _, term, _, info = env.step(LONG)
     assert not term and round(info["equity"], 2) == 9000.0
     _, _, term, trunc, info = env.step(HOLD)  # bar 2's low 90 touches 90.4523
@@ -97,8 +111,14 @@ def test_liquidation_price_and_step() -> None:
 
 def test_liquidation_gap_executes_at_open_and_floors_at_zero() -> None:
     data = bars([100, 100, 85, 85], [100, 99, 85, 85])
-    env = make_env(data, taker_fee=0.0, slippage_bps=0.0, leverage=10.0,
-                   maintenance_margin=0.005, liquidation_fee=0.002)
+    env = make_env(
+        data,
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=10.0,
+        maintenance_margin=0.005,
+        liquidation_fee=0.002,
+    )
     env.step(LONG)
     _, _, term, _, info = env.step(HOLD)
     assert term and info["equity"] == 0.0
@@ -108,8 +128,14 @@ def test_liquidation_gap_executes_at_open_and_floors_at_zero() -> None:
 def test_short_liquidation() -> None:
     # 5x short: 500 units at 100; p = (-50,000 - 10,000) / (-500 * 1.005) = 119.403
     data = bars([100, 100, 101, 101], [100, 101, 110, 110], high=[100, 102, 121, 110])
-    env = make_env(data, taker_fee=0.0, slippage_bps=0.0, leverage=5.0,
-                   maintenance_margin=0.005, liquidation_fee=0.0)
+    env = make_env(
+        data,
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=5.0,
+        maintenance_margin=0.005,
+        liquidation_fee=0.0,
+    )
     env.step(SHORT)
     _, _, term, _, info = env.step(HOLD)
     assert term
@@ -147,9 +173,12 @@ def test_limit_orders_use_maker_fee_without_slippage() -> None:
 
 def test_reward_components_sum_to_reward() -> None:
     reward = WeightedReward(pnl=1.0, drawdown=0.5, fees=2.0, trade=0.01, benchmark=0.3)
-    env = TradingEnv(bars([100, 100, 110, 120], [100, 105, 115, 120]), reward,
-                     EnvSettings(window=1, action_mode="discrete4", episode_length=None),
-                     evaluation=True)
+    env = TradingEnv(
+        bars([100, 100, 110, 120], [100, 105, 115, 120]),
+        reward,
+        EnvSettings(window=1, action_mode="discrete4", episode_length=None),
+        evaluation=True,
+    )
     env.reset(seed=0)
     _, r, _, _, info = env.step(LONG)
     parts = [v for k, v in info.items() if k.startswith("reward/")]
@@ -165,9 +194,17 @@ def test_trade_log_accounts_for_every_cent(mode: str, seed: int) -> None:
     # funding, flips, partial closes, the forced close) must add up to the equity change
     from env_testdata import random_walk
 
-    settings = EnvSettings(window=4, action_mode=mode, leverage=2.0, inventory_levels=3,
-                           taker_fee=0.0005, slippage_bps=3.0, slippage_range=0.1,
-                           episode_length=None, min_trade=0.0)
+    settings = EnvSettings(
+        window=4,
+        action_mode=mode,
+        leverage=2.0,
+        inventory_levels=3,
+        taker_fee=0.0005,
+        slippage_bps=3.0,
+        slippage_range=0.1,
+        episode_length=None,
+        min_trade=0.0,
+    )
     env = TradingEnv(random_walk(300, seed=seed), WeightedReward(), settings, evaluation=True)
     env.reset(seed=seed)
     env.action_space.seed(seed)

@@ -31,21 +31,42 @@ def perp() -> pd.DataFrame:
 def market(perp: pd.DataFrame, start: str, end: str) -> MarketData:
     df = perp.loc[start:end]
     ret = np.log(df["close"]).diff().fillna(0.0).to_numpy(np.float32)[:, None]
-    return MarketData("perp2023", df.index.tz_convert(None).to_numpy(), df["open"].to_numpy(),
-                      df["high"].to_numpy(), df["low"].to_numpy(), df["close"].to_numpy(),
-                      df["volume"].to_numpy(), ret, ("logret",), df["funding_rate"].to_numpy())
+    return MarketData(
+        "perp2023",
+        df.index.tz_convert(None).to_numpy(),
+        df["open"].to_numpy(),
+        df["high"].to_numpy(),
+        df["low"].to_numpy(),
+        df["close"].to_numpy(),
+        df["volume"].to_numpy(),
+        ret,
+        ("logret",),
+        df["funding_rate"].to_numpy(),
+    )
 
 
 @pytest.mark.parametrize(
     ("action", "side", "start", "end", "days"),
     [(2, 1.0, "2023-01-01", "2023-12-31", 365), (0, -1.0, "2023-04-01", "2023-09-30", 183)],
 )
-def test_held_position_to_the_cent(perp: pd.DataFrame, action: int, side: float, start: str,
-                                   end: str, days: int) -> None:
+def test_held_position_to_the_cent(
+    perp: pd.DataFrame, action: int, side: float, start: str, end: str, days: int
+) -> None:
     md = market(perp, start, end)
-    env = TradingEnv(md, WeightedReward(), EnvSettings(
-        window=24, action_mode="discrete3", taker_fee=FEE, slippage_bps=0.0, leverage=1.0,
-        maintenance_margin=0.004, episode_length=None), evaluation=True)
+    env = TradingEnv(
+        md,
+        WeightedReward(),
+        EnvSettings(
+            window=24,
+            action_mode="discrete3",
+            taker_fee=FEE,
+            slippage_bps=0.0,
+            leverage=1.0,
+            maintenance_margin=0.004,
+            episode_length=None,
+        ),
+        evaluation=True,
+    )
     env.reset(seed=0)
     while True:
         _, _, term, trunc, info = env.step(action)
@@ -71,9 +92,20 @@ def test_held_position_to_the_cent(perp: pd.DataFrame, action: int, side: float,
 def test_short_through_2023_is_liquidated(perp: pd.DataFrame) -> None:
     # BTC rose ~150% in 2023: a 1x short must be liquidated, at its liquidation price
     md = market(perp, "2023-01-01", "2023-12-31")
-    env = TradingEnv(md, WeightedReward(), EnvSettings(
-        window=24, action_mode="discrete3", taker_fee=FEE, slippage_bps=0.0,
-        maintenance_margin=0.004, liquidation_fee=0.002, episode_length=None), evaluation=True)
+    env = TradingEnv(
+        md,
+        WeightedReward(),
+        EnvSettings(
+            window=24,
+            action_mode="discrete3",
+            taker_fee=FEE,
+            slippage_bps=0.0,
+            maintenance_margin=0.004,
+            liquidation_fee=0.002,
+            episode_length=None,
+        ),
+        evaluation=True,
+    )
     env.reset(seed=0)
     while True:
         _, _, term, trunc, info = env.step(0)

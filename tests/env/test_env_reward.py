@@ -14,8 +14,15 @@ ALL_ONES = dict.fromkeys(COMPONENTS, 1.0)
 
 
 def make_env(data, reward=None, **kw) -> TradingEnv:
-    base = dict(window=1, action_mode="discrete4", taker_fee=0.0, slippage_bps=0.0,
-                leverage=1.0, maintenance_margin=0.0, episode_length=None)
+    base = dict(
+        window=1,
+        action_mode="discrete4",
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=1.0,
+        maintenance_margin=0.0,
+        episode_length=None,
+    )
     base.update(kw)
     reward = reward or WeightedReward(**ALL_ONES, idle_threshold=1)
     env = TradingEnv(data, reward, EnvSettings(**base), evaluation=True)
@@ -42,8 +49,10 @@ def test_pnl_benchmark_trade_profit_idle() -> None:
     assert i4["reward/idle"] == -1.0  # second consecutive flat step
     assert i4["reward/pnl"] == 0.0
     assert trunc
-    sums = {c: i1[f"reward/{c}"] + i2[f"reward/{c}"] + i3[f"reward/{c}"] + i4[f"reward/{c}"]
-            for c in COMPONENTS}
+    sums = {
+        c: i1[f"reward/{c}"] + i2[f"reward/{c}"] + i3[f"reward/{c}"] + i4[f"reward/{c}"]
+        for c in COMPONENTS
+    }
     for c in COMPONENTS:
         assert i4[f"episode/reward/{c}"] == pytest.approx(sums[c])
 

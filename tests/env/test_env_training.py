@@ -22,17 +22,18 @@ torch.set_num_threads(1)
         ("buy_sell_hold", PPO, {"n_steps": 32, "batch_size": 32, "n_epochs": 1}, True),
         ("continuous", PPO, {"n_steps": 32, "batch_size": 32, "n_epochs": 1}, True),
         ("discrete3", DQN, {"learning_starts": 32, "buffer_size": 1000}, True),
-        ("continuous", SAC, {"learning_starts": 32, "buffer_size": 1000, "batch_size": 32},
-         False),
+        ("continuous", SAC, {"learning_starts": 32, "buffer_size": 1000, "batch_size": 32}, False),
     ],
 )
 def test_tiny_training_run(mode: str, agent: type, kwargs: dict, vectorized: bool) -> None:
     check_agent_compatible(agent, mode)
-    factory = EnvFactory(window=8, action_mode=mode, episode_length=50, n_envs=2,
-                         vectorized=vectorized)
+    factory = EnvFactory(
+        window=8, action_mode=mode, episode_length=50, n_envs=2, vectorized=vectorized
+    )
     venv = factory.make_vec(DATA, WeightedReward(drawdown=0.01), seed=0)
-    model = agent("MlpPolicy", venv, seed=0, device="cpu", policy_kwargs={"net_arch": [16]},
-                  **kwargs)
+    model = agent(
+        "MlpPolicy", venv, seed=0, device="cpu", policy_kwargs={"net_arch": [16]}, **kwargs
+    )
     model.learn(total_timesteps=160)
     assert len(model.ep_info_buffer) >= 2  # episodes of 50 steps were reported like Monitor's
     env = factory.make(DATA, WeightedReward(), seed=0, evaluation=True)

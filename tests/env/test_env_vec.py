@@ -10,15 +10,33 @@ from stable_baselines3.common.vec_env import VecCheckNan
 from cryptotrade.env import ACTION_MODES, EnvFactory, WeightedReward
 
 DATA = random_walk(500, seed=2)
-REWARD = WeightedReward(drawdown=0.1, sharpe=0.01, idle=0.001, profit_bonus=0.1, trade=0.001,
-                        funding=1.0, liquidation=1.0, benchmark=0.2, fees=1.0)
+REWARD = WeightedReward(
+    drawdown=0.1,
+    sharpe=0.01,
+    idle=0.001,
+    profit_bonus=0.1,
+    trade=0.001,
+    funding=1.0,
+    liquidation=1.0,
+    benchmark=0.2,
+    fees=1.0,
+)
 
 
 def factory(mode: str, vectorized: bool, n_envs: int = 5) -> EnvFactory:
     # high leverage + a drawdown stop: episodes end by liquidation, drawdown and time limit
-    return EnvFactory(window=6, action_mode=mode, episode_length=40, leverage=20.0,
-                      maintenance_margin=0.01, max_drawdown=0.3, n_envs=n_envs,
-                      vectorized=vectorized, include_cash=True, include_inventory=True)
+    return EnvFactory(
+        window=6,
+        action_mode=mode,
+        episode_length=40,
+        leverage=20.0,
+        maintenance_margin=0.01,
+        max_drawdown=0.3,
+        n_envs=n_envs,
+        vectorized=vectorized,
+        include_cash=True,
+        include_inventory=True,
+    )
 
 
 @pytest.mark.parametrize("mode", sorted(ACTION_MODES))
@@ -41,8 +59,10 @@ def test_native_vecenv_equals_dummy_vecenv(mode: str) -> None:
             if "terminal_observation" in b:
                 np.testing.assert_array_equal(a["terminal_observation"], b["terminal_observation"])
                 assert a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
-                assert (a["episode"]["r"], a["episode"]["l"]) == (b["episode"]["r"],
-                                                                  b["episode"]["l"])
+                assert (a["episode"]["r"], a["episode"]["l"]) == (
+                    b["episode"]["r"],
+                    b["episode"]["l"],
+                )
                 for key in (k for k in b if k.startswith("episode/reward/")):
                     assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
                 ends["truncated" if b["TimeLimit.truncated"] else "terminated"] += 1
@@ -52,8 +72,9 @@ def test_native_vecenv_equals_dummy_vecenv(mode: str) -> None:
 @pytest.mark.parametrize("vectorized", [True, False])
 @pytest.mark.parametrize("mode", ["discrete3", "continuous"])
 def test_vec_check_nan_over_10000_random_steps(mode: str, vectorized: bool) -> None:
-    venv = VecCheckNan(factory(mode, vectorized, n_envs=4).make_vec(DATA, REWARD, seed=0),
-                       raise_exception=True)
+    venv = VecCheckNan(
+        factory(mode, vectorized, n_envs=4).make_vec(DATA, REWARD, seed=0), raise_exception=True
+    )
     venv.reset()
     venv.action_space.seed(1)
     for _ in range(10_000 // 4):

@@ -36,8 +36,10 @@ def test_realised_plus_open_pnl_equals_cash_flows(fills, last_price) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(targets, prices), min_size=1, max_size=30),
-       st.floats(min_value=0.0, max_value=0.01))
+@given(
+    st.lists(st.tuples(targets, prices), min_size=1, max_size=30),
+    st.floats(min_value=0.0, max_value=0.01),
+)
 def test_closed_trades_sum_to_equity_change(fills, fee_rate) -> None:
     """With fees: once flat again, the trade log's net PnL is exactly the equity change."""
     state = np.zeros((1, 10))
