@@ -34,6 +34,7 @@ import numpy as np
 
 # windowed statistics TA-Lib does not have; re-exported so every kernel is one import away
 from cryptotrade.data.rolling import (  # noqa: F401
+    anchored_sums_step_nb,
     log_return_nb,
     obv_ratio_nb,
     rolling_std_nb,
@@ -260,7 +261,7 @@ def bbands_nb(
 ) -> tuple:
     """Bollinger bands (upper, middle, lower): SMA +- ``k`` population standard deviations.
 
-    One pass over the anchored sums of :func:`rolling_std_nb` (re-anchored every ``n`` rows),
+    One pass over the anchored sums of :func:`anchored_sums_step_nb` (re-anchored every ``n`` rows),
     which give both the mean and the deviation; multiplications by ``1 / n`` instead of
     divisions.
     """
@@ -276,21 +277,7 @@ def bbands_nb(
     s2 = 0.0
     since = n
     for i in range(n - 1, size):
-        if since == n:
-            since = 0
-            ref = x[i]
-            s = 0.0
-            s2 = 0.0
-            for j in range(i - n + 1, i + 1):
-                d = x[j] - ref
-                s += d
-                s2 += d * d
-        else:
-            dn = x[i] - ref
-            do = x[i - n] - ref
-            s += dn - do
-            s2 += dn * dn - do * do
-        since += 1
+        ref, s, s2, since = anchored_sums_step_nb(x, i, n, ref, s, s2, since)
         m = ref + s * inv
         var = (s2 - s * s * inv) * inv
         dev = k * math.sqrt(var) if var > 0 else 0.0

@@ -12,6 +12,34 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def anchored_sums_step_nb(
+    x: np.ndarray, i: int, n: int, ref: float, s: float, s2: float, since: int
+) -> tuple[float, float, float, int]:
+    """Advance the anchored window sums of ``x[i - n + 1 : i + 1]`` to row ``i``.
+
+    ``s`` and ``s2`` are sums of ``x - ref`` and its square over the window. Every ``n`` rows
+    (``since == n``) the anchor moves to ``x[i]`` and the sums are recomputed from scratch:
+    small deviations avoid the cancellation of raw sums of squares, and the restart stops
+    rounding error from accumulating over millions of rows. Start with ``since = n``.
+
+    Returns:
+        The new ``(ref, s, s2, since)``.
+    """
+    if since == n:
+        ref = x[i]
+        s = 0.0
+        s2 = 0.0
+        for j in range(i - n + 1, i + 1):
+            d = x[j] - ref
+            s += d
+            s2 += d * d
+        return ref, s, s2, 1
+    dn = x[i] - ref
+    do = x[i - n] - ref
+    return ref, s + dn - do, s2 + dn * dn - do * do, since + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation over ``n`` values.
@@ -28,21 +56,7 @@ def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     s2 = 0.0
     since = n  # rows since the last re-anchoring
     for i in range(n - 1, x.shape[0]):
-        if since == n:
-            since = 0
-            ref = x[i]
-            s = 0.0
-            s2 = 0.0
-            for j in range(i - n + 1, i + 1):
-                d = x[j] - ref
-                s += d
-                s2 += d * d
-        else:
-            dn = x[i] - ref
-            do = x[i - n] - ref
-            s += dn - do
-            s2 += dn * dn - do * do
-        since += 1
+        ref, s, s2, since = anchored_sums_step_nb(x, i, n, ref, s, s2, since)
         var = (s2 - s * s / n) / (n - ddof)
         out[i] = math.sqrt(var) if var > 0 else 0.0
     return out
