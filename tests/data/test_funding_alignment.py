@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,38 +22,40 @@ def rates(pairs: dict[str, float]) -> pd.Series:
     return pd.Series(list(pairs.values()), index=hours(*pairs))
 
 
-def test_settlement_lands_on_the_bar_that_contains_it() -> None:
+def test_settlement_at_a_bar_open_lands_on_that_bar() -> None:
     bars = hours("2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 02:00")
     funding = rates({
         "2023-12-31 16:00": 9.0,  # before the first bar: out of range
         "2024-01-01 00:00": 0.1,  # exactly at a bar's open
         "2024-01-01 01:00:00.007": 0.2,  # Binance stamps can be a few ms late
-        "2024-01-01 03:00": 9.0,  # after the last bar ends: out of range
+        "2024-01-01 02:00:01.5": 9.0,  # after the last bar's open: due on a bar not in the data
     })  # fmt: skip
-    aligned, unmatched = align_funding(bars, HOUR, funding)
+    aligned = align_funding(bars, funding)
     np.testing.assert_array_equal(aligned, [0.1, 0.2, 0.0])
-    assert unmatched == 0
 
 
-def test_bars_longer_than_the_interval_sum_their_settlements() -> None:
+def test_settlements_inside_a_bar_are_due_at_the_next_open() -> None:
+    # The env charges funding_rate[t] on the position held into bar t's open, i.e. during bar
+    # t - 1: a settlement inside bar t - 1 must land on bar t to be paid by its actual holder.
     days = hours("2024-01-01", "2024-01-02")
     funding = rates({"2024-01-01 00:00": 0.1, "2024-01-01 08:00": 0.2, "2024-01-01 16:00": 0.3,
                      "2024-01-02 00:00": -0.05})  # fmt: skip
-    aligned, _ = align_funding(days, 24 * HOUR, funding)
-    np.testing.assert_allclose(aligned, [0.6, -0.05])
+    np.testing.assert_allclose(align_funding(days, funding), [0.1, 0.45])
+    # BitMEX settles at 04/12/20 UTC; on 8h bars opening at 00/08/16 each is due at the next open
+    bars = hours("2024-01-01 00:00", "2024-01-01 08:00", "2024-01-01 16:00")
+    bitmex = rates({"2024-01-01 04:00": 0.1, "2024-01-01 12:00": 0.2, "2024-01-01 20:00": 0.3})
+    np.testing.assert_allclose(align_funding(bars, bitmex), [0.0, 0.1, 0.2])
 
 
-def test_settlement_inside_a_missing_bar_is_counted_and_logged(caplog) -> None:
+def test_settlement_inside_a_data_gap_is_charged_after_the_gap() -> None:
     bars = hours("2024-01-01 07:00", "2024-01-01 09:00")  # 08:00 missing
-    with caplog.at_level(logging.WARNING):
-        aligned, unmatched = align_funding(bars, HOUR, rates({"2024-01-01 08:00": 0.3}))
-    np.testing.assert_array_equal(aligned, [0.0, 0.0])
-    assert unmatched == 1 and "fall into missing bars" in caplog.text
+    aligned = align_funding(bars, rates({"2024-01-01 08:00": 0.3}))
+    np.testing.assert_array_equal(aligned, [0.0, 0.3])
 
 
 def test_empty_inputs() -> None:
-    aligned, unmatched = align_funding(hours("2024-01-01"), HOUR, pd.Series([], dtype=float))
-    assert aligned.tolist() == [0.0] and unmatched == 0
+    aligned = align_funding(hours("2024-01-01"), pd.Series([], dtype=float))
+    assert aligned.tolist() == [0.0]
 
 
 def test_bitmex_export_with_interval_change() -> None:

@@ -178,9 +178,7 @@ class CcxtSource:
                 fend,
                 lambda a, b: self._funding(ex, a, b),
             )
-            step_ns = self.step_ms * 1_000_000
-            aligned, _ = align_funding(dt_index(bars), step_ns, rates["funding_rate"])
-            bars["funding_rate"] = aligned
+            bars["funding_rate"] = align_funding(dt_index(bars), rates["funding_rate"])
         return bars
 
     def _closed_until(self, now: int) -> int:

@@ -140,7 +140,7 @@ class FileSource:
             # alignment needs sorted opens; validation later decides about unsorted input
             opens = dt_index(frame)
             order = np.argsort(opens.asi8, kind="stable")
-            aligned, _ = align_funding(opens[order], step, rates)
+            aligned = align_funding(opens[order], rates)
             funding = np.empty_like(aligned)
             funding[order] = aligned
             frame["funding_rate"] = funding

@@ -1,22 +1,24 @@
 """Perpetual funding history: loading exchange exports and aligning settlements to bars.
 
-The bars-frame column ``funding_rate`` holds, on each bar, the funding rate settled during that
-bar (the settlement at its open time, usually; a bar longer than the funding interval holds the
-sum of the settlements it spans), and 0.0 elsewhere. Every source (ccxt, files, ticks) aligns
-funding with :func:`align_funding`, so the convention is the same everywhere.
+The bars-frame column ``funding_rate`` holds, on each bar, the funding settled at that bar's open
+time or during the bar before it, and 0.0 elsewhere. The env charges ``funding_rate[t]`` at the
+open of bar ``t`` on the position held into that open, i.e. the position held during bar
+``t - 1``: so a settlement inside a bar (BitMEX's 04/12/20 UTC on 8h bars opening at 00/08/16,
+or any settlement on daily bars) is paid by the position that was actually held when it
+settled, at the next bar's open. A bar longer than the funding interval collects the sum of the
+settlements it spans, and a settlement inside a data gap is charged at the first bar after the
+gap (the position was held across it). Every source (ccxt, files, ticks) aligns funding with
+:func:`align_funding`, so the convention is the same everywhere.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cryptotrade.data.sources.frames import to_utc
-
-log = logging.getLogger(__name__)
 
 # (timestamp column, rate column) of the layouts we know, tried in order.
 KNOWN_LAYOUTS = (
@@ -81,37 +83,28 @@ def load_funding(
     return rates
 
 
-def align_funding(
-    bar_open: pd.DatetimeIndex, step_ns: int, rates: pd.Series
-) -> tuple[np.ndarray, int]:
-    """Sum each settlement into the bar ``[open, open + step)`` that contains it.
+# Exchange settlement stamps can run a few milliseconds late (Binance: 08:00:00.007).
+STAMP_TOLERANCE_NS = 10**9
+
+
+def align_funding(bar_open: pd.DatetimeIndex, rates: pd.Series) -> np.ndarray:
+    """Put each settlement on the first bar opening at or after it (see the module docstring).
 
     Args:
         bar_open: Sorted bar open times (UTC).
-        step_ns: Bar length in nanoseconds.
         rates: Settlement rates indexed by settlement time (see :func:`load_funding`).
 
     Returns:
-        ``(funding_rate, unmatched)``: a float64 array aligned with ``bar_open`` and the number of
-        settlements inside the bars' time range that fell into a missing bar (logged, not lost
-        silently). Settlements before the first or after the last bar are out of range.
+        A float64 array aligned with ``bar_open``. Settlements more than a second before the
+        first bar's open, or after the last bar's open (due on a bar the data does not have),
+        are out of range and dropped.
     """
     opens = np.asarray(bar_open.asi8, dtype=np.int64)
     out = np.zeros(len(opens), dtype=np.float64)
     if len(opens) == 0 or len(rates) == 0:
-        return out, 0
+        return out
     times = pd.DatetimeIndex(rates.index).tz_convert("UTC").as_unit("ns").asi8
-    values = rates.to_numpy(dtype=np.float64)
-    in_range = (times >= opens[0]) & (times < opens[-1] + step_ns)
-    times, values = times[in_range], values[in_range]
-    bar = np.searchsorted(opens, times, side="right") - 1
-    covered = times < opens[bar] + step_ns
-    np.add.at(out, bar[covered], values[covered])
-    unmatched = int((~covered).sum())
-    if unmatched:
-        log.warning(
-            "%d funding settlement(s) fall into missing bars (first at %s) and are not charged",
-            unmatched,
-            pd.Timestamp(times[~covered][0], tz="UTC"),
-        )
-    return out, unmatched
+    due = np.searchsorted(opens, times - STAMP_TOLERANCE_NS, side="left")
+    in_range = (due < len(opens)) & (times >= opens[0] - STAMP_TOLERANCE_NS)
+    np.add.at(out, due[in_range], rates.to_numpy(dtype=np.float64)[in_range])
+    return out

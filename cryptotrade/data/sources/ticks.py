@@ -107,7 +107,7 @@ class TickSource:
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
             bars = clip_dates(bars, self.start, self.end)
             if rates is not None:
-                bars["funding_rate"] = align_funding(dt_index(bars), step, rates)[0]
+                bars["funding_rate"] = align_funding(dt_index(bars), rates)
             out[tf] = bars
         return out
 
