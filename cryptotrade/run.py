@@ -102,7 +102,8 @@ def execute(
     task = check_task(cfg.task)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
-    name = cfg.tracking.run_name or f"{cfg.task}-{choices.get('agent', 'agent')}-s{cfg.seed}"
+    parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]
+    name = cfg.tracking.run_name or "-".join(str(p) for p in parts if p)
     tags = {
         "task": cfg.task,
         "git_commit": tracking.git_commit(cfg.paths.root),

@@ -9,7 +9,7 @@ import time
 
 import mlflow
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
 
 from cryptotrade.config import CONF_DIR, register_configs
@@ -157,3 +157,14 @@ def test_reward_components_reach_mlflow(tmp_path, mlflow_uri, vectorized):
     (run,) = _runs(mlflow_uri)
     logged = {k for k in run.data.metrics if k.startswith("train/episode_reward/")}
     assert {"train/episode_reward/pnl", "train/episode_reward/drawdown"} <= logged
+
+
+@pytest.mark.parametrize("option", ["file", "ticks"])
+def test_debug_runs_any_data_option_on_its_last_bars(tmp_path, mlflow_uri, option):
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} (the real exchange data) is not beside the project")
+    metrics = _execute(tmp_path, f"data={option}", "task=data")
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FINISHED"
+    total = sum(metrics[f"data/{s}_rows"] for s in ("train", "val", "test"))
+    assert 0 < total <= 4000  # debug keeps the last data.max_bars bars, minus the warm-up

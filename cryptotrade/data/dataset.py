@@ -42,10 +42,13 @@ def _jsonable(value: Any) -> Any:
 def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """``source.load()`` then ``validation.apply()``: (raw bars, validated bars, repair counts).
 
-    What ``task=check`` runs the leakage checks on.
+    With ``spec.max_bars`` only the last ``max_bars`` validated bars are kept. What
+    ``task=check`` runs the leakage checks on.
     """
     raw = spec.source.load()
     bars, repairs = spec.validation.apply(raw)
+    if spec.max_bars is not None:
+        bars = bars.iloc[-spec.max_bars :]
     return raw, bars, dict(repairs)
 
 

@@ -43,9 +43,16 @@ class DataSpec:
         split: The chronological train/val/test split (walk-forward folds build on it).
         symbol: The market, for option files whose source reads it by interpolation
             (``symbol: ${data.symbol}``) so that ``data.symbol=ETH/USDT`` works as a shorthand.
+        max_bars: Keep only the last ``max_bars`` validated bars (``debug=default`` sets it so
+            any source runs in seconds); ``None`` keeps them all.
     """
 
     source: BarSource
     validation: BarValidator
     split: Splitter
     symbol: str | None = None
+    max_bars: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_bars is not None and self.max_bars < 2:
+            raise ValueError(f"data.max_bars={self.max_bars} must be >= 2 (or null for all bars)")
