@@ -86,6 +86,20 @@ def check_leakage(cfg: DictConfig) -> LeakageReport:
     return report
 
 
+def preflight(cfg: DictConfig) -> None:
+    """Check what can be checked without data, before a run starts or any data is loaded.
+
+    Builds the env factory, reward and agent factory (their constructors validate their
+    settings) and checks that the agent can act in the env's action mode, so a mismatch such as
+    ``agent=dqn env.action_mode=continuous`` fails at once with the fix in the message.
+    """
+    from cryptotrade.agents.builder import agent_class
+    from cryptotrade.env import check_agent_compatible
+
+    env_factory, _ = make_env_parts(cfg)
+    check_agent_compatible(agent_class(instantiate(cfg.agent)), env_factory.action_mode)
+
+
 def make_env_parts(cfg: DictConfig) -> tuple[Any, Any]:
     """The env factory and reward object of the config."""
     return instantiate(cfg.env), instantiate(cfg.reward)
@@ -95,14 +109,11 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
     """Train the configured agent on the training split and save it under ``output_dir``."""
     from stable_baselines3.common.logger import Logger
 
-    from cryptotrade.agents.builder import agent_class, build_agent
+    from cryptotrade.agents.builder import build_agent
     from cryptotrade.agents.callbacks import MLflowOutputFormat, RewardComponentsCallback
-    from cryptotrade.env import check_agent_compatible
 
     env_factory, reward = make_env_parts(cfg)
     agent_factory = instantiate(cfg.agent)
-    # Fail before any training if the agent cannot act in this action mode.
-    check_agent_compatible(agent_class(agent_factory), env_factory.action_mode)
     venv = env_factory.make_vec(dataset.train, reward, seed=cfg.seed)
     extractor = tracking.plain(cfg.extractor)
     model = build_agent(agent_factory, venv, extractor=extractor, seed=cfg.seed)
@@ -115,6 +126,9 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
         progress_bar=cfg.train.progress_bar,
     )
     seconds = time.perf_counter() - start
+    # SB3 dumps its logger every log_interval rollouts/episodes; flush what the last ones
+    # recorded (e.g. DQN's train/loss when no episode has ended yet in a short run).
+    model.logger.dump(model.num_timesteps)
     venv.close()
     tracking.log_metrics(
         {"perf/train_seconds": seconds, "perf/train_fps": model.num_timesteps / max(seconds, 1e-9)}

@@ -75,6 +75,8 @@ TASKS: dict[str, Task] = {
     "evaluate": task_evaluate,
     "check": task_check,
 }
+# Tasks that build an env and an agent: checked by pipeline.preflight before the run starts.
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
 
 
 def check_task(name: str) -> Task:
@@ -100,6 +102,8 @@ def execute(
         overrides: The command-line overrides (a tag in MLflow).
     """
     task = check_task(cfg.task)
+    if cfg.task in AGENT_TASKS:
+        pipeline.preflight(cfg)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
     parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]

@@ -114,3 +114,12 @@ def test_paths_resolve_under_the_project_root():
     cfg = compose_cfg()
     assert Path(cfg.paths.root) == ROOT
     assert Path(cfg.paths.data_dir).is_relative_to(ROOT)
+
+
+def test_cli_agent_action_mode_mismatch_fails_before_any_run(mlflow_uri):
+    proc = run_cli("agent=dqn", "env.action_mode=continuous")
+    assert proc.returncode != 0
+    assert (
+        "set env.action_mode to one of ['discrete4', 'discrete3', 'buy_sell_hold']" in proc.stderr
+    )
+    assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"

@@ -168,3 +168,12 @@ def test_debug_runs_any_data_option_on_its_last_bars(tmp_path, mlflow_uri, optio
     assert run.info.status == "FINISHED"
     total = sum(metrics[f"data/{s}_rows"] for s in ("train", "val", "test"))
     assert 0 < total <= 4000  # debug keeps the last data.max_bars bars, minus the warm-up
+
+
+def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
+    metrics = _execute(tmp_path, "agent=dqn", "agent.learning_starts=64", "agent.buffer_size=1000")
+    for key in REQUIRED:
+        assert key in metrics
+    (run,) = _runs(mlflow_uri)
+    assert run.data.params["agent._target_"] == "stable_baselines3.DQN"
+    assert "train/loss" in run.data.metrics
