@@ -134,7 +134,9 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
         {"perf/train_seconds": seconds, "perf/train_fps": model.num_timesteps / max(seconds, 1e-9)}
     )
     path = output_dir / "model.zip"
-    model.save(path)
+    partial = output_dir / "model.partial.zip"
+    model.save(partial)
+    partial.replace(path)  # atomic: an interrupted save never leaves a truncated model.zip
     if cfg.tracking.log_model:
         tracking.log_artifact(path, "model")
     return model

@@ -59,11 +59,10 @@ def artifact_root(uri: str, root: str | Path) -> str | None:
 
 
 def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten a config into MLflow-valid ``{key: value}`` params.
+    """Flatten a config into ``{key: value}`` strings with MLflow-valid keys.
 
     Keys become ``a.b.c`` with characters MLflow rejects replaced by ``_``; lists are JSON.
-    Values longer than MLflow's limit are cut, ending in ``...`` (the full config is logged
-    as ``config.yaml``).
+    Values are not cut here: :func:`split_long_params` sends the long ones to artifacts.
     """
     out: dict[str, str] = {}
     for key, value in cfg.items():
@@ -71,11 +70,22 @@ def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping) and value:
             out.update(flatten_params(value, f"{name}."))
             continue
-        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-        if len(text) > MAX_PARAM_VALUE:
-            text = text[: MAX_PARAM_VALUE - 3] + "..."
-        out[name] = text
+        out[name] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return out
+
+
+def split_long_params(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split params into those MLflow accepts and those longer than its value limit.
+
+    Returns:
+        ``(params, long)``: ``params`` with each long value replaced by a pointer to the
+        artifact ``params/<key>.txt`` that holds it in full, and ``long`` (key -> full value).
+    """
+    short = dict(params)
+    long = {k: v for k, v in params.items() if len(v) > MAX_PARAM_VALUE}
+    for key in long:
+        short[key] = f"(longer than {MAX_PARAM_VALUE} characters: artifact params/{key}.txt)"
+    return short, long
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
@@ -154,7 +164,10 @@ def start_run(
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
     status = "FAILED"
     try:
-        mlflow.log_params(flatten_params(plain(cfg)))
+        params, long = split_long_params(flatten_params(plain(cfg)))
+        mlflow.log_params(params)
+        for key, value in long.items():
+            mlflow.log_text(value, f"params/{key}.txt")
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         with _sigterm_as_exception():
             yield run

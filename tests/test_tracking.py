@@ -17,6 +17,7 @@ def _cfg(tmp_path: Path, uri: str | None = None):
             "paths": {"root": str(tmp_path)},
             "tracking": {"uri": uri, "experiment": "unit"},
             "agent": {"learning_rate": 0.001, "policy_kwargs": {"net_arch": [64, 64]}},
+            "features": {"custom": "y" * 7000},
         }
     )
 
@@ -37,15 +38,17 @@ def test_default_store_is_absolute_sqlite_at_project_root(tmp_path, monkeypatch)
     assert tracking.tracking_uri("file:///x", tmp_path) == "file:///x"
 
 
-def test_flatten_params_makes_valid_keys_and_cuts_long_values():
+def test_flatten_params_makes_valid_keys_and_long_values_go_to_artifacts():
     params = tracking.flatten_params(
         {"a": {"b": 1, "c": [1, 2]}, "we!rd key": "x" * 7000, "empty": {}}
     )
     assert params["a.b"] == "1"
     assert params["a.c"] == "[1, 2]"
-    assert params["we_rd key"].endswith("...")
-    assert len(params["we_rd key"]) == tracking.MAX_PARAM_VALUE
     assert params["empty"] == "{}"
+    short, long = tracking.split_long_params(params)
+    assert long == {"we_rd key": "x" * 7000}
+    assert "artifact params/we_rd key.txt" in short["we_rd key"]
+    assert all(len(v) <= tracking.MAX_PARAM_VALUE for v in short.values())
 
 
 def test_run_finished_logs_config_and_params(tmp_path, mlflow_uri):
@@ -56,8 +59,13 @@ def test_run_finished_logs_config_and_params(tmp_path, mlflow_uri):
     assert run.data.params["agent.learning_rate"] == "0.001"
     assert run.data.metrics["test/x"] == 1.5
     assert run.data.tags["task"] == "unit"
-    files = [f.path for f in mlflow.MlflowClient(mlflow_uri).list_artifacts(run.info.run_id)]
+    client = mlflow.MlflowClient(mlflow_uri)
+    files = [f.path for f in client.list_artifacts(run.info.run_id)]
     assert "config.yaml" in files
+    assert [f.path for f in client.list_artifacts(run.info.run_id, "params")] == [
+        "params/features.custom.txt"
+    ]
+    assert "params/features.custom.txt" in run.data.params["features.custom"]
 
 
 def test_run_that_raises_ends_failed_with_traceback(tmp_path, mlflow_uri):
