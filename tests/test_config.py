@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -84,11 +83,9 @@ def test_bad_override_fails_at_compose_time(override, message):
 
 
 def test_cli_bad_override_fails_fast_without_a_run(tmp_path, mlflow_uri):
-    start = time.perf_counter()
     proc = run_cli("agent.learning_rate=abc")
     assert proc.returncode != 0
     assert "could not be converted to Float" in proc.stderr
-    assert time.perf_counter() - start < 60
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
 
 
