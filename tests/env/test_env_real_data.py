@@ -45,14 +45,8 @@ def market(perp: pd.DataFrame, start: str, end: str) -> MarketData:
     )
 
 
-@pytest.mark.parametrize(
-    ("action", "side", "start", "end", "days"),
-    [(2, 1.0, "2023-01-01", "2023-12-31", 365), (0, -1.0, "2023-04-01", "2023-09-30", 183)],
-)
-def test_held_position_to_the_cent(
-    perp: pd.DataFrame, action: int, side: float, start: str, end: str, days: int
-) -> None:
-    md = market(perp, start, end)
+def hold(md: MarketData, action: int, **settings: float) -> tuple[TradingEnv, dict, bool, bool]:
+    """Repeat ``action`` over the whole split with fees but no slippage; the last step's result."""
     env = TradingEnv(
         md,
         WeightedReward(),
@@ -61,9 +55,9 @@ def test_held_position_to_the_cent(
             action_mode="discrete3",
             taker_fee=FEE,
             slippage_bps=0.0,
-            leverage=1.0,
             maintenance_margin=0.004,
             episode_length=None,
+            **settings,
         ),
         evaluation=True,
     )
@@ -71,7 +65,18 @@ def test_held_position_to_the_cent(
     while True:
         _, _, term, trunc, info = env.step(action)
         if term or trunc:
-            break
+            return env, info, term, trunc
+
+
+@pytest.mark.parametrize(
+    ("action", "side", "start", "end", "days"),
+    [(2, 1.0, "2023-01-01", "2023-12-31", 365), (0, -1.0, "2023-04-01", "2023-09-30", 183)],
+)
+def test_held_position_to_the_cent(
+    perp: pd.DataFrame, action: int, side: float, start: str, end: str, days: int
+) -> None:
+    md = market(perp, start, end)
+    env, info, term, trunc = hold(md, action, leverage=1.0)
     assert trunc and not term
     # oracle: enter at the open of bar 24, hold, pay/receive funding at every later settlement,
     # exit at the last close; fees on both notionals
@@ -92,25 +97,7 @@ def test_held_position_to_the_cent(
 def test_short_through_2023_is_liquidated(perp: pd.DataFrame) -> None:
     # BTC rose ~150% in 2023: a 1x short must be liquidated, at its liquidation price
     md = market(perp, "2023-01-01", "2023-12-31")
-    env = TradingEnv(
-        md,
-        WeightedReward(),
-        EnvSettings(
-            window=24,
-            action_mode="discrete3",
-            taker_fee=FEE,
-            slippage_bps=0.0,
-            maintenance_margin=0.004,
-            liquidation_fee=0.002,
-            episode_length=None,
-        ),
-        evaluation=True,
-    )
-    env.reset(seed=0)
-    while True:
-        _, _, term, trunc, info = env.step(0)
-        if term or trunc:
-            break
+    env, info, term, _ = hold(md, 0, liquidation_fee=0.002)
     trade = env.trades[-1]
     assert term and trade["liquidated"] and trade["exit_index"] == env.current_index
     assert md.high[trade["exit_index"]] >= trade["exit_price"] >= md.low[trade["exit_index"]]
