@@ -86,13 +86,18 @@ def check_leakage(cfg: DictConfig) -> LeakageReport:
     return report
 
 
-def preflight(cfg: DictConfig) -> None:
+def preflight(cfg: DictConfig, *, agent: bool) -> None:
     """Check what can be checked without data, before a run starts or any data is loaded.
 
-    Builds the env factory, reward and agent factory (their constructors validate their
-    settings) and checks that the agent can act in the env's action mode, so a mismatch such as
+    Builds the data spec and feature set (and, with ``agent``, the env factory, reward and agent
+    factory): their constructors validate their settings. With ``agent`` it also checks that
+    the agent can act in the env's action mode, so a mismatch such as
     ``agent=dqn env.action_mode=continuous`` fails at once with the fix in the message.
     """
+    instantiate(cfg.data)
+    instantiate(cfg.features)
+    if not agent:
+        return
     from cryptotrade.agents.builder import agent_class
     from cryptotrade.env import check_agent_compatible
 

@@ -75,7 +75,7 @@ TASKS: dict[str, Task] = {
     "evaluate": task_evaluate,
     "check": task_check,
 }
-# Tasks that build an env and an agent: checked by pipeline.preflight before the run starts.
+# Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
 AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
 
 
@@ -102,8 +102,7 @@ def execute(
         overrides: The command-line overrides (a tag in MLflow).
     """
     task = check_task(cfg.task)
-    if cfg.task in AGENT_TASKS:
-        pipeline.preflight(cfg)
+    pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
     parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]

@@ -120,3 +120,10 @@ def test_cli_agent_action_mode_mismatch_fails_before_any_run(mlflow_uri):
         "set env.action_mode to one of ['discrete4', 'discrete3', 'buy_sell_hold']" in proc.stderr
     )
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
+
+
+def test_cli_invalid_data_setting_fails_before_any_run(mlflow_uri):
+    proc = run_cli("task=data", "data.split.train=0.9")  # fractions no longer add up
+    assert proc.returncode != 0
+    assert "data.split fractions train=0.9 + val=0.15 + test=0.15" in proc.stderr
+    assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
