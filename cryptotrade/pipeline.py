@@ -105,6 +105,26 @@ def preflight(cfg: DictConfig, *, agent: bool) -> None:
     check_agent_compatible(agent_class(instantiate(cfg.agent)), env_factory.action_mode)
 
 
+def check_model_source(cfg: DictConfig) -> None:
+    """``task=evaluate``: a model is given and, if it comes from an MLflow run, was trained by
+    the configured agent class (loading a DQN as PPO would fail deep inside SB3)."""
+    if not cfg.model:
+        raise ValueError(
+            "task=evaluate needs a trained model: add model=runs:/<run_id>/model "
+            "(or a path to a saved model.zip)"
+        )
+    if not str(cfg.model).startswith("runs:/"):
+        return
+    run_id = str(cfg.model).removeprefix("runs:/").split("/")[0]
+    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    trained = tracking.run_params(uri, run_id).get("agent._target_")
+    if trained and trained != cfg.agent._target_:
+        raise ValueError(
+            f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
+            "choose the matching agent (e.g. agent=dqn) to evaluate it"
+        )
+
+
 def make_env_parts(cfg: DictConfig) -> tuple[Any, Any]:
     """The env factory and reward object of the config."""
     return instantiate(cfg.env), instantiate(cfg.reward)
@@ -151,11 +171,6 @@ def load_model(cfg: DictConfig) -> BaseAlgorithm:
     """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as ``cfg.agent``'s class."""
     from cryptotrade.agents.builder import agent_class
 
-    if not cfg.model:
-        raise ValueError(
-            "task=evaluate needs a trained model: add model=runs:/<run_id>/model "
-            "(or a path to a saved model.zip)"
-        )
     path = tracking.download_artifact(cfg.model)
     if path.is_dir():
         path = path / "model.zip"

@@ -103,6 +103,8 @@ def execute(
     """
     task = check_task(cfg.task)
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
+    if cfg.task == "evaluate":
+        pipeline.check_model_source(cfg)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
     parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]

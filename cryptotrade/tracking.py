@@ -239,6 +239,23 @@ def active_run_id() -> str | None:
     return run.info.run_id if run else None
 
 
+def run_params(uri: str, run_id: str) -> dict[str, str]:
+    """The params of run ``run_id`` in the store at ``uri``.
+
+    Raises:
+        ValueError: If the store has no such run, naming the store that was searched.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(mlflow.MlflowClient(uri).get_run(run_id).data.params)
+    except MlflowException as exc:
+        raise ValueError(
+            f"no MLflow run {run_id} in {uri}; check the run id (make ui) or set tracking.uri"
+        ) from exc
+
+
 def download_artifact(uri: str) -> Path:
     """Download an artifact URI (``runs:/<id>/model``) or return a local path unchanged."""
     if "://" not in uri and ":/" not in uri:

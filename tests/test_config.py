@@ -127,3 +127,10 @@ def test_cli_invalid_data_setting_fails_before_any_run(mlflow_uri):
     assert proc.returncode != 0
     assert "data.split fractions train=0.9 + val=0.15 + test=0.15" in proc.stderr
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
+
+
+def test_cli_evaluate_without_a_model_fails_before_any_run(mlflow_uri):
+    proc = run_cli("task=evaluate")
+    assert proc.returncode != 0
+    assert "task=evaluate needs a trained model: add model=runs:/<run_id>/model" in proc.stderr
+    assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"

@@ -56,6 +56,14 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert {"config.yaml", "model", "test", "data"} <= top
     assert "MLflow run" in proc.stderr + proc.stdout
 
+    # evaluating it as another agent fails before any run, naming the fix
+    proc = run_cli(
+        "debug=default", "task=evaluate", "agent=dqn", f"model=runs:/{run.info.run_id}/model"
+    )
+    assert proc.returncode != 0
+    assert "was trained by stable_baselines3.PPO but agent is stable_baselines3.DQN" in proc.stderr
+    assert len(_runs(mlflow_uri)) == 1
+
     # task=evaluate reloads the logged model and reproduces the test metrics
     proc = run_cli("debug=default", "task=evaluate", f"model=runs:/{run.info.run_id}/model")
     assert proc.returncode == 0, proc.stderr[-3000:]
