@@ -61,11 +61,14 @@ def prepare_data(cfg: DictConfig) -> Dataset:
     fingerprint = data_fingerprint(cfg)
     spec = instantiate(cfg.data)
     features = instantiate(cfg.features)
-    dataset = build_dataset(
-        spec, features, cache_dir=Path(cfg.paths.data_dir) / "datasets", fingerprint=fingerprint
-    )
+    # the config names the data only if the source is reproducible (no open-ended download)
+    cacheable = getattr(spec.source, "reproducible", True)
+    cache_dir = Path(cfg.paths.data_dir) / "datasets" if cacheable else None
+    dataset = build_dataset(spec, features, cache_dir=cache_dir, fingerprint=fingerprint)
     if tracking.active_run_id():
-        tracking.set_tags({"data_fingerprint": fingerprint})
+        tracking.set_tags(
+            {"data_fingerprint": fingerprint, "data_hash": dataset.meta.get("bars_hash", "")}
+        )
         tracking.log_dict(dataset.meta, "data/summary.json")
         tracking.log_dict(dataset.normaliser, "data/normaliser.json")
         tracking.log_metrics({f"data/{k}_rows": len(v) for k, v in dataset.splits.items()})

@@ -50,6 +50,7 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert tags["git_commit"] != ""
     assert tags["overrides"] == "debug=default"
     assert len(tags["data_fingerprint"]) == 16
+    assert len(tags["data_hash"]) == 16
     assert run.data.params["agent._target_"] == "stable_baselines3.PPO"
     client = mlflow.MlflowClient(mlflow_uri)
     top = {f.path for f in client.list_artifacts(run.info.run_id)}
@@ -185,3 +186,20 @@ def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
     (run,) = _runs(mlflow_uri)
     assert run.data.params["agent._target_"] == "stable_baselines3.DQN"
     assert "train/loss" in run.data.metrics
+
+
+@pytest.mark.parametrize(("end", "cached"), [("2025-01-01", True), (None, False)])
+def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cached):
+    import cryptotrade.data.dataset as dataset_module
+    from cryptotrade import pipeline
+
+    seen = {}
+    monkeypatch.setattr(
+        dataset_module, "build_dataset", lambda spec, features, **kw: seen.update(kw) or None
+    )
+    monkeypatch.setattr(pipeline.tracking, "active_run_id", lambda: None)
+    end_override = f"data.source.end={end}" if end else "data.source.end=null"
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["data=binance", end_override])
+    pipeline.prepare_data(cfg)
+    assert (seen["cache_dir"] is not None) is cached

@@ -10,6 +10,7 @@ temporary name and renamed into place, so an interrupted run never leaves a trun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -52,6 +53,15 @@ def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any
     return raw, bars, dict(repairs)
 
 
+def bars_hash(bars: pd.DataFrame) -> str:
+    """Content hash of a bars frame (index and every column): what the data *is*, as opposed to
+    the config fingerprint, which names how it was made."""
+    rows = pd.util.hash_pandas_object(bars, index=True).to_numpy()
+    digest = hashlib.sha256(rows.tobytes())
+    digest.update(",".join(map(str, bars.columns)).encode())
+    return digest.hexdigest()[:16]
+
+
 def _describe(obj: Any) -> str:
     """``repr`` of a source, or its class and public settings when it has no repr of its own."""
     text = repr(obj)
@@ -69,6 +79,7 @@ def _describe(obj: Any) -> str:
 def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Validated bars and raw features after the warm-up rows, plus the summary so far."""
     raw, bars, repairs = load_bars(spec)
+    content = bars_hash(bars)
     feats = features.compute(bars)
     warm = features.warmup(bars)
     span = {"start": str(bars.index[0]), "end": str(bars.index[-1])} if len(bars) else {}
@@ -89,6 +100,7 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
         )
     summary = {
         "source": _describe(spec.source),
+        "bars_hash": content,
         "rows": {"loaded": len(raw), "validated": len(bars) + warm, "warmup_dropped": warm},
         "range": span,
         "repairs": _jsonable(dict(repairs)),

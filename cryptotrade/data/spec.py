@@ -10,7 +10,11 @@ if TYPE_CHECKING:
 
 
 class BarSource(Protocol):
-    """Anything that returns a bars frame (see :mod:`cryptotrade.data.market_data`)."""
+    """Anything that returns a bars frame (see :mod:`cryptotrade.data.market_data`).
+
+    A source whose bars can change between loads for the same settings (a download up to "now")
+    also has ``reproducible = False``; the pipeline then never reuses a cached dataset for it.
+    """
 
     def load(self) -> pd.DataFrame:
         """Return the bars frame: UTC open-time index named ``date``, OHLCV float64 columns."""

@@ -209,3 +209,17 @@ def test_same_config_builds_the_same_dataset_twice():
         np.testing.assert_array_equal(a.splits[name].features, b.splits[name].features)
         np.testing.assert_array_equal(a.splits[name].close, b.splits[name].close)
     assert a.normaliser == b.normaliser
+
+
+def test_bars_hash_changes_with_any_value_and_not_otherwise():
+    import pandas as pd
+
+    from cryptotrade.data.dataset import bars_hash
+
+    index = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC", name="date")
+    bars = pd.DataFrame({"open": [1.0, 2, 3, 4], "close": [2.0, 3, 4, 5]}, index=index)
+    assert bars_hash(bars) == bars_hash(bars.copy())
+    changed = bars.copy()
+    changed.iloc[2, 1] = 4.0000001
+    assert bars_hash(changed) != bars_hash(bars)
+    assert bars_hash(bars.shift(freq="1h")) != bars_hash(bars)

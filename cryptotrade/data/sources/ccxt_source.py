@@ -138,6 +138,12 @@ class CcxtSource:
         self.sleep: Callable[[float], None] = time.sleep
         self.requests = 0  # requests sent by the last load(), retries included
 
+    @property
+    def reproducible(self) -> bool:
+        """Whether two loads give the same bars: not when ``end`` is open (new candles arrive),
+        so a prepared dataset of an open range is never served from the dataset cache."""
+        return self.end_ms is not None
+
     def __repr__(self) -> str:  # never shows credentials, only where they would come from
         return (
             f"CcxtSource(exchange={self.exchange!r}, symbol={self.symbol!r}, "
