@@ -199,7 +199,12 @@ def _fill_order_nb(st, i, target, params, n, ref, bar_range, trades, n_tr):
     if direction == 0.0:
         return 0.0, n_tr, False
     px = slipped_price_nb(ref, direction, params[P_SLIP_BPS], params[P_SLIP_RANGE], bar_range)
-    return rebalance_nb(st, i, target * lev * eq / px, px, params[P_FEE], n, trades, n_tr)
+    units = target * lev * eq / px
+    if np.sign(units - st[i, UNITS]) != direction:
+        # sized at the slipped price the order lands on the other side of the position: the
+        # slippage eats the whole rebalance (filling it would sell at a buy-slipped price)
+        return 0.0, n_tr, False
+    return rebalance_nb(st, i, units, px, params[P_FEE], n, trades, n_tr)
 
 
 @kernel

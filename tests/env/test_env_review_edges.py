@@ -1,0 +1,36 @@
+"""Edge cases found in review: slippage sign of small rebalances, stepping past the last bar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from env_testdata import bars
+
+from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
+
+FLAT = bars([100.0] * 5, [100.0] * 5)
+
+
+def test_small_rebalance_never_fills_on_the_wrong_side_of_the_open() -> None:
+    # fee 0, 10 bps slippage, flat prices: 0.5 exposure buys 10,000 * 0.5 / 100.1 = 49.950 units,
+    # equity 9995.005 (10,000 - 49.95 * 0.1 slippage). A target of 0.5001 is a buy at the open
+    # (0.5001 * 9995.005 / 100 = 49.985 > 49.950) but fewer units at the slipped 100.1 (49.935):
+    # filling that would SELL 0.015 units at 100.1 > open, gaining from slippage.
+    settings = EnvSettings(
+        window=1,
+        action_mode="continuous",
+        taker_fee=0.0,
+        slippage_bps=10.0,
+        min_trade=0.0,
+        episode_length=None,
+    )
+    env = TradingEnv(FLAT, WeightedReward(), settings, evaluation=True)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.5]))
+    units, equity = info["units"], info["equity"]
+    assert units == pytest.approx(5000 / 100.1)
+    assert equity == pytest.approx(10_000 - units * 0.1)
+    _, _, _, _, info = env.step(np.array([0.5001]))
+    # prices never move and every fill pays slippage: equity can never rise
+    assert info["equity"] <= equity + 1e-9
+    assert info["units"] == pytest.approx(units)  # slippage eats the whole rebalance: no trade
