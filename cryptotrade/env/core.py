@@ -361,8 +361,11 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     is left unchanged rather than overrun).
 
     Returns:
-        ``(reward, terminated, truncated, rows used in log)``.
+        ``(reward, terminated, truncated, rows used in log)``; rows ``-1`` and nothing changed
+        when the episode is past its last bar (or was never reset): bar ``t + 1`` may not exist.
     """
+    if st[0, T] >= st[0, END]:  # no bounds checks here: stepping on would read past the data
+        return 0.0, False, True, -1
     r, term, trunc, n_tr = step_env_nb(
         st,
         ret_buf,

@@ -34,3 +34,19 @@ def test_small_rebalance_never_fills_on_the_wrong_side_of_the_open() -> None:
     # prices never move and every fill pays slippage: equity can never rise
     assert info["equity"] <= equity + 1e-9
     assert info["units"] == pytest.approx(units)  # slippage eats the whole rebalance: no trade
+
+
+def test_step_after_the_last_bar_raises_without_reading_past_the_data() -> None:
+    settings = EnvSettings(window=1, action_mode="discrete4", episode_length=None)
+    env = TradingEnv(bars([100, 100, 110], [100, 105, 120]), WeightedReward(), settings, True)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # before reset: the state has no episode
+    env.reset(seed=0)
+    env.step(1)
+    _, _, _, trunc, info = env.step(0)
+    assert trunc and env.current_index == 2
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # bar 3 does not exist: the kernel would read past the price arrays
+    assert env.current_index == 2 and env.equity == info["equity"]
+    env.reset(seed=0)
+    assert env.step(1)[4]["units"] > 0.0
