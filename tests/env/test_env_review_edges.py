@@ -50,3 +50,28 @@ def test_step_after_the_last_bar_raises_without_reading_past_the_data() -> None:
     assert env.current_index == 2 and env.equity == info["equity"]
     env.reset(seed=0)
     assert env.step(1)[4]["units"] > 0.0
+
+
+def test_native_vecenv_matches_dummy_after_an_unseeded_reset() -> None:
+    # SB3 calls reset() again at every learn(): env i must still follow TradingEnv(seed + i),
+    # whose unseeded reset draws the next start from the same generator
+    from env_testdata import random_walk
+
+    from cryptotrade.env import EnvFactory
+
+    data = random_walk(500, seed=2)
+    kw = dict(window=6, action_mode="discrete3", episode_length=40, n_envs=3)
+    native = EnvFactory(**kw, vectorized=True).make_vec(data, None, seed=11)
+    dummy = EnvFactory(**kw, vectorized=False).make_vec(data, None, seed=11)
+    np.testing.assert_array_equal(native.reset(), dummy.reset())
+    actions = np.array([2, 0, 1])
+    for _ in range(5):
+        native.step(actions)
+        dummy.step(actions)
+    np.testing.assert_array_equal(native.reset(), dummy.reset())
+    for _ in range(60):  # through an auto-reset too
+        obs_n, rew_n, done_n, _ = native.step(actions)
+        obs_d, rew_d, done_d, _ = dummy.step(actions)
+        np.testing.assert_array_equal(obs_n, obs_d)
+        np.testing.assert_array_equal(rew_n, rew_d)
+        np.testing.assert_array_equal(done_n, done_d)
