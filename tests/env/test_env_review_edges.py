@@ -75,3 +75,27 @@ def test_native_vecenv_matches_dummy_after_an_unseeded_reset() -> None:
         np.testing.assert_array_equal(obs_n, obs_d)
         np.testing.assert_array_equal(rew_n, rew_d)
         np.testing.assert_array_equal(done_n, done_d)
+
+
+def test_gap_liquidation_trade_pnl_is_the_loss_the_account_took() -> None:
+    # 10x long of 1000 units at 100 on 10,000; the open of bar 2 gaps to 85, through the
+    # liquidation price 90.45: the gross loss 15,000 exceeds the margin, the balance is floored
+    # at 0 (insurance fund), so the trade lost exactly the 10,000 equity, not 15,000 + fee
+    settings = EnvSettings(
+        window=1,
+        action_mode="discrete4",
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=10.0,
+        maintenance_margin=0.005,
+        liquidation_fee=0.002,
+        episode_length=None,
+    )
+    env = TradingEnv(bars([100, 100, 85, 85], [100, 99, 85, 85]), None, settings, True)
+    env.reset(seed=0)
+    env.step(1)
+    _, _, term, _, info = env.step(0)
+    trade = env.trades[0]
+    assert term and trade["liquidated"] and info["equity"] == 0.0
+    assert round(trade["pnl"], 2) == -10_000.0
+    assert round(trade["pnl"], 2) == round(info["equity"] - env.initial_cash, 2)
