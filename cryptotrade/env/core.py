@@ -199,7 +199,12 @@ def _fill_order_nb(st, i, target, params, n, ref, bar_range, trades, n_tr):
     if direction == 0.0:
         return 0.0, n_tr, False
     px = slipped_price_nb(ref, direction, params[P_SLIP_BPS], params[P_SLIP_RANGE], bar_range)
-    return rebalance_nb(st, i, target * lev * eq / px, px, params[P_FEE], n, trades, n_tr)
+    units = target * lev * eq / px
+    if np.sign(units - st[i, UNITS]) != direction:
+        # sized at the slipped price the order lands on the other side of the position: the
+        # slippage eats the whole rebalance (filling it would sell at a buy-slipped price)
+        return 0.0, n_tr, False
+    return rebalance_nb(st, i, units, px, params[P_FEE], n, trades, n_tr)
 
 
 @kernel
@@ -356,8 +361,11 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     is left unchanged rather than overrun).
 
     Returns:
-        ``(reward, terminated, truncated, rows used in log)``.
+        ``(reward, terminated, truncated, rows used in log)``; rows ``-1`` and nothing changed
+        when the episode is past its last bar (or was never reset): bar ``t + 1`` may not exist.
     """
+    if st[0, T] >= st[0, END]:  # no bounds checks here: stepping on would read past the data
+        return 0.0, False, True, -1
     r, term, trunc, n_tr = step_env_nb(
         st,
         ret_buf,

@@ -217,6 +217,11 @@ class TradingEnv(gym.Env):
             except (TypeError, IndexError):
                 a = float(action)  # a plain number
         reward, terminated, truncated, logged = step_single_nb(a, *self._step_args)
+        if logged < 0:
+            raise RuntimeError(
+                "TradingEnv.step called past the episode's last bar (or before any reset); "
+                "call reset() when an episode ends"
+            )
         self._logged = logged
         if logged + MAX_TRADES_PER_STEP > len(self._trade_log):
             self._trade_log = np.concatenate([self._trade_log, np.zeros_like(self._trade_log)])

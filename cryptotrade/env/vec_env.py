@@ -72,6 +72,8 @@ class NativeVecEnv(VecEnv):
         self._next_start = np.zeros(n_envs, dtype=np.int64)
         self._next_end = np.zeros(n_envs, dtype=np.int64)
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n_envs)]
+        for i in range(n_envs):  # an unseeded reset() starts each env at its drawn next start
+            self._draw_next(i)
         self._actions: np.ndarray = np.zeros(n_envs)
         self._t0 = np.full(n_envs, time.perf_counter())
         # envs whose episode did not end get a shared read-only empty mapping instead of a fresh
@@ -110,7 +112,9 @@ class NativeVecEnv(VecEnv):
         for i in range(self.num_envs):
             if self._seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(self._seeds[i])[0]
-            self._draw_next(i)
+                self._draw_next(i)
+            # unseeded: the start drawn after the last reset is the draw TradingEnv.reset()
+            # would make now; drawing again would skip one and leave env i's sequence
             reset_env_nb(
                 self._states,
                 self._ret_bufs,

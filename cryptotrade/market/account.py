@@ -147,7 +147,9 @@ def liquidate_nb(
     """Close the whole position at the liquidation ``price`` with the liquidation fee.
 
     The balance is floored at 0: a loss beyond the margin is absorbed by the exchange's
-    insurance fund, as on Binance/BitMEX, so equity never goes negative through liquidation.
+    insurance fund, as on Binance/BitMEX, so equity never goes negative through liquidation;
+    the absorbed part is not booked as the trade's loss either, so the trade log's net PnL
+    stays equal to the account's equity change.
 
     Returns:
         ``(fee, n_trades)``.
@@ -155,9 +157,11 @@ def liquidate_nb(
     units, entry = st[i, UNITS], st[i, ENTRY]
     realised = units * (price - entry)
     fee = fee_nb(units, price, fee_rate)
-    st[i, BALANCE] = max(st[i, BALANCE] + realised - fee, 0.0)
+    balance = st[i, BALANCE] + realised - fee
+    absorbed = max(-balance, 0.0)  # covered by the insurance fund
+    st[i, BALANCE] = balance + absorbed
     st[i, TR_FEES] += fee
-    st[i, TR_PNL] += realised
+    st[i, TR_PNL] += realised + absorbed
     side = 1.0 if units > 0.0 else -1.0
     n_trades = _close_trade_nb(st, i, t, side, entry, price, True, trades, n_trades)
     st[i, UNITS] = 0.0
