@@ -312,6 +312,14 @@ class FeatureSet:
             cols.update(feat.compute(arrays, bars))
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
+            spacing = _infer_seconds(arrays["ts"]) if len(bars) > 1 else base
+            if spacing < base:
+                # rows would be taken to close later than they do: a higher bar would be
+                # joined before its last base bars had closed
+                raise ValueError(
+                    f"features.base_timeframe is {base}s but the bars are {spacing}s apart; "
+                    "set it to the bars' length or null (inferred)"
+                )
             # base = the smallest bar spacing: no bar opens within `base` after another, so a
             # higher bar that ends by open + base holds no later row, even for sparse bars
             # (trades only at funding times) or a "higher" timeframe below the bars' own
