@@ -309,7 +309,10 @@ class FeatureSet:
         arrays = _arrays(bars)
         cols: dict[str, np.ndarray] = {}
         for feat in self.indicators:
-            cols.update(feat.compute(arrays, bars))
+            for name, col in feat.compute(arrays, bars).items():
+                if name in cols:  # a dict would silently keep only the later column
+                    raise ValueError(f"duplicate feature column {name!r}; rename a feature")
+                cols[name] = col
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
             spacing = _infer_seconds(arrays["ts"]) if len(bars) > 1 else base
@@ -329,11 +332,10 @@ class FeatureSet:
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:
                     for name, col in feat.compute(hi, None).items():
+                        if f"{name}@{tf}" in cols:
+                            raise ValueError(f"duplicate feature column {name}@{tf}; rename one")
                         cols[f"{name}@{tf}"] = join_closed_nb(group_end, col, close_ns)
-        frame = pd.DataFrame(cols, index=bars.index)
-        if len(set(frame.columns)) != frame.shape[1]:
-            raise ValueError(f"duplicate feature columns {list(frame.columns)}; rename one")
-        return frame
+        return pd.DataFrame(cols, index=bars.index)
 
     def describe(self) -> dict[str, Any]:
         """Configured features and warm-up, for the dataset summary and logging."""

@@ -249,3 +249,11 @@ def test_base_timeframe_longer_than_the_bars_is_refused_not_leaked(bars):
         ok.compute(bars)["c@4h"],
         FeatureSet({"r": {"kind": "log_return"}}, higher=higher).compute(bars)["c@4h"],
     )
+
+
+def test_colliding_feature_column_names_are_refused(bars):
+    # "bb" (bbands) makes bb_pctb and bb_width; a feature named bb_pctb silently replaced the
+    # first one in the column dict, so the duplicate check after it could never fire
+    fs = FeatureSet({"bb": {"kind": "bbands"}, "bb_pctb": {"kind": "rsi"}})
+    with pytest.raises(ValueError, match="duplicate feature column"):
+        fs.compute(bars)
