@@ -309,9 +309,20 @@ class FeatureSet:
         arrays = _arrays(bars)
         cols: dict[str, np.ndarray] = {}
         for feat in self.indicators:
-            cols.update(feat.compute(arrays, bars))
+            for name, col in feat.compute(arrays, bars).items():
+                if name in cols:  # a dict would silently keep only the later column
+                    raise ValueError(f"duplicate feature column {name!r}; rename a feature")
+                cols[name] = col
         if self.higher and len(bars) > 0:
             base = self.base_seconds or _infer_seconds(arrays["ts"])
+            spacing = _infer_seconds(arrays["ts"]) if len(bars) > 1 else base
+            if spacing < base:
+                # rows would be taken to close later than they do: a higher bar would be
+                # joined before its last base bars had closed
+                raise ValueError(
+                    f"features.base_timeframe is {base}s but the bars are {spacing}s apart; "
+                    "set it to the bars' length or null (inferred)"
+                )
             # base = the smallest bar spacing: no bar opens within `base` after another, so a
             # higher bar that ends by open + base holds no later row, even for sparse bars
             # (trades only at funding times) or a "higher" timeframe below the bars' own
@@ -321,11 +332,10 @@ class FeatureSet:
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:
                     for name, col in feat.compute(hi, None).items():
+                        if f"{name}@{tf}" in cols:
+                            raise ValueError(f"duplicate feature column {name}@{tf}; rename one")
                         cols[f"{name}@{tf}"] = join_closed_nb(group_end, col, close_ns)
-        frame = pd.DataFrame(cols, index=bars.index)
-        if len(set(frame.columns)) != frame.shape[1]:
-            raise ValueError(f"duplicate feature columns {list(frame.columns)}; rename one")
-        return frame
+        return pd.DataFrame(cols, index=bars.index)
 
     def describe(self) -> dict[str, Any]:
         """Configured features and warm-up, for the dataset summary and logging."""

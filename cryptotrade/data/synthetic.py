@@ -34,6 +34,8 @@ import numba
 import numpy as np
 import pandas as pd
 
+from cryptotrade.data.sources.funding import align_funding
+
 SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades every day of the year
 REGIME_FIELDS = (
     "drift",
@@ -463,13 +465,27 @@ class SyntheticSource:
         return bars
 
     def _funding(self, index: pd.DatetimeIndex, labels: np.ndarray) -> np.ndarray:
-        """Funding rate at settlement bars (open time on the funding grid), 0 elsewhere."""
+        """Funding settled on the funding grid, each due on the first bar opening at or after it.
+
+        A settlement's rate follows the regime of the bar it falls in; bars longer than the
+        funding interval (or off its grid) collect every settlement as :func:`align_funding`
+        does for real data, instead of only one that coincides with their open.
+        """
         mean, beta, noise, cap = self.funding_params
         ns = index.asi8
         period = self.funding_interval * 3600 * 10**9
-        settle = ns % period == 0
-        drift = self.regime.values("drift")[labels]
-        # a separate stream so toggling funding leaves the prices unchanged
+        step = self.seconds * 10**9
+        # settlements inside bar j, [open, open + step): the first at ceil(open / period)
+        first = -(-ns // period) * period
+        count = np.maximum(0, (ns + step - 1 - first) // period + 1)
+        # a separate stream so toggling funding leaves the prices unchanged; the first draw of
+        # a bar serves its first settlement (so bars on the grid keep their rates)
         rng = np.random.default_rng([self.seed, 1])
-        rate = mean + beta * drift + noise * rng.standard_normal(len(index))
-        return np.where(settle, np.clip(rate, -cap, cap), 0.0)
+        z = rng.standard_normal(len(index))[:, None]
+        if count.max() > 1:
+            z = np.hstack([z, rng.standard_normal((len(index), int(count.max()) - 1))])
+        bar, k = np.nonzero(np.arange(z.shape[1]) < count[:, None])
+        drift = self.regime.values("drift")[labels[bar]]
+        rate = np.clip(mean + beta * drift + noise * z[bar, k], -cap, cap)
+        times = pd.DatetimeIndex(first[bar] + k * period, tz="UTC")
+        return align_funding(index, pd.Series(rate, index=times))

@@ -123,21 +123,24 @@ def vpvr_nb(
     top = rolling_extreme_nb(high, window, 1.0)
     bottom = rolling_extreme_nb(low, window, -1.0)
     density = np.empty(n)
-    vol = 0.0
+    # bars with volume in the window, counted exactly: a running float sum of the volumes is
+    # left a hair off zero by rounding once they leave, which hid all-zero windows
+    active = 0
     for j in range(n):
         span = high[j] - low[j]
         density[j] = volume[j] / span if span > 0 else 0.0
-        if j < window - 1:
-            vol += volume[j]
+        if j < window - 1 and volume[j] > 0.0:
+            active += 1
     for i in range(window - 1, n):
         start = i - window + 1
-        if i >= window:
-            vol -= volume[start - 1]
-        vol += volume[i]
+        if i >= window and volume[start - 1] > 0.0:
+            active -= 1
+        if volume[i] > 0.0:
+            active += 1
         lo = bottom[i]
         hi = top[i]
         # a window without volume or without a price range has no profile: use the close
-        if hi <= lo or vol <= 0.0:
+        if hi <= lo or active == 0:
             poc[i] = close[i]
             vah[i] = close[i]
             val[i] = close[i]

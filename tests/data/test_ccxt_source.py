@@ -278,3 +278,21 @@ def test_binance_options_instantiate_with_the_cache_in_data_dir(option, symbol) 
     assert isinstance(src, CcxtSource) and src.symbol == symbol and src.exchange == "binance"
     assert src.cache_dir is not None and src.cache_dir.parts[-2:] == (".cache", "data")
     assert os.environ.get("BINANCE_API_KEY") is None or "apiKey" not in repr(src)
+
+
+def test_funding_published_after_the_download_is_fetched_by_the_next_one(tmp_path: Path) -> None:
+    # funding was cached as complete up to "now", so a settlement the exchange had not yet
+    # published at that instant (rows appear moments after the settlement time) fell inside
+    # the covered range and was never downloaded again: its bar kept funding 0 for good
+    perp = pd.read_parquet(shared_file(PERP_1H)).set_index("date").loc["2024-01-01":"2024-01-31"]
+    funding = funding_rows_from_parquet(shared_file(FUNDING))
+    settle = ms("2024-01-05")
+    published = [r for r in funding if r["fundingTime"] < settle]  # 00:00 not out yet
+    server = make_server(perp=kline_rows_from_bars(perp), funding=published, now_ms=settle + 3)
+    kwargs = {"symbol": "BTC/USDT:USDT", "start": "2024-01-01", "limit": 50}
+    source(server, tmp_path, **kwargs).load()
+    server.funding, server.now_ms = funding, settle + 2 * HOUR_MS
+    bars = source(server, tmp_path, **kwargs).load()
+    ref = pd.read_parquet(shared_file(FUNDING)).set_index("date")["open"]
+    due = bars.index[bars.index >= ref.index[ref.index >= "2024-01-05"][0]][0]
+    assert bars["funding_rate"].loc[due] == ref.loc["2024-01-05":].iloc[0] != 0

@@ -235,3 +235,25 @@ def test_higher_timeframe_below_the_bars_degenerates_to_the_bars_themselves():
     f = fs.compute(daily)
     np.testing.assert_array_equal(f["vol@4h"], f["vol"])
     assert check_features(fs, daily).ok
+
+
+def test_base_timeframe_longer_than_the_bars_is_refused_not_leaked(bars):
+    # 15m bars with base_timeframe=1h: each row was taken to close an hour after its open, so
+    # the 4h bar was joined up to three 15m bars before it had closed (a look-ahead leak)
+    higher = {"h4": {"timeframe": "4h", "indicators": {"c": {"kind": "column", "name": "close"}}}}
+    fs = FeatureSet({"r": {"kind": "log_return"}}, higher=higher, base_timeframe="1h")
+    with pytest.raises(ValueError, match="base_timeframe"):
+        fs.compute(bars)
+    ok = FeatureSet({"r": {"kind": "log_return"}}, higher=higher, base_timeframe="15m")
+    np.testing.assert_array_equal(
+        ok.compute(bars)["c@4h"],
+        FeatureSet({"r": {"kind": "log_return"}}, higher=higher).compute(bars)["c@4h"],
+    )
+
+
+def test_colliding_feature_column_names_are_refused(bars):
+    # "bb" (bbands) makes bb_pctb and bb_width; a feature named bb_pctb silently replaced the
+    # first one in the column dict, so the duplicate check after it could never fire
+    fs = FeatureSet({"bb": {"kind": "bbands"}, "bb_pctb": {"kind": "rsi"}})
+    with pytest.raises(ValueError, match="duplicate feature column"):
+        fs.compute(bars)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sources_testutil import data_option_node, shared_file
 
-from cryptotrade.data.sources import FileSource
+from cryptotrade.data.sources import FileSource, TickSource
+from cryptotrade.data.sources.frames import to_utc
 from cryptotrade.data.validation import DataValidationError, ValidationPolicy
 
 SPOT_1H = "binance_spot_BTCUSDT_1h.parquet"
@@ -186,3 +187,26 @@ def test_one_minute_file_loaded_as_hourly_bars_equals_the_1h_file() -> None:
     np.testing.assert_array_equal(hourly["volume"].round(8), ref["volume"].round(8))
     with pytest.raises(ValueError, match="timeframe='1M' is not a fixed bar length"):
         FileSource(str(shared_file(SPOT_1M)), resample_to="1M")
+
+
+def test_fractional_epoch_timestamps_keep_their_sub_unit_part() -> None:
+    # float epochs (Bybit-style trade dumps write seconds like 1585180700.0647) were cast to
+    # int64, dropping everything below the unit: trades within a second became ties, so a
+    # dump in reverse time order opened and closed its bars on the wrong trade
+    got = to_utc(pd.Series([1585180700.0647, 1585180700.9, 1585180701.0]), "s")
+    want = pd.to_datetime(["2020-03-25 23:58:20.0647", "2020-03-25 23:58:20.9",
+                           "2020-03-25 23:58:21.0"], utc=True).as_unit("ns")  # fmt: skip
+    pd.testing.assert_index_equal(got, want)
+    # integral floats (a column with a NaN is read as float) stay exact to the nanosecond
+    ms = np.array([1_700_000_000_123.0, 1_722_470_400_000.0])
+    assert (to_utc(ms).asi8 == ms.astype(np.int64) * 1_000_000).all()
+
+
+def test_reversed_float_second_trades_open_and_close_on_the_right_trade(tmp_path: Path) -> None:
+    trades = pd.DataFrame({"timestamp": [1704067200.1, 1704067200.5, 1704067200.9],
+                           "symbol": "BTCUSD", "side": "Buy", "size": 1.0,
+                           "price": [100.0, 101.0, 102.0]}).iloc[::-1]  # fmt: skip
+    path = tmp_path / "trades.csv"
+    trades.to_csv(path, index=False)
+    bars = TickSource(str(path), timeframe="1min").load()
+    assert (bars["open"].iloc[0], bars["close"].iloc[0]) == (100.0, 102.0)

@@ -216,3 +216,19 @@ def test_large_outputs_start_on_a_huge_page_and_small_ones_are_plain():
     assert big.ctypes.data % (2 << 20) == 0
     assert all(row.flags.c_contiguous for row in big)
     assert ind.empty_rows(2, 10).shape == (2, 10)
+
+
+def test_vpvr_window_without_volume_after_volume_uses_the_close():
+    # a running volume sum left 0.1 + 0.2 + 0.3 + 0.7 - ... a hair above zero once those bars
+    # left the window, so all-zero-volume windows (flat filled gaps) got a bogus profile at the
+    # bottom of the range instead of the close, and a different value than the same window
+    # computed from a shorter history
+    close = np.linspace(100.0, 101.0, 12)
+    high, low = close + 0.5, close - 0.5
+    vol = np.array([0.1, 0.2, 0.3, 0.7] + [0.0] * 8)
+    poc, vah, val = vpvr_nb(high, low, close, vol, 3, 4, 0.7)
+    np.testing.assert_array_equal(poc[6:], close[6:])
+    np.testing.assert_array_equal(vah[6:], close[6:])
+    np.testing.assert_array_equal(val[6:], close[6:])
+    short = vpvr_nb(high[6:], low[6:], close[6:], vol[6:], 3, 4, 0.7)
+    np.testing.assert_array_equal(short[0][2:], poc[8:])

@@ -180,3 +180,15 @@ def test_every_regime_parameter_is_a_valid_hydra_override(preset):
     ]
     parsed = OverridesParser.create().parse_overrides(paths)
     assert len(parsed) == len(paths) > 40
+
+
+@pytest.mark.parametrize("timeframe", ["1d", "12h", "3h"])
+def test_bars_longer_than_or_off_the_funding_grid_collect_every_settlement(timeframe):
+    # only bars opening exactly on a settlement got funding: daily bars paid one of the three
+    # 8h settlements a day, 12h or 3h bars missed some too, so perpetual costs came out far
+    # too low. Every settlement is due on the first bar opening at or after it (align_funding)
+    flat = {"funding_mean": 0.0001, "funding_drift_beta": 0.0, "funding_noise": 0.0}
+    src = SyntheticSource(num_samples=400, timeframe=timeframe, funding=True, seed=2, **flat)
+    rate = src.load()["funding_rate"]
+    daily = rate.groupby(rate.index.floor("1D")).sum()
+    np.testing.assert_allclose(daily.iloc[1:-1], 0.0003, rtol=1e-12)

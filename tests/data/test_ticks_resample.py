@@ -223,3 +223,28 @@ def test_bin_starts_equal_searchsorted_for_any_density(per_bin: float) -> None:
     want = np.searchsorted(ts, edges, side="left")
     want[-1] = n
     np.testing.assert_array_equal(bin_starts_nb(ts, origin, step, n_bins), want)
+
+
+def _minute_file(tmp_path: Path, rows: pd.DataFrame) -> str:
+    path = tmp_path / "minutes.csv"
+    rows.to_csv(path, index=False)
+    return str(path)
+
+
+def test_resample_to_refuses_duplicate_or_non_finite_minutes(tmp_path: Path) -> None:
+    # aggregation happens before validation sees the bars: a duplicated minute made up for a
+    # missing one (the hour counted as complete, its volume double-counted) and a NaN high was
+    # swallowed by max(); validation then saw clean hourly bars and reported no repair at all
+    idx = pd.date_range("2024-01-01", periods=120, freq="1min", tz="UTC")
+    c = np.arange(120) + 100.0
+    rows = pd.DataFrame({"date": idx, "open": c, "high": c + 1, "low": c - 1, "close": c,
+                         "volume": 1.0})  # fmt: skip
+    dup = pd.concat([rows.iloc[:11], rows.iloc[10:11], rows.iloc[12:]])
+    with pytest.raises(ValueError, match="duplicate"):
+        FileSource(_minute_file(tmp_path, dup), resample_to="1h").load()
+    nan = rows.copy()
+    nan.loc[5, "high"] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        FileSource(_minute_file(tmp_path, nan), resample_to="1h").load()
+    clean = FileSource(_minute_file(tmp_path, rows), resample_to="1h").load()
+    assert clean["volume"].tolist() == [60.0, 60.0] and clean["high"].iloc[0] == 160.0

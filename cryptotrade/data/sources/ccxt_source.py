@@ -176,12 +176,14 @@ class CcxtSource:
             )
         bars = bars_frame(dt_index(candles), {c: candles[c].to_numpy() for c in BAR_COLUMNS})
         if self._wants_funding(ex, market):
-            fend = min(self.end_ms if self.end_ms is not None else now, now)
+            # settlements are only due on bars opening before `end` (align_funding drops later
+            # ones); stopping there, not at `now`, also leaves the exchange time to publish a
+            # settlement before its time is cached as complete
             rates = self._sync(
                 "funding",
                 ["funding_rate"],
                 self.start_ms,
-                fend,
+                end,
                 lambda a, b: self._funding(ex, a, b),
             )
             bars["funding_rate"] = align_funding(dt_index(bars), rates["funding_rate"])

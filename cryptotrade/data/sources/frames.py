@@ -12,6 +12,7 @@ from cryptotrade.data.market_data import BAR_COLUMNS
 
 # Epoch magnitudes for the present era: s ~1.7e9, ms ~1.7e12, us ~1.7e15, ns ~1.7e18.
 _UNIT_THRESHOLDS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def guess_epoch_unit(values: np.ndarray) -> str:
@@ -38,6 +39,12 @@ def to_utc(values: pd.Series | np.ndarray | Iterable, unit: str = "auto") -> pd.
         unit = guess_epoch_unit(arr) if unit == "auto" else unit
         epoch: Any = unit  # one of s/ms/us/ns by now; pandas-stubs want the Literal
         idx: Any = pd.to_datetime(series.to_numpy(dtype=np.int64), unit=epoch, utc=True)
+        if pd.api.types.is_float_dtype(series):
+            # float epochs may carry a sub-unit part (seconds like 1585180700.0647): keep it, to
+            # the microsecond a present-era float epoch resolves, instead of truncating it away
+            frac = np.nan_to_num(arr - np.trunc(arr), nan=0.0, posinf=0.0, neginf=0.0)
+            sub_us = np.round(frac * _NS_PER_UNIT[unit] / 1000).astype(np.int64)
+            idx = idx + pd.to_timedelta(sub_us, unit="us")
     elif pd.api.types.is_datetime64_any_dtype(series):
         idx = pd.to_datetime(series, utc=True)
     else:  # ISO strings; BitMEX dumps write 2019-01-01D00:00:00.000000000

@@ -206,7 +206,8 @@ def resample_bars(
     """Aggregate a bars frame into longer bars (e.g. 1m -> 1h), epoch-aligned, labelled by open.
 
     Args:
-        bars: Sorted bars frame (its extra columns are not carried over).
+        bars: Sorted bars frame with unique timestamps and finite OHLCV (its extra columns are
+            not carried over).
         timeframe: The longer bar length; a whole multiple of the input spacing.
         partial: ``drop`` output bars missing any input bar (the edges of a file, outages) or
             ``keep`` them. Bins with no input bar at all are always dropped.
@@ -218,6 +219,20 @@ def resample_bars(
         raise ValueError(f"timeframe={timeframe!r} is not a multiple of the input bar length")
     origin = int(ts[0]) // step * step
     ohlcv = bars[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
+    # validation only sees the aggregated bars: input defects would vanish into them (a
+    # duplicate filling in for a missing bar, a NaN dropped by max), so they are refused here
+    dup = np.flatnonzero(np.diff(ts) <= 0)
+    if dup.size:
+        raise ValueError(
+            f"cannot resample to {timeframe}: {dup.size} duplicate or unsorted input bar(s), "
+            f"first at {bars.index[dup[0] + 1]}; clean the file or drop resample_to"
+        )
+    bad = np.flatnonzero(~np.isfinite(ohlcv).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"cannot resample to {timeframe}: {bad.size} input bar(s) with NaN/inf OHLCV, "
+            f"first at {bars.index[bad[0]]}; clean the file or drop resample_to"
+        )
     out, count = resample_bars_nb(ts, np.ascontiguousarray(ohlcv), origin, step)
     keep = count == step // base if partial == "drop" else count > 0
     opens = origin + step * np.flatnonzero(keep)
