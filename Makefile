@@ -54,6 +54,6 @@ bench: install ## Benchmarks vs peer tools; tables go to experiments/benchmarks/
 ui: install ## MLflow UI on the local store (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
 
-clean: ## Remove caches and outputs (keeps .venv and mlflow.db)
+clean: ## Remove outputs and .cache (numba, prepared datasets, downloads); keeps .venv, mlflow.db
 	rm -rf outputs multirun .cache .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
