@@ -19,6 +19,7 @@ Two kinds of schema:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -26,6 +27,7 @@ import importlib
 import inspect
 import types
 import typing
+from collections import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ from omegaconf import MISSING, OmegaConf
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
-# Groups whose options are typed by hand below (third-party targets, plain settings).
+# Annotations OmegaConf types as they are.
 _SCALARS = (int, float, str, bool)
 
 
@@ -201,25 +203,21 @@ def _config_type(annotation: Any) -> Any | None:
                 return inner
             return typing.Optional[inner]  # noqa: UP045  (OmegaConf 2.3 reads typing.Optional)
         return Any if all(_config_type(a) is not None for a in rest) else None
-    if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
+    # typing.get_origin gives the runtime class: Sequence[int] -> collections.abc.Sequence
+    if origin in (list, tuple, abc.Sequence) or annotation in (list, tuple):
         return list[Any]
-    if origin is dict or annotation is dict:
+    if origin in (dict, abc.Mapping) or annotation is dict:
         return dict[str, Any]
     return None
 
 
 def _default(value: Any) -> Any:
+    """A dataclass default: containers get a factory (a fresh copy per instance)."""
     if isinstance(value, tuple):
         value = list(value)
     if isinstance(value, list | dict):
-        return field(default_factory=functools.partial(_copy, value))
-    if isinstance(value, enum.Enum):
-        return value
+        return field(default_factory=functools.partial(copy.deepcopy, value))
     return value
-
-
-def _copy(value: Any) -> Any:
-    return yaml.safe_load(yaml.safe_dump(value))
 
 
 def _import(path: str) -> Callable[..., Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
@@ -134,3 +137,31 @@ def test_cli_evaluate_without_a_model_fails_before_any_run(mlflow_uri):
     assert proc.returncode != 0
     assert "task=evaluate needs a trained model: add model=runs:/<run_id>/model" in proc.stderr
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
+
+
+class _Target:
+    """A stand-in ``_target_`` with every kind of annotation the schema derivation maps."""
+
+    def __init__(
+        self,
+        data: np.ndarray,  # a runtime argument: left out of the schema
+        window: int = 30,
+        mode: Literal["a", "b"] = "a",
+        levels: Sequence[int] = (1, 2),
+        weights: Mapping[str, float] | None = None,
+        cap: float | None = None,
+    ) -> None:
+        pass
+
+
+def test_schema_from_target_types_config_fields_and_drops_runtime_ones():
+    from cryptotrade.config import schema_from_target
+
+    schema = schema_from_target("T", f"{__name__}._Target")
+    cfg = OmegaConf.structured(schema)
+    assert set(cfg) == {"_target_", "window", "mode", "levels", "weights", "cap"}
+    assert cfg.levels == [1, 2] and cfg.weights is None and cfg.cap is None
+    with pytest.raises(Exception, match="could not be converted to Integer"):
+        cfg.window = "abc"
+    cfg.levels.append(3)  # each instance owns its default containers
+    assert OmegaConf.structured(schema).levels == [1, 2]
