@@ -163,8 +163,11 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
     )
     path = output_dir / "model.zip"
     partial = output_dir / "model.partial.zip"
-    model.save(partial)
-    partial.replace(path)  # atomic: an interrupted save never leaves a truncated model.zip
+    try:
+        model.save(partial)
+        partial.replace(path)  # atomic: an interrupted save never leaves a truncated model.zip
+    finally:
+        partial.unlink(missing_ok=True)
     if cfg.tracking.log_model:
         tracking.log_artifact(path, "model")
     return model
