@@ -183,6 +183,48 @@ def start_run(
         mlflow.end_run(status=status)
 
 
+@contextlib.contextmanager
+def nested_run(
+    run_name: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Iterator[Run]:
+    """A child run of the active run (a seed, a fold, a curriculum stage, a search candidate).
+
+    Ends FINISHED on success, KILLED on Ctrl-C/SIGTERM and FAILED (with ``error/traceback.txt``)
+    on any other exception, which is re-raised; the parent run becomes active again afterwards.
+
+    Args:
+        run_name: Name shown in the MLflow UI.
+        tags: Extra tags of the child (e.g. ``{"fold": "2"}``).
+        params: Params of the child, flattened like the parent's config.
+    """
+    import mlflow
+
+    if not _active():
+        raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
+    run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags or {}))
+    status = "FAILED"
+    try:
+        if params:
+            short, long = split_long_params(flatten_params(params))
+            mlflow.log_params(short)
+            for key, value in long.items():
+                mlflow.log_text(value, f"params/{key}.txt")
+        yield run
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
 def _active() -> bool:
     """Whether an MLflow run is active. Logging without one is skipped rather than letting
     MLflow open a stray run that nothing would close."""

@@ -94,3 +94,21 @@ def test_logging_without_a_run_opens_none(tmp_path, mlflow_uri):
     tracking.log_metrics({"x": 1.0})
     tracking.log_text("t", "t.txt")
     assert mlflow.active_run() is None
+
+
+def test_nested_run_is_a_child_with_honest_status(tmp_path):
+    """A child run records its parent; an exception marks only the child FAILED and re-raises."""
+    cfg = _cfg(tmp_path, f"sqlite:///{tmp_path / 'm.db'}")
+    with tracking.start_run(cfg, run_name="parent", tags={}) as parent:
+        with tracking.nested_run("ok", params={"a": {"b": 1}}) as child:
+            tracking.log_metrics({"val/x": 1.0})
+        with pytest.raises(ZeroDivisionError), tracking.nested_run("bad"):
+            raise ZeroDivisionError("planted")
+        assert tracking.active_run_id() == parent.info.run_id
+    client = mlflow.MlflowClient(cfg.tracking.uri)
+    ok = client.get_run(child.info.run_id)
+    assert ok.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert ok.data.params["a.b"] == "1" and ok.info.status == "FINISHED"
+    runs = client.search_runs([ok.info.experiment_id], "attributes.run_name = 'bad'")
+    assert runs[0].info.status == "FAILED"
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
