@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +23,7 @@ from cryptotrade.data.market_data import BAR_COLUMNS, Dataset, MarketData
 from cryptotrade.data.normalise import Normaliser
 from cryptotrade.data.spec import DataSpec
 from cryptotrade.data.splits import SPLIT_NAMES, WalkForward
+from cryptotrade.io import atomic_write
 
 CACHE_VERSION = 1
 _META_KEY = b"cryptotrade"
@@ -227,13 +227,8 @@ def save_cached(dataset: Dataset, path: Path) -> None:
         "features": list(dataset.train.feature_names),
     }
     table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        pq.write_table(table, fh)
 
 
 def load_cached(path: Path) -> Dataset:

@@ -30,8 +30,8 @@ import pandas as pd
 from cryptotrade.data import indicators as ind
 from cryptotrade.data.mtf import join_closed_nb, resample_bars
 from cryptotrade.data.normalise import Normaliser
-from cryptotrade.data.synthetic import timeframe_seconds
 from cryptotrade.data.volume_profile import vpvr_nb
+from cryptotrade.timeframes import timeframe_seconds
 
 Arrays = dict[str, np.ndarray]
 # exponential smoothers: rows until a seed's influence has decayed below this (relative)

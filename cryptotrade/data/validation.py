@@ -32,7 +32,7 @@ import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.frames import dt_index
-from cryptotrade.data.sources.timeframes import format_ns, infer_step_ns, timeframe_to_ns
+from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Columns whose value on an empty (filled) bar is the previous close, or zero.

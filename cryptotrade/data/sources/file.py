@@ -14,7 +14,7 @@ from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, to_utc
 from cryptotrade.data.sources.funding import align_funding, load_funding
 from cryptotrade.data.sources.ticks import resample_bars
-from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
+from cryptotrade.timeframes import infer_step_ns, timeframe_to_ns
 
 # Binance REST klines and data.binance.vision CSVs (the spot ones have no header row).
 BINANCE_KLINE_COLUMNS = (

@@ -10,8 +10,6 @@ left-closed ``[open, open + step)``, labelled by their open, on the epoch grid.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +27,8 @@ from cryptotrade.data.sources.resample_nb import (
     resample_bars_nb,
     resample_trades_nb,
 )
-from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
+from cryptotrade.io import atomic_write
+from cryptotrade.timeframes import infer_step_ns, timeframe_to_ns
 
 _META_KEY = b"cryptotrade.trades"
 _BUY = {"buy", "b", "bid"}
@@ -243,14 +242,7 @@ def resample_bars(
 
 def _write_trades(target: Path, arrays: tuple[np.ndarray, ...], meta: dict[str, object]) -> None:
     """Atomically write the converted trades (temporary file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table(dict(zip(("ts", "price", "size", "is_buy"), arrays, strict=True)))
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as fh:
+        pq.write_table(table, fh)
