@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date, to_utc
-from cryptotrade.data.sources.funding import align_funding, load_funding
+from cryptotrade.data.sources.funding import funding_column, load_funding
 from cryptotrade.data.sources.resample_nb import (
     TRADE_BAR_FIELDS,
     fill_empty_nb,
@@ -55,6 +55,8 @@ class TickSource:
         funding_path: Optional funding history (BitMEX CSV export or Binance funding file)
             aligned into ``funding_rate``.
         funding_symbol: Symbol filter for the funding file (default: ``symbol``).
+        funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
+            funding charged on them; logged and counted in the data summary).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class TickSource:
         cache_dir: str | None = None,
         funding_path: str | None = None,
         funding_symbol: str | None = None,
+        funding_coverage: Literal["reject", "warn"] = "reject",
     ) -> None:
         if empty not in ("drop", "ffill"):
             raise ValueError(f"empty={empty!r}; use 'drop' (remove bars without trades) or 'ffill'")
@@ -87,6 +90,7 @@ class TickSource:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.funding_path = funding_path
         self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
+        self.funding_coverage = funding_coverage
 
     def __repr__(self) -> str:
         return f"TickSource(path={str(self.path)!r}, timeframes={self.timeframes})"
@@ -106,7 +110,14 @@ class TickSource:
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
             bars = clip_dates(bars, self.start, self.end)
             if rates is not None:
-                bars["funding_rate"] = align_funding(dt_index(bars), rates)
+                bars["funding_rate"], bars.attrs["funding"] = funding_column(
+                    dt_index(bars),
+                    rates,
+                    path=str(self.funding_path),
+                    bars_name=str(self.path),
+                    coverage=self.funding_coverage,
+                )
+            bars.attrs["timeframe"] = tf
             out[tf] = bars
         return out
 
