@@ -96,12 +96,12 @@ def test_bitmex_volume_mapped_from_home_notional() -> None:
 def test_perp_with_binance_funding_parquet_aligns_every_settlement() -> None:
     perp, funding_path = str(shared_file(PERP_1H)), str(shared_file(PERP_FUNDING))
     # the perpetual lists on 2019-09-08 17:00; its first settlement is 2019-09-10 08:00
-    with pytest.raises(DataError, match=r"31 bar\(s\) \(2019-09-08T17:00.*funding_coverage=warn"):
+    with pytest.raises(DataError, match=r"32 bar\(s\) \(2019-09-08T17:00.*funding_coverage=warn"):
         FileSource(perp, funding_path=funding_path).load()
     bars = FileSource(perp, funding_path=funding_path, funding_coverage="warn").load()
-    assert bars.attrs["funding"]["bars_uncovered"] == 31
+    assert bars.attrs["funding"]["bars_uncovered"] == 32
     assert bars.attrs["funding"]["settlements"] == 5_819
-    assert "31 bar(s) outside the funding file" in bars.attrs["warnings"][0]
+    assert "32 bar(s) outside the funding file" in bars.attrs["warnings"][0]
     funding = pd.read_parquet(shared_file(PERP_FUNDING))
     paid = bars["funding_rate"][bars["funding_rate"] != 0]
     assert len(bars) == 46_591

@@ -195,6 +195,7 @@ class FileSource:
             )
         if self.resample_to is not None:
             frame = resample_bars(frame.sort_index(kind="mergesort"), self.resample_to)
+            step = timeframe_to_ns(self.resample_to)
             if frame.empty:
                 raise DataError(
                     f"{self.path} holds no complete {self.resample_to} bar; use a shorter "

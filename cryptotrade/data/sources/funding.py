@@ -116,8 +116,8 @@ def funding_column(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Align ``rates`` to the bars and check that the funding file covers every bar.
 
-    A bar is uncovered when it opens more than one settlement interval before the first
-    settlement or after the last one: funding was due on it but the file does not say how much.
+    A bar is uncovered when it opens one settlement interval (or more) before the first
+    settlement or after the last one: a settlement the file does not have would be due on it.
 
     Args:
         bar_open: Bar open times (UTC), in any order.
@@ -148,9 +148,10 @@ def funding_column(
     else:
         interval = infer_step_ns(times) if len(times) > 1 else 0
         summary.update(first=_iso(times[0]), last=_iso(times[-1]), interval=format_ns(interval))
-        lo = times[0] - interval - STAMP_TOLERANCE_NS
-        hi = times[-1] + interval + STAMP_TOLERANCE_NS
-        uncovered = (opens < lo) | (opens >= hi)
+        # the settlement before the first (after the last) would be due on a bar opening at
+        # or before times[0] - interval (at or after times[-1] + interval): those bars' funding
+        # is unknown
+        uncovered = (opens <= times[0] - interval) | (opens >= times[-1] + interval)
     if len(opens):
         on_bars = (times >= opens.min() - STAMP_TOLERANCE_NS) & (
             times <= opens.max() + STAMP_TOLERANCE_NS
