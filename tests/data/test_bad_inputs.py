@@ -147,3 +147,19 @@ def test_numeric_check_leaves_empty_cells_to_validation(tmp_path: Path) -> None:
     table.loc[3, "volume"] = np.nan
     table.to_csv(path, index=False)
     _fails(path, tmp_path, "NaN/inf values in columns ['volume']", "non_finite")
+
+
+def test_a_trade_dump_with_text_in_the_price_column(tmp_path: Path) -> None:
+    from cryptotrade.data.sources import TickSource
+
+    path = tmp_path / "trades.csv"
+    path.write_text(
+        "timestamp,symbol,side,size,price\n"
+        "2024-01-01T00:00:01Z,XBTUSD,Buy,10,42000.5\n"
+        "2024-01-01T00:00:02Z,XBTUSD,Sell,5,oops\n"
+    )
+    with pytest.raises(DataError, match=r"trades.csv: column 'price' row 1 \(CSV line 3\)"):
+        TickSource(str(path), cache_dir=str(tmp_path / "cache")).load()
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(DataError, match=r"absent.csv does not exist; set data.source.path"):
+        TickSource(str(tmp_path / "absent.csv")).load()

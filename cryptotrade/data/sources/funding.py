@@ -101,7 +101,7 @@ def load_funding(
     rates = pd.Series(numeric_column(table, rate_col, path), index=index, name="funding_rate")
     rates = rates[~rates.index.duplicated(keep="last")].sort_index()
     if rate_interval is not None and len(rates) > 1:
-        spacing = infer_step_ns(rates.index.asi8)
+        spacing = infer_step_ns(pd.DatetimeIndex(rates.index).as_unit("ns").asi8)
         rates = rates * (spacing / timeframe_to_ns(rate_interval))
     return rates
 

@@ -40,6 +40,7 @@ def read_table(
     setting: str = "data.source.path",
     delimiter: str = ",",
     header: bool = True,
+    usecols: Any = None,
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or parquet file by its suffix.
 
@@ -48,6 +49,7 @@ def read_table(
         setting: The config key that names the file, for the error messages.
         delimiter: CSV field separator.
         header: Whether the CSV's first line names the columns.
+        usecols: Columns to read from a CSV (a list or a predicate), as in ``pd.read_csv``.
 
     Raises:
         DataError: the file is missing, empty, not parquet, malformed CSV, or uses another
@@ -65,7 +67,7 @@ def read_table(
                 "give a .csv name if it is CSV"
             ) from exc
     try:
-        table = pd.read_csv(path, sep=delimiter, header=0 if header else None)
+        table = pd.read_csv(path, sep=delimiter, header=0 if header else None, usecols=usecols)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path} is empty; point {setting} at a file with bars") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
