@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data import indicators as ind
-from cryptotrade.data.mtf import join_closed_nb, resample_bars
+from cryptotrade.data.mtf import higher_bars, join_closed_nb
 from cryptotrade.data.normalise import Normaliser
 from cryptotrade.data.volume_profile import vpvr_nb
 from cryptotrade.errors import DataError
@@ -369,7 +369,7 @@ class FeatureSet:
             # (trades only at funding times) or a "higher" timeframe below the bars' own
             # (daily bars: each 4h bucket is one daily bar, joined on its own row)
             for tf, (sec, feats) in self.higher.items():
-                hi, group_end = resample_bars(arrays, sec)
+                hi, group_end = higher_bars(arrays, sec)
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:
                     for name, col in feat.compute(hi, None).items():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
-from cryptotrade.data.sources.frames import bars_frame, clip_dates
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, parse_date
 from cryptotrade.data.sources.funding import funding_column, load_funding
 from cryptotrade.data.sources.tables import has_header, numeric_column, parse_times, read_table
 from cryptotrade.data.sources.ticks import resample_bars
@@ -130,6 +130,9 @@ class FileSource:
         self.timezone = timezone
         self.symbol = symbol
         self.start, self.end = start, end
+        for value in (start, end):
+            if value is not None:
+                parse_date(value)  # a bad date fails at construction, before the file is read
         self.keep_columns = list(keep_columns or [])
         self.csv_header = csv_header
         self.csv_delimiter = csv_delimiter
