@@ -25,6 +25,7 @@ import enum
 import functools
 import importlib
 import inspect
+import secrets
 import types
 import typing
 from collections import abc
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -62,8 +63,10 @@ class TrackingConfig:
 
     uri: str | None = None
     experiment: str = "cryptotrade"
-    run_name: str | None = None  # default: "<task>-<agent>-<seed>"
+    run_name: str | None = None  # default: "<task>-<data>-<agent>-s<seed> <overrides>"
     log_model: bool = True  # upload the trained model as an artifact
+    heartbeat_s: float = 60.0  # how often a running run refreshes its heartbeat tag; 0 = never
+    stale_after_s: float = 600.0  # a run of another host without heartbeat this long is dead
 
 
 @dataclass
@@ -298,15 +301,41 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
     return "\n".join(lines)
 
 
+def open_mappings_unlocked(schema: type) -> DictConfig:
+    """``schema`` as a config node whose mapping-typed fields (open mappings, see
+    :mod:`cryptotrade.strict`) are not in struct mode, so a whole mapping can be given on the
+    command line without ``+`` (``data.source.columns={homeNotional:volume}``)."""
+    node = OmegaConf.structured(schema)
+    _unlock(node)
+    return node
+
+
+def _unlock(node: DictConfig) -> None:
+    for key in node:
+        child = node._get_node(key)
+        if not isinstance(child, DictConfig):
+            continue
+        kind = child._metadata.object_type
+        if dataclasses.is_dataclass(kind):
+            _unlock(child)
+        else:  # a dict-typed field (default {} or None): an open mapping
+            child._set_flag("struct", False)
+
+
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
+    if not OmegaConf.has_resolver("cryptotrade_uid"):
+        # cached per config: every use in one composed config (run dir, log file) agrees
+        OmegaConf.register_new_resolver(
+            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
+        )
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for key, schema in HAND_WRITTEN.items():
         group, option = key.split("/")
-        cs.store(group=f"schema/{group}", name=option, node=schema)
+        cs.store(group=f"schema/{group}", name=option, node=open_mappings_unlocked(schema))
     for group, option, node in _option_files(conf_dir):
         key = f"{group}/{option}"
         if key in HAND_WRITTEN or "_target_" not in node:
@@ -317,4 +346,4 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
             partial=bool(node.get("_partial_", False)),
             given=node,
         )
-        cs.store(group=f"schema/{group}", name=option, node=schema)
+        cs.store(group=f"schema/{group}", name=option, node=open_mappings_unlocked(schema))
