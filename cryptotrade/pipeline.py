@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade import tracking
+from cryptotrade.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -112,7 +113,7 @@ def check_model_source(cfg: DictConfig) -> None:
     """``task=evaluate``: a model is given and, if it comes from an MLflow run, was trained by
     the configured agent class (loading a DQN as PPO would fail deep inside SB3)."""
     if not cfg.model:
-        raise ValueError(
+        raise ConfigError(
             "task=evaluate needs a trained model: add model=runs:/<run_id>/model "
             "(or a path to a saved model.zip)"
         )
@@ -122,7 +123,7 @@ def check_model_source(cfg: DictConfig) -> None:
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     trained = tracking.run_params(uri, run_id).get("agent._target_")
     if trained and trained != cfg.agent._target_:
-        raise ValueError(
+        raise ModelError(
             f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
             "choose the matching agent (e.g. agent=dqn) to evaluate it"
         )

@@ -191,6 +191,9 @@ def start_run(
     experiment_id = store.experiment_id(
         uri, cfg.tracking.experiment, artifact_root(uri, cfg.paths.root)
     )
+    config = plain(cfg)
+    # later log lines and artifacts that echo a secret of the config mask it too
+    redaction.remember(redaction.secret_values(config) | redaction.secret_values(dict(tags)))
     all_tags = {**redaction.redact(dict(tags)), **liveness.identity()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
@@ -211,7 +214,7 @@ def start_run(
     status = "FAILED"
     try:
         if not resume_run_id:
-            config = redaction.redact(plain(cfg))
+            config = redaction.redact(config)
             _log_params(flatten_params(config))
             store.retry(mlflow.log_text, OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
         with _sigterm_as_exception():
@@ -360,15 +363,17 @@ def run_params(uri: str, run_id: str) -> dict[str, str]:
     """The params of run ``run_id`` in the store at ``uri``.
 
     Raises:
-        ValueError: If the store has no such run, naming the store that was searched.
+        ModelError: If the store has no such run, naming the store that was searched.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from cryptotrade.errors import ModelError
+
     try:
         return dict(mlflow.MlflowClient(uri).get_run(run_id).data.params)
     except MlflowException as exc:
-        raise ValueError(
+        raise ModelError(
             f"no MLflow run {run_id} in {uri}; check the run id (make ui) or set tracking.uri"
         ) from exc
 
