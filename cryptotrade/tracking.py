@@ -201,7 +201,9 @@ def start_run(
         all_tags["output_dir"] = str(Path(output_dir).resolve())
     if resume_run_id:
         with store.store_lock(uri, cfg.paths.root):  # the stale-run sweep takes it too
-            store.retry(mlflow.MlflowClient(uri).set_tags, resume_run_id, all_tags)
+            client = mlflow.MlflowClient(uri)
+            for key, value in all_tags.items():
+                store.retry(client.set_tag, resume_run_id, key, value)
             run = store.retry(mlflow.start_run, run_id=resume_run_id)
     else:
         run = store.retry(
