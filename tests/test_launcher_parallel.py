@@ -4,6 +4,7 @@ grouped under a parent run, secrets written nowhere, and a real ``mlflow server`
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,23 @@ register_configs()
 DATA = ["debug=default", "task=data"]  # the lightest task that opens a run
 
 
+@pytest.fixture(scope="module")
+def initialised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with MLflow's tables already created (creating them takes many seconds)."""
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def store_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initialised_store: Path) -> str:
+    """A copy of the initialised store for one test (also for subprocesses)."""
+    shutil.copy(initialised_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
 def _runs(uri: str, experiment: str = "cryptotrade"):
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -40,6 +58,7 @@ def _launch(*overrides: str, env: dict[str, str] | None = None) -> subprocess.Po
     )
 
 
+@pytest.mark.slow
 def test_four_launchers_at_once_on_a_fresh_store_finish_in_distinct_folders(tmp_path, mlflow_uri):
     out = tmp_path / "out"
     procs = [_launch(*DATA, f"seed={i}", f"paths.output_dir={out}") for i in range(4)]
@@ -81,7 +100,8 @@ def _open_run_and_hang(
     return proc, proc.stdout.readline().decode().strip()
 
 
-def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_path, mlflow_uri):
+def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_path, store_uri):
+    mlflow_uri = store_uri
     killed, run_id = _open_run_and_hang(tmp_path, mlflow_uri)
     other, resumed_id = _open_run_and_hang(tmp_path, mlflow_uri)
     for proc in (killed, other):
@@ -104,6 +124,7 @@ def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_p
         resumer.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_multirun_2x2_is_one_parent_with_four_named_children(tmp_path, mlflow_uri):
     out = tmp_path / "out"
     proc = run_cli("-m", *DATA, "seed=0,1", "data.split.embargo=0,1", f"paths.output_dir={out}")
@@ -127,6 +148,7 @@ def test_multirun_2x2_is_one_parent_with_four_named_children(tmp_path, mlflow_ur
     assert Path(jobs).read_text().count('"FINISHED"') == 4
 
 
+@pytest.mark.slow
 def test_failed_sweep_job_keeps_its_log_and_the_summary_names_it(tmp_path, mlflow_uri):
     out = tmp_path / "out"
     proc = run_cli("-m", "debug=default", "task=data,evaluate,check", f"paths.output_dir={out}")
@@ -144,12 +166,11 @@ def test_failed_sweep_job_keeps_its_log_and_the_summary_names_it(tmp_path, mlflo
     assert sorted(r.info.status for r in runs if r is not parent) == ["FINISHED", "FINISHED"]
 
 
-def test_secret_override_appears_nowhere_on_disk(tmp_path, monkeypatch):
+def test_secret_override_appears_nowhere_on_disk(tmp_path, store_uri):
     """An exchange key given as an override (not the supported env variable) is masked in the
     MLflow store, artifacts, Hydra's files, logs and the terminal, whether the job succeeds or
     (offline) fails."""
     secret = "SEKRET-4242-apikey-value"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     proc = run_cli(
         "-m",
         *DATA,
