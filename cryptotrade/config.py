@@ -36,13 +36,18 @@ from typing import Any
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
 # Annotations OmegaConf types as they are.
 _SCALARS = (int, float, str, bool)
+
+# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
+# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
+# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
+OPEN_MAPPING = "open_mapping"
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +98,8 @@ class AgentConfig:
     gamma: float = 0.99
     verbose: int = 0
     device: str = "cpu"
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    # an open mapping: SB3 checks its keys (agent.policy_kwargs={ortho_init: false})
+    policy_kwargs: dict[str, Any] = field(default_factory=dict, metadata={OPEN_MAPPING: True})
 
 
 @dataclass
@@ -137,7 +143,10 @@ class ExtractorConfig:
     """An SB3 ``BaseFeaturesExtractor`` and the policy/value heads on top of it."""
 
     features_extractor_class: str = "stable_baselines3.common.torch_layers.FlattenExtractor"
-    features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
+    # an open mapping: keyword arguments of features_extractor_class, which checks them
+    features_extractor_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={OPEN_MAPPING: True}
+    )
     net_arch: list[int] = field(default_factory=lambda: [64, 64])  # hidden layers of the heads
     activation_fn: str = "torch.nn.Tanh"
 
@@ -214,6 +223,26 @@ def _config_type(annotation: Any) -> Any | None:
     return None
 
 
+def _open_mapping(annotation: Any) -> bool:
+    """Whether a parameter annotation is ``dict[str, <scalar or Any>]`` (optionally ``| None``)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return len(rest) == 1 and _open_mapping(rest[0])
+    if typing.get_origin(annotation) not in (dict, abc.Mapping) or len(args) != 2:
+        return False
+    return args[0] is str and (args[1] in _SCALARS or args[1] is Any)
+
+
+def _open_mappings(node: Any, schema: type) -> None:
+    """Lift the struct flag from every open-mapping field of ``schema`` in ``node`` (recursive)."""
+    for f in dataclasses.fields(schema):
+        if f.metadata.get(OPEN_MAPPING):
+            OmegaConf.set_struct(node._get_node(f.name), False)
+        elif dataclasses.is_dataclass(f.type) and isinstance(f.type, type):
+            _open_mappings(node._get_node(f.name), f.type)
+
+
 def _default(value: Any) -> Any:
     """A dataclass default: containers get a factory (a fresh copy per instance)."""
     if isinstance(value, tuple):
@@ -272,13 +301,11 @@ def schema_from_target(
         if ctype is None:
             continue  # a runtime argument: MarketData, reward object, array ...
         default = MISSING if param.default is param.empty else _default(param.default)
-        fields.append(
-            (
-                pname,
-                ctype,
-                default if isinstance(default, dataclasses.Field) else field(default=default),
-            )
-        )
+        if not isinstance(default, dataclasses.Field):
+            default = field(default=default)
+        if _open_mapping(hints.get(pname, param.annotation)):
+            default.metadata = types.MappingProxyType({OPEN_MAPPING: True})
+        fields.append((pname, ctype, default))
     return dataclasses.make_dataclass(name, fields)
 
 
@@ -301,27 +328,6 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
     return "\n".join(lines)
 
 
-def open_mappings_unlocked(schema: type) -> DictConfig:
-    """``schema`` as a config node whose mapping-typed fields (open mappings, see
-    :mod:`cryptotrade.strict`) are not in struct mode, so a whole mapping can be given on the
-    command line without ``+`` (``data.source.columns={homeNotional:volume}``)."""
-    node = OmegaConf.structured(schema)
-    _unlock(node)
-    return node
-
-
-def _unlock(node: DictConfig) -> None:
-    for key in node:
-        child = node._get_node(key)
-        if not isinstance(child, DictConfig):
-            continue
-        kind = child._metadata.object_type
-        if dataclasses.is_dataclass(kind):
-            _unlock(child)
-        else:  # a dict-typed field (default {} or None): an open mapping
-            child._set_flag("struct", False)
-
-
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
     if not OmegaConf.has_resolver("cryptotrade_uid"):
@@ -335,7 +341,9 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
     cs.store(name="base_config", node=Config)
     for key, schema in HAND_WRITTEN.items():
         group, option = key.split("/")
-        cs.store(group=f"schema/{group}", name=option, node=open_mappings_unlocked(schema))
+        stored = OmegaConf.structured(schema)
+        _open_mappings(stored, schema)
+        cs.store(group=f"schema/{group}", name=option, node=stored)
     for group, option, node in _option_files(conf_dir):
         key = f"{group}/{option}"
         if key in HAND_WRITTEN or "_target_" not in node:
@@ -346,4 +354,6 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
             partial=bool(node.get("_partial_", False)),
             given=node,
         )
-        cs.store(group=f"schema/{group}", name=option, node=open_mappings_unlocked(schema))
+        stored = OmegaConf.structured(schema)
+        _open_mappings(stored, schema)
+        cs.store(group=f"schema/{group}", name=option, node=stored)

@@ -9,9 +9,10 @@ Open mappings are the nodes a schema types as a mapping (``dict[str, Any]``, fro
 ``Mapping``/``dict`` annotation of the target's parameter): their keys are names the user
 chooses (indicators, regimes, column renames) or keyword arguments passed on to a library that
 checks them itself (ccxt exchange options, SB3 ``policy_kwargs``, extractor kwargs). Any key
-may be added there, with ``+`` for a single key or without it when the whole mapping is given
-(``data.source.columns={homeNotional:volume}``). :func:`open_mappings` lists them; the README
-shows the list for the shipped options.
+may be added there with ``+``. Mappings of names to plain values (fields marked
+:data:`cryptotrade.config.OPEN_MAPPING`) are not in struct mode, so they also take new keys
+without ``+`` (``data.source.columns={homeNotional:volume}``). :func:`open_mappings` lists them;
+the README shows the list for the shipped options.
 
 :data:`RULES` refuse hyperparameters that SB3 or the env would reject only after data is loaded
 (``learning_rate<=0``, ``gamma`` outside (0, 1], NaN reward weights, ``total_timesteps<=0``).
