@@ -30,7 +30,7 @@ HYDRA_SUBDIR = ".hydra"
 
 def _remember_secrets(config: DictConfig) -> None:
     redaction.remember(redaction.secret_values(list(config.hydra.overrides.task)))
-    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
     with contextlib.suppress(Exception):  # unresolvable interpolations: checked later
         redaction.remember(redaction.secret_values(OmegaConf.to_container(task, resolve=True)))
 
@@ -80,7 +80,7 @@ class LauncherCallback(Callback):
         _remember_secrets(config)
         folder = Path(config.hydra.runtime.output_dir) / HYDRA_SUBDIR
         folder.mkdir(parents=True, exist_ok=True)
-        task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
         _dump(OmegaConf.to_container(task, resolve=False, enum_to_str=True), folder / "config.yaml")
         hydra_node = OmegaConf.to_container(config.hydra, resolve=False, enum_to_str=True)
         _dump({"hydra": hydra_node}, folder / "hydra.yaml")

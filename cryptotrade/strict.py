@@ -36,11 +36,11 @@ def _walk(node: DictConfig, path: str) -> Iterator[tuple[str, DictConfig, type |
     mapping (``schema`` is ``None`` for an open mapping)."""
     schema = node._metadata.object_type
     schema = schema if dataclasses.is_dataclass(schema) else None
-    yield path, node, schema  # type: ignore[misc]
+    yield path, node, schema
     if schema is None and path:
         return  # an open mapping: nothing below it is checked
-    declared = {f.name for f in dataclasses.fields(schema)} if schema else set(node)
-    for key in node:
+    declared = {f.name for f in dataclasses.fields(schema)} if schema else {str(k) for k in node}
+    for key in map(str, node):
         if key not in declared or (path == "" and key == "hydra"):
             continue
         child = node._get_node(key)
@@ -55,7 +55,7 @@ def unknown_keys(cfg: DictConfig) -> list[str]:
         if schema is None:
             continue
         fields = [f.name for f in dataclasses.fields(schema)]
-        for key in node:
+        for key in map(str, node):
             if key in fields or (path == "" and key == "hydra"):
                 continue
             name = f"{path}.{key}" if path else str(key)
@@ -97,7 +97,7 @@ RULES = [
 
 def _numbers(node: Any, path: str) -> Iterator[tuple[str, Any]]:
     if isinstance(node, DictConfig):
-        for key in node:
+        for key in map(str, node):
             yield from _numbers(node._get_node(key), f"{path}.{key}")
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
@@ -116,8 +116,9 @@ def bad_values(cfg: DictConfig) -> list[str]:
         head, _, field = rule.path.rpartition(".")
         node = cfg.get(head)
         value = node.get(field) if isinstance(node, DictConfig) else None
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if number and not (math.isfinite(value) and rule.test(value)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if not (math.isfinite(value) and rule.test(value)):
             found.append(f"{rule.path}={value} {rule.text}")
     for group in ("reward", "agent"):
         node = cfg.get(group)
