@@ -8,6 +8,7 @@
 * ``on_job_start``: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` with
   secrets redacted (``hydra.output_subdir`` is null, so Hydra writes none itself), and redact the
   sweep's ``multirun.yaml``, which Hydra's sweeper writes unredacted.
+* ``on_job_end``: redact the overrides Hydra prints beside a failed job's error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 from hydra.experimental.callback import Callback
+from hydra.core.utils import JobReturn
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -87,6 +89,10 @@ class LauncherCallback(Callback):
         _dump(list(config.hydra.overrides.task), folder / "overrides.yaml")
         if config.hydra.mode == RunMode.MULTIRUN:
             _redact_file(Path(config.hydra.sweep.dir) / "multirun.yaml")
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """Redact the overrides Hydra prints with a failed job's error."""
+        job_return.overrides = [redaction.redact_text(o) for o in job_return.overrides or []]
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Summarise the jobs to the parent run and the terminal."""
