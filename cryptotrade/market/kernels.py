@@ -170,8 +170,9 @@ def liquidation_price_nb(
     ``p = units / (balance + units * (1 - sign(units) * mmr) / entry)``. With the isolated
     margin ``balance = |units| / (entry * L)`` this is BitMEX's
     ``entry / (1 + 1/L - mmr)`` for a long and ``entry / (1 - 1/L + mmr)`` for a short.
-    ``inf`` when the denominator is not positive: a short backed by at least its value in BTC
-    (less the maintenance margin) can never be liquidated, and a long whose equity is below the
+    The result is positive when the position can be liquidated (a long's denominator is
+    positive, a short's negative); otherwise ``inf``: a short backed by at least its value in BTC
+    plus the maintenance margin can never be liquidated, and a long whose equity is below the
     maintenance margin at any price is liquidated at once (:func:`liquidation_hit_nb`).
     """
     if units == 0.0:
@@ -179,7 +180,7 @@ def liquidation_price_nb(
     side = 1.0 if units > 0.0 else -1.0
     if inverse:
         denominator = balance + units * (1.0 - side * mmr) / entry
-        if denominator <= 0.0:
+        if (units > 0.0 and denominator <= 0.0) or (units < 0.0 and denominator >= 0.0):
             return np.inf
         return units / denominator
     return (units * entry - balance) / (units * (1.0 - side * mmr))
