@@ -17,8 +17,8 @@ from cryptotrade.env.trading_env import TradingEnv
 __all__ = [
     "ACTION_MODES",
     "COMPONENTS",
-    "CompiledMarket",
     "ENV_ID",
+    "CompiledMarket",
     "EnvFactory",
     "EnvSettings",
     "TradingEnv",

@@ -57,6 +57,21 @@ class TradingEnv(gym.Env):
     and ends the episode. All accounting runs in the numba kernels of :mod:`cryptotrade.market`
     via :func:`cryptotrade.env.core.step_env_nb`; see that module for the order of events.
 
+    **Contracts** (``settings.contract``). ``linear`` (spot, USDT-margined perpetuals): the
+    position is in base units (BTC), margin, PnL, fees and funding in the quote currency (USDT).
+    ``inverse`` (coin-margined perpetuals: BitMEX XBTUSD, Deribit BTC-PERPETUAL): the position
+    is in 1-USD contracts, ``initial_cash`` and all money in BTC, PnL ``contracts x (1/entry -
+    1/exit)``, fees ``contracts / price x rate``, funding ``contracts / mark x rate``, the
+    liquidation price BitMEX's (maintenance margin on the entry value). A target exposure ``x``
+    holds ``x x leverage x equity x price`` contracts (fractional, so equity is exact to the
+    satoshi rather than rounded to whole USD contracts).
+
+    **Mark prices.** If ``data.mark_price`` is given (the mark at each bar's close), funding is
+    valued at the mark at the bar's open and liquidation triggers when the mark, moving linearly
+    between consecutive closes, reaches the liquidation price (a liquidation then executes at
+    that price, or at the mark if it opened beyond it); fills always use traded prices. Without
+    it, funding and liquidation use the traded open and low/high.
+
     ## Action Space
     By ``settings.action_mode``:
 
@@ -68,7 +83,9 @@ class TradingEnv(gym.Env):
     | ``continuous`` | Box(-1, 1, (1,)) | target exposure x leverage, traded beyond ``min_trade`` |
 
     A full position has notional ``leverage x equity``. Without ``allow_short`` short targets
-    mean flat.
+    mean flat. An action outside the space (an index out of range, a value outside [-1, 1], NaN)
+    raises ``ValueError`` naming the action and the space; nothing is traded. Notionals,
+    equity and PnL in the observation are in the margin currency.
 
     ## Observation Space
     ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
@@ -79,7 +96,7 @@ class TradingEnv(gym.Env):
     | ``0 .. window*F - 1`` | feature rows ``t - window + 1 .. t``, row-major (oldest first) |
     | ``window*F + 0`` | position side: -1 short, 0 flat, +1 long |
     | ``window*F + 1`` | entry price / close_t - 1 (0 when flat) |
-    | ``window*F + 2`` | unrealised PnL / equity |
+    | ``window*F + 2`` | unrealised PnL / equity (both in the margin currency) |
     | ``window*F + 3`` | log(1 + bars in the current position) |
     | next, if ``include_cash`` | free margin / equity = 1 - notional / (leverage x equity) |
     | next, if ``include_inventory`` | inventory level / inventory_levels |
@@ -100,13 +117,19 @@ class TradingEnv(gym.Env):
     and fee, and appears in :attr:`trades`.
 
     ## Arguments
-    ``data`` (:class:`MarketData`), ``reward`` (:class:`WeightedReward`, default pnl only),
-    ``settings`` (:class:`EnvSettings`), ``evaluation`` (bool), ``render_mode`` (None).
-    ``info`` every step: ``equity`` (quote currency), ``position`` (signed notional / equity),
-    ``units`` (signed base units), ``price`` (close), ``inventory`` and the reward components.
+    ``data`` (:class:`MarketData`; ``None``: the default synthetic market of
+    :mod:`cryptotrade.env.default_market`, so ``gymnasium.make("cryptotrade/Trading-v0")`` works),
+    ``reward`` (:class:`WeightedReward`, default pnl only), ``settings`` (:class:`EnvSettings`),
+    ``evaluation`` (bool), ``render_mode`` (None); or ``market=`` a
+    :class:`~cryptotrade.env.compiled.CompiledMarket` shared with other envs.
+    ``info`` every step: ``equity`` (margin currency), ``equity_quote`` (quote currency:
+    ``equity x close`` for inverse contracts), ``position`` (signed notional / equity),
+    ``units`` (signed base units or contracts), ``price`` (close), ``inventory`` and the reward
+    components.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; inverse contracts, mark prices, ``equity_quote`` and the action check
+      added without changing linear results.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
