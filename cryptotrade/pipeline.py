@@ -111,7 +111,7 @@ def check_model_source(cfg: DictConfig) -> None:
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     trained = tracking.run_params(uri, run_id).get("agent._target_")
     if trained and trained != cfg.agent._target_:
-        raise ConfigError(
+        raise ModelError(
             f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
             "choose the matching agent (e.g. agent=dqn) to use it"
         )
@@ -192,7 +192,7 @@ def resume_config(cfg: DictConfig) -> DictConfig:
         ) from exc
     if run.info.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: the run already FINISHED; nothing to resume")
-    folder = run.data.tags.get("output_dir")
+    folder = run.data.tags.get("checkpoint_dir")
     if not folder or latest_checkpoint(Path(folder)) is None:
         raise ConfigError(
             f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
@@ -212,7 +212,8 @@ def _resume_dir(cfg: DictConfig) -> Path:
     import mlflow
 
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    return Path(mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags["output_dir"])
+    tags = mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags
+    return Path(tags["checkpoint_dir"])
 
 
 def train(
@@ -233,7 +234,8 @@ def train(
     if cfg.get("resume"):
         output_dir = _resume_dir(cfg)  # where the killed run left its checkpoints
     else:
-        tracking.set_tags({"output_dir": str(output_dir.resolve())})
+        # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
+        tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
     if comps.train.curriculum:
         from cryptotrade.agents.curriculum import train_curriculum
 
