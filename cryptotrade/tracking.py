@@ -287,7 +287,15 @@ def nested_run(
     if not _active():
         raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
     all_tags = {**redaction.redact(dict(tags or {})), **liveness.identity()}
-    run = store.retry(mlflow.start_run, run_name=run_name, nested=True, tags=all_tags)
+    parent = mlflow.active_run()
+    run = store.retry(
+        mlflow.start_run,
+        run_name=run_name,
+        nested=True,
+        tags=all_tags,
+        # without it MLflow files the child under the default experiment, not the parent's
+        experiment_id=parent.info.experiment_id if parent else None,
+    )
     status = "FAILED"
     try:
         if params:
