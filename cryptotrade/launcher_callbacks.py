@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.experimental.callback import Callback
 from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 

@@ -31,7 +31,7 @@ register_configs()
 
 
 def task_pipeline(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train -> evaluate on the test split."""
+    """Data -> train (selecting on validation) -> evaluate the selected model on the test split."""
     return pipeline.objective(cfg, output_dir)
 
 
@@ -46,17 +46,18 @@ def task_data(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
 
 def task_train(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Prepare the data and train the agent; the model is logged to the run."""
-    dataset = pipeline.prepare_data(cfg)
-    model = pipeline.train(cfg, dataset, output_dir)
-    return {"train/total_timesteps": float(model.num_timesteps)}
+    """Train (selecting on validation; ``model=...`` continues that model); no test backtest."""
+    model = pipeline.load_model(cfg) if cfg.model else None
+    result, _ = pipeline.train(cfg, output_dir, model=model)
+    return {**result.val_metrics, "train/total_timesteps": float(result.num_timesteps)}
 
 
 def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Backtest ``model=runs:/<run_id>/model`` on the test split of the configured data."""
-    model = pipeline.load_model(cfg)
-    dataset = pipeline.prepare_data(cfg)
-    return pipeline.evaluate(cfg, model, dataset)
+    components = pipeline.build(cfg)
+    model = pipeline.load_model(cfg, components)
+    dataset = pipeline.prepare_data(components)
+    return pipeline.evaluate(components, model, dataset)
 
 
 class LeakageError(RuntimeError):
@@ -116,11 +117,13 @@ def execute(
         sweep: The multirun this job belongs to: its run becomes a child of the sweep's run.
         job_num: The job's number in the sweep.
     """
+    if cfg.get("resume"):
+        cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
     strict.check_config(cfg, TASKS)
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
-    if cfg.task == "evaluate":
+    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     choices = dict(choices or {})
     overrides = list(overrides or [])
@@ -141,7 +144,12 @@ def execute(
         log.warning("could not check for stale runs: %s", exc)
     parent = sweep.parent_run_id if sweep else None
     with tracking.start_run(
-        cfg, run_name=name, tags=tags, parent_run_id=parent, output_dir=output_dir
+        cfg,
+        run_name=name,
+        tags=tags,
+        parent_run_id=parent,
+        resume_run_id=cfg.get("resume"),
+        output_dir=output_dir,
     ) as run:
         metrics = dict(task(cfg, output_dir))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
