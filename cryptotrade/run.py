@@ -139,7 +139,7 @@ def execute(
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        tracking.mark_stale_runs(cfg)
+        tracking.mark_stale_runs(cfg, spare=cfg.get("resume"))
     except Exception as exc:  # never block a run on the clean-up of others
         log.warning("could not check for stale runs: %s", exc)
     parent = sweep.parent_run_id if sweep else None
