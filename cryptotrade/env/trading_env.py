@@ -19,14 +19,13 @@ from cryptotrade.env.core import (
     P_LEVERAGE,
     PAST_END,
     START,
-    STEP_SINGLE,
     T,
     build_obs_nb,
     reset_env_nb,
-    write_info_nb,
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.steps import STEP_SINGLE, write_info_nb
 from cryptotrade.market.account import (
     BALANCE,
     EQUITY,
