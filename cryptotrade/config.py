@@ -139,6 +139,66 @@ class ExtractorConfig:
     activation_fn: str = "torch.nn.Tanh"
 
 
+# Sequence extractors (cryptotrade/agents/extractors.py). Their kwargs are declared here, not
+# derived from the classes, so composing a config does not import torch;
+# tests/agents/test_extractors.py checks that they match the constructors.
+@dataclass
+class LSTMKwargs:
+    """:class:`cryptotrade.agents.extractors.LSTMExtractor` arguments."""
+
+    hidden_size: int = 64  # LSTM units = encoding size
+    num_layers: int = 1  # stacked LSTM layers
+    dropout: float = 0.0  # between stacked layers
+
+
+@dataclass
+class LSTMGRUKwargs:
+    """:class:`cryptotrade.agents.extractors.LSTMGRUExtractor` arguments."""
+
+    lstm_hidden_size: int = 64
+    lstm_layers: int = 1
+    gru_hidden_size: int = 64  # encoding size
+    gru_layers: int = 1
+    dropout: float = 0.0  # between stacked layers and between LSTM and GRU
+
+
+@dataclass
+class TCNKwargs:
+    """:class:`cryptotrade.agents.extractors.TCNExtractor` arguments."""
+
+    channels: int = 32  # channels of every block = encoding size
+    kernel_size: int = 3
+    num_blocks: int | None = None  # None: the fewest whose receptive field covers env.window
+    dropout: float = 0.1
+    norm: str = "weight"  # weight | layer | none
+
+
+@dataclass
+class SequenceExtractorConfig(ExtractorConfig):
+    """A sequence extractor plus optional pretrained encoder weights (``task=pretrain``)."""
+
+    pretrained: str | None = None  # runs:/<run_id>/pretrain/encoder.pt or a local file
+    freeze_steps: int = 0  # with pretrained: encoder frozen for the first N env steps
+
+
+@dataclass
+class LSTMExtractorConfig(SequenceExtractorConfig):
+    features_extractor_class: str = "cryptotrade.agents.extractors.LSTMExtractor"
+    features_extractor_kwargs: LSTMKwargs = field(default_factory=LSTMKwargs)  # type: ignore[assignment]
+
+
+@dataclass
+class LSTMGRUExtractorConfig(SequenceExtractorConfig):
+    features_extractor_class: str = "cryptotrade.agents.extractors.LSTMGRUExtractor"
+    features_extractor_kwargs: LSTMGRUKwargs = field(default_factory=LSTMGRUKwargs)  # type: ignore[assignment]
+
+
+@dataclass
+class TCNExtractorConfig(SequenceExtractorConfig):
+    features_extractor_class: str = "cryptotrade.agents.extractors.TCNExtractor"
+    features_extractor_kwargs: TCNKwargs = field(default_factory=TCNKwargs)  # type: ignore[assignment]
+
+
 # --------------------------------------------------------------------------------------------
 # Optimizers wrapping the whole pipeline (none | ga | tune: later issues add the searches).
 # --------------------------------------------------------------------------------------------
@@ -154,6 +214,9 @@ HAND_WRITTEN: dict[str, type] = {
     "agent/ppo": PPOConfig,
     "agent/dqn": DQNConfig,
     "extractor/mlp": ExtractorConfig,
+    "extractor/lstm": LSTMExtractorConfig,
+    "extractor/lstm_gru": LSTMGRUExtractorConfig,
+    "extractor/tcn": TCNExtractorConfig,
     "optimizer/none": OptimizerConfig,
 }
 
@@ -176,6 +239,7 @@ class Config:
     reward: Any = MISSING
     agent: Any = MISSING
     extractor: Any = MISSING
+    pretrain: Any = None  # task=pretrain settings (conf/pretrain/)
     optimizer: Any = MISSING
 
 

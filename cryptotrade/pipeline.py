@@ -101,11 +101,12 @@ def preflight(cfg: DictConfig, *, agent: bool) -> None:
     instantiate(cfg.features)
     if not agent:
         return
-    from cryptotrade.agents.builder import agent_class
+    from cryptotrade.agents.builder import agent_class, check_extractor
     from cryptotrade.env import check_agent_compatible
 
     env_factory, _ = make_env_parts(cfg)
     check_agent_compatible(agent_class(instantiate(cfg.agent)), env_factory.action_mode)
+    check_extractor(tracking.plain(cfg.extractor), env_factory.window)
 
 
 def check_model_source(cfg: DictConfig) -> None:
@@ -139,17 +140,20 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
 
     from cryptotrade.agents.builder import build_agent
     from cryptotrade.agents.callbacks import MLflowOutputFormat, RewardComponentsCallback
+    from cryptotrade.agents.pretrained import prepare_extractor
 
     env_factory, reward = make_env_parts(cfg)
     agent_factory = instantiate(cfg.agent)
     venv = env_factory.make_vec(dataset.train, reward, seed=cfg.seed)
     extractor = tracking.plain(cfg.extractor)
     model = build_agent(agent_factory, venv, extractor=extractor, seed=cfg.seed)
+    # extractor.pretrained weights; a callback keeps them frozen for extractor.freeze_steps
+    extra = prepare_extractor(model, extractor.get("pretrained"), extractor.get("freeze_steps", 0))
     model.set_logger(Logger(folder=None, output_formats=[MLflowOutputFormat()]))
     start = time.perf_counter()
     model.learn(
         total_timesteps=cfg.train.total_timesteps,
-        callback=RewardComponentsCallback(),
+        callback=[RewardComponentsCallback(), *extra],
         log_interval=cfg.train.log_interval,
         progress_bar=cfg.train.progress_bar,
     )

@@ -66,6 +66,13 @@ def task_check(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return {"check/columns": float(len(report.columns))}
 
 
+def task_pretrain(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Pretrain the extractor's encoder on the training split (cryptotrade.agents.pretrain)."""
+    from cryptotrade.agents import pretrain
+
+    return pretrain.task(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -74,6 +81,7 @@ TASKS: dict[str, Task] = {
     "train": task_train,
     "evaluate": task_evaluate,
     "check": task_check,
+    "pretrain": task_pretrain,
 }
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
 AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})

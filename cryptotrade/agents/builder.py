@@ -40,6 +40,26 @@ def policy_kwargs(base: Mapping[str, Any], extractor: Mapping[str, Any]) -> dict
     return kwargs
 
 
+def check_extractor(extractor: Mapping[str, Any], window: int) -> None:
+    """Errors in the extractor config that show before any data is loaded.
+
+    Calls the extractor class's ``check_window(window, **features_extractor_kwargs)`` if it has
+    one (a TCN whose receptive field cannot cover ``env.window``) and checks that
+    ``freeze_steps`` comes with ``pretrained`` weights.
+    """
+    from cryptotrade.errors import ConfigError
+
+    check = getattr(get_class(extractor["features_extractor_class"]), "check_window", None)
+    if check is not None:
+        check(window, **dict(extractor.get("features_extractor_kwargs") or {}))
+    freeze = extractor.get("freeze_steps") or 0
+    if freeze < 0 or (freeze and not extractor.get("pretrained")):
+        raise ConfigError(
+            f"extractor.freeze_steps={freeze} must be >= 0 and freezes pretrained weights only; "
+            "set extractor.pretrained=runs:/<run_id>/pretrain/encoder.pt or freeze_steps=0"
+        )
+
+
 def build_agent(
     agent_factory: Callable[..., BaseAlgorithm],
     env: VecEnv,

@@ -25,6 +25,7 @@ from cryptotrade.env.core import (
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.spaces import WindowedBox
 from cryptotrade.market.account import (
     BALANCE,
     EQUITY,
@@ -71,6 +72,8 @@ class TradingEnv(gym.Env):
     ## Observation Space
     ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
     ``MlpPolicy`` works; sequence extractors reshape the first part to ``(window, num_features)``.
+    The space is a :class:`~cryptotrade.env.spaces.WindowedBox`: a Box that also carries
+    ``window``, ``num_features`` and ``account_size``.
 
     | index | observation |
     |---|---|
@@ -128,9 +131,8 @@ class TradingEnv(gym.Env):
         self.account_size = self.settings.account_size
         self.initial_cash = float(self.settings.initial_cash)
         size = self.window * self.num_features + self.account_size
-        # finite bounds: gymnasium's checker flags infinite ones; values are never near them
-        big = float(np.finfo(np.float32).max)
-        self.observation_space = spaces.Box(-big, big, shape=(size,), dtype=np.float32)
+        # a flat Box that also carries the layout for sequence extractors (cryptotrade.env.spaces)
+        self.observation_space = WindowedBox(self.window, self.num_features, self.account_size)
         self.action_space = action_space_for(self.settings.action_mode)
         self._continuous = isinstance(self.action_space, spaces.Box)
         # rows ROW_OPEN .. ROW_FUNDING; ROW_FILL is the reference price of a fill at each bar,
