@@ -113,6 +113,10 @@ def execute(
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
     if cfg.task == "evaluate":
         pipeline.check_model_source(cfg)
+    if cfg.task == "pretrain":
+        from cryptotrade.agents import pretrain
+
+        pretrain.check(cfg)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
     parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]

@@ -187,7 +187,7 @@ def pretrain_encoder(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         val_metrics = classification_metrics(va_y, predict(val, va_ends))
         step = {
             "pretrain/train_log_loss": total / n,
@@ -207,32 +207,59 @@ def pretrain_encoder(
     return metrics
 
 
+def _extractor_class(cfg: DictConfig) -> type[SequenceExtractor]:
+    from hydra.utils import get_class
+
+    from cryptotrade.agents.extractors import SequenceExtractor
+
+    cls = get_class(cfg.extractor.features_extractor_class)
+    if not issubclass(cls, SequenceExtractor):
+        raise ConfigError(
+            f"task=pretrain trains a sequence encoder but {cls.__name__} has none; "
+            "choose extractor=lstm, lstm_gru or tcn"
+        )
+    return cls
+
+
+def _settings(cfg: DictConfig) -> PretrainSettings:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg.pretrain)
+    except InstantiationException as err:  # show our ConfigError, not Hydra's wrapper
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
+
+
+def check(cfg: DictConfig) -> None:
+    """What ``task=pretrain`` can check before its MLflow run opens and any data is loaded."""
+    from cryptotrade import tracking
+    from cryptotrade.agents.builder import check_extractor
+
+    _extractor_class(cfg)
+    check_extractor(tracking.plain(cfg.extractor), cfg.env.window)
+    _settings(cfg)
+
+
 def task(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """``task=pretrain``: pretrain the configured extractor's encoder and log its weights.
 
     Reads only the training and validation splits. The weights are saved atomically to
     ``output_dir/encoder.pt`` and logged to the run as ``pretrain/encoder.pt``.
     """
-    from hydra.utils import get_class, instantiate
-
     from cryptotrade import pipeline, tracking
-    from cryptotrade.agents.builder import check_extractor
-    from cryptotrade.agents.extractors import SequenceExtractor
     from cryptotrade.agents.pretrained import save_encoder
 
-    extractor_cfg: dict[str, Any] = tracking.plain(cfg.extractor)
-    cls = get_class(extractor_cfg["features_extractor_class"])
-    if not issubclass(cls, SequenceExtractor):
-        raise ConfigError(
-            f"task=pretrain trains a sequence encoder but {cls.__name__} has none; "
-            "choose extractor=lstm, lstm_gru or tcn"
-        )
-    check_extractor(extractor_cfg, cfg.env.window)
-    settings: PretrainSettings = instantiate(cfg.pretrain)
+    check(cfg)
+    cls = _extractor_class(cfg)
+    kwargs: dict[str, Any] = tracking.plain(cfg.extractor).get("features_extractor_kwargs", {})
+    settings = _settings(cfg)
     dataset = pipeline.prepare_data(cfg)
     env_factory, reward = pipeline.make_env_parts(cfg)
     env = env_factory.make(dataset.train, reward)  # checks the split against the window
-    extractor = cls(env.observation_space, **extractor_cfg.get("features_extractor_kwargs", {}))
+    extractor = cls(env.observation_space, **kwargs)
     metrics = pretrain_encoder(extractor, dataset.train, dataset.val, settings, seed=cfg.seed)
     tracking.log_metrics(metrics)
     path = save_encoder(extractor, output_dir / "encoder.pt")
