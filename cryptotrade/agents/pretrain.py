@@ -196,9 +196,7 @@ def pretrain_encoder(
         tracking.log_metrics(step, step=epoch)
         log.info("pretrain epoch %d: %s", epoch, {k: round(v, 4) for k, v in step.items()})
     metrics = {f"pretrain/val_{k}": v for k, v in val_metrics.items()}
-    metrics |= {
-        f"pretrain/majority/val_{k}": v for k, v in majority_baseline(tr_y, va_y).items()
-    }
+    metrics |= {f"pretrain/majority/val_{k}": v for k, v in majority_baseline(tr_y, va_y).items()}
     metrics |= {
         "pretrain/train_samples": float(len(tr_y)),
         "pretrain/val_samples": float(len(va_y)),
