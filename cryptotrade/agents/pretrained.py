@@ -9,8 +9,6 @@ of as a tensor-shape error deep inside torch.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptotrade.agents.extractors import SequenceExtractor
 from cryptotrade.errors import ConfigError, ModelError
+from cryptotrade.io import atomic_write
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -50,14 +49,8 @@ def encoder_payload(extractor: SequenceExtractor) -> dict[str, Any]:
 
 def save_encoder(extractor: SequenceExtractor, path: Path) -> Path:
     """Write the encoder of ``extractor`` to ``path`` atomically (never a truncated file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        th.save(encoder_payload(extractor), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        th.save(encoder_payload(extractor), fh)
     return path
 
 
