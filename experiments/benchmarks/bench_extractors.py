@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from experiments.benchmarks.bench_env import synthetic
@@ -73,6 +74,7 @@ def measure(name: str, window: int, out: Any) -> None:
     model.learn(LEARN_STEPS, reset_num_timesteps=False)
     learn_fps = LEARN_STEPS / (time.perf_counter() - start)
     obs = venv.reset()
+    assert isinstance(obs, np.ndarray)
     start = time.perf_counter()
     for _ in range(INFER_STEPS):
         model.predict(obs, deterministic=True)
