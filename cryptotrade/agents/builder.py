@@ -43,15 +43,27 @@ def policy_kwargs(base: Mapping[str, Any], extractor: Mapping[str, Any]) -> dict
 def check_extractor(extractor: Mapping[str, Any], window: int) -> None:
     """Errors in the extractor config that show before any data is loaded.
 
-    Calls the extractor class's ``check_window(window, **features_extractor_kwargs)`` if it has
-    one (a TCN whose receptive field cannot cover ``env.window``) and checks that
-    ``freeze_steps`` comes with ``pretrained`` weights.
+    Refuses ``features_extractor_kwargs`` the class does not take, calls the class's
+    ``check_window(window, **features_extractor_kwargs)`` if it has one (a TCN whose receptive
+    field cannot cover ``env.window``) and checks that ``freeze_steps`` comes with
+    ``pretrained`` weights.
     """
+    import inspect
+
     from cryptotrade.errors import ConfigError
 
-    check = getattr(get_class(extractor["features_extractor_class"]), "check_window", None)
+    cls = get_class(extractor["features_extractor_class"])
+    kwargs = dict(extractor.get("features_extractor_kwargs") or {})
+    known = [p for p in inspect.signature(cls).parameters if p != "observation_space"]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"extractor.features_extractor_kwargs has {', '.join(unknown)}, which "
+            f"{cls.__name__} does not take; its settings: {', '.join(known) or 'none'}"
+        )
+    check = getattr(cls, "check_window", None)
     if check is not None:
-        check(window, **dict(extractor.get("features_extractor_kwargs") or {}))
+        check(window, **kwargs)
     freeze = extractor.get("freeze_steps") or 0
     if freeze < 0 or (freeze and not extractor.get("pretrained")):
         raise ConfigError(

@@ -171,6 +171,13 @@ def test_tcn_is_causal_inside_the_window() -> None:
     assert not th.allclose(full[:, :, 20:], changed[:, :, 20:])
 
 
+def test_unknown_kwargs_are_refused_naming_the_valid_ones() -> None:
+    node = {"features_extractor_class": PACKAGE + ".LSTMExtractor"}
+    with pytest.raises(ConfigError, match=r"hiden_size.*hidden_size, num_layers, dropout"):
+        check_extractor({**node, "features_extractor_kwargs": {"hiden_size": 3}}, 30)
+    check_extractor({**node, "features_extractor_kwargs": {"hidden_size": 3}}, 30)
+
+
 def test_tcn_receptive_field_must_cover_the_window() -> None:
     assert TCNExtractor.receptive_field(3, 4) == 61
     assert TCNExtractor.blocks_for(30, 3) == 4 and TCNExtractor.blocks_for(1440, 3) == 9
