@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -205,12 +205,12 @@ def pretrain_encoder(
     return metrics
 
 
-def _extractor_class(cfg: DictConfig) -> type[SequenceExtractor]:
+def _extractor_class(path: str) -> type[SequenceExtractor]:
     from hydra.utils import get_class
 
     from cryptotrade.agents.extractors import SequenceExtractor
 
-    cls = get_class(cfg.extractor.features_extractor_class)
+    cls = get_class(path)
     if not issubclass(cls, SequenceExtractor):
         raise ConfigError(
             f"task=pretrain trains a sequence encoder but {cls.__name__} has none; "
@@ -232,12 +232,9 @@ def _settings(cfg: DictConfig) -> PretrainSettings:
 
 
 def check(cfg: DictConfig) -> None:
-    """What ``task=pretrain`` can check before its MLflow run opens and any data is loaded."""
-    from cryptotrade import tracking
-    from cryptotrade.agents.builder import check_extractor
-
-    _extractor_class(cfg)
-    check_extractor(tracking.plain(cfg.extractor), cfg.env.window)
+    """What ``task=pretrain`` checks before its MLflow run opens and any data is loaded, besides
+    the launcher's preflight (which checks the extractor settings against ``env.window``)."""
+    _extractor_class(cfg.extractor.features_extractor_class)
     _settings(cfg)
 
 
@@ -251,14 +248,16 @@ def task(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.agents.pretrained import save_encoder
 
     check(cfg)
-    cls = _extractor_class(cfg)
-    kwargs: dict[str, Any] = tracking.plain(cfg.extractor).get("features_extractor_kwargs", {})
-    settings = _settings(cfg)
-    dataset = pipeline.prepare_data(cfg)
-    env_factory, reward = pipeline.make_env_parts(cfg)
-    env = env_factory.make(dataset.train, reward)  # checks the split against the window
-    extractor = cls(env.observation_space, **kwargs)
-    metrics = pretrain_encoder(extractor, dataset.train, dataset.val, settings, seed=cfg.seed)
+    components = pipeline.build(cfg)  # the launcher's preflight built (and checked) these
+    policy = components.policy
+    assert policy is not None
+    cls = _extractor_class(policy.features_extractor_class)
+    dataset = pipeline.prepare_data(components)
+    env = components.env.make(dataset.train, components.reward)  # checks split vs window
+    extractor = cls(env.observation_space, **dict(policy.features_extractor_kwargs or {}))
+    metrics = pretrain_encoder(
+        extractor, dataset.train, dataset.val, _settings(cfg), seed=components.seed
+    )
     tracking.log_metrics(metrics)
     path = save_encoder(extractor, output_dir / "encoder.pt")
     tracking.log_artifact(path, "pretrain")

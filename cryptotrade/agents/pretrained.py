@@ -169,13 +169,17 @@ class FreezeEncoderCallback(BaseCallback):
         return True
 
 
-def prepare_extractor(model: BaseAlgorithm, pretrained: str | None, freeze_steps: int) -> list:
+def prepare_extractor(
+    model: BaseAlgorithm, pretrained: str | None, freeze_steps: int, *, load: bool = True
+) -> list[BaseCallback]:
     """Load ``pretrained`` encoder weights into ``model``; the callbacks its training needs.
 
     Args:
-        model: A freshly built agent.
+        model: The agent about to train.
         pretrained: ``extractor.pretrained`` (``runs:/...`` or a file), or ``None``.
         freeze_steps: ``extractor.freeze_steps``; needs ``pretrained`` when > 0.
+        load: Load the weights (a new model); ``False`` for a model that already holds trained
+            weights (a resumed checkpoint), which only gets the freeze callback.
 
     Returns:
         ``[FreezeEncoderCallback]`` when ``freeze_steps > 0``, else ``[]``.
@@ -187,5 +191,6 @@ def prepare_extractor(model: BaseAlgorithm, pretrained: str | None, freeze_steps
         )
     if not pretrained:
         return []
-    load_encoder(model, pretrained)
+    if load:
+        load_encoder(model, pretrained)
     return [FreezeEncoderCallback(freeze_steps)] if freeze_steps > 0 else []

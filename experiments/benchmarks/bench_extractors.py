@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cryptotrade.agents.policy import PolicySpec
 from experiments.benchmarks.bench_env import synthetic
 from experiments.benchmarks.readme import write_section
 
@@ -34,11 +35,10 @@ LEARN_STEPS = 512  # two PPO updates after a one-update warm-up
 INFER_STEPS = 32  # predict() calls on 8 observations each
 
 
-def extractor_node(name: str) -> dict[str, Any]:
-    """The option's YAML (without its defaults list), as the builder receives it."""
+def policy_spec(name: str) -> PolicySpec:
+    """The option's YAML built into its PolicySpec (its defaults list and target dropped)."""
     node = yaml.safe_load((ROOT / "conf" / "extractor" / f"{name}.yaml").read_text())
-    node.pop("defaults", None)
-    return node
+    return PolicySpec(**{k: v for k, v in node.items() if k not in ("defaults", "_target_")})
 
 
 def _rss_kb() -> int:
@@ -51,7 +51,6 @@ def measure(name: str, window: int, out: Any) -> None:
     import torch
     from stable_baselines3 import PPO
 
-    from cryptotrade.agents.builder import policy_kwargs
     from cryptotrade.env import EnvFactory
 
     torch.set_num_threads(1)
@@ -65,7 +64,7 @@ def measure(name: str, window: int, out: Any) -> None:
         n_steps=N_STEPS,
         batch_size=BATCH,
         n_epochs=EPOCHS,
-        policy_kwargs=policy_kwargs({}, extractor_node(name)),
+        policy_kwargs=policy_spec(name).policy_kwargs(),
     )
     params = sum(p.numel() for p in model.policy.parameters())
     model.learn(N_STEPS * N_ENVS)  # warm-up: first-call allocations and kernel selection

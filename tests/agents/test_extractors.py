@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import pickle
 import subprocess
 import sys
@@ -14,17 +12,18 @@ import torch as th
 from conftest import ROOT
 from gymnasium import spaces
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from sb3_contrib import QRDQN, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC
 
 from cryptotrade import config
-from cryptotrade.agents.builder import check_extractor, policy_kwargs
 from cryptotrade.agents.extractors import (
     LSTMExtractor,
     LSTMGRUExtractor,
     SequenceExtractor,
     TCNExtractor,
 )
+from cryptotrade.agents.policy import PolicySpec
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvFactory, WeightedReward
 from cryptotrade.env.spaces import WindowedBox
@@ -34,11 +33,6 @@ th.set_num_threads(1)
 config.register_configs()
 PACKAGE = "cryptotrade.agents.extractors"
 EXTRACTORS = {"lstm": LSTMExtractor, "lstm_gru": LSTMGRUExtractor, "tcn": TCNExtractor}
-SCHEMAS = {
-    LSTMExtractor: config.LSTMKwargs,
-    LSTMGRUExtractor: config.LSTMGRUKwargs,
-    TCNExtractor: config.TCNKwargs,
-}
 TINY = {
     "lstm": {"hidden_size": 8},
     "lstm_gru": {"lstm_hidden_size": 8, "gru_hidden_size": 8},
@@ -67,24 +61,28 @@ def factory(window: int = 8, mode: str = "discrete3", **kw) -> EnvFactory:
 
 
 # ------------------------------------------------------------------------------ configs
-def test_schemas_match_the_constructors() -> None:
-    """The torch-free schemas in config.py declare exactly each constructor's arguments."""
-    for cls, schema in SCHEMAS.items():
-        params = dict(inspect.signature(cls).parameters)
-        params.pop("observation_space")
-        fields = {f.name: f.default for f in dataclasses.fields(schema)}
-        assert fields == {k: p.default for k, p in params.items()}, cls.__name__
+def spec(name: str, **kwargs) -> PolicySpec:
+    """The PolicySpec of extractor ``name`` with ``kwargs`` and one small head."""
+    return PolicySpec(
+        f"{PACKAGE}.{EXTRACTORS[name].__name__}", features_extractor_kwargs=kwargs, net_arch=[8]
+    )
+
+
+def option(name: str) -> PolicySpec:
+    """``extractor=<name>`` composed and instantiated as the pipeline does."""
+    with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
+        return instantiate(compose("config", overrides=[f"extractor={name}"]).extractor)
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS))
 def test_every_extractor_option_composes_and_builds(name: str) -> None:
-    with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"extractor={name}"])
-    node = {k: v for k, v in dict(cfg.extractor).items()}
-    kwargs = policy_kwargs({}, node)
+    policy = option(name)
+    assert isinstance(policy, PolicySpec)
+    assert policy.pretrained is None and policy.freeze_steps == 0
+    kwargs = policy.policy_kwargs()
     assert kwargs["features_extractor_class"] is EXTRACTORS[name]
-    check_extractor(node, cfg.env.window)
-    venv = EnvFactory(window=cfg.env.window, episode_length=50, n_envs=1).make_vec(DATA, seed=0)
+    policy.check(30)
+    venv = EnvFactory(window=30, episode_length=50, n_envs=1).make_vec(DATA, seed=0)
     extractor = kwargs["features_extractor_class"](
         venv.observation_space, **kwargs["features_extractor_kwargs"]
     )
@@ -107,17 +105,6 @@ def test_composing_a_sequence_extractor_does_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-
-
-def test_a_typo_in_the_kwargs_fails_at_composition() -> None:
-    with (
-        initialize_config_dir(str(config.CONF_DIR), version_base="1.3"),
-        pytest.raises(Exception, match="hiden_size"),
-    ):
-        compose(
-            "config",
-            overrides=["extractor=lstm", "extractor.features_extractor_kwargs.hiden_size=3"],
-        )
 
 
 # ------------------------------------------------------------------------------ layout
@@ -172,10 +159,14 @@ def test_tcn_is_causal_inside_the_window() -> None:
 
 
 def test_unknown_kwargs_are_refused_naming_the_valid_ones() -> None:
-    node = {"features_extractor_class": PACKAGE + ".LSTMExtractor"}
     with pytest.raises(ConfigError, match=r"hiden_size.*hidden_size, num_layers, dropout"):
-        check_extractor({**node, "features_extractor_kwargs": {"hiden_size": 3}}, 30)
-    check_extractor({**node, "features_extractor_kwargs": {"hidden_size": 3}}, 30)
+        spec("lstm", hiden_size=3).check(30)
+    spec("lstm", hidden_size=3).check(30)
+
+
+def test_freeze_steps_needs_pretrained_weights() -> None:
+    with pytest.raises(ConfigError, match=r"extractor\.pretrained"):
+        PolicySpec(f"{PACKAGE}.LSTMExtractor", freeze_steps=10).check(30)
 
 
 def test_tcn_receptive_field_must_cover_the_window() -> None:
@@ -185,13 +176,9 @@ def test_tcn_receptive_field_must_cover_the_window() -> None:
     with pytest.raises(ConfigError, match=r"features_extractor_kwargs\.num_blocks=5.*env\.window"):
         TCNExtractor(WindowedBox(100, 2, 4), num_blocks=3)
     with pytest.raises(ConfigError, match="kernel_size"):
-        check_extractor(
-            {
-                "features_extractor_class": "cryptotrade.agents.extractors.TCNExtractor",
-                "features_extractor_kwargs": {"kernel_size": 1},
-            },
-            30,
-        )
+        spec("tcn", kernel_size=1).check(30)
+    with pytest.raises(ConfigError, match="num_blocks=4"):
+        spec("tcn", num_blocks=2).check(30)
     with pytest.raises(ConfigError, match="norm"):
         TCNExtractor(WindowedBox(8, 2, 4), norm="batch")
 
@@ -246,14 +233,7 @@ def test_tiny_learn_with_every_agent(name, agent, policy, mode, kwargs) -> None:
     venv = factory(window=8, mode=mode).make_vec(DATA, WeightedReward(), seed=0)
     kwargs = dict(kwargs)
     extra = kwargs.pop("policy_kwargs", {})
-    pk = policy_kwargs(
-        extra,
-        {
-            "features_extractor_class": f"{PACKAGE}.{EXTRACTORS[name].__name__}",
-            "features_extractor_kwargs": TINY[name],
-            "net_arch": [8],
-        },
-    )
+    pk = spec(name, **TINY[name]).policy_kwargs(extra)
     model = agent(policy, venv, seed=0, device="cpu", policy_kwargs=pk, **kwargs)
     assert any(isinstance(m, SequenceExtractor) for m in model.policy.modules())
     before = [p.detach().clone() for p in _encoder_params(model)]
@@ -275,14 +255,7 @@ def _encoder_params(model):
 
 
 def test_same_seed_same_weights_and_save_load_round_trip(tmp_path) -> None:
-    pk = policy_kwargs(
-        {},
-        {
-            "features_extractor_class": "cryptotrade.agents.extractors.TCNExtractor",
-            "features_extractor_kwargs": {"channels": 4},
-            "net_arch": [8],
-        },
-    )
+    pk = spec("tcn", channels=4).policy_kwargs()
     runs = []
     for _ in range(2):
         venv = factory().make_vec(DATA, seed=0)
@@ -318,14 +291,12 @@ def test_a_day_of_minute_bars_trains(name: str) -> None:
     """Window 1440 (a day of 1m bars): PPO collects and updates with the default extractor."""
     data = market(3000, 8)
     venv = EnvFactory(window=1440, episode_length=100, n_envs=2).make_vec(data, seed=0)
-    with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
-        node = dict(compose("config", overrides=[f"extractor={name}"]).extractor)
     model = PPO(
         "MlpPolicy",
         venv,
         seed=0,
         device="cpu",
-        policy_kwargs=policy_kwargs({}, node),
+        policy_kwargs=option(name).policy_kwargs(),
         n_steps=32,
         batch_size=32,
         n_epochs=1,

@@ -9,8 +9,8 @@ import torch as th
 from hydra import compose, initialize_config_dir
 from stable_baselines3 import DQN, PPO
 
-from cryptotrade.agents.builder import policy_kwargs
 from cryptotrade.agents.extractors import LSTMExtractor, TCNExtractor
+from cryptotrade.agents.policy import PolicySpec
 from cryptotrade.agents.pretrain import (
     PretrainSettings,
     classification_metrics,
@@ -145,14 +145,7 @@ def test_no_edge_no_skill() -> None:
 def _ppo(window: int = 8, cls: str = "LSTMExtractor", **kw):
     data = ar1_market(400, 0.3, seed=2)
     venv = EnvFactory(window=window, episode_length=50, n_envs=2).make_vec(data, seed=0)
-    pk = policy_kwargs(
-        {},
-        {
-            "features_extractor_class": PATH + cls,
-            "features_extractor_kwargs": kw or {"hidden_size": 16},
-            "net_arch": [8],
-        },
-    )
+    pk = PolicySpec(PATH + cls, kw or {"hidden_size": 16}, net_arch=[8]).policy_kwargs()
     return PPO(
         "MlpPolicy",
         venv,
@@ -177,13 +170,7 @@ def test_weights_load_into_every_network_and_mismatches_are_named(tmp_path) -> N
     dqn = DQN(
         "MlpPolicy",
         EnvFactory(window=8, episode_length=50, n_envs=1).make_vec(data, seed=0),
-        policy_kwargs=policy_kwargs(
-            {},
-            {
-                "features_extractor_class": PATH + "LSTMExtractor",
-                "features_extractor_kwargs": {"hidden_size": 16},
-            },
-        ),
+        policy_kwargs=PolicySpec(PATH + "LSTMExtractor", {"hidden_size": 16}).policy_kwargs(),
         device="cpu",
     )
     assert load_encoder(dqn, str(path)) == 2  # online and target network
@@ -254,8 +241,15 @@ def test_pretrain_task_then_train_with_its_weights(tmp_path, mlflow_uri) -> None
         "agent.n_steps=32",
         "agent.batch_size=64",
         "agent.n_epochs=1",
+        "train.total_timesteps=512",
+        "train.eval_freq=0",
+        "train.checkpoint_freq=0",
     )
-    assert trained["train/total_timesteps"] >= 512
+    assert trained["train/total_timesteps"] == 512
+    runs = client.search_runs(
+        [client.get_experiment_by_name("cryptotrade").experiment_id], "tags.task = 'train'"
+    )
+    assert "train/encoder_frozen" in runs[0].data.metrics  # the freeze callback ran
 
 
 def test_pretrain_refuses_an_extractor_without_encoder(tmp_path, mlflow_uri) -> None:
