@@ -26,6 +26,7 @@ import enum
 import functools
 import importlib
 import inspect
+import secrets
 import types
 import typing
 from collections import abc
@@ -43,6 +44,11 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 # Annotations OmegaConf types as they are.
 _SCALARS = (int, float, str, bool)
+
+# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
+# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
+# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
+OPEN_MAPPING = "open_mapping"
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,8 +69,10 @@ class TrackingConfig:
 
     uri: str | None = None
     experiment: str = "cryptotrade"
-    run_name: str | None = None  # default: "<task>-<agent>-<seed>"
+    run_name: str | None = None  # default: "<task>-<data>-<agent>-s<seed> <overrides>"
     log_model: bool = True  # upload the trained model as an artifact
+    heartbeat_s: float = 60.0  # how often a running run refreshes its heartbeat tag; 0 = never
+    stale_after_s: float = 600.0  # a run of another host without heartbeat this long is dead
 
 
 @dataclass
@@ -104,7 +112,8 @@ class AgentConfig:
     gamma: float = MISSING  # discount
     verbose: int = MISSING  # 1: SB3's table of training metrics on stdout
     device: str = MISSING
-    policy_kwargs: dict[str, Any] = MISSING  # merged with the extractor group's policy kwargs
+    # an open mapping (SB3 checks its keys), merged with the extractor group's policy kwargs
+    policy_kwargs: dict[str, Any] = field(default=MISSING, metadata={OPEN_MAPPING: True})
 
 
 @dataclass
@@ -248,6 +257,26 @@ def _config_type(annotation: Any) -> Any | None:
     return None
 
 
+def _open_mapping(annotation: Any) -> bool:
+    """Whether a parameter annotation is ``dict[str, <scalar or Any>]`` (optionally ``| None``)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return len(rest) == 1 and _open_mapping(rest[0])
+    if typing.get_origin(annotation) not in (dict, abc.Mapping) or len(args) != 2:
+        return False
+    return args[0] is str and (args[1] in _SCALARS or args[1] is Any)
+
+
+def _open_mappings(node: Any, schema: type) -> None:
+    """Lift the struct flag from every open-mapping field of ``schema`` in ``node`` (recursive)."""
+    for f in dataclasses.fields(schema):
+        if f.metadata.get(OPEN_MAPPING):
+            OmegaConf.set_struct(node._get_node(f.name), False)
+        elif dataclasses.is_dataclass(f.type) and isinstance(f.type, type):
+            _open_mappings(node._get_node(f.name), f.type)
+
+
 def _default(value: Any) -> Any:
     """A dataclass default: containers get a factory (a fresh copy per instance)."""
     if isinstance(value, tuple):
@@ -313,13 +342,11 @@ def schema_from_target(
         default = MISSING if param.default is param.empty else _default(param.default)
         if pname in factories:  # a dataclass field with a default_factory
             default = _default(factories[pname]())
-        fields.append(
-            (
-                pname,
-                ctype,
-                default if isinstance(default, dataclasses.Field) else field(default=default),
-            )
-        )
+        if not isinstance(default, dataclasses.Field):
+            default = field(default=default)
+        if _open_mapping(hints.get(pname, param.annotation)):
+            default.metadata = types.MappingProxyType({OPEN_MAPPING: True})
+        fields.append((pname, ctype, default))
     return dataclasses.make_dataclass(name, fields)
 
 
@@ -366,11 +393,19 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
 
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
+    if not OmegaConf.has_resolver("cryptotrade_uid"):
+        # cached per config: every use in one composed config (run dir, log file) agrees
+        OmegaConf.register_new_resolver(
+            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
+        )
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, option, node in _option_files(conf_dir):
         schema = schema_for(group, option, node)
-        if schema is not None:
-            cs.store(group=f"schema/{group}", name=option, node=schema)
+        if schema is None:
+            continue
+        stored = OmegaConf.structured(schema)
+        _open_mappings(stored, schema)
+        cs.store(group=f"schema/{group}", name=option, node=stored)
