@@ -6,7 +6,7 @@ default feature set).
 Each configuration runs in its own process (forked from a server that imported torch), so its
 peak resident memory is its own.
 Run: ``python -m experiments.benchmarks extractors``. Writes the ``extractors`` section of
-experiments/benchmarks/README.md. About two minutes on 2 cores.
+experiments/benchmarks/README.md. About 3.5 minutes on 2 shared cores (window 1440 dominates).
 """
 
 from __future__ import annotations
