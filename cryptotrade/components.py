@@ -166,6 +166,8 @@ def _check_agent(components: Components) -> None:
     from cryptotrade.env import check_agent_compatible
 
     check_agent_compatible(components.agent_class, components.env.action_mode)
+    assert components.policy is not None
+    components.policy.check(components.env.window)  # extractor settings vs env.window
     keywords = getattr(components.agent, "keywords", {})
     starts = keywords.get("learning_starts")
     budget = components.train.total_timesteps

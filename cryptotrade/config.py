@@ -221,6 +221,7 @@ class Config:
     reward: Any = MISSING
     agent: Any = MISSING
     extractor: Any = MISSING
+    pretrain: Any = None  # task=pretrain settings (conf/pretrain/)
     optimizer: Any = MISSING
 
 

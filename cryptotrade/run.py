@@ -73,6 +73,13 @@ def task_check(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return {"check/columns": float(len(report.columns))}
 
 
+def task_pretrain(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Pretrain the extractor's encoder on the training split (cryptotrade.agents.pretrain)."""
+    from cryptotrade.agents import pretrain
+
+    return pretrain.task(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -81,11 +88,13 @@ TASKS: dict[str, Task] = {
     "train": task_train,
     "evaluate": task_evaluate,
     "check": task_check,
+    "pretrain": task_pretrain,
 }
 if not OmegaConf.has_resolver("cryptotrade_tasks"):  # the task list in --help
     OmegaConf.register_new_resolver("cryptotrade_tasks", lambda: "|".join(TASKS))
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
-AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
+# (pretrain builds the extractor spec and env the agent would use, so it is checked the same way)
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "pretrain"})
 
 
 def check_task(name: str) -> Task:
@@ -125,6 +134,10 @@ def execute(
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
     if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
+    if cfg.task == "pretrain":
+        from cryptotrade.agents import pretrain
+
+        pretrain.check(cfg)
     choices = dict(choices or {})
     overrides = list(overrides or [])
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)

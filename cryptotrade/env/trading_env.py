@@ -89,6 +89,8 @@ class TradingEnv(gym.Env):
     ## Observation Space
     ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
     ``MlpPolicy`` works; sequence extractors reshape the first part to ``(window, num_features)``.
+    The space is a :class:`~cryptotrade.env.spaces.WindowedBox`: a Box that also carries
+    ``window``, ``num_features`` and ``account_size``.
 
     | index | observation |
     |---|---|
