@@ -153,6 +153,4 @@ def test_learnability_presets_compose_on_the_planted_market():
     for agent in ("ppo", "dqn"):
         cfg = compose_config([f"experiment=learnability_{agent}"])
         assert cfg.regime._target_ == "cryptotrade.data.planted.AR1Model"
-        assert Path(instantiate(cfg.agent).func.__module__.replace(".", "/")).parts[0] == (
-            "stable_baselines3"
-        )
+        assert instantiate(cfg.agent).func.__name__ == agent.upper()
