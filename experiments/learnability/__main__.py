@@ -1,11 +1,12 @@
 """Train every agent x extractor on the planted-edge market and write README.md's table.
 
 ``python -m experiments.learnability`` runs every pairing of ``conf/agent`` x ``conf/extractor``
-for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents. PPO and
-DQN use their tuned presets (``experiment=learnability_ppo`` / ``_dqn``); other agents run their
-defaults on the same market with the same budget (``experiment=learnability``). Each finished
-cell is appended to ``results.jsonl`` (so a long run can be resumed: done cells are skipped) and
-the table in README.md is rewritten from that file.
+for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents,
+``... ppo --seeds 1 2`` other seeds. PPO and DQN use their tuned presets
+(``experiment=learnability_ppo`` / ``_dqn``); other agents run their defaults on the same market
+with the same budget (``experiment=learnability``). Each finished cell is appended to
+``results.jsonl`` (so a long run can be resumed: done cells are skipped) and the table in
+README.md is rewritten from that file.
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ def write_readme(results: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    seeds = SEEDS
+    if "--seeds" in argv:
+        at = argv.index("--seeds")
+        seeds = tuple(int(s) for s in argv[at + 1 :])
+        argv = argv[:at]
     agents = argv or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
     extractors = sorted(p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml"))
     done = {(r["agent"], r["extractor"], r["seed"]) for r in load_results()}
     for agent in agents:
         for extractor in extractors:
-            for seed in SEEDS:
+            for seed in seeds:
                 if (agent, extractor, seed) in done:
                     continue
                 print(f"== {agent} x {extractor}, seed {seed}", flush=True)
