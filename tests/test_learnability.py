@@ -42,9 +42,9 @@ def band_policy(threshold: float):
 
 def test_ar1_returns_have_the_planted_autocorrelation_and_volatility():
     model = AR1Model(autocorrelation=0.3, volatility=1.0)
-    bars = SyntheticSource(num_samples=50_000, regime=model, seed=4).load()
+    bars = SyntheticSource(num_samples=20_000, regime=model, seed=4).load()
     r = np.diff(np.log(bars["close"].to_numpy()))
-    assert np.corrcoef(r[1:], r[:-1])[0, 1] == pytest.approx(0.3, abs=0.02)
+    assert np.corrcoef(r[1:], r[:-1])[0, 1] == pytest.approx(0.3, abs=0.03)
     per_bar = 1.0 * math.sqrt(15 * 60 / (365 * 24 * 3600))
     assert r.std() == pytest.approx(per_bar, rel=0.03)
     o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
@@ -152,4 +152,5 @@ def test_learnability_presets_compose_on_the_planted_market():
     for agent in ("ppo", "dqn"):
         cfg = compose_config([f"experiment=learnability_{agent}"])
         assert cfg.regime._target_ == "cryptotrade.data.planted.AR1Model"
-        assert instantiate(cfg.agent).func.__name__ == agent.upper()
+        assert cfg.agent._target_ == f"stable_baselines3.{agent.upper()}"
+        assert cfg.data.source.num_samples == 100_000
