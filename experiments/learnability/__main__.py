@@ -28,7 +28,10 @@ def cell_overrides(agent: str, extractor: str, seed: int) -> list[str]:
     """Overrides of one table cell (the tuned preset where there is one)."""
     preset = HERE.parents[1] / "conf" / "experiment" / f"learnability_{agent}.yaml"
     experiment = f"learnability_{agent}" if preset.exists() else "learnability"
-    return [f"experiment={experiment}", f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
+    cell = [f"experiment={experiment}", f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
+    if agent == "sac":  # SAC acts in a Box: target exposure in [-1, 1]
+        cell.append("env.action_mode=continuous")
+    return cell
 
 
 def load_results() -> list[dict[str, Any]]:

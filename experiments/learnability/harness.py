@@ -9,6 +9,7 @@ Each split's log return is set beside the rules of :mod:`experiments.learnabilit
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -42,17 +43,19 @@ def log_return(equity: np.ndarray) -> float:
 
 def references(cfg: DictConfig, dataset: Any) -> dict[str, float]:
     """Log returns of the sign rule, the train-fit band rule and buy & hold, per split."""
+    from cryptotrade.env.trading_env import TradingEnv
     from cryptotrade.evaluation.backtest import run_backtest, target_policy
 
     factory = instantiate(cfg.env)
-    settings = factory.settings
+    # the rules trade sides (discrete3) whatever action mode the agent uses (SAC: continuous)
+    settings = dataclasses.replace(factory.settings, action_mode="discrete3")
     threshold = best_threshold(dataset.train, settings, THRESHOLDS)
     out = {"band_threshold": threshold}
     for name in ("val", "test"):
         split = getattr(dataset, name)
         out[f"{name}/sign_rule"] = rule_result(split, settings).log_return
         out[f"{name}/band_rule"] = rule_result(split, settings, threshold=threshold).log_return
-        env = factory.make(split, instantiate(cfg.reward), seed=cfg.seed, evaluation=True)
+        env = TradingEnv(split, instantiate(cfg.reward), settings, evaluation=True)
         out[f"{name}/buy_hold"] = log_return(run_backtest(target_policy(1.0), env, seed=0).equity)
     return out
 
