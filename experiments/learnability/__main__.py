@@ -41,6 +41,13 @@ def load_results() -> list[dict[str, Any]]:
     return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
 
 
+def selected(cell: dict[str, Any]) -> str:
+    """Which model a cell measured: best on validation (at its step) or the final one."""
+    if "selected_step" not in cell:
+        return "final (run before validation selection reached main)"
+    return f"best on val @ {cell['selected_step'] // 1000}k"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown table: one row per agent x extractor, seeds aggregated (mean and per seed)."""
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -49,7 +56,8 @@ def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| agent | extractor | seeds | test log return (per seed) | fraction of sign rule | "
         "fraction of band rule | buy & hold | sign rule | val log return | test trades | "
-        "train CPU s (per seed) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "train CPU s (per seed) | model (per seed) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for (agent, extractor), cells in sorted(rows.items()):
@@ -64,7 +72,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{mean / band:.0%} | {cells[0]['test/buy_hold']:.3f} | {sign:.3f} | "
             f"{sum(c['val/log_return'] for c in cells) / len(cells):.3f} | "
             f"{sum(c['test/trades'] for c in cells) / len(cells):.0f} | "
-            f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} |"
+            f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} | "
+            f"{', '.join(selected(c) for c in cells)} |"
         )
     return "\n".join(lines)
 

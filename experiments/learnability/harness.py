@@ -90,9 +90,13 @@ def evaluate_model(cfg: DictConfig, model: Any, dataset: Any) -> dict[str, float
 def run_config(overrides: list[str], *, with_references: bool = True) -> dict[str, Any]:
     """Train the configuration of ``overrides`` and measure it (see the module docstring).
 
+    Training goes through :func:`cryptotrade.pipeline.train`: the model it returns is the one
+    selected on the validation split (``train.select``); the test split is backtested once.
+
     Returns:
-        Metrics: ``train_cpu_s`` / ``train_wall_s`` (training only), ``val/...``, ``test/...``
-        and, with ``with_references``, the rules' and buy & hold's log returns.
+        Metrics: ``train_cpu_s`` / ``train_wall_s`` (training with its validation backtests,
+        without data preparation), ``selected_step``, ``val/...``, ``test/...`` and, with
+        ``with_references``, the rules' and buy & hold's log returns.
     """
     from cryptotrade.pipeline import prepare_data, seed_everything, train
 
@@ -102,11 +106,12 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
     out: dict[str, Any] = {"overrides": list(overrides)}
     with tempfile.TemporaryDirectory() as tmp:
         cpu, wall = time.process_time(), time.perf_counter()
-        model = train(cfg, dataset, Path(tmp))
+        result, dataset = train(cfg, Path(tmp), dataset=dataset)
         out["train_cpu_s"] = time.process_time() - cpu
         out["train_wall_s"] = time.perf_counter() - wall
-    out["timesteps"] = int(model.num_timesteps)
-    out |= evaluate_model(cfg, model, dataset)
+    out["timesteps"] = int(result.num_timesteps)
+    out["selected_step"] = int(result.selected_step)
+    out |= evaluate_model(cfg, result.model, dataset)
     if with_references:
         out |= references(cfg, dataset)
     return out
