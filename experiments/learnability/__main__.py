@@ -20,7 +20,7 @@ from experiments.learnability.harness import ROOT, run_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.jsonl"
-SEEDS = (0, 1)
+SEEDS: tuple[int, ...] = (0, 1)
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
 
 
