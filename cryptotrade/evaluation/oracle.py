@@ -1,0 +1,113 @@
+"""The perfect-foresight oracle: the most any action sequence could make on a split.
+
+Same env, same fees, slippage, funding, fill rule and forced close; only the future is known.
+Computed exactly by dynamic programming over positions (:mod:`cryptotrade.evaluation.oracle_nb`)
+for the discrete action modes:
+
+==================  ===========================================================================
+``discrete3``       exact over all action sequences (short / flat / long, reversals in one step)
+``discrete4``       exact (long and short only from flat)
+``buy_sell_hold``   exact with ``inventory_levels=1``; more levels are not supported
+``continuous``      a **lower bound** of the continuous optimum: the exact best over policies whose
+                    target is always -1, 0 or +1 (x leverage); logged as ``oracle_lower_bound``
+==================  ===========================================================================
+
+The oracle ignores ``env.max_drawdown`` (a stop on the path's own peak, which no DP over
+positions can carry): its value is the best achievable without that stop, an upper bound of the
+best with it. Its action sequence is replayed through the env by the backtest, and that replay
+must end at the DP's value (checked and reported as ``exact``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cryptotrade.env.actions import action_for_target
+from cryptotrade.env.core import MODE_BSH, MODE_CONTINUOUS, P_MAX_DD, P_MODE
+from cryptotrade.evaluation.oracle_nb import FLAT, LONG, SHORT, oracle_dp_nb
+
+K_MAX = 8  # frontier points per (bar, side); one or two are typical
+
+
+@dataclass(frozen=True)
+class OracleSolution:
+    """The DP's answer for one evaluation episode.
+
+    Attributes:
+        value: Best final equity (quote currency).
+        exact: False if a frontier overflowed (the value is then a lower bound).
+        actions: One action per step, ready for ``env.step``.
+        name: ``oracle`` (exact optimum) or ``oracle_lower_bound`` (continuous mode).
+    """
+
+    value: float
+    exact: bool
+    actions: list[Any]
+    name: str
+
+
+def _action_tables(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``hold[side]`` and ``move[from, to]`` actions as floats (NaN = not allowed/reachable)."""
+    mode, levels = env.settings.action_mode, env.settings.inventory_levels
+    hold = np.full(3, np.nan)
+    move = np.full((3, 3), np.nan)
+    for side in (SHORT, FLAT, LONG):
+        sign = float(side - 1)
+        hold[side] = float(np.ravel(action_for_target(mode, sign, sign, sign * levels, levels))[0])
+        for to in (SHORT, FLAT, LONG):
+            if to != side:
+                target = float(to - 1)
+                a = action_for_target(mode, target, sign, sign * levels, levels)
+                move[side, to] = float(np.ravel(a)[0])
+    for side in (SHORT, LONG):  # a "reversal" that only closes (discrete4, buy_sell_hold)
+        if move[side, 2 - side] == move[side, FLAT]:
+            move[side, 2 - side] = np.nan
+    if not env.settings.allow_short:
+        hold[SHORT] = np.nan
+        move[:, SHORT] = np.nan
+        move[SHORT, :] = np.nan
+    return hold, move
+
+
+def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> OracleSolution:
+    """Run the DP on an evaluation :class:`~cryptotrade.env.TradingEnv` (whole split).
+
+    Args:
+        env: The env the policy is evaluated in (``evaluation=True``); it is not stepped.
+        k_max: Frontier capacity per (bar, side).
+        max_hold: Hold a position at most this many bars (faster on long splits; the answer is
+            then a lower bound, ``exact=False``); ``None``: no limit.
+
+    Raises:
+        ValueError: For ``buy_sell_hold`` with ``inventory_levels > 1``.
+    """
+    base = env.unwrapped
+    params = base._params.copy()
+    mode = int(params[P_MODE])
+    if mode == MODE_BSH and base.settings.inventory_levels > 1:
+        raise ValueError(
+            f"the oracle supports buy_sell_hold with env.inventory_levels=1 only (got "
+            f"{base.settings.inventory_levels}); set evaluation.oracle=false or use 1 level"
+        )
+    params[P_MAX_DD] = math.inf
+    hold, move = _action_tables(base)
+    start, end = base.window - 1, len(base.data) - 1
+    horizon = end - start if max_hold is None else min(max_hold, end - start)
+    value, exact, actions = oracle_dp_nb(
+        params, base._prices, start, end, hold, move, k_max, horizon
+    )
+    exact = exact and horizon == end - start
+    continuous = mode == MODE_CONTINUOUS
+    as_actions: list[Any] = [
+        np.array([a], dtype=np.float32) if continuous else int(a) for a in actions
+    ]
+    return OracleSolution(
+        value=float(value),
+        exact=bool(exact),
+        actions=as_actions,
+        name="oracle_lower_bound" if continuous else "oracle",
+    )
