@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
     from cryptotrade.data import Dataset
     from cryptotrade.data.leakage import LeakageReport
-    from cryptotrade.evaluation.backtest import BacktestResult
 
 log = logging.getLogger(__name__)
 DATA_CODE = Path(__file__).resolve().parent / "data"
@@ -186,42 +184,33 @@ def load_model(cfg: DictConfig) -> BaseAlgorithm:
 
 
 def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
-    """Backtest ``model`` and the baselines on the test split; log metrics and artifacts."""
-    from cryptotrade.evaluation.backtest import model_policy, run_backtest, target_policy
+    """Backtest ``model`` and the baselines on the test split; log metrics, pictures, report.
+
+    Prints the summary table (agent vs each baseline, cost breakdown) to the terminal.
+    """
+    from cryptotrade.evaluation import evaluate_split
+    from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.settings import EvaluationSettings
 
     env_factory, reward = make_env_parts(cfg)
+    settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
 
-    def backtest(policy: Any) -> BacktestResult:
-        env = env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)
-        try:
-            return run_backtest(policy, env, seed=cfg.seed)
-        finally:
-            env.close()
+    def make_env() -> Any:
+        return env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)
 
-    result = backtest(model_policy(model))
-    metrics = {f"test/{k}": v for k, v in result.metrics.items()}
-    buy_hold = backtest(target_policy(1.0))
-    metrics |= {f"baseline/buy_hold/{k}": v for k, v in buy_hold.metrics.items()}
-    tracking.log_metrics(metrics)
-    _log_backtest(result, "test")
-    return metrics
-
-
-def _log_backtest(result: BacktestResult, name: str) -> None:
-    """Equity curve and trades as CSV artifacts."""
-    import pandas as pd
-
-    curve = pd.DataFrame(
-        {
-            "date": result.timestamps,
-            "equity": result.equity,
-            "position": result.position,
-            "reward": np.concatenate([[np.nan], result.rewards]),
-        }
+    regimes = cfg.get("regime")
+    names = list(regimes.regimes) if regimes is not None and "regimes" in regimes else None
+    result = evaluate_split(
+        model_policy(model),
+        make_env,
+        prefix="test",
+        seed=cfg.seed,
+        settings=settings,
+        regime_names=names,
+        config_yaml=OmegaConf.to_yaml(tracking.plain(cfg)),
     )
-    tracking.log_text(curve.to_csv(index=False), f"{name}/equity.csv")
-    if result.trades.dtype.names:
-        tracking.log_text(pd.DataFrame(result.trades).to_csv(index=False), f"{name}/trades.csv")
+    print(result.summary, flush=True)  # the run's closing table, on the terminal by design
+    return result.metrics
 
 
 def objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:

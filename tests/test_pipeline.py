@@ -16,12 +16,18 @@ from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.run import execute
 
 register_configs()
+METRICS = (
+    "total_return cagr volatility sharpe sortino calmar max_drawdown max_drawdown_duration "
+    "num_trades win_rate profit_factor expectancy avg_holding_bars exposure turnover fees_paid "
+    "funding_paid liquidations gross_pnl"
+).split()
 REQUIRED = [
-    "test/total_return",
-    "test/sharpe",
-    "test/max_drawdown",
-    "test/num_trades",
-    "baseline/buy_hold/total_return",
+    *(f"test/{m}" for m in METRICS if m != "profit_factor"),  # inf (no losing trade) is not logged
+    *(f"baseline/{b}/total_return" for b in ("buy_hold", "flat", "random", "oracle")),
+    "baseline/random/total_return/std",
+    "test/return_vs_oracle",
+    "test/excess_vs_buy_hold",
+
 ]
 
 
@@ -45,6 +51,7 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     for key in REQUIRED:
         assert key in run.data.metrics, key
     assert any(k.startswith("train/") for k in run.data.metrics)
+    assert any(k.startswith("test/regime/") for k in run.data.metrics)  # synthetic: labelled
     tags = run.data.tags
     assert tags["task"] == "pipeline"
     assert tags["git_commit"] != ""
@@ -55,6 +62,11 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     client = mlflow.MlflowClient(mlflow_uri)
     top = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "test", "data"} <= top
+    test_files = {f.path for f in client.list_artifacts(run.info.run_id, "test")}
+    assert {"test/report.html", "test/equity.csv", "test/trades.csv", "test/plots"} <= test_files
+    plots = {f.path for f in client.list_artifacts(run.info.run_id, "test/plots")}
+    assert "test/plots/equity.png" in plots and len(plots) == 5
+    assert "== test: agent vs baselines ==" in proc.stdout and "oracle" in proc.stdout
     assert "MLflow run" in proc.stderr + proc.stdout
 
     # evaluating it as another agent fails before any run, naming the fix

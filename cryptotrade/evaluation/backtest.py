@@ -91,7 +91,7 @@ def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
         done = terminated or truncated
     data = base.data
     index = np.minimum(np.asarray(idx), len(data) - 1)
-    bar = np.timedelta64(int(round(bar_seconds(data.timestamps) * 1e9)), "ns")
+    bar = np.timedelta64(round(bar_seconds(data.timestamps) * 1e9), "ns")
     timestamps = data.timestamps[index]
     close_times = timestamps + bar
     trades = np.asarray(base.trades)

@@ -119,11 +119,16 @@ def sharpe_ratio(returns: np.ndarray, annualisation: float) -> float:
 
 
 def sortino_ratio(returns: np.ndarray, annualisation: float) -> float:
-    """Annualised Sortino ratio: mean over downside deviation ``sqrt(mean(min(r, 0)^2))``."""
+    """Annualised Sortino ratio: mean over downside deviation ``sqrt(mean(min(r, 0)^2))``.
+
+    ``inf`` when no return is negative and the mean is positive; 0 when nothing changed.
+    """
     if len(returns) < 2:
         return 0.0
     downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))
-    return float(returns.mean() / downside * np.sqrt(annualisation)) if downside > 1e-12 else 0.0
+    if downside <= 1e-12:  # no losing period: unbounded if it made money (as empyrical)
+        return float("inf") if returns.mean() > 0.0 else 0.0
+    return float(returns.mean() / downside * np.sqrt(annualisation))
 
 
 def annual_volatility(returns: np.ndarray, annualisation: float) -> float:
@@ -145,14 +150,14 @@ def trade_metrics(trades: np.ndarray | None) -> dict[str, float]:
     """Counts and PnL statistics of a trade log (``TRADE_DTYPE`` records)."""
     if trades is None or len(trades) == 0 or not trades.dtype.names:
         zero = dict.fromkeys(("num_trades", "win_rate", "profit_factor", "expectancy"), 0.0)
-        zero |= dict.fromkeys(("avg_holding_bars", "fees_paid", "funding_paid", "liquidations"), 0.0)
+        zero |= dict.fromkeys(
+            ("avg_holding_bars", "fees_paid", "funding_paid", "liquidations"), 0.0
+        )
         return zero
     pnl = trades["pnl"].astype(np.float64)
     wins, losses = pnl[pnl > 0.0].sum(), -pnl[pnl < 0.0].sum()
-    if losses > 0.0:
-        profit_factor = float(wins / losses)
-    else:
-        profit_factor = float("inf") if wins > 0.0 else 0.0
+    no_loss = float("inf") if wins > 0.0 else 0.0
+    profit_factor = float(wins / losses) if losses > 0.0 else no_loss
     return {
         "num_trades": float(len(trades)),
         "win_rate": float(np.mean(pnl > 0.0)),

@@ -33,6 +33,8 @@ from cryptotrade.env.core import (
     ENTRY,
     EQUITY,
     N_STATE,
+    P_FEE,
+    P_LEVERAGE,
     PEAK,
     ROW_CLOSE,
     ROW_FILL,
@@ -41,8 +43,6 @@ from cryptotrade.env.core import (
     ROW_LOW,
     ROW_OPEN,
     UNITS,
-    P_FEE,
-    P_LEVERAGE,
     T,
     reset_env_nb,
     step_env_nb,
@@ -155,12 +155,30 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
             if done:
                 if work[1, EQUITY] > best:
                     best, best_kind, best_seg, best_bar, best_action = (
-                        work[1, EQUITY], END_ENTRY, -1, e - 1, a
+                        work[1, EQUITY],
+                        END_ENTRY,
+                        -1,
+                        e - 1,
+                        a,
                     )
             elif s != FLAT:
                 n_seg, ok = _insert(
-                    work, 1, s, pe, -1, lev, fee, front, seg_row, seg_side, seg_bar,
-                    seg_parent, seg_xc, pool, n_seg, k_max
+                    work,
+                    1,
+                    s,
+                    pe,
+                    -1,
+                    lev,
+                    fee,
+                    front,
+                    seg_row,
+                    seg_side,
+                    seg_bar,
+                    seg_parent,
+                    seg_xc,
+                    pool,
+                    n_seg,
+                    k_max,
                 )
                 exact = exact and ok
         # hold every frontier segment opened at e, branching at each bar
@@ -182,7 +200,11 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
                         if done:
                             if work[1, EQUITY] > best:
                                 best, best_kind, best_seg, best_bar, best_action = (
-                                    work[1, EQUITY], END_SEGMENT, sid, t, a
+                                    work[1, EQUITY],
+                                    END_SEGMENT,
+                                    sid,
+                                    t,
+                                    a,
                                 )
                         elif s == FLAT:
                             if work[1, EQUITY] > flat_val[pn]:
@@ -190,8 +212,22 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
                                 flat_seg[pn] = sid
                         else:
                             n_seg, ok = _insert(
-                                work, 1, s, pn, sid, lev, fee, front, seg_row, seg_side,
-                                seg_bar, seg_parent, seg_xc, pool, n_seg, k_max
+                                work,
+                                1,
+                                s,
+                                pn,
+                                sid,
+                                lev,
+                                fee,
+                                front,
+                                seg_row,
+                                seg_side,
+                                seg_bar,
+                                seg_parent,
+                                seg_xc,
+                                pool,
+                                n_seg,
+                                k_max,
                             )
                             exact = exact and ok
                     a = hold[side]
@@ -199,7 +235,11 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
                     if done:
                         if work[0, EQUITY] > best:
                             best, best_kind, best_seg, best_bar, best_action = (
-                                work[0, EQUITY], END_SEGMENT, sid, t, a
+                                work[0, EQUITY],
+                                END_SEGMENT,
+                                sid,
+                                t,
+                                a,
                             )
                         break
                     if _side(work[0, UNITS]) != side:
@@ -250,8 +290,24 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
 
 
 @numba.njit(cache=True)
-def _insert(work, i, side, pe, parent, lev, fee, front, seg_row, seg_side, seg_bar, seg_parent,
-            seg_xc, pool, n_seg, k_max):
+def _insert(
+    work,
+    i,
+    side,
+    pe,
+    parent,
+    lev,
+    fee,
+    front,
+    seg_row,
+    seg_side,
+    seg_bar,
+    seg_parent,
+    seg_xc,
+    pool,
+    n_seg,
+    k_max,
+):
     """Add the position in ``work[i]`` (opened at the bar ``pe`` steps after the start) to the
     Pareto frontier of its bar and side.
 
