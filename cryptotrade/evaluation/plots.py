@@ -66,14 +66,15 @@ def equity_plot(
 def drawdown_plot(agent: BacktestResult, buy_hold: BacktestResult | None) -> bytes:
     """Drawdown from the running peak of the agent (and buy & hold), in percent."""
     fig, ax = _figure(3.0)
-    for name, result, colour in (
-        ("buy_hold", buy_hold, COLOURS["buy_hold"]),
-        ("agent", agent, COLOURS["agent"]),
-    ):
-        if result is None:
-            continue
-        dd = 100.0 * (result.equity / np.maximum.accumulate(result.equity) - 1.0)
-        ax.fill_between(result.close_times, dd, 0.0, alpha=0.35, color=colour, label=name)
+
+    def drawdown(result: BacktestResult) -> np.ndarray:
+        return 100.0 * (result.equity / np.maximum.accumulate(result.equity) - 1.0)
+
+    ax.fill_between(
+        agent.close_times, drawdown(agent), 0.0, alpha=0.4, color=COLOURS["agent"], label="agent"
+    )
+    if buy_hold is not None:
+        ax.plot(buy_hold.close_times, drawdown(buy_hold), lw=1.0, color="#555555", label="buy_hold")
     ax.set_title("Drawdown from the running peak")
     ax.set_ylabel("%")
     ax.legend(loc="lower left", fontsize=8)
@@ -89,30 +90,34 @@ def trades_plot(agent: BacktestResult, close: np.ndarray) -> bytes:
     ax.plot(agent.close_times, close[agent.index], lw=0.8, color="black", label="close")
     trades = agent.trades
     if len(trades):
-        for side, colour, marker, label in (
-            (1, "#2ca02c", "^", "long"),
-            (-1, "#d62728", "v", "short"),
-        ):
+        sides = ((1, "#2ca02c", "^", "long"), (-1, "#d62728", "v", "short"))
+        # exits first, entries on top: a reversal's exit and entry share a bar and a price
+        for side, colour, _, label in sides:
             mine = trades[trades["side"] == side]
-            if len(mine):
-                ax.scatter(
-                    mine["entry_time"],
-                    mine["entry_price"],
-                    marker=marker,
-                    s=28,
-                    color=colour,
-                    label=f"{label} entry",
-                    zorder=3,
-                )
-                ax.scatter(
-                    mine["exit_time"],
-                    mine["exit_price"],
-                    marker="x",
-                    s=22,
-                    color=colour,
-                    label=f"{label} exit",
-                    zorder=3,
-                )
+            ax.scatter(
+                mine["exit_time"],
+                mine["exit_price"],
+                marker="x",
+                s=18,
+                color=colour,
+                label=f"{label} exit",
+                zorder=3,
+                alpha=0.8,
+            )
+        for side, colour, marker, label in sides:
+            mine = trades[trades["side"] == side]
+            ax.scatter(
+                mine["entry_time"],
+                mine["entry_price"],
+                marker=marker,
+                s=30,
+                color=colour,
+                label=f"{label} entry",
+                zorder=4,
+                alpha=0.8,
+                edgecolors="white",
+                linewidths=0.4,
+            )
     ax.set_title(f"Price with the agent's {len(trades)} trades (fills at the bar open)")
     ax.set_ylabel("price")
     ax.legend(loc="upper left", fontsize=8, ncol=5)

@@ -18,10 +18,11 @@ def fmt(name: str, value: float) -> str:
         return "-"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    base = name.split("/")[0]
-    if base in PERCENT:
+    parts = [p for p in name.split("/") if p != "std"]
+    base = parts[-1] if len(parts) > 1 and parts[0] == "regime" else parts[0]
+    if base in PERCENT or base in ("return", "excess_vs_buy_hold"):
         return f"{100.0 * value:.2f}%" if abs(value) < 1e4 else f"{100.0 * value:.3g}%"
-    if base in ("num_trades", "liquidations"):
+    if base in ("num_trades", "liquidations", "bars"):
         return f"{value:.0f}"
     if base in COSTS or base in ("expectancy", "final_equity"):
         return f"{value:,.2f}" if abs(value) < 1e9 else f"{value:.4g}"
