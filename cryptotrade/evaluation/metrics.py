@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-DAYS_PER_YEAR = 365.0  # crypto trades every day of the year
+from cryptotrade.timeframes import SECONDS_PER_YEAR
+
 SECONDS_PER_DAY = 86_400.0
-SECONDS_PER_YEAR = DAYS_PER_YEAR * SECONDS_PER_DAY
+DAYS_PER_YEAR = SECONDS_PER_YEAR / SECONDS_PER_DAY  # 365: crypto trades every day of the year
 _NS = 1_000_000_000
 
 # the headline metrics the summary table and the report show, in this order

@@ -12,6 +12,10 @@ for the discrete action modes:
                     target is always -1, 0 or +1 (x leverage); logged as ``oracle_lower_bound``
 ==================  ===========================================================================
 
+A DP that keeps every Pareto-optimal candidate is exact but can be slow; with a capped frontier
+the value found is certified by a relaxed DP that hands every position its closing cost back
+(an upper bound): ``gap = upper / value - 1`` bounds how far from optimal it is (~0 in practice).
+
 The oracle ignores ``env.max_drawdown`` (a stop on the path's own peak, which no DP over
 positions can carry): its value is the best achievable without that stop, an upper bound of the
 best with it. Its action sequence is replayed through the env by the backtest, and that replay
@@ -38,16 +42,25 @@ class OracleSolution:
     """The DP's answer for one evaluation episode.
 
     Attributes:
-        value: Best final equity (quote currency).
-        exact: False if a frontier overflowed (the value is then a lower bound).
+        value: Best final equity found (quote currency); its actions reach it.
+        exact: Whether ``value`` is proven optimal: no frontier overflowed, or the relaxed
+            DP's upper bound equals it (within 1e-9).
         actions: One action per step, ready for ``env.step``.
-        name: ``oracle`` (exact optimum) or ``oracle_lower_bound`` (continuous mode).
+        name: ``oracle`` (discrete modes) or ``oracle_lower_bound`` (continuous mode).
+        upper_bound: No action sequence ends above this (the relaxed DP); NaN when a hold
+            limit was set (the relaxed DP then bounds only the limited policies).
     """
 
     value: float
     exact: bool
     actions: list[Any]
     name: str
+    upper_bound: float = math.nan
+
+    @property
+    def gap(self) -> float:
+        """``upper_bound / value - 1``: how far from the optimum the value can be at most."""
+        return self.upper_bound / self.value - 1.0 if self.value > 0 else math.nan
 
 
 def _action_tables(env: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +111,17 @@ def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> O
     start, end = base.window - 1, len(base.data) - 1
     horizon = end - start if max_hold is None else min(max_hold, end - start)
     value, exact, actions = oracle_dp_nb(
-        params, base._prices, start, end, hold, move, k_max, horizon
+        params, base._prices, start, end, hold, move, k_max, horizon, False
     )
-    exact = exact and horizon == end - start
+    upper = math.nan
+    if horizon == end - start:
+        if not exact:  # certify with the relaxed DP (one point per frontier, C = 0)
+            upper = oracle_dp_nb(params, base._prices, start, end, hold, move, 1, horizon, True)[0]
+            exact = upper <= value * (1.0 + 1e-9)
+        else:
+            upper = value
+    else:
+        exact = False
     continuous = mode == MODE_CONTINUOUS
     as_actions: list[Any] = [
         np.array([a], dtype=np.float32) if continuous else int(a) for a in actions
@@ -110,4 +131,5 @@ def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> O
         exact=bool(exact),
         actions=as_actions,
         name="oracle_lower_bound" if continuous else "oracle",
+        upper_bound=float(upper),
     )

@@ -89,7 +89,7 @@ def _side(units: float) -> int:
 
 
 @numba.njit(cache=True)
-def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
+def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax):
     """Best final equity over all action sequences of one evaluation episode.
 
     Args:
@@ -100,6 +100,9 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
         move: ``(3, 3)`` action from side to side; NaN = not reachable in one step.
         k_max: Frontier capacity per (bar, side).
         max_hold: Longest a position is held, in bars (``end - start``: no limit, exact).
+        relax: Give every opened position ``C = 0`` (the cash of its closing cost back): each
+            frontier then holds one point that dominates every real candidate, and the value
+            is an **upper bound** of the optimum (with ``max_hold`` unlimited).
 
     Returns:
         ``(value, exact, actions)``: the best final equity, whether no frontier overflowed, and
@@ -179,6 +182,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
                     pool,
                     n_seg,
                     k_max,
+                    relax,
                 )
                 exact = exact and ok
         # hold every frontier segment opened at e, branching at each bar
@@ -228,6 +232,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold):
                                 pool,
                                 n_seg,
                                 k_max,
+                                relax,
                             )
                             exact = exact and ok
                     a = hold[side]
@@ -307,6 +312,7 @@ def _insert(
     pool,
     n_seg,
     k_max,
+    relax,
 ):
     """Add the position in ``work[i]`` (opened at the bar ``pe`` steps after the start) to the
     Pareto frontier of its bar and side.
@@ -317,6 +323,8 @@ def _insert(
     Returns ``(n_seg, exact)``; ``exact`` is False when a full frontier dropped a point.
     """
     x = abs(work[i, UNITS]) * work[i, ENTRY] / lev
+    if relax:
+        work[i, BALANCE] = max(work[i, BALANCE], x * (1.0 - lev * fee))
     c = x * (1.0 - lev * fee) - work[i, BALANCE]
     tol = 1e-12 * max(x, 1.0)
     for j in range(k_max):

@@ -22,8 +22,8 @@ class EvaluationSettings:
 
     random_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     oracle: bool = True
-    oracle_frontier: int = 4
-    oracle_max_hold: int | None = 512
+    oracle_frontier: int = 2
+    oracle_max_hold: int | None = 256
     plots: bool = True
     log_scale: bool = True
     report: bool = True

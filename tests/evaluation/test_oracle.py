@@ -90,3 +90,26 @@ def test_oracle_beats_every_random_sequence_on_a_long_path():
         other = run_backtest(sequence_policy(seq), env, seed=0)
         assert other.equity[-1] <= solution.value
     assert solution.value > env.initial_cash  # a perfect-foresight trader makes money
+
+
+@pytest.mark.parametrize("mode", ["discrete3", "discrete4"])
+def test_relaxed_dp_bounds_the_optimum_from_above(mode):
+    data = random_walk(n=200, n_features=1, seed=7)
+    settings = EnvSettings(window=5, action_mode=mode, episode_length=None)
+    env = TradingEnv(data, settings=settings, evaluation=True)
+    big = solve_oracle(env, k_max=32)
+    small = solve_oracle(env, k_max=1)
+    # every value found is reached by its actions, and no value exceeds the relaxed bound
+    assert small.value <= big.value * (1 + 1e-12)
+    assert big.value <= small.upper_bound * (1 + 1e-12)
+    assert small.gap >= 0.0
+    if mode == "discrete4":  # no reversals: nothing is carried, the DP is exact at any size
+        assert small.exact and small.value == pytest.approx(big.value, rel=1e-12)
+
+
+def test_hold_limit_gives_an_uncertified_lower_bound():
+    data = random_walk(n=120, n_features=1, seed=8)
+    env = TradingEnv(data, settings=EnvSettings(window=5, episode_length=None), evaluation=True)
+    limited = solve_oracle(env, k_max=1, max_hold=3)
+    assert not limited.exact and np.isnan(limited.upper_bound)
+    assert limited.value <= solve_oracle(env, k_max=64).value * (1 + 1e-12)
