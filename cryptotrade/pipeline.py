@@ -198,6 +198,14 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
     def make_env() -> Any:
         return env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)
 
+    if cfg.get("model"):  # task=evaluate: refuse a model that cannot act in this env
+        from cryptotrade.evaluation.reload import check_model_fits
+
+        probe = make_env()
+        try:
+            check_model_fits(model, probe, source=str(cfg.model))
+        finally:
+            probe.close()
     regimes = cfg.get("regime")
     names = list(regimes.regimes) if regimes is not None and "regimes" in regimes else None
     result = evaluate_split(

@@ -102,6 +102,11 @@ def execute(
         overrides: The command-line overrides (a tag in MLflow).
     """
     task = check_task(cfg.task)
+    if cfg.task == "evaluate" and cfg.model:
+        from cryptotrade.evaluation.reload import restore_training_config
+
+        # the training run's data, features, env ...; command-line overrides on top
+        cfg = restore_training_config(cfg, overrides or [])
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
     if cfg.task == "evaluate":
         pipeline.check_model_source(cfg)
