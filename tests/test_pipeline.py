@@ -16,18 +16,33 @@ from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.run import execute
 
 register_configs()
-METRICS = (
-    "total_return cagr volatility sharpe sortino calmar max_drawdown max_drawdown_duration "
-    "num_trades win_rate profit_factor expectancy avg_holding_bars exposure turnover fees_paid "
-    "funding_paid liquidations gross_pnl"
-).split()
+METRICS = [
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "num_trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "avg_holding_bars",
+    "exposure",
+    "turnover",
+    "fees_paid",
+    "funding_paid",
+    "liquidations",
+    "gross_pnl",
+]
 REQUIRED = [
-    *(f"test/{m}" for m in METRICS if m != "profit_factor"),  # inf (no losing trade) is not logged
+    *(f"test/{m}" for m in METRICS),
     *(f"baseline/{b}/total_return" for b in ("buy_hold", "flat", "random", "oracle")),
     "baseline/random/total_return/std",
     "test/return_vs_oracle",
     "test/excess_vs_buy_hold",
-
 ]
 
 

@@ -197,8 +197,8 @@ def _log(prefix: str, out: Evaluation, settings: EvaluationSettings) -> None:
 
     from cryptotrade.env.reward import COMPONENTS
 
-    finite = {k: v for k, v in out.metrics.items() if np.isfinite(v)}
-    tracking.log_metrics(finite)
+    # MLflow stores inf (profit_factor without a losing trade) as the largest float, NaN as NaN
+    tracking.log_metrics(out.metrics)
     agent = out.agent
     curve = pd.DataFrame(
         {
