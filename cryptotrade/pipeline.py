@@ -168,6 +168,11 @@ def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
         partial.unlink(missing_ok=True)
     if cfg.tracking.log_model:
         tracking.log_artifact(path, "model")
+        from cryptotrade.evaluation.policy_model import log_policy_model
+
+        # a registrable MLflow model: the policy with the normaliser and settings it needs
+        sections = {k: tracking.plain(cfg[k]) for k in ("data", "features", "env")}
+        log_policy_model(path, cfg.agent._target_, normaliser=dataset.normaliser, settings=sections)
     return model
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 
 import mlflow
+import numpy as np
 import pytest
 from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
@@ -83,6 +84,15 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert "test/plots/equity.png" in plots and len(plots) == 5
     assert "== test: agent vs baselines ==" in proc.stdout and "oracle" in proc.stdout
     assert "MLflow run" in proc.stderr + proc.stdout
+    # the policy is a logged (registrable) MLflow model that acts on observations
+    (logged,) = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+    )
+    policy = mlflow.pyfunc.load_model(logged.model_uri)
+    shape = policy.unwrap_python_model().model.observation_space.shape
+    actions = policy.predict(np.zeros((4, *shape), dtype=np.float32))
+    assert actions.shape == (4,) and set(actions.tolist()) <= {0, 1, 2}
 
     # evaluating it as another agent fails before any run, naming the fix
     proc = run_cli(
