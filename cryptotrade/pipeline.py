@@ -191,7 +191,7 @@ def load_model(cfg: DictConfig) -> BaseAlgorithm:
 def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
     """Backtest ``model`` and the baselines on the test split; log metrics, pictures, report.
 
-    Prints the summary table (agent vs each baseline, cost breakdown) to the terminal.
+    The launcher prints the summary table (agent vs each baseline, costs) at the end of the run.
     """
     from cryptotrade.evaluation import evaluate_split
     from cryptotrade.evaluation.backtest import model_policy
@@ -222,7 +222,6 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
         regime_names=names,
         config_yaml=OmegaConf.to_yaml(tracking.plain(cfg)),
     )
-    print(result.summary, flush=True)  # the run's closing table, on the terminal by design
     return result.metrics
 
 

@@ -131,7 +131,13 @@ def execute(
             uri,
         )
         for key in sorted(metrics):
-            log.info("  %-40s %.6g", key, metrics[key])
+            if not key.startswith("baseline/"):  # the baselines are in the table below
+                log.info("  %-40s %.6g", key, metrics[key])
+        from cryptotrade.evaluation.report import summary_from_metrics
+
+        summary = summary_from_metrics(metrics)
+        if summary:  # the run's closing table: agent vs each baseline, cost breakdown
+            print(summary, flush=True)
     return metrics
 
 

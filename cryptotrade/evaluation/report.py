@@ -16,7 +16,7 @@ def fmt(name: str, value: float) -> str:
     """A metric value for people: percentages, money with two decimals, ratios with three."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if math.isinf(value):
+    if math.isinf(value) or abs(value) >= 1e300:  # MLflow stores inf as the largest float
         return "inf" if value > 0 else "-inf"
     parts = [p for p in name.split("/") if p != "std"]
     base = parts[-1] if len(parts) > 1 and parts[0] == "regime" else parts[0]
@@ -55,6 +55,21 @@ def summary_table(split: str, columns: Mapping[str, Mapping[str, float]]) -> str
     return f"== {split}: agent vs baselines ==\n" + _table(["", *keys], _rows(columns, keys))
 
 
+def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> str | None:
+    """:func:`summary_table` rebuilt from a run's flat metrics (``test/...``,
+    ``baseline/<name>/...``); ``None`` when there is no ``<prefix>/total_return``."""
+    if f"{prefix}/total_return" not in metrics:
+        return None
+    columns: dict[str, dict[str, float]] = {"agent": {}}
+    for key, value in metrics.items():
+        if key.startswith(f"{prefix}/"):
+            columns["agent"][key.removeprefix(f"{prefix}/")] = value
+        elif key.startswith("baseline/"):
+            _, name, metric = key.split("/", 2)
+            columns.setdefault(name, {})[metric] = value
+    return summary_table(prefix, columns)
+
+
 def html_report(
     *,
     title: str,
@@ -74,9 +89,10 @@ def html_report(
         config_yaml: The composed config of the run.
         notes: Sentences on how to read the numbers (conventions, oracle exactness).
     """
+    order = {k: i for i, k in enumerate(HEADLINE)}  # headline first, in its order
     metric_keys = sorted(
         {k for m in columns.values() for k in m if "/" not in k},
-        key=lambda k: (k not in HEADLINE, k),
+        key=lambda k: (order.get(k, len(order)), k),
     )
 
     def table(keys: list[str]) -> str:

@@ -134,3 +134,23 @@ def test_hourly_bars_aggregate_to_daily_returns():
 def test_log_return_fraction():
     assert metrics.log_return_fraction(np.e - 1, np.e**2 - 1) == pytest.approx(0.5)
     assert np.isnan(metrics.log_return_fraction(0.1, 0.0))
+
+
+def test_summary_table_from_flat_metrics():
+    from cryptotrade.evaluation.report import summary_from_metrics
+
+    flat = {
+        "test/total_return": 0.1,
+        "test/fees_paid": 12.5,
+        "baseline/buy_hold/total_return": 0.05,
+        "baseline/random/total_return": -0.2,
+        "baseline/random/total_return/std": 0.01,
+        "baseline/oracle/sortino": 1.7976931348623157e308,  # MLflow's inf
+        "train/loss": 1.0,
+    }
+    table = summary_from_metrics(flat)
+    lines = table.splitlines()
+    assert lines[0] == "== test: agent vs baselines =="
+    assert [ln.split()[0] for ln in lines[3:]] == ["agent", "buy_hold", "random", "oracle"]
+    assert "10.00%" in lines[3] and "12.50" in lines[3] and "inf" in lines[6]
+    assert summary_from_metrics({"val/sharpe": 1.0}) is None
