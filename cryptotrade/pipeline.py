@@ -198,7 +198,7 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
     from cryptotrade.evaluation.settings import EvaluationSettings
 
     env_factory, reward = make_env_parts(cfg)
-    settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
+    settings = EvaluationSettings(**tracking.plain(cfg.evaluation))
 
     def make_env() -> Any:
         return env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)

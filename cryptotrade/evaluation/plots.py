@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ COLOURS = {"agent": "#1f77b4", "buy_hold": "#7f7f7f", "flat": "#bcbd22", "random
 ORACLE_COLOUR = "#2ca02c"
 
 
-def _figure(height: float = 3.6):  # type: ignore[no-untyped-def]
+def _figure(height: float = 3.6) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +29,7 @@ def _figure(height: float = 3.6):  # type: ignore[no-untyped-def]
     return fig, ax
 
 
-def _png(fig) -> bytes:  # type: ignore[no-untyped-def]
+def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

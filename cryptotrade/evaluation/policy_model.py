@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
+from mlflow.pyfunc import PythonModel
 
 
-class PolicyModel(mlflow.pyfunc.PythonModel):
+class PolicyModel(PythonModel):
     """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
 
     def load_context(self, context: Any) -> None:
@@ -31,7 +31,7 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         self.model = cls.load(context.artifacts["model"], device="cpu")
 
     # no annotation on model_input: MLflow would derive (and warn about) a schema from it
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         """Deterministic actions for a batch of observations (array or DataFrame rows)."""
         obs = np.asarray(model_input, dtype=np.float32)
         if obs.ndim == 1:
@@ -57,9 +57,12 @@ def log_policy_model(
         settings: The config sections that fix the observation (features, env, data).
         name: Name of the logged model (shown under the run's logged models).
     """
+    import importlib.metadata as md
+
+    import mlflow
+
     if mlflow.active_run() is None:
         return None
-    import importlib.metadata as md
 
     with tempfile.TemporaryDirectory() as tmp:
         files = {

@@ -65,6 +65,8 @@ def restore_training_config(cfg: DictConfig, overrides: Sequence[str]) -> DictCo
                 "cryptotrade, or pass a model.zip path with the matching settings"
             ) from exc
         logged = OmegaConf.load(path)
+    if not isinstance(logged, DictConfig):
+        raise ModelError(f"model={cfg.model}: run {run_id}'s config.yaml is not a mapping")
     out = cfg.copy()
     touched = _touched(overrides)
     with open_dict(out):
