@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from cryptotrade.data import Dataset
     from cryptotrade.data.leakage import LeakageReport
+    from cryptotrade.evaluation.evaluate import Evaluation
 
 log = logging.getLogger(__name__)
 DATA_CODE = Path(__file__).resolve().parent / "data"
@@ -193,6 +194,11 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
 
     The launcher prints the summary table (agent vs each baseline, costs) at the end of the run.
     """
+    return evaluate_test(cfg, model, dataset).metrics
+
+
+def evaluate_test(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> Evaluation:
+    """:func:`evaluate` returning the whole :class:`Evaluation` (backtests, report, ...)."""
     from cryptotrade.evaluation import evaluate_split
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.settings import EvaluationSettings
@@ -213,7 +219,7 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
             probe.close()
     regimes = cfg.get("regime")
     names = list(regimes.regimes) if regimes is not None and "regimes" in regimes else None
-    result = evaluate_split(
+    return evaluate_split(
         model_policy(model),
         make_env,
         prefix="test",
@@ -222,11 +228,53 @@ def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[st
         regime_names=names,
         config_yaml=OmegaConf.to_yaml(tracking.plain(cfg)),
     )
-    return result.metrics
 
 
 def objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train -> evaluate on the test split. Returns ``/``-namespaced metrics."""
+    """Data -> train -> evaluate on the test split. Returns ``/``-namespaced metrics.
+
+    With ``evaluation.seeds`` set: one nested run per seed, statistics over seeds in this run.
+    """
     dataset = prepare_data(cfg)
+    if cfg.evaluation.seeds:
+        return objective_seeds(cfg, dataset, output_dir, list(cfg.evaluation.seeds))
     model = train(cfg, dataset, output_dir)
     return evaluate(cfg, model, dataset)
+
+
+def objective_seeds(
+    cfg: DictConfig, dataset: Dataset, output_dir: Path, seeds: list[int]
+) -> dict[str, float]:
+    """Train and test one nested run per seed; log mean, IQM and bootstrap CI in this run.
+
+    Every child run holds its own full evaluation; this run gets ``test/<m>/{mean,iqm,std,
+    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`), ``test/<m>`` = the mean, the first
+    seed's baselines (seed-independent) and the equity band across seeds.
+    """
+    from omegaconf import open_dict
+
+    from cryptotrade.evaluation.evaluate import log_files
+    from cryptotrade.evaluation.plots import equity_band_plot
+    from cryptotrade.evaluation.seeds import aggregate_seeds
+
+    per_seed, curves = [], []
+    for seed in seeds:
+        seed_cfg = cfg.copy()
+        with open_dict(seed_cfg):
+            seed_cfg.seed = seed
+            seed_cfg.evaluation.seeds = []
+        seed_everything(seed, cfg.torch_threads)
+        seed_dir = output_dir / f"seed{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        with tracking.nested_run(f"seed{seed}", tags={"seed": str(seed)}, params={"seed": seed}):
+            result = evaluate_test(seed_cfg, train(seed_cfg, dataset, seed_dir), dataset)
+        per_seed.append(result.metrics)
+        curves.append(result.agent)
+    metrics = aggregate_seeds(per_seed)
+    metrics |= {k: v for k, v in per_seed[0].items() if k.startswith("baseline/")}
+    tracking.log_metrics(metrics)
+    tracking.set_tags({"seeds": ",".join(map(str, seeds))})
+    if cfg.evaluation.plots:
+        png = equity_band_plot(curves, seeds, log_scale=cfg.evaluation.log_scale)
+        log_files({"equity_band.png": png}, "test/plots")
+    return metrics

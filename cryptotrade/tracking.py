@@ -204,7 +204,15 @@ def nested_run(
 
     if not _active():
         raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
-    run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags or {}))
+    # the parent's experiment: start_run(nested=True) alone files the child under "Default"
+    # when the parent was opened by experiment id rather than mlflow.set_experiment
+    parent = mlflow.active_run()
+    run = mlflow.start_run(
+        run_name=run_name,
+        nested=True,
+        tags=dict(tags or {}),
+        experiment_id=parent.info.experiment_id if parent else None,
+    )
     status = "FAILED"
     try:
         if params:

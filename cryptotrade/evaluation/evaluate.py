@@ -218,12 +218,13 @@ def _log(prefix: str, out: Evaluation, settings: EvaluationSettings) -> None:
     if out.summary:
         tracking.log_text(out.summary + "\n", f"{prefix}/summary.txt")
     if settings.plots:
-        _log_bytes(out.pictures, f"{prefix}/plots")
+        log_files(out.pictures, f"{prefix}/plots")
     if out.html:
         tracking.log_text(out.html, f"{prefix}/report.html")
 
 
-def _log_bytes(files: dict[str, bytes], folder: str) -> None:
+def log_files(files: dict[str, bytes], folder: str) -> None:
+    """Log in-memory files (``name -> bytes``) under ``folder`` of the active run."""
     import tempfile
     from pathlib import Path
 

@@ -6,7 +6,7 @@ Every picture's x axis is the bar **close** time: when each equity point was mar
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -153,6 +153,30 @@ def reward_components_plot(agent: BacktestResult) -> bytes:
     )
     ax.set_title(f"Reward components over the episode (cumulative; {shown} non-zero)")
     ax.legend(loc="upper left", fontsize=8, ncol=4)
+    return _png(fig)
+
+
+def equity_band_plot(
+    curves: Sequence[BacktestResult], seeds: Sequence[int], *, log_scale: bool
+) -> bytes:
+    """Equity across training seeds: the median, the interquartile band and the full range.
+
+    Curves that ended early (a liquidation) hold their last value to the end.
+    """
+    fig, ax = _figure(4.0)
+    longest = max(curves, key=lambda r: len(r.equity))
+    n = len(longest.equity)
+    stack = np.stack([np.pad(r.equity, (0, n - len(r.equity)), mode="edge") for r in curves])
+    times = longest.close_times
+    lo, q1, med, q3, hi = np.percentile(stack, [0, 25, 50, 75, 100], axis=0)
+    ax.fill_between(times, lo, hi, color=COLOURS["agent"], alpha=0.15, label="min - max")
+    ax.fill_between(times, q1, q3, color=COLOURS["agent"], alpha=0.35, label="25 - 75 %")
+    ax.plot(times, med, color=COLOURS["agent"], lw=1.6, label="median")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_title(f"Equity across {len(curves)} training seeds ({', '.join(map(str, seeds))})")
+    ax.set_ylabel("equity (quote currency)")
+    ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
 

@@ -18,6 +18,8 @@ class EvaluationSettings:
         plots: Log the PNG pictures of the test evaluation.
         log_scale: Equity pictures on a log scale (the oracle grows by orders of magnitude).
         report: Log the self-contained HTML report of the test evaluation.
+        seeds: Training seeds; non-empty: one nested run per seed, and the run logs each test
+            metric's mean, IQM and 95 % bootstrap CI over them (empty: the run's ``seed`` only).
     """
 
     random_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
@@ -27,6 +29,7 @@ class EvaluationSettings:
     plots: bool = True
     log_scale: bool = True
     report: bool = True
+    seeds: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.oracle_frontier < 1:
