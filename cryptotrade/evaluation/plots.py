@@ -29,6 +29,17 @@ def _figure(height: float = 3.6) -> tuple[Any, Any]:
     return fig, ax
 
 
+def _log_y(ax: Any, values: Sequence[np.ndarray], log_scale: bool) -> bool:
+    """Log scale when asked and the curves span more than a factor of 2 (else it only distorts
+    the tick labels); returns whether it was applied."""
+    lo = min(float(np.min(v)) for v in values)
+    hi = max(float(np.max(v)) for v in values)
+    if log_scale and lo > 0.0 and hi / lo > 2.0:
+        ax.set_yscale("log")
+        return True
+    return False
+
+
 def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -56,9 +67,9 @@ def equity_plot(
             alpha=0.9,
         )
     ax.plot(agent.close_times, agent.equity, label="agent", lw=1.6, color=COLOURS["agent"])
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_title("Equity (marked at each bar's close)" + (", log scale" if log_scale else ""))
+    curves = [agent.equity, *(r.equity for r in baselines.values())]
+    logged = _log_y(ax, curves, log_scale)
+    ax.set_title("Equity (marked at each bar's close)" + (", log scale" if logged else ""))
     ax.set_ylabel("equity (quote currency)")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
@@ -172,8 +183,7 @@ def equity_band_plot(
     ax.fill_between(times, lo, hi, color=COLOURS["agent"], alpha=0.15, label="min - max")
     ax.fill_between(times, q1, q3, color=COLOURS["agent"], alpha=0.35, label="25 - 75 %")
     ax.plot(times, med, color=COLOURS["agent"], lw=1.6, label="median")
-    if log_scale:
-        ax.set_yscale("log")
+    _log_y(ax, [lo, hi], log_scale)
     ax.set_title(f"Equity across {len(curves)} training seeds ({', '.join(map(str, seeds))})")
     ax.set_ylabel("equity (quote currency)")
     ax.legend(loc="upper left", fontsize=8)
