@@ -113,7 +113,9 @@ def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
             close_times,
             trades=trades,
             position=position_arr,
-            traded_notional=traded_notional(units_arr, index, data.open, data.close),
+            traded_notional=traded_notional(
+                units_arr, index, data.open, data.close, inverse=bool(base.market.inverse)
+            ),
             bar_seconds_=bar_seconds(data.timestamps),
         ),
         regime=None if data.regime is None else np.asarray(data.regime)[index],
@@ -122,9 +124,15 @@ def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
 
 
 def traded_notional(
-    units: np.ndarray, index: np.ndarray, open_: np.ndarray, close: np.ndarray
+    units: np.ndarray,
+    index: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    *,
+    inverse: bool = False,
 ) -> float:
-    """Sum of ``|units traded| x reference price`` over the steps (before slippage).
+    """Sum of ``|units traded| x reference price`` over the steps (before slippage), in the
+    margin currency (inverse contracts: ``|contracts traded| / price``, in coin).
 
     A step's change of position is priced at its bar's open (where orders fill); the last step's
     at its close (where the episode's open position is closed).
@@ -133,7 +141,8 @@ def traded_notional(
         return 0.0
     price = open_[index[1:]].astype(np.float64)
     price[-1] = close[index[-1]]
-    return float(np.sum(np.abs(np.diff(units)) * price))
+    traded = np.abs(np.diff(units))
+    return float(np.sum(traded / price if inverse else traded * price))
 
 
 def model_policy(model: Any) -> Policy:

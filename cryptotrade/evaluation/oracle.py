@@ -99,7 +99,8 @@ def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> O
         ValueError: For ``buy_sell_hold`` with ``inventory_levels > 1``.
     """
     base = env.unwrapped
-    params = base._params.copy()
+    market = base.market
+    params = market.params.copy()
     mode = int(params[P_MODE])
     if mode == MODE_BSH and base.settings.inventory_levels > 1:
         raise ValueError(
@@ -110,13 +111,16 @@ def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> O
     hold, move = _action_tables(base)
     start, end = base.window - 1, len(base.data) - 1
     horizon = end - start if max_hold is None else min(max_hold, end - start)
+    prices, inverse = market.prices, bool(market.inverse)
     value, exact, actions = oracle_dp_nb(
-        params, base._prices, start, end, hold, move, k_max, horizon, False
+        params, prices, start, end, hold, move, k_max, horizon, False, inverse
     )
     upper = math.nan
     if horizon == end - start:
         if not exact:  # certify with the relaxed DP (one point per frontier, C = 0)
-            upper = oracle_dp_nb(params, base._prices, start, end, hold, move, 1, horizon, True)[0]
+            upper = oracle_dp_nb(params, prices, start, end, hold, move, 1, horizon, True, inverse)[
+                0
+            ]
             exact = upper <= value * (1.0 + 1e-9)
         else:
             upper = value

@@ -36,12 +36,6 @@ from cryptotrade.env.core import (
     P_FEE,
     P_LEVERAGE,
     PEAK,
-    ROW_CLOSE,
-    ROW_FILL,
-    ROW_FUNDING,
-    ROW_HIGH,
-    ROW_LOW,
-    ROW_OPEN,
     UNITS,
     T,
     reset_env_nb,
@@ -62,23 +56,10 @@ def _copy_row(dst: np.ndarray, i: int, src: np.ndarray, j: int) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def _step(work, i, a, params, weights, prices, ret_buf, comp, trades):
+def _step(work, i, a, params, weights, prices, ret_buf, comp, trades, inverse):
     """One env step of ``work[i]`` with action ``a``; returns ``(terminated or truncated)``."""
     _, term, trunc, _ = step_env_nb(
-        work,
-        ret_buf,
-        comp,
-        i,
-        a,
-        params,
-        weights,
-        prices[ROW_OPEN],
-        prices[ROW_HIGH],
-        prices[ROW_LOW],
-        prices[ROW_CLOSE],
-        prices[ROW_FILL],
-        prices[ROW_FUNDING],
-        trades,
+        work, ret_buf, comp, i, a, params, weights, prices, trades, inverse
     )
     return term or trunc
 
@@ -89,12 +70,12 @@ def _side(units: float) -> int:
 
 
 @numba.njit(cache=True)
-def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax):
+def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax, inverse):
     """Best final equity over all action sequences of one evaluation episode.
 
     Args:
         params: The env's params vector (``P_*``); the drawdown stop should be off (inf).
-        prices: The env's ``(6, T)`` price rows (open, high, low, close, fill, funding).
+        prices: The env's price rows (``ROW_*``: open, high, low, close, fill, funding, mark).
         start: First observed bar (``window - 1``); end: the last bar.
         hold: ``(3,)`` action keeping each side (short, flat, long); NaN = not allowed.
         move: ``(3, 3)`` action from side to side; NaN = not reachable in one step.
@@ -103,6 +84,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax)
         relax: Give every opened position ``C = 0`` (the cash of its closing cost back): each
             frontier then holds one point that dominates every real candidate, and the value
             is an **upper bound** of the optimum (with ``max_hold`` unlimited).
+        inverse: Inverse contract (units are contracts, equity in the base currency).
 
     Returns:
         ``(value, exact, actions)``: the best final equity, whether no frontier overflowed, and
@@ -153,7 +135,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax)
             work[1, EQUITY] = flat_val[pe - 1]
             work[1, PEAK] = flat_val[pe - 1]
             work[1, T] = e - 1  # the decision bar
-            done = _step(work, 1, a, params, weights, prices, ret_buf, comp, trades)
+            done = _step(work, 1, a, params, weights, prices, ret_buf, comp, trades, inverse)
             s = _side(work[1, UNITS])
             if done:
                 if work[1, EQUITY] > best:
@@ -183,6 +165,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax)
                     n_seg,
                     k_max,
                     relax,
+                    inverse,
                 )
                 exact = exact and ok
         # hold every frontier segment opened at e, branching at each bar
@@ -199,7 +182,9 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax)
                         if math.isnan(a):
                             continue
                         _copy_row(work, 1, work, 0)
-                        done = _step(work, 1, a, params, weights, prices, ret_buf, comp, trades)
+                        done = _step(
+                            work, 1, a, params, weights, prices, ret_buf, comp, trades, inverse
+                        )
                         s = _side(work[1, UNITS])
                         if done:
                             if work[1, EQUITY] > best:
@@ -233,10 +218,13 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax)
                                 n_seg,
                                 k_max,
                                 relax,
+                                inverse,
                             )
                             exact = exact and ok
                     a = hold[side]
-                    done = _step(work, 0, a, params, weights, prices, ret_buf, comp, trades)
+                    done = _step(
+                        work, 0, a, params, weights, prices, ret_buf, comp, trades, inverse
+                    )
                     if done:
                         if work[0, EQUITY] > best:
                             best, best_kind, best_seg, best_bar, best_action = (
@@ -313,6 +301,7 @@ def _insert(
     n_seg,
     k_max,
     relax,
+    inverse,
 ):
     """Add the position in ``work[i]`` (opened at the bar ``pe`` steps after the start) to the
     Pareto frontier of its bar and side.
@@ -322,7 +311,11 @@ def _insert(
     ``pool[0]`` counts the freed segment ids stacked in ``pool[1:]`` (reused before ``n_seg``).
     Returns ``(n_seg, exact)``; ``exact`` is False when a full frontier dropped a point.
     """
-    x = abs(work[i, UNITS]) * work[i, ENTRY] / lev
+    # the equity that sized it: notional / leverage (inverse: contracts / price, in coin)
+    if inverse:
+        x = abs(work[i, UNITS]) / (work[i, ENTRY] * lev)
+    else:
+        x = abs(work[i, UNITS]) * work[i, ENTRY] / lev
     if relax:
         work[i, BALANCE] = max(work[i, BALANCE], x * (1.0 - lev * fee))
     c = x * (1.0 - lev * fee) - work[i, BALANCE]
