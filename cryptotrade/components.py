@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import TrainConfig
 from cryptotrade.errors import ConfigError
+from cryptotrade.evaluation.settings import EvaluationSettings
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -52,6 +53,7 @@ class Components:
         train: Training budget, validation/selection, checkpoint and curriculum settings.
         seed: The run seed.
         torch_threads: Torch CPU threads.
+        evaluation: Test-evaluation settings (baselines, oracle, pictures, report, seeds).
     """
 
     data: DataSpec
@@ -65,6 +67,7 @@ class Components:
     train: TrainConfig
     seed: int
     torch_threads: int
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     @property
     def agent_class(self) -> type[BaseAlgorithm]:
@@ -126,6 +129,8 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
     train = OmegaConf.to_object(cfg.train)
     assert isinstance(train, TrainConfig)
+    evaluation = OmegaConf.to_object(cfg.evaluation)  # runs EvaluationSettings' checks
+    assert isinstance(evaluation, EvaluationSettings)
     _check_train(train)
     cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download
     components = Components(
@@ -140,6 +145,7 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
         train=train,
         seed=int(cfg.seed),
         torch_threads=int(cfg.torch_threads),
+        evaluation=evaluation,
     )
     if agent:
         _check_agent(components)

@@ -39,6 +39,8 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from cryptotrade.evaluation.settings import EvaluationSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -214,6 +216,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     data: Any = MISSING
     regime: Any = None
     features: Any = MISSING

@@ -57,7 +57,10 @@ def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     components = pipeline.build(cfg)
     model = pipeline.load_model(cfg, components)
     dataset = pipeline.prepare_data(components)
-    return pipeline.evaluate(components, model, dataset)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    return pipeline.evaluate(
+        components, model, dataset, source=str(cfg.model), config_yaml=config_yaml
+    )
 
 
 class LeakageError(RuntimeError):
@@ -129,6 +132,11 @@ def execute(
     if cfg.get("resume"):
         cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
+    if cfg.task == "evaluate" and cfg.model:
+        from cryptotrade.evaluation.reload import restore_training_config
+
+        # the training run's data, features, env ...; command-line overrides on top
+        cfg = restore_training_config(cfg, overrides or [])
     strict.check_config(cfg, TASKS)
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
@@ -173,7 +181,13 @@ def execute(
             uri,
         )
         for key in sorted(metrics):
-            log.info("  %-40s %.6g", key, metrics[key])
+            if not key.startswith("baseline/"):  # the baselines are in the table below
+                log.info("  %-40s %.6g", key, metrics[key])
+        from cryptotrade.evaluation.report import summary_from_metrics
+
+        summary = summary_from_metrics(metrics)
+        if summary:  # the run's closing table: agent vs each baseline, cost breakdown
+            print(summary, flush=True)
     return metrics
 
 

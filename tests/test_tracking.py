@@ -108,6 +108,7 @@ def test_nested_run_is_a_child_with_honest_status(tmp_path):
     client = mlflow.MlflowClient(cfg.tracking.uri)
     ok = client.get_run(child.info.run_id)
     assert ok.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert ok.info.experiment_id == parent.info.experiment_id  # not "Default"
     assert ok.data.params["a.b"] == "1" and ok.info.status == "FINISHED"
     runs = client.search_runs([ok.info.experiment_id], "attributes.run_name = 'bad'")
     assert runs[0].info.status == "FAILED"
