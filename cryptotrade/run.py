@@ -25,7 +25,7 @@ register_configs()
 
 
 def task_pipeline(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train -> evaluate on the test split."""
+    """Data -> train (selecting on validation) -> evaluate the selected model on the test split."""
     return pipeline.objective(cfg, output_dir)
 
 
@@ -40,17 +40,18 @@ def task_data(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
 
 def task_train(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Prepare the data and train the agent; the model is logged to the run."""
-    dataset = pipeline.prepare_data(cfg)
-    model = pipeline.train(cfg, dataset, output_dir)
-    return {"train/total_timesteps": float(model.num_timesteps)}
+    """Train (selecting on validation; ``model=...`` continues that model); no test backtest."""
+    model = pipeline.load_model(cfg) if cfg.model else None
+    result, _ = pipeline.train(cfg, output_dir, model=model)
+    return {**result.val_metrics, "train/total_timesteps": float(result.num_timesteps)}
 
 
 def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Backtest ``model=runs:/<run_id>/model`` on the test split of the configured data."""
-    model = pipeline.load_model(cfg)
-    dataset = pipeline.prepare_data(cfg)
-    return pipeline.evaluate(cfg, model, dataset)
+    components = pipeline.build(cfg)
+    model = pipeline.load_model(cfg, components)
+    dataset = pipeline.prepare_data(components)
+    return pipeline.evaluate(components, model, dataset)
 
 
 class LeakageError(RuntimeError):
@@ -101,9 +102,11 @@ def execute(
         choices: The chosen option of each config group (tags in MLflow).
         overrides: The command-line overrides (a tag in MLflow).
     """
+    if cfg.get("resume"):
+        cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
-    if cfg.task == "evaluate":
+    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
@@ -116,7 +119,7 @@ def execute(
         **{f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tracking.start_run(cfg, run_name=name, tags=tags) as run:
+    with tracking.start_run(cfg, run_name=name, tags=tags, run_id=cfg.get("resume")) as run:
         metrics = dict(task(cfg, output_dir))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
         log.info(

@@ -137,6 +137,7 @@ def start_run(
     *,
     run_name: str,
     tags: Mapping[str, str],
+    run_id: str | None = None,
 ) -> Iterator[Run]:
     """Open the MLflow run of one invocation and close it with an honest status.
 
@@ -146,6 +147,8 @@ def start_run(
         cfg: The composed config (``tracking`` and ``paths`` nodes are read here).
         run_name: Name shown in the MLflow UI.
         tags: Tags such as task, git commit, Hydra overrides.
+        run_id: Reopen this existing run instead (``resume=<run id>``: a killed run, possibly
+            left RUNNING by SIGKILL); its params and config are already logged.
 
     Yields:
         The active MLflow run.
@@ -161,14 +164,18 @@ def start_run(
         )
     else:
         experiment_id = experiment.experiment_id
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
+    if run_id is not None:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
     status = "FAILED"
     try:
-        params, long = split_long_params(flatten_params(plain(cfg)))
-        mlflow.log_params(params)
-        for key, value in long.items():
-            mlflow.log_text(value, f"params/{key}.txt")
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        if run_id is None:
+            params, long = split_long_params(flatten_params(plain(cfg)))
+            mlflow.log_params(params)
+            for key, value in long.items():
+                mlflow.log_text(value, f"params/{key}.txt")
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         with _sigterm_as_exception():
             yield run
         status = "FINISHED"

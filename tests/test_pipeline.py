@@ -13,6 +13,7 @@ from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
 
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.errors import ModelError
 from cryptotrade.run import execute
 
 register_configs()
@@ -83,7 +84,7 @@ def test_same_seed_same_metrics(tmp_path, mlflow_uri):
 
 
 def test_run_that_raises_ends_failed(tmp_path, mlflow_uri):
-    with pytest.raises(FileNotFoundError, match=r"model\.zip"):
+    with pytest.raises(ModelError, match=r"model\.zip"):
         _execute(tmp_path, "task=evaluate", f"model={tmp_path / 'missing.zip'}")
     (run,) = _runs(mlflow_uri)
     assert run.info.status == "FAILED"
