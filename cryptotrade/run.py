@@ -67,6 +67,13 @@ def task_check(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return {"check/columns": float(len(report.columns))}
 
 
+def task_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Walk-forward: per fold train, select on its validation, test once (nested runs)."""
+    from cryptotrade.evaluation.walkforward import run_walkforward
+
+    return run_walkforward(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -75,9 +82,10 @@ TASKS: dict[str, Task] = {
     "train": task_train,
     "evaluate": task_evaluate,
     "check": task_check,
+    "walkforward": task_walkforward,
 }
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
-AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "walkforward"})
 
 
 def check_task(name: str) -> Task:

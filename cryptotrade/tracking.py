@@ -211,7 +211,14 @@ def nested_run(
 
     if not _active():
         raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
-    run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags or {}))
+    parent = mlflow.active_run()
+    assert parent is not None
+    run = mlflow.start_run(  # in the parent's experiment, not MLflow's "Default"
+        run_name=run_name,
+        nested=True,
+        tags=dict(tags or {}),
+        experiment_id=parent.info.experiment_id,
+    )
     status = "FAILED"
     try:
         if params:
