@@ -74,6 +74,13 @@ def task_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return run_walkforward(cfg, output_dir)
 
 
+def task_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """The policy's action on the latest closed bar; ``infer.paper=true`` paper-trades."""
+    from cryptotrade.live.infer import run_infer
+
+    return run_infer(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -83,9 +90,10 @@ TASKS: dict[str, Task] = {
     "evaluate": task_evaluate,
     "check": task_check,
     "walkforward": task_walkforward,
+    "infer": task_infer,
 }
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
-AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "walkforward"})
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "walkforward", "infer"})
 
 
 def check_task(name: str) -> Task:
@@ -113,8 +121,13 @@ def execute(
     if cfg.get("resume"):
         cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
+    if cfg.task in ("evaluate", "infer") and cfg.model:
+        from cryptotrade.evaluation.reload import restore_training_config
+
+        # the training run's data, features, env ...; command-line overrides on top
+        cfg = restore_training_config(cfg, overrides or [])
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
-    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
+    if cfg.task in ("evaluate", "infer") or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     choices = dict(choices or {})
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)

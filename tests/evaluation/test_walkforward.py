@@ -76,6 +76,8 @@ def _check_parent_and_folds(uri: str, metrics: dict[str, float], folds: int) -> 
         assert s["train"][1] < s["val"][0] <= s["val"][1] < s["test"][0]
         if k:
             assert splits[k - 1]["test"][1] < s["test"][0]
+    names = {f.path for f in client.list_artifacts(parent.info.run_id, "walkforward")}
+    assert {"walkforward/equity.csv", "walkforward/equity.png"} <= names
     csv = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/walkforward/equity.csv")
     curve = pd.read_csv(io.StringIO(csv))
     assert sorted(curve["fold"].unique()) == list(range(folds))
