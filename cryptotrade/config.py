@@ -216,7 +216,6 @@ class InferConfig:
     the observation is normalised with the training split's saved statistics.
     """
 
-    history: int = 2000  # latest bars of the source used (feature warm-up + window + new bars)
     paper: bool = False  # step a paper account over every bar after the last processed one
     state_dir: str = "${paths.root}/paper"  # paper account state (state.json) and trades.csv
     start: str | None = None  # paper: ISO time of the first bar to trade; null: the latest bar

@@ -121,7 +121,7 @@ def execute(
     if cfg.get("resume"):
         cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
-    if cfg.task in ("evaluate", "infer") and cfg.model:
+    if cfg.task == "infer" and cfg.model:
         from cryptotrade.evaluation.reload import restore_training_config
 
         # the training run's data, features, env ...; command-line overrides on top

@@ -106,7 +106,7 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
     dates = pd.to_datetime(curve["date"])
     ax.plot(dates, curve["equity"], lw=1.0, label="out-of-sample equity (stitched)")
     for start in curve.groupby("fold")["date"].first().iloc[1:]:
-        ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)
+        ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)  # type: ignore[arg-type]
     ax.set_title("Walk-forward: out-of-sample equity, fold boundaries dashed")
     ax.set_ylabel("equity")
     ax.legend(loc="best")

@@ -94,7 +94,7 @@ def window_from(data: MarketData, first: int, window: int) -> MarketData:
 def with_padding(data: MarketData) -> MarketData:
     """``data`` plus one placeholder bar (a copy of the last one, one bar later)."""
     step = data.timestamps[-1] - data.timestamps[-2] if len(data) > 1 else np.timedelta64(1, "h")
-    pad = {
+    pad: dict[str, Any] = {
         k: np.concatenate([getattr(data, k), getattr(data, k)[-1:]])
         for k in ("open", "high", "low", "close", "volume", "funding_rate", "features")
     }
@@ -106,6 +106,6 @@ def with_padding(data: MarketData) -> MarketData:
 
 def _slice(data: MarketData, sl: slice) -> MarketData:
     cols = ("timestamps", "open", "high", "low", "close", "volume", "funding_rate", "features")
-    parts = {k: getattr(data, k)[sl] for k in cols}
+    parts: dict[str, Any] = {k: getattr(data, k)[sl] for k in cols}
     regime = None if data.regime is None else data.regime[sl]
     return replace(data, regime=regime, **parts)
