@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade import tracking
+from cryptotrade.errors import ConfigError
 from cryptotrade.evaluation.metrics import performance
 
 if TYPE_CHECKING:
@@ -137,6 +138,11 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.evaluation.backtest import model_policy
 
     comps = build(cfg)
+    if comps.train.curriculum:
+        raise ConfigError(
+            "task=walkforward trains each fold in one stage; drop train.curriculum (curricula "
+            "run with task=pipeline)"
+        )
     wf = cfg.walkforward
     splitter = WalkForward(
         folds=wf.folds, test=wf.test, val=wf.val, train=wf.train, embargo=wf.embargo
@@ -159,7 +165,7 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             tracking.log_metrics({f"test/{m}": v for m, v in result.metrics.items()})
             results.append(FoldResult(k, trained.val_metrics, result))
             log.info(
-                "fold %d: val %s=%.4g, test total_return=%.4g",
+                "fold %d: %s=%.4g (selection), test/total_return=%.4g",
                 k,
                 comps.train.select_metric,
                 trained.val_metrics[comps.train.select_metric],

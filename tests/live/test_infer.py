@@ -12,6 +12,7 @@ from conftest import SHARED_DATA
 from hydra import compose, initialize_config_dir
 
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.errors import ConfigError
 from cryptotrade.run import execute
 
 register_configs()
@@ -98,3 +99,11 @@ def test_paper_trading_resumes_over_new_candles_like_one_pass(trained, tmp_path)
     log = (tmp_path / "once" / "trades.csv").read_text()
     assert (tmp_path / "restarted" / "trades.csv").read_text() == log
     assert second["infer/equity"] == once["infer/equity"]
+
+
+def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_uri):
+    with pytest.raises(ConfigError, match="needs a trained model"):
+        _execute(tmp_path, ["task=infer"])
+    client = mlflow.MlflowClient(mlflow_uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    assert not ids or not client.search_runs(ids)  # refused before a run was opened
