@@ -5,8 +5,9 @@ trains on the fold's training window (normaliser fit there only), the model is s
 fold's validation block, and the selected model is backtested once on the fold's test block,
 which follows the validation block in time and is never read before that. The parent run gets
 the per-fold test metrics' mean (``walkforward/<metric>/mean``), the metrics of the stitched
-out-of-sample equity curve (``test/<metric>``) and the curve itself (``walkforward/equity.csv``
-and ``walkforward/equity.png``).
+out-of-sample equity curve (``test/<metric>``), buy & hold stitched over the same blocks
+(``baseline/buy_hold/<metric>``) and the curves (``walkforward/equity.csv`` and
+``walkforward/equity.png``).
 
 Each fold's test backtest starts flat with the initial capital; the stitched curve chains the
 folds' returns, so it is the equity of one account that restarts flat at every fold boundary.
@@ -44,6 +45,7 @@ class FoldResult:
     index: int
     val_metrics: dict[str, float]
     test: BacktestResult
+    buy_hold: BacktestResult
 
 
 def stitch(results: list[BacktestResult], initial_cash: float) -> pd.DataFrame:
@@ -106,6 +108,8 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
     fig, ax = plt.subplots(figsize=(10, 4))
     dates = pd.to_datetime(curve["date"])
     ax.plot(dates, curve["equity"], lw=1.0, label="out-of-sample equity (stitched)")
+    if "buy_hold" in curve:
+        ax.plot(dates, curve["buy_hold"], lw=0.8, color="grey", label="buy & hold (same folds)")
     for start in curve.groupby("fold")["date"].first().iloc[1:]:
         ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)  # type: ignore[arg-type]
     ax.set_title("Walk-forward: out-of-sample equity, fold boundaries dashed")
@@ -135,7 +139,7 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.components import build
     from cryptotrade.data.dataset import build_folds
     from cryptotrade.data.splits import WalkForward
-    from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.backtest import model_policy, target_policy
 
     comps = build(cfg)
     if comps.train.curriculum:
@@ -163,7 +167,9 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             # the fold's test block is read once, after selection on its validation block
             result = backtest(comps, model_policy(trained.model), dataset.test)
             tracking.log_metrics({f"test/{m}": v for m, v in result.metrics.items()})
-            results.append(FoldResult(k, trained.val_metrics, result))
+            buy_hold = backtest(comps, target_policy(1.0), dataset.test)
+            tracking.log_metrics({f"baseline/buy_hold/{m}": v for m, v in buy_hold.metrics.items()})
+            results.append(FoldResult(k, trained.val_metrics, result, buy_hold))
             log.info(
                 "fold %d: %s=%.4g (selection), test/total_return=%.4g",
                 k,
@@ -173,6 +179,16 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             )
     curve = stitch([r.test for r in results], comps.env.initial_cash)
     metrics = aggregate(results, curve)
+    held = stitch([r.buy_hold for r in results], comps.env.initial_cash)
+    metrics |= {
+        f"baseline/buy_hold/{k}": float(v)
+        for k, v in performance(
+            held["equity"].to_numpy(),
+            held["date"].to_numpy(),
+            num_trades=sum(len(r.buy_hold.trades) for r in results),
+        ).items()
+    }
+    curve["buy_hold"] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")
     tracking.log_dict(

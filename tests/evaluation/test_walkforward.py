@@ -53,7 +53,8 @@ def _check_parent_and_folds(uri: str, metrics: dict[str, float], folds: int) -> 
     assert parent.info.status == "FINISHED"
     assert len(children) == folds
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    for key in ("test/total_return", "test/sharpe", "walkforward/total_return/mean"):
+    keys = ("test/total_return", "test/sharpe", "walkforward/total_return/mean")
+    for key in (*keys, "baseline/buy_hold/total_return"):
         assert key in parent.data.metrics, key
         assert np.isfinite(metrics[key])
     splits = {}
@@ -81,6 +82,8 @@ def _check_parent_and_folds(uri: str, metrics: dict[str, float], folds: int) -> 
     csv = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/walkforward/equity.csv")
     curve = pd.read_csv(io.StringIO(csv))
     assert sorted(curve["fold"].unique()) == list(range(folds))
+    held = curve["buy_hold"].iloc[-1] / curve["buy_hold"].iloc[0] - 1
+    assert held == pytest.approx(metrics["baseline/buy_hold/total_return"], rel=1e-9, abs=1e-12)
     assert pd.to_datetime(curve["date"]).is_monotonic_increasing
     total = curve["equity"].iloc[-1] / curve["equity"].iloc[0] - 1
     assert total == pytest.approx(metrics["test/total_return"], rel=1e-9, abs=1e-12)
