@@ -26,6 +26,7 @@ import enum
 import functools
 import importlib
 import inspect
+import secrets
 import types
 import typing
 from collections import abc
@@ -43,6 +44,11 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 # Annotations OmegaConf types as they are.
 _SCALARS = (int, float, str, bool)
+
+# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
+# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
+# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
+OPEN_MAPPING = "open_mapping"
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,8 +69,10 @@ class TrackingConfig:
 
     uri: str | None = None
     experiment: str = "cryptotrade"
-    run_name: str | None = None  # default: "<task>-<agent>-<seed>"
+    run_name: str | None = None  # default: "<task>-<data>-<agent>-s<seed> <overrides>"
     log_model: bool = True  # upload the trained model as an artifact
+    heartbeat_s: float = 60.0  # how often a running run refreshes its heartbeat tag; 0 = never
+    stale_after_s: float = 600.0  # a run of another host without heartbeat this long is dead
 
 
 @dataclass
@@ -104,7 +112,8 @@ class AgentConfig:
     gamma: float = MISSING  # discount
     verbose: int = MISSING  # 1: SB3's table of training metrics on stdout
     device: str = MISSING
-    policy_kwargs: dict[str, Any] = MISSING  # merged with the extractor group's policy kwargs
+    # an open mapping (SB3 checks its keys), merged with the extractor group's policy kwargs
+    policy_kwargs: dict[str, Any] = field(default=MISSING, metadata={OPEN_MAPPING: True})
 
 
 @dataclass
@@ -277,12 +286,6 @@ def _config_type(annotation: Any) -> Any | None:
     return None
 
 
-# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
-# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
-# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
-OPEN_MAPPING = "open_mapping"
-
-
 def _open_mapping(annotation: Any) -> bool:
     """Whether a parameter annotation is ``dict[str, <scalar or Any>]`` (optionally ``| None``)."""
     args = typing.get_args(annotation)
@@ -419,13 +422,19 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
 
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
+    if not OmegaConf.has_resolver("cryptotrade_uid"):
+        # cached per config: every use in one composed config (run dir, log file) agrees
+        OmegaConf.register_new_resolver(
+            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
+        )
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, option, node in _option_files(conf_dir):
         schema = schema_for(group, option, node)
-        if schema is not None:
-            stored = OmegaConf.structured(schema)
-            _open_mappings(stored, schema)
-            cs.store(group=f"schema/{group}", name=option, node=stored)
+        if schema is None:
+            continue
+        stored = OmegaConf.structured(schema)
+        _open_mappings(stored, schema)
+        cs.store(group=f"schema/{group}", name=option, node=stored)

@@ -111,7 +111,7 @@ def check_model_source(cfg: DictConfig) -> None:
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     trained = tracking.run_params(uri, run_id).get("agent._target_")
     if trained and trained != cfg.agent._target_:
-        raise ConfigError(
+        raise ModelError(
             f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
             "choose the matching agent (e.g. agent=dqn) to use it"
         )

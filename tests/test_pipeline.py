@@ -137,7 +137,9 @@ def test_multirun_makes_one_run_per_job(mlflow_uri):
     proc = run_cli("-m", "debug=default", "seed=0,1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = _runs(mlflow_uri)
-    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
+    assert sorted(r.data.params["seed"] for r in jobs) == ["0", "1"]
+    assert len(runs) == len(jobs) + 1, "one parent run groups the sweep"
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
