@@ -83,6 +83,20 @@ def task_pretrain(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return pretrain.task(cfg, output_dir)
 
 
+def task_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Walk-forward: per fold train, select on its validation, test once (nested runs)."""
+    from cryptotrade.evaluation.walkforward import run_walkforward
+
+    return run_walkforward(cfg, output_dir)
+
+
+def task_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """The policy's action on the latest closed bar; ``infer.paper=true`` paper-trades."""
+    from cryptotrade.live.infer import run_infer
+
+    return run_infer(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -92,12 +106,14 @@ TASKS: dict[str, Task] = {
     "evaluate": task_evaluate,
     "check": task_check,
     "pretrain": task_pretrain,
+    "walkforward": task_walkforward,
+    "infer": task_infer,
 }
 if not OmegaConf.has_resolver("cryptotrade_tasks"):  # the task list in --help
     OmegaConf.register_new_resolver("cryptotrade_tasks", lambda: "|".join(TASKS))
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
 # (pretrain builds the extractor spec and env the agent would use, so it is checked the same way)
-AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "pretrain"})
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "pretrain", "walkforward", "infer"})
 
 
 def check_task(name: str) -> Task:
@@ -132,7 +148,7 @@ def execute(
     if cfg.get("resume"):
         cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
-    if cfg.task == "evaluate" and cfg.model:
+    if cfg.task in ("evaluate", "infer") and cfg.model:
         from cryptotrade.evaluation.reload import restore_training_config
 
         # the training run's data, features, env ...; command-line overrides on top
@@ -140,7 +156,7 @@ def execute(
     strict.check_config(cfg, TASKS)
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
-    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
+    if cfg.task in ("evaluate", "infer") or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     if cfg.task == "pretrain":
         from cryptotrade.agents import pretrain
