@@ -139,22 +139,24 @@ class ExtractorConfig:
     activation_fn: str = "torch.nn.Tanh"
 
 
-# --------------------------------------------------------------------------------------------
-# Optimizers wrapping the whole pipeline (none | ga | tune: later issues add the searches).
-# --------------------------------------------------------------------------------------------
 @dataclass
-class OptimizerConfig:
-    """Which optimizer wraps the pipeline objective; ``none`` runs it once."""
+class RayConfig:
+    """Where searches run their evaluations (``optimizer=ga|tune``).
 
-    name: str = "none"
-    metric: str = "test/sharpe"  # the objective's key that a search maximises
+    ``address`` empty starts a local Ray sized to ``num_cpus`` (null: every core); ``auto`` or
+    ``ray://<head>:10001`` joins an existing cluster with the same command (README: cluster).
+    ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
+    """
+
+    address: str = ""
+    enabled: bool = True
+    num_cpus: int | None = None
 
 
 HAND_WRITTEN: dict[str, type] = {
     "agent/ppo": PPOConfig,
     "agent/dqn": DQNConfig,
     "extractor/mlp": ExtractorConfig,
-    "optimizer/none": OptimizerConfig,
 }
 
 
@@ -169,6 +171,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     data: Any = MISSING
     regime: Any = None
     features: Any = MISSING

@@ -25,8 +25,10 @@ register_configs()
 
 
 def task_pipeline(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train -> evaluate on the test split."""
-    return pipeline.objective(cfg, output_dir)
+    """Data -> train -> evaluate on the test split, or a search around it (``optimizer=``)."""
+    from cryptotrade import optimize
+
+    return optimize.run(cfg, output_dir)
 
 
 def task_data(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
@@ -103,6 +105,10 @@ def execute(
     """
     task = check_task(cfg.task)
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
+    if cfg.task == "pipeline":
+        from cryptotrade import optimize
+
+        optimize.preflight(cfg)  # optimizer settings and search space, before any run
     if cfg.task == "evaluate":
         pipeline.check_model_source(cfg)
     choices = dict(choices or {})

@@ -1,0 +1,276 @@
+"""One candidate of a search: a point applied to the config, scored on the VALIDATION split.
+
+GA individuals and Tune trials both end up in :func:`evaluate_candidate`: the candidate's config
+(the base config with the point's values set) is run through the pipeline objective with
+``test=False`` inside its own MLflow child run, and the returned ``val/...`` metrics are the
+candidate's score. The test split is never evaluated here; the search evaluates it once, for the
+winner, in the parent run (:func:`final_objective`).
+
+Child runs are opened by the driver (:func:`open_child_run`: an MLflow run tagged with the
+parent's id, so the UI nests it) and attached to by the worker process (:func:`attached_run`).
+A worker on another machine therefore needs only the run id and the tracking URI, and the driver
+can mark the run FAILED itself when it kills a worker that hung.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import math
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade.errors import ConfigError
+from cryptotrade.optimize.space import Point, apply_point
+
+OnValidation = Callable[[int, dict[str, float]], None]
+
+# Tags of every search child run (GA individuals and Tune trials).
+TAG_KIND = "search/kind"
+TAG_GENERATION = "search/generation"
+TAG_GENOME = "search/genome"
+TAG_ERROR = "search/error"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker (possibly on another machine) needs to score one candidate.
+
+    Attributes:
+        config: The candidate's full config, resolved to plain containers.
+        point: The searched values, ``{path: value}``.
+        output_dir: The candidate's local folder (saved model, logs).
+        run_id: Its MLflow child run, opened by the driver; ``None`` without tracking.
+        tracking_uri: The MLflow store the run lives in.
+    """
+
+    config: dict[str, Any]
+    point: Point
+    output_dir: str
+    run_id: str | None = None
+    tracking_uri: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a worker returned: metrics, or the error that stopped it (traceback or timeout)."""
+
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def point_key(point: Mapping[str, Any]) -> str:
+    """Canonical text of a point: equal points (whatever their genes) share one key."""
+    return json.dumps({k: point[k] for k in sorted(point)}, sort_keys=True, default=str)
+
+
+def point_hash(point: Mapping[str, Any]) -> str:
+    """Short hash of a point, for run names and folders."""
+    return hashlib.sha256(point_key(point).encode()).hexdigest()[:10]
+
+
+def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
+    """The base config with ``point`` applied, resolved to plain containers (picklable).
+
+    The point is applied before resolving so that interpolations reading a searched value see
+    the candidate's value.
+    """
+    container = OmegaConf.to_container(apply_point(cfg, point), resolve=True)
+    assert isinstance(container, dict)
+    return container
+
+
+def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float:
+    """The candidate's fitness: ``metrics[metric]``, or ``penalty`` when it is NaN.
+
+    Raises:
+        ConfigError: If the objective did not return ``metric`` (a typo in ``optimizer.metric``
+            would otherwise score every candidate as a failure), or a valid score is not above
+            ``penalty`` (the penalty must be worse than any valid score).
+    """
+    if metric not in metrics:
+        raise ConfigError(
+            f"optimizer.metric={metric} is not among the objective's metrics: "
+            f"{', '.join(sorted(metrics))}"
+        )
+    value = float(metrics[metric])
+    if math.isnan(value):
+        return penalty
+    if value <= penalty:
+        raise ConfigError(
+            f"{metric}={value} is not above optimizer.penalty={penalty}; set a lower penalty"
+        )
+    return value
+
+
+# ---- the objective ----------------------------------------------------------------------------
+def validation_objective(
+    cfg: DictConfig, output_dir: Path, on_validation: OnValidation | None = None
+) -> dict[str, float]:
+    """``pipeline.objective(cfg, output_dir, test=False, on_validation=...)``: the ONE adapter.
+
+    Until the pipeline's objective takes ``test``/``on_validation`` (the seam issue), this trains
+    and backtests the VALIDATION split itself; it never touches the test split.
+    """
+    from cryptotrade import pipeline
+
+    if "test" in inspect.signature(pipeline.objective).parameters:
+        return dict(
+            pipeline.objective(  # type: ignore[call-arg]
+                cfg, output_dir, test=False, on_validation=on_validation
+            )
+        )
+    from cryptotrade import tracking
+    from cryptotrade.evaluation.backtest import model_policy, run_backtest
+
+    dataset = pipeline.prepare_data(cfg)
+    model = pipeline.train(cfg, dataset, output_dir)
+    env_factory, reward = pipeline.make_env_parts(cfg)
+    env = env_factory.make(dataset.val, reward, seed=cfg.seed, evaluation=True)
+    try:
+        result = run_backtest(model_policy(model), env, seed=cfg.seed)
+    finally:
+        env.close()
+    metrics = {f"val/{k}": float(v) for k, v in result.metrics.items()}
+    tracking.log_metrics(metrics, step=model.num_timesteps)
+    if on_validation is not None:
+        on_validation(model.num_timesteps, metrics)
+    return metrics
+
+
+def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """The winner's run in the parent: the full objective, test split evaluated once."""
+    from cryptotrade import pipeline
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    return dict(pipeline.objective(cfg, output_dir))
+
+
+_SECRET = re.compile(r"(api_?key|secret|password|passphrase|token|credential)", re.I)
+REDACTED = "***"
+
+
+def redacted(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` with credential-like values (``*key``, ``secret``, ...) masked."""
+    from cryptotrade import tracking
+
+    if hasattr(tracking, "redact"):  # the launcher's redaction, where it exists
+        return tracking.redact(cfg)  # type: ignore[no-any-return]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (REDACTED if _SECRET.search(str(k)) and v not in (None, "") else walk(v))
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return OmegaConf.create(walk(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = None) -> dict:
+    """Score one candidate: seed, then the validation objective in ``spec.output_dir``."""
+    from cryptotrade import pipeline, tracking
+
+    cfg = OmegaConf.create(spec.config)
+    out = Path(spec.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
+    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    return validation_objective(cfg, out, on_validation)
+
+
+# ---- MLflow child runs across processes ---------------------------------------------------------
+def open_child_run(name: str, tags: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    """Create a child run of the active run (driver side); ``None`` when no run is active."""
+    import mlflow
+    from mlflow.entities import Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from cryptotrade.tracking import flatten_params, split_long_params
+
+    parent = mlflow.active_run()
+    if parent is None:
+        return None
+    client = mlflow.MlflowClient()
+    run = client.create_run(
+        parent.info.experiment_id,
+        run_name=name,
+        tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, **{k: str(v) for k, v in tags.items()}},
+    )
+    short, _ = split_long_params(flatten_params(dict(params)))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in short.items()])
+    return run.info.run_id
+
+
+def close_failed_run(run_id: str | None, error: str) -> None:
+    """Mark a child run FAILED with the error as a tag, if its worker could not (killed, hung)."""
+    if run_id is None:
+        return
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    with contextlib.suppress(Exception):
+        client.set_tag(run_id, TAG_ERROR, error[-4000:])
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")
+
+
+@contextlib.contextmanager
+def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
+    """Make the driver-created run ``run_id`` the active run of this (worker) process.
+
+    Ends it FINISHED, KILLED on Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
+    :func:`cryptotrade.tracking.nested_run`.
+    """
+    if run_id is None:
+        yield
+        return
+    import mlflow
+
+    from cryptotrade.tracking import Terminated
+
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+Evaluate = Callable[[TrialSpec], Mapping[str, float]]
+
+
+def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
+    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`."""
+    start = time.perf_counter()
+    try:
+        with attached_run(spec.run_id, spec.tracking_uri):
+            metrics = {k: float(v) for k, v in fn(spec).items()}
+    except Exception:
+        return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)
+    return Outcome(metrics=metrics, seconds=time.perf_counter() - start)
