@@ -251,7 +251,7 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
     try:
         yield
         status = "FINISHED"
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, Terminated, SystemExit):  # SystemExit: Tune stopped the trial
         status = "KILLED"
         raise
     except BaseException:
