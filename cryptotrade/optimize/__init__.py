@@ -64,6 +64,9 @@ def preflight(cfg: DictConfig) -> None:
     optimizer = build(cfg)
     if optimizer.space:
         parse_space(optimizer.space, cfg)
+    check = getattr(optimizer, "check", None)
+    if check is not None:
+        check(cfg)
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:

@@ -92,6 +92,8 @@ class GeneticSearch:
         cpus_per_eval: CPUs Ray reserves per evaluation.
         resume: Continue the checkpointed search of this same config, if there is one.
         checkpoint_dir: Folder of the GA checkpoints.
+        column_cache: Folder where candidates share indicator columns computed once per
+            (indicator, parameters, bars); ``null`` computes every column per candidate.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class GeneticSearch:
         cpus_per_eval: float = 1.0,
         resume: bool = False,
         checkpoint_dir: str = ".cache/search",
+        column_cache: str | None = None,
     ) -> None:
         if not metric.startswith("val/"):
             raise ConfigError(
@@ -152,6 +155,7 @@ class GeneticSearch:
         self.cpus_per_eval = cpus_per_eval
         self.resume = resume
         self.checkpoint_dir = checkpoint_dir
+        self.column_cache = column_cache
 
     # ---- launcher entry -----------------------------------------------------------------------
     def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
@@ -187,7 +191,7 @@ class GeneticSearch:
         runner = CandidateRunner(
             cfg, metric=self.metric, penalty=self.penalty, pool=pool, evaluate=evaluate,
             output_dir=output_dir / "candidates", kind="ga", scores_path=scores_path,
-            resume=self.resume,
+            resume=self.resume, column_cache=self.column_cache,
         )  # fmt: skip
         toolbox = self._toolbox()
         state = load_pickle(state_path) if self.resume else None

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,8 @@ class CandidateRunner:
         kind: ``ga`` or ``tune`` (the ``search/kind`` tag of the child runs).
         scores_path: Where the score cache is persisted after every result.
         resume: Start from the persisted cache instead of an empty one.
+        column_cache: Folder where candidates share indicator columns
+            (:mod:`~cryptotrade.optimize.columns`); ``None`` computes them per candidate.
     """
 
     def __init__(
@@ -93,7 +96,12 @@ class CandidateRunner:
         kind: str,
         scores_path: Path,
         resume: bool,
+        column_cache: str | None = None,
     ) -> None:
+        if column_cache:
+            from cryptotrade.optimize.columns import with_column_cache
+
+            cfg = with_column_cache(copy.deepcopy(cfg), column_cache)
         self.cfg = cfg
         self.metric = metric
         self.penalty = penalty

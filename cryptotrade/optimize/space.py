@@ -9,9 +9,11 @@
       env.window: choice(16, 32, 64)                  # one of the listed values
 
 Nested mappings are flattened with dots, so ``{agent: {gamma: float(0.9, 0.999)}}`` is the same
-space. Command-line overrides merge into the configured space: add a dimension with
-``'+optimizer.space.agent.gamma=float(0.9,0.99)'`` or ``'optimizer.space={agent.gamma:...}'``,
-drop one by setting it to null: ``'optimizer.space={env.window:null}'``.
+space. Command-line overrides merge into the configured space; quote the domain (Hydra's
+override grammar has its own ``int()``/``float()``/``choice()``): add a dimension with
+``"+optimizer.space.agent.gamma='float(0.9,0.99)'"``, change one with
+``"optimizer.space={env.window:'choice(16,32)'}"``, drop one with
+``"optimizer.space={env.window:null}"``.
 
 A point of the space is ``{path: value}``; :func:`apply_point` writes it into a config. The GA
 encodes every dimension as a gene in ``[0, 1]`` (:meth:`Domain.decode` maps a gene to a value:

@@ -158,28 +158,38 @@ def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return dict(pipeline.objective(cfg, output_dir))
 
 
-_SECRET = re.compile(r"(api_?key|secret|password|passphrase|token|credential)", re.I)
+_SECRET = re.compile(r"(api[_-]?key|secret|password|passphrase|token|credential)", re.I)
 REDACTED = "***"
 
 
 def redacted(cfg: DictConfig) -> DictConfig:
-    """A copy of ``cfg`` with credential-like values (``*key``, ``secret``, ...) masked."""
-    from cryptotrade import tracking
+    """A resolved copy of ``cfg`` with credential-like values masked, for configs we write.
 
-    if hasattr(tracking, "redact"):  # the launcher's redaction, where it exists
-        return tracking.redact(cfg)  # type: ignore[no-any-return]
+    Uses the launcher's :func:`cryptotrade.redaction.redact` where it exists; otherwise masks
+    values under credential-like keys (``*_env`` keys name a variable and are kept).
+    """
+    container = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        from cryptotrade.redaction import redact  # type: ignore[import-not-found]
+    except ImportError:
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                k: (REDACTED if _SECRET.search(str(k)) and v not in (None, "") else walk(v))
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
+        def redact(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {
+                    k: (
+                        REDACTED
+                        if _SECRET.search(str(k))
+                        and not str(k).endswith("_env")
+                        and v not in (None, "")
+                        else redact(v)
+                    )
+                    for k, v in node.items()
+                }
+            if isinstance(node, list):
+                return [redact(v) for v in node]
+            return node
 
-    return OmegaConf.create(walk(OmegaConf.to_container(cfg, resolve=True)))
+    return OmegaConf.create(redact(container))
 
 
 def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = None) -> dict:

@@ -17,6 +17,7 @@ ready-to-run YAML and evaluated once on the test split in the parent run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import shutil
@@ -62,6 +63,8 @@ class TuneSearch:
         penalty: Score reported for a NaN validation metric.
         resume: Continue the stored Tune experiment of this same config, if there is one.
         storage_dir: Folder of the Tune experiments.
+        column_cache: Folder where trials share indicator columns computed once per
+            (indicator, parameters, bars); ``null`` computes every column per trial.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class TuneSearch:
         penalty: float = -1.0e9,
         resume: bool = False,
         storage_dir: str = ".cache/search",
+        column_cache: str | None = None,
     ) -> None:
         if not metric.startswith("val/"):
             raise ConfigError(
@@ -115,19 +119,31 @@ class TuneSearch:
         self.penalty = penalty
         self.resume = resume
         self.storage_dir = storage_dir
+        self.column_cache = column_cache
+
+    def check(self, cfg: DictConfig) -> None:
+        """Settings that need the whole config (the launcher calls this before any run)."""
+        if not cfg.ray.enabled:
+            raise ConfigError("optimizer=tune runs on Ray: set ray.enabled=true")
 
     def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         """Tune, then evaluate the winner on the test split once, in the parent run."""
         import mlflow
         from ray import tune
 
+        from cryptotrade.optimize.columns import with_column_cache
+
         space = parse_space(self.space, cfg)
-        if not cfg.ray.enabled:
-            raise ConfigError("optimizer=tune runs on Ray: set ray.enabled=true")
+        self.check(cfg)
         parent = mlflow.active_run()
         trainable = tune.with_parameters(
             _trainable,
-            base=OmegaConf.to_container(cfg, resolve=False),
+            base=OmegaConf.to_container(
+                with_column_cache(copy.deepcopy(cfg), self.column_cache)
+                if self.column_cache
+                else cfg,
+                resolve=False,
+            ),
             metric=self.metric,
             penalty=self.penalty,
             parent=(parent.info.run_id, parent.info.experiment_id) if parent else None,

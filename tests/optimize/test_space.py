@@ -124,3 +124,25 @@ def test_tune_domains_match_the_genes():
     assert grid["a"] == {"grid_search": [1, 2, 3]}
     with pytest.raises(ConfigError, match="grid search needs"):
         parse_space({"b": "float(0, 1)"}).to_tune(grid=True)
+
+
+def test_cli_bad_space_fails_before_any_run(mlflow_uri):
+    from pathlib import Path
+
+    from conftest import run_cli
+
+    # quoted: unquoted int(...)/choice(...) are Hydra's own override functions
+    proc = run_cli("optimizer=ga", "+optimizer.space.agent.lerning_rate='log(1e-5,1e-3)'")
+    assert proc.returncode != 0
+    assert "optimizer.space.agent.lerning_rate: no such config path" in proc.stderr
+    assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
+    proc = run_cli("optimizer=tune", "optimizer.space={env.window:'int(30,10)'}")
+    assert proc.returncode != 0
+    assert "int(30, 10) is empty" in proc.stderr
+
+
+def test_no_search_selects_on_validation():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for option in ("none", "ga", "tune"):
+            cfg = compose("config", overrides=[f"optimizer={option}"])
+            assert cfg.optimizer.metric.startswith("val/"), option
