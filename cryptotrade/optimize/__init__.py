@@ -53,7 +53,8 @@ def build(cfg: DictConfig) -> Optimizer:
     """The optimizer of ``cfg.optimizer`` (its constructor checks its settings)."""
     from hydra.utils import instantiate
 
-    return instantiate(cfg.optimizer, _convert_="all")  # type: ignore[no-any-return]
+    optimizer: Optimizer = instantiate(cfg.optimizer, _convert_="all")
+    return optimizer
 
 
 def preflight(cfg: DictConfig) -> None:

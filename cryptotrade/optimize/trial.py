@@ -88,7 +88,7 @@ def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
     """
     container = OmegaConf.to_container(apply_point(cfg, point), resolve=True)
     assert isinstance(container, dict)
-    return container
+    return {str(k): v for k, v in container.items()}
 
 
 def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float:
@@ -170,7 +170,7 @@ def redacted(cfg: DictConfig) -> DictConfig:
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     try:
-        from cryptotrade.redaction import redact  # type: ignore[import-not-found]
+        from cryptotrade.redaction import redact
     except ImportError:
 
         def redact(node: Any) -> Any:

@@ -114,8 +114,9 @@ class TuneSearch:
         self.cpus_per_trial = cpus_per_trial
         self.max_failures = max_failures
         self.scheduler = scheduler
-        self.asha = {"grace_period": grace_period, "reduction_factor": reduction_factor,
-                     "max_t": max_t}  # fmt: skip
+        self.asha: dict[str, Any] = {
+            "grace_period": grace_period, "reduction_factor": reduction_factor, "max_t": max_t,
+        }  # fmt: skip
         self.penalty = penalty
         self.resume = resume
         self.storage_dir = storage_dir
@@ -232,8 +233,9 @@ def _trainable(
     register_configs()  # the resolvers the config's interpolations may use
     point = dict(config)
     cfg = apply_point(OmegaConf.create(base), point)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    resolved = {str(k): v for k, v in container.items()}
     trial_id = tune.get_context().get_trial_id()
     run_id = None
     if parent is not None:
