@@ -214,6 +214,32 @@ def _config_type(annotation: Any) -> Any | None:
     return None
 
 
+# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
+# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
+# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
+OPEN_MAPPING = "open_mapping"
+
+
+def _open_mapping(annotation: Any) -> bool:
+    """Whether a parameter annotation is ``dict[str, <scalar or Any>]`` (optionally ``| None``)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return len(rest) == 1 and _open_mapping(rest[0])
+    if typing.get_origin(annotation) not in (dict, abc.Mapping) or len(args) != 2:
+        return False
+    return args[0] is str and (args[1] in _SCALARS or args[1] is Any)
+
+
+def _open_mappings(node: Any, schema: type) -> None:
+    """Lift the struct flag from every open-mapping field of ``schema`` in ``node`` (recursive)."""
+    for f in dataclasses.fields(schema):
+        if f.metadata.get(OPEN_MAPPING):
+            OmegaConf.set_struct(node._get_node(f.name), False)
+        elif dataclasses.is_dataclass(f.type) and isinstance(f.type, type):
+            _open_mappings(node._get_node(f.name), f.type)
+
+
 def _default(value: Any) -> Any:
     """A dataclass default: containers get a factory (a fresh copy per instance)."""
     if isinstance(value, tuple):
@@ -272,13 +298,11 @@ def schema_from_target(
         if ctype is None:
             continue  # a runtime argument: MarketData, reward object, array ...
         default = MISSING if param.default is param.empty else _default(param.default)
-        fields.append(
-            (
-                pname,
-                ctype,
-                default if isinstance(default, dataclasses.Field) else field(default=default),
-            )
-        )
+        if not isinstance(default, dataclasses.Field):
+            default = field(default=default)
+        if _open_mapping(hints.get(pname, param.annotation)):
+            default.metadata = types.MappingProxyType({OPEN_MAPPING: True})
+        fields.append((pname, ctype, default))
     return dataclasses.make_dataclass(name, fields)
 
 
@@ -320,4 +344,6 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
             partial=bool(node.get("_partial_", False)),
             given=node,
         )
-        cs.store(group=f"schema/{group}", name=option, node=schema)
+        stored = OmegaConf.structured(schema)
+        _open_mappings(stored, schema)
+        cs.store(group=f"schema/{group}", name=option, node=stored)

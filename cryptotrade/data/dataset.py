@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +23,9 @@ from cryptotrade.data.market_data import BAR_COLUMNS, Dataset, MarketData
 from cryptotrade.data.normalise import Normaliser
 from cryptotrade.data.spec import DataSpec
 from cryptotrade.data.splits import SPLIT_NAMES, WalkForward
+from cryptotrade.errors import DataError
+from cryptotrade.io import atomic_write
+from cryptotrade.timeframes import timeframe_seconds
 
 CACHE_VERSION = 1
 _META_KEY = b"cryptotrade"
@@ -40,14 +42,27 @@ def _jsonable(value: Any) -> Any:
     )
 
 
+def source_name(source: Any) -> str:
+    """What error messages call a source: its file, or its description."""
+    path = getattr(source, "path", None)
+    return str(path) if path is not None else _describe(source)
+
+
 def load_bars(spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """``source.load()`` then ``validation.apply()``: (raw bars, validated bars, repair counts).
 
     With ``spec.max_bars`` only the last ``max_bars`` validated bars are kept. What
-    ``task=check`` runs the leakage checks on.
+    ``task=check`` runs the leakage checks on. A :class:`DataError` is re-raised with the
+    source's file in front when its message does not name it already.
     """
-    raw = spec.source.load()
-    bars, repairs = spec.validation.apply(raw)
+    try:
+        raw = spec.source.load()
+        bars, repairs = spec.validation.apply(raw)
+    except DataError as exc:
+        name = source_name(spec.source)
+        if name in str(exc):
+            raise
+        raise type(exc)(f"{name}: {exc}") from exc
     if spec.max_bars is not None:
         bars = bars.iloc[-spec.max_bars :]
     return raw, bars, dict(repairs)
@@ -76,17 +91,24 @@ def _describe(obj: Any) -> str:
     return f"{type(obj).__name__}({args})"
 
 
+def _bar_seconds(raw: pd.DataFrame) -> int | None:
+    """The bar length a source reported (``frame.attrs['timeframe']``), in seconds."""
+    tf = raw.attrs.get("timeframe")
+    return None if tf is None else timeframe_seconds(str(tf))
+
+
 def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Validated bars and raw features after the warm-up rows, plus the summary so far."""
     raw, bars, repairs = load_bars(spec)
     content = bars_hash(bars)
     feats = features.compute(bars)
-    warm = features.warmup(bars)
+    warm = features.warmup(bars, base_seconds=_bar_seconds(raw))
     span = {"start": str(bars.index[0]), "end": str(bars.index[-1])} if len(bars) else {}
     if warm >= len(bars):
-        raise ValueError(
-            f"the features need {warm} warm-up bars but the data has only {len(bars)}; use more "
-            "bars (data.source.num_samples / a wider date range) or shorter feature windows"
+        raise DataError(
+            f"{source_name(spec.source)}: the features need {warm} warm-up bars but it has only "
+            f"{len(bars)} validated bar(s); use more bars (a longer file, a wider date range, "
+            "data.source.num_samples) or shorter feature windows"
         )
     bars, feats = bars.iloc[warm:], feats.iloc[warm:]
     values = feats.to_numpy()
@@ -94,10 +116,11 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
     if bad.any():
         cols = [c for c, b in zip(feats.columns, bad.any(axis=0), strict=True) if b]
         first = feats.index[bad.any(axis=1)][0]
-        raise ValueError(
+        raise DataError(
             f"features {cols} are NaN/inf after the {warm}-bar warm-up (first at {first}); a "
             "custom feature needs a larger 'warmup' param, or the bars need repairing"
         )
+    feats, constant = features.drop_constant(feats, source_name(spec.source))
     summary = {
         "source": _describe(spec.source),
         "bars_hash": content,
@@ -107,6 +130,12 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
         "features": list(feats.columns),
         "feature_config": _jsonable(features.describe()),
     }
+    if constant:
+        summary["constant_features"] = constant
+    if "funding" in raw.attrs:
+        summary["funding"] = _jsonable(raw.attrs["funding"])
+    if raw.attrs.get("warnings"):
+        summary["warnings"] = list(raw.attrs["warnings"])
     return bars, feats, summary
 
 
@@ -227,13 +256,8 @@ def save_cached(dataset: Dataset, path: Path) -> None:
         "features": list(dataset.train.feature_names),
     }
     table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        pq.write_table(table, fh)
 
 
 def load_cached(path: Path) -> Dataset:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import math
 from collections.abc import Callable
 from typing import Any, Literal, cast
@@ -28,10 +29,13 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data import indicators as ind
-from cryptotrade.data.mtf import join_closed_nb, resample_bars
+from cryptotrade.data.mtf import higher_bars, join_closed_nb
 from cryptotrade.data.normalise import Normaliser
-from cryptotrade.data.synthetic import timeframe_seconds
 from cryptotrade.data.volume_profile import vpvr_nb
+from cryptotrade.errors import DataError
+from cryptotrade.timeframes import timeframe_seconds
+
+_log = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
 # exponential smoothers: rows until a seed's influence has decayed below this (relative)
@@ -233,6 +237,9 @@ class FeatureSet:
         normalise: ``zscore``, ``minmax``, ``robust`` (median/IQR) or ``none``; fit on train.
         keep_raw: Feature columns passed through unnormalised.
         clip: Clip normalised features to ``[-clip, clip]``; ``null`` = no clipping.
+        constant: Feature columns that never change after the warm-up (every volume feature of
+            a file whose volume is always zero): ``reject`` (an error naming them), ``drop``
+            them (logged and listed in the data summary), or ``keep``.
     """
 
     def __init__(
@@ -243,7 +250,11 @@ class FeatureSet:
         normalise: Literal["zscore", "minmax", "robust", "none"] = "zscore",
         keep_raw: list[str] | None = None,
         clip: float | None = 10.0,
+        constant: Literal["reject", "drop", "keep"] = "reject",
     ) -> None:
+        if constant not in ("reject", "drop", "keep"):
+            raise ValueError(f"features.constant={constant!r}; use reject, drop or keep")
+        self.constant = constant
         indicators = dict(indicators or {})
         if not indicators:
             raise ValueError("features.indicators is empty; add e.g. rsi: {kind: rsi}")
@@ -277,17 +288,21 @@ class FeatureSet:
         self._normaliser_args = (normalise, self.keep_raw, clip)
         Normaliser(*self._normaliser_args)  # validates method and clip now, not after the data
 
-    def warmup(self, bars: pd.DataFrame | None = None) -> int:
+    def warmup(self, bars: pd.DataFrame | None = None, base_seconds: int | None = None) -> int:
         """Leading base rows whose values are not yet reliable (the dataset drops them).
 
         Args:
             bars: The bars the features will run on; only needed to infer the base timeframe
                 when there are higher-timeframe features and ``base_timeframe`` is not set.
+            base_seconds: The bars' length as the source knows it; used when neither
+                ``base_timeframe`` is set nor the bars (fewer than two) show it.
         """
         rows = max(f.warmup for f in self.indicators)
         if not self.higher:
             return rows
         base = self.base_seconds
+        if base is None and base_seconds is not None and (bars is None or len(bars) < 2):
+            base = base_seconds
         if base is None:
             if bars is None:
                 raise ValueError(
@@ -299,6 +314,32 @@ class FeatureSet:
             # +2 higher bars: the first may be partial, and each joins only after it closes
             rows = max(rows, (max(f.warmup for f in feats) + 2) * math.ceil(sec / base))
         return rows
+
+    def drop_constant(self, feats: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+        """Apply the ``constant`` policy to the features after the warm-up rows.
+
+        Returns:
+            ``(features, dropped column names)``.
+
+        Raises:
+            DataError: naming the constant columns under ``constant=reject``.
+        """
+        values = feats.to_numpy()
+        flat = [
+            c for c, v in zip(feats.columns, values.T, strict=True) if len(v) and np.ptp(v) == 0
+        ]
+        if not flat or self.constant == "keep":
+            return feats, []
+        if self.constant == "reject":
+            raise DataError(
+                f"{source}: feature column(s) {flat} are constant over all {len(feats)} bars "
+                "(volume always zero?); remove them from features.indicators, or set "
+                "features.constant=drop (or keep)"
+            )
+        _log.warning(
+            "%s: dropping constant feature column(s) %s (features.constant=drop)", source, flat
+        )
+        return feats.drop(columns=flat), flat
 
     def normaliser(self) -> Normaliser:
         """A fresh, unfitted normaliser as configured."""
@@ -328,7 +369,7 @@ class FeatureSet:
             # (trades only at funding times) or a "higher" timeframe below the bars' own
             # (daily bars: each 4h bucket is one daily bar, joined on its own row)
             for tf, (sec, feats) in self.higher.items():
-                hi, group_end = resample_bars(arrays, sec)
+                hi, group_end = higher_bars(arrays, sec)
                 close_ns = arrays["ts"] + np.int64(base) * 10**9
                 for feat in feats:
                     for name, col in feat.compute(hi, None).items():
@@ -345,6 +386,7 @@ class FeatureSet:
                 tf: {f.name: f.params for f in feats} for tf, (_, feats) in self.higher.items()
             },
             "normalise": self._normaliser_args[0],
+            "constant": self.constant,
         }
 
 

@@ -11,63 +11,29 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cryptotrade.data.sources.resample_nb import resample_bars_nb
 
-@numba.njit(cache=True, nogil=True)
-def resample_nb(
-    ts: np.ndarray,
-    o: np.ndarray,
-    h: np.ndarray,
-    lo: np.ndarray,
-    c: np.ndarray,
-    v: np.ndarray,
-    period: int,
-) -> tuple:
-    """OHLCV of the epoch-aligned ``period``-ns buckets the bars fall into (empty ones skipped).
-
-    Returns (bucket open time, open, high, low, close, volume), one entry per non-empty bucket.
-    """
-    n = ts.shape[0]
-    start = np.empty(n, dtype=np.int64)
-    ro = np.empty(n)
-    rh = np.empty(n)
-    rl = np.empty(n)
-    rc = np.empty(n)
-    rv = np.empty(n)
-    k = -1
-    current = np.int64(-1)
-    for i in range(n):
-        bucket = ts[i] // period
-        if k < 0 or bucket != current:
-            k += 1
-            current = bucket
-            start[k] = bucket * period
-            ro[k] = o[i]
-            rh[k] = h[i]
-            rl[k] = lo[i]
-            rv[k] = 0.0
-        rh[k] = max(rh[k], h[i])
-        rl[k] = min(rl[k], lo[i])
-        rc[k] = c[i]
-        rv[k] += v[i]
-    k += 1
-    return start[:k], ro[:k], rh[:k], rl[:k], rc[:k], rv[:k]
+_OHLCV = ("open", "high", "low", "close", "volume")
 
 
-def resample_bars(
+def higher_bars(
     arrays: dict[str, np.ndarray], seconds: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Higher-timeframe bars (same keys as the base arrays) and each higher bar's close time."""
+    """Higher-timeframe bars (same keys as the base arrays) and each higher bar's close time.
+
+    Aggregated by the one bars-to-longer-bars kernel,
+    :func:`~cryptotrade.data.sources.resample_nb.resample_bars_nb`; buckets without a base bar
+    are skipped (a higher bar exists only where some base bar does).
+    """
     period = int(seconds) * 10**9
-    start, o, h, lo, c, v = resample_nb(
-        arrays["ts"],
-        arrays["open"],
-        arrays["high"],
-        arrays["low"],
-        arrays["close"],
-        arrays["volume"],
-        period,
-    )
-    return {"ts": start, "open": o, "high": h, "low": lo, "close": c, "volume": v}, start + period
+    ts = np.ascontiguousarray(arrays["ts"], dtype=np.int64)
+    origin = int(ts[0]) // period * period
+    ohlcv = np.column_stack([arrays[k] for k in _OHLCV]).astype(np.float64)
+    out, count = resample_bars_nb(ts, ohlcv, origin, period)
+    keep = np.flatnonzero(count > 0)
+    start = origin + period * keep
+    bars = {"ts": start, **{k: out[keep, j] for j, k in enumerate(_OHLCV)}}
+    return bars, start + period
 
 
 @numba.njit(cache=True, nogil=True)

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.sources.funding import align_funding
+from cryptotrade.timeframes import SECONDS_PER_YEAR, timeframe_seconds
 
-SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades every day of the year
 REGIME_FIELDS = (
     "drift",
     "volatility",
@@ -347,21 +347,6 @@ class RegimeModel:
             rng.standard_normal(num_samples),
         )
         return SyntheticPath(o, h, lo, c, v, labels, spell_reg, spell_len)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """Seconds in a ccxt-style timeframe string such as ``15m``, ``1h``, ``4h``, ``1d``."""
-    unit = timeframe[-1:]
-    count = timeframe[:-1]
-    if unit not in _UNITS or not count.isdigit() or int(count) <= 0:
-        raise ValueError(
-            f"timeframe={timeframe!r} is not '<positive int><unit>' with unit in s, m, h, d, w; "
-            "e.g. 15m, 1h, 1d"
-        )
-    return int(count) * _UNITS[unit]
 
 
 class SyntheticSource:

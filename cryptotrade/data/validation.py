@@ -13,10 +13,19 @@ NaN / inf values      ``non_finite``                  ``drop`` the row / ``fill`
 prices <= 0, vol < 0  ``non_positive``                ``drop`` the row
 OHLC inconsistent     ``ohlc``                        ``widen`` high/low to cover open/close,
                                                       ``clip`` open/close into [low, high]
+price jumps           ``outliers`` +                  ``clip`` the bar's prices to the bound
+                      ``outlier_sigmas``              (a jump beyond k robust standard
+                                                      deviations of the log returns, see
+                                                      :mod:`cryptotrade.data.outliers`);
+                                                      ``keep`` (counted)
 missing bars          ``fill_gaps`` + ``long_gaps``   gaps of <= ``fill_gaps`` bars filled with
                                                       flat bars at the previous close, zero
                                                       volume; longer ones ``keep`` (left as is)
 ====================  ==============================  =======================================
+
+Volume that is zero on every bar (a mark-price or index file) is not a defect of the bars but
+makes every volume feature constant: it is logged as a warning and counted as
+``volume_all_zero`` (``features.constant`` then decides about the constant columns).
 
 A rejection raises :class:`DataValidationError` naming the rows (position and timestamp) and the
 setting that would allow them; a repair is counted in the returned dict, which the dataset summary
@@ -25,14 +34,19 @@ and MLflow report. Nothing is changed silently.
 
 from __future__ import annotations
 
+import logging
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.data.outliers import find_jumps
 from cryptotrade.data.sources.frames import dt_index
-from cryptotrade.data.sources.timeframes import format_ns, infer_step_ns, timeframe_to_ns
+from cryptotrade.errors import DataError
+from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
+
+_log = logging.getLogger(__name__)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Columns whose value on an empty (filled) bar is the previous close, or zero.
@@ -45,6 +59,7 @@ NonFinite = Literal["reject", "drop", "fill"]
 NonPositive = Literal["reject", "drop"]
 Ohlc = Literal["reject", "widen", "clip"]
 LongGaps = Literal["reject", "keep"]
+Outliers = Literal["reject", "clip", "keep"]
 
 COUNT_KEYS = (
     "unsorted",
@@ -52,6 +67,8 @@ COUNT_KEYS = (
     "non_finite",
     "non_positive",
     "ohlc",
+    "outliers",
+    "volume_all_zero",
     "gaps_filled",
     "bars_filled",
     "gaps_kept",
@@ -59,7 +76,7 @@ COUNT_KEYS = (
 )
 
 
-class DataValidationError(ValueError):
+class DataValidationError(DataError):
     """A defect in the bars that the configured policy does not allow."""
 
 
@@ -77,6 +94,12 @@ class ValidationPolicy:
         ohlc: ``reject`` | ``widen`` | ``clip`` rows where high < max(open, close) or
             low > min(open, close) (e.g. BitMEX bucketed bars, whose open is the previous close).
             ``widen`` moves high/low out to cover open and close; ``clip`` moves open/close in.
+        outliers: ``reject`` | ``clip`` | ``keep`` bars whose open, high, low or close jumps
+            more than ``outlier_sigmas`` robust standard deviations of the close-to-close log
+            returns from the previous close (a bad tick, a bar x1000). ``clip`` clamps the
+            bar's prices to that bound (measured from the previous, clipped, close).
+        outlier_sigmas: The bound ``k``. Real moves on the shared files (1m to 1d bars, the
+            2019 and 2020 crashes included) stay below 70; a bar x1000 is 129 or more.
         fill_gaps: Gaps of up to this many missing bars are filled with flat bars at the
             previous close and zero volume (0 = fill none).
         long_gaps: ``reject`` | ``keep`` gaps longer than ``fill_gaps`` (``keep`` leaves the jump
@@ -94,6 +117,8 @@ class ValidationPolicy:
         ohlc: Ohlc = "reject",
         fill_gaps: int = 0,
         long_gaps: LongGaps = "reject",
+        outliers: Outliers = "reject",
+        outlier_sigmas: float = 100.0,
         max_rows_listed: int = 5,
     ) -> None:
         for name, value, kind in (
@@ -103,11 +128,14 @@ class ValidationPolicy:
             ("non_positive", non_positive, NonPositive),
             ("ohlc", ohlc, Ohlc),
             ("long_gaps", long_gaps, LongGaps),
+            ("outliers", outliers, Outliers),
         ):
             if value not in get_args(kind):
                 raise ValueError(
                     f"validation.{name}={value!r} is not a policy; use one of {get_args(kind)}"
                 )
+        if outlier_sigmas <= 0:
+            raise ValueError(f"validation.outlier_sigmas={outlier_sigmas} must be > 0")
         if fill_gaps < 0:
             raise ValueError(f"validation.fill_gaps={fill_gaps} must be >= 0 (0 fills no gap)")
         self.step_ns = None if timeframe is None else timeframe_to_ns(timeframe)
@@ -119,6 +147,8 @@ class ValidationPolicy:
         self.ohlc = ohlc
         self.fill_gaps = int(fill_gaps)
         self.long_gaps = long_gaps
+        self.outliers = outliers
+        self.outlier_sigmas = float(outlier_sigmas)
         self.max_rows_listed = max_rows_listed
 
     def __repr__(self) -> str:
@@ -148,6 +178,14 @@ class ValidationPolicy:
         frame = self._check_non_finite(frame, counts)
         frame = self._check_non_positive(frame, counts)
         frame = self._check_ohlc(frame, counts)
+        frame = self._check_jumps(frame, counts)
+        if len(frame) and not frame["volume"].to_numpy().any():
+            counts["volume_all_zero"] = 1
+            _log.warning(
+                "volume is zero on all %d bars (a mark-price or index file?): every volume "
+                "feature is constant; features.constant decides about them",
+                len(frame),
+            )
         frame = self._check_gaps(frame, step, counts)
         return frame, counts
 
@@ -278,6 +316,28 @@ class ValidationPolicy:
         else:
             frame["open"] = np.clip(o, lo, h)
             frame["close"] = np.clip(c, lo, h)
+        return frame
+
+    def _check_jumps(self, frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+        ohlc = frame[list(PRICE_COLUMNS)].to_numpy()
+        flagged, clipped, scale = find_jumps(ohlc, self.outlier_sigmas, self.outliers == "clip")
+        if not flagged.any():
+            return frame
+        if self.outliers == "reject":
+            self._reject(
+                f"price jumps beyond {self.outlier_sigmas:g} robust standard deviations "
+                f"({scale:.2e} in log return) from the previous close",
+                frame,
+                flagged,
+                "fix those rows, or set data.validation.outliers=clip or keep (or raise "
+                "data.validation.outlier_sigmas)",
+            )
+        counts["outliers"] = int(flagged.sum())
+        if self.outliers == "keep":
+            return frame
+        frame = frame.copy()
+        for j, col in enumerate(PRICE_COLUMNS):
+            frame[col] = clipped[:, j]
         return frame
 
     def _check_gaps(self, frame: pd.DataFrame, step: int, counts: dict[str, int]) -> pd.DataFrame:

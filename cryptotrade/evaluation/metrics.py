@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SECONDS_PER_YEAR = 365.25 * 24 * 3600  # crypto trades every day of the year
+from cryptotrade.timeframes import SECONDS_PER_YEAR
 
 
 def periods_per_year(timestamps: np.ndarray) -> float:

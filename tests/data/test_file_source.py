@@ -12,6 +12,7 @@ from sources_testutil import data_option_node, shared_file
 from cryptotrade.data.sources import FileSource, TickSource
 from cryptotrade.data.sources.frames import to_utc
 from cryptotrade.data.validation import DataValidationError, ValidationPolicy
+from cryptotrade.errors import DataError
 
 SPOT_1H = "binance_spot_BTCUSDT_1h.parquet"
 SPOT_1M = "binance_spot_BTCUSDT_1m_2024-07-26_2024-08-25.parquet"
@@ -93,7 +94,14 @@ def test_bitmex_volume_mapped_from_home_notional() -> None:
 
 
 def test_perp_with_binance_funding_parquet_aligns_every_settlement() -> None:
-    bars = FileSource(str(shared_file(PERP_1H)), funding_path=str(shared_file(PERP_FUNDING))).load()
+    perp, funding_path = str(shared_file(PERP_1H)), str(shared_file(PERP_FUNDING))
+    # the perpetual lists on 2019-09-08 17:00; its first settlement is 2019-09-10 08:00
+    with pytest.raises(DataError, match=r"32 bar\(s\) \(2019-09-08T17:00.*funding_coverage=warn"):
+        FileSource(perp, funding_path=funding_path).load()
+    bars = FileSource(perp, funding_path=funding_path, funding_coverage="warn").load()
+    assert bars.attrs["funding"]["bars_uncovered"] == 32
+    assert bars.attrs["funding"]["settlements"] == 5_819
+    assert "32 bar(s) outside the funding file" in bars.attrs["warnings"][0]
     funding = pd.read_parquet(shared_file(PERP_FUNDING))
     paid = bars["funding_rate"][bars["funding_rate"] != 0]
     assert len(bars) == 46_591
@@ -167,7 +175,7 @@ def test_csv_gz_with_mapping_epoch_seconds_and_dates(tmp_path: Path) -> None:
 def test_clear_errors_for_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"timestamp_convention='close'.*'open'.*'end'"):
         FileSource("x.csv", timestamp_convention="close")  # type: ignore[arg-type]
-    with pytest.raises(FileNotFoundError, match=r"set data.source.path"):
+    with pytest.raises(DataError, match=r"missing.parquet does not exist; set data.source.path"):
         FileSource(str(tmp_path / "missing.parquet")).load()
     path = tmp_path / "bars.csv"
     pd.DataFrame({"date": ["2024-01-01"], "price": [1.0]}).to_csv(path, index=False)

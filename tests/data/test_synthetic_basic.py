@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from cryptotrade.config import schema_from_target
-from cryptotrade.data.synthetic import RegimeModel, SyntheticSource, timeframe_seconds
+from cryptotrade.data.synthetic import RegimeModel, SyntheticSource
+from cryptotrade.timeframes import timeframe_seconds
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -68,6 +69,7 @@ def test_timeframe_parsing():
     assert timeframe_seconds("15m") == 900
     assert timeframe_seconds("4h") == 14400
     assert timeframe_seconds("1d") == 86400
+    assert timeframe_seconds("15min") == 900  # the pandas spelling file sources accept
     for bad in ("15", "m", "0h", "1y", "1.5h"):
         with pytest.raises(ValueError, match="timeframe"):
             timeframe_seconds(bad)

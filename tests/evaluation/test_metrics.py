@@ -13,7 +13,7 @@ def _hourly(n: int) -> np.ndarray:
 
 
 def test_periods_per_year_from_spacing():
-    assert metrics.periods_per_year(_hourly(10)) == pytest.approx(365.25 * 24)
+    assert metrics.periods_per_year(_hourly(10)) == pytest.approx(365 * 24)
 
 
 def test_max_drawdown_peak_to_trough():

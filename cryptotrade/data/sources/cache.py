@@ -11,8 +11,6 @@ renamed over the old one (:func:`write_cache`), so a crash leaves the previous c
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from cryptotrade.io import atomic_write
 
 _META_KEY = b"cryptotrade.cache"
 
@@ -69,7 +69,6 @@ def write_cache(
     path: Path, frame: pd.DataFrame, start_ms: int, end_ms: int, key: dict[str, Any]
 ) -> None:
     """Write ``frame`` and its covered range atomically (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # the file stores a plain `date` column (like the shared data files), built straight from
     # the int64 nanoseconds so no timezone information is dropped on the way
     stamps = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
@@ -80,16 +79,8 @@ def write_cache(
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, fsync=True) as fh:
+        pq.write_table(table, fh)
 
 
 def missing_ranges(

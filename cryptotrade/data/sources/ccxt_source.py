@@ -30,7 +30,7 @@ from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.cache import merge_rows, missing_ranges, read_cache, write_cache
 from cryptotrade.data.sources.frames import bars_frame, dt_index, parse_date
 from cryptotrade.data.sources.funding import align_funding
-from cryptotrade.data.sources.timeframes import timeframe_to_ms
+from cryptotrade.timeframes import timeframe_to_ms
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,15 @@
-"""OHLCV bars from a CSV or parquet file, with column mapping and a timestamp convention."""
+"""OHLCV bars from a CSV or parquet file, with column mapping and a timestamp convention.
+
+Whatever is wrong with the file is a one-line :class:`~cryptotrade.errors.DataError` naming the
+file, the column or row and the fix (see :mod:`cryptotrade.data.sources.tables`). What the source
+assumed or tolerated (naive times read as UTC, bars outside the funding file under
+``funding_coverage=warn``) is logged and listed in ``frame.attrs["warnings"]``; the funding file's
+range and settlements are in ``frame.attrs["funding"]``. The dataset summary reports both.
+"""
 
 from __future__ import annotations
 
-import csv
-import gzip
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -11,10 +17,14 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, to_utc
-from cryptotrade.data.sources.funding import align_funding, load_funding
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, parse_date
+from cryptotrade.data.sources.funding import funding_column, load_funding
+from cryptotrade.data.sources.tables import has_header, numeric_column, parse_times, read_table
 from cryptotrade.data.sources.ticks import resample_bars
-from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
+from cryptotrade.errors import ConfigError, DataError
+from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
+
+_log = logging.getLogger(__name__)
 
 # Binance REST klines and data.binance.vision CSVs (the spot ones have no header row).
 BINANCE_KLINE_COLUMNS = (
@@ -47,17 +57,29 @@ class FileSource:
         timestamp_convention: ``open`` if a row's time is the bar's open (Binance, freqtrade),
             ``end`` if it is the bar's end (BitMEX bucketed bars); end times are moved back by
             one bar so the frame is always indexed by open time.
-        timeframe: Bar length (``1m``, ``1h`` ...); ``None`` infers the most common spacing.
+        timeframe: The file's bar length (``1m``, ``1h`` ...); ``None`` infers the most common
+            spacing of the file. A given length that differs from the file's spacing is an error
+            (an end-labelled file would otherwise be shifted by the wrong amount).
+        timezone: IANA zone (``Europe/Berlin``) of time text written without a zone; ``None``
+            reads such times as UTC and logs a warning. Epoch numbers and times with a zone
+            are unaffected.
         symbol: Keep only rows of this symbol when the file has a ``symbol`` column.
         start: First bar open time to keep (ISO date, UTC, inclusive); ``None`` = from the start.
         end: Bar open time to stop before (exclusive); ``None`` = to the end.
         keep_columns: Extra numeric columns to keep (e.g. ``trades``, ``vwap``), after mapping.
         csv_header: ``True`` if the CSV has a header row, ``False`` if not (then it must have the
             12 Binance kline columns), ``None`` to detect it.
-        funding_path: Optional funding history (BitMEX export or Binance funding file) aligned
-            into the ``funding_rate`` column.
+        csv_delimiter: CSV field separator (``;`` for many European exports).
+        funding_path: Optional funding history aligned into the ``funding_rate`` column.
         funding_symbol: Symbol filter for the funding file (default: ``symbol``).
-        resample_to: Aggregate the bars into longer ones (e.g. ``1h`` from a 1-minute file),
+        funding_time_column: The funding file's settlement-time column; ``None`` detects a known
+            layout (BitMEX, Binance, ccxt rows).
+        funding_rate_column: Its rate column (``interest_1h`` for Deribit); ``None`` detects.
+        funding_rate_interval: The period the rate is quoted for when it differs from the
+            funding file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly rows).
+        funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
+            funding charged on them; logged and counted in the data summary).
+        resample_to: Aggregate the bars into longer bars (e.g. ``1h`` from a 1-minute file),
             epoch-aligned; bars missing any input bar are dropped and extra columns are not
             carried over. ``None`` keeps the file's bars.
     """
@@ -70,37 +92,60 @@ class FileSource:
         timestamp_unit: Literal["auto", "s", "ms", "us", "ns"] = "auto",
         timestamp_convention: Literal["open", "end"] = "open",
         timeframe: str | None = None,
+        timezone: str | None = None,
         symbol: str | None = None,
         start: str | None = None,
         end: str | None = None,
         keep_columns: list[str] | None = None,
         csv_header: bool | None = None,
+        csv_delimiter: str = ",",
         funding_path: str | None = None,
         funding_symbol: str | None = None,
+        funding_time_column: str | None = None,
+        funding_rate_column: str | None = None,
+        funding_rate_interval: str | None = None,
+        funding_coverage: Literal["reject", "warn"] = "reject",
         resample_to: str | None = None,
     ) -> None:
         if timestamp_convention not in ("open", "end"):
-            raise ValueError(
-                f"timestamp_convention={timestamp_convention!r}; use 'open' (Binance, freqtrade: "
-                "time = bar open) or 'end' (BitMEX buckets: time = bar end)"
+            raise ConfigError(
+                f"data.source.timestamp_convention={timestamp_convention!r}; use 'open' (Binance, "
+                "freqtrade: time = bar open) or 'end' (BitMEX buckets: time = bar end)"
             )
         if timestamp_unit not in ("auto", "s", "ms", "us", "ns"):
-            raise ValueError(f"timestamp_unit={timestamp_unit!r}; use auto, s, ms, us or ns")
+            raise ConfigError(
+                f"data.source.timestamp_unit={timestamp_unit!r}; use auto, s, ms, us or ns"
+            )
+        if funding_coverage not in ("reject", "warn"):
+            raise ConfigError(
+                f"data.source.funding_coverage={funding_coverage!r}; use reject or warn"
+            )
         self.path = Path(path)
         self.columns = dict(columns or {})
         self.timestamp_column = timestamp_column
         self.timestamp_unit = timestamp_unit
         self.timestamp_convention = timestamp_convention
-        self.step_ns = None if timeframe is None else timeframe_to_ns(timeframe)
+        self.timeframe = timeframe
+        self.step_ns = None if timeframe is None else _setting_ns("timeframe", timeframe)
+        self.timezone = timezone
         self.symbol = symbol
         self.start, self.end = start, end
+        for value in (start, end):
+            if value is not None:
+                parse_date(value)  # a bad date fails at construction, before the file is read
         self.keep_columns = list(keep_columns or [])
         self.csv_header = csv_header
+        self.csv_delimiter = csv_delimiter
         self.funding_path = funding_path
         self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
+        self.funding_columns = (funding_time_column, funding_rate_column)
+        self.funding_rate_interval = funding_rate_interval
+        if funding_rate_interval is not None:
+            _setting_ns("funding_rate_interval", funding_rate_interval)
+        self.funding_coverage = funding_coverage
         self.resample_to = resample_to
         if resample_to is not None:
-            timeframe_to_ns(resample_to)  # fail at construction on a bad bar length
+            _setting_ns("resample_to", resample_to)  # fail at construction on a bad bar length
 
     def __repr__(self) -> str:
         return f"FileSource(path={str(self.path)!r}, convention={self.timestamp_convention!r})"
@@ -109,54 +154,111 @@ class FileSource:
         """Read the file and return the bars frame (indexed by bar open time, UTC)."""
         table = self._read()
         # a mapped column replaces the file's own column of that name (homeNotional -> volume)
+        absent = [c for c in self.columns if c not in table.columns]
+        if absent:
+            raise DataError(
+                f"{self.path} has no column(s) {absent} named in data.source.columns (columns "
+                f"{list(table.columns)}); fix the mapping"
+            )
         replaced = [
             t for t in self.columns.values() if t in table.columns and t not in self.columns
         ]
         table = table.drop(columns=replaced).rename(columns=self.columns)
         if self.symbol is not None and "symbol" in table.columns:
-            table = table[table["symbol"] == self.symbol]
+            table = table[table["symbol"] == self.symbol].reset_index(drop=True)
             if table.empty:
-                raise ValueError(f"{self.path} has no rows for symbol {self.symbol!r}")
+                raise DataError(
+                    f"{self.path} has no rows for symbol {self.symbol!r}; set data.source.symbol"
+                )
         ts_col = self._timestamp_column(table)
-        index = to_utc(table[ts_col], self.timestamp_unit)
         missing = [c for c in (*BAR_COLUMNS, *self.keep_columns) if c not in table.columns]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{self.path} lacks columns {missing} (has {list(table.columns)}); map them with "
                 "data.source.columns={file_column: bars_column}"
             )
-        step = self.step_ns
-        if step is None:
-            step = infer_step_ns(np.sort(index.asi8))
+        index, naive = parse_times(
+            table[ts_col], self.path, ts_col, self.timestamp_unit, self.timezone
+        )
+        warnings: list[str] = []
+        if naive and self.timezone is None:
+            warnings.append(
+                f"{self.path}: times in {ts_col!r} have no timezone and are read as UTC; set "
+                "data.source.timezone (e.g. Europe/Berlin) if they are local times"
+            )
+        step = self._step(index)
         if self.timestamp_convention == "end":
             index = index - pd.Timedelta(step, unit="ns")
-        data = {c: table[c].to_numpy(dtype=np.float64) for c in (*BAR_COLUMNS, *self.keep_columns)}
+        data = {c: numeric_column(table, c, self.path) for c in (*BAR_COLUMNS, *self.keep_columns)}
         frame = clip_dates(bars_frame(index, data), self.start, self.end)
+        if frame.empty:
+            raise DataError(
+                f"{self.path} has no bars in [{self.start}, {self.end}); widen "
+                "data.source.start/end"
+            )
         if self.resample_to is not None:
             frame = resample_bars(frame.sort_index(kind="mergesort"), self.resample_to)
             step = timeframe_to_ns(self.resample_to)
+            if frame.empty:
+                raise DataError(
+                    f"{self.path} holds no complete {self.resample_to} bar; use a shorter "
+                    "data.source.resample_to or more rows"
+                )
         if self.funding_path is not None:
-            rates = load_funding(self.funding_path, symbol=self.funding_symbol)
-            # alignment needs sorted opens; validation later decides about unsorted input
-            opens = dt_index(frame)
-            order = np.argsort(opens.asi8, kind="stable")
-            aligned = align_funding(opens[order], rates)
-            funding = np.empty_like(aligned)
-            funding[order] = aligned
-            frame["funding_rate"] = funding
+            rates = load_funding(
+                self.funding_path,
+                *self.funding_columns,
+                symbol=self.funding_symbol,
+                rate_interval=self.funding_rate_interval,
+            )
+            frame["funding_rate"], frame.attrs["funding"] = funding_column(
+                pd.DatetimeIndex(frame.index),
+                rates,
+                path=self.funding_path,
+                bars_name=str(self.path),
+                coverage=self.funding_coverage,
+            )
+            if frame.attrs["funding"]["bars_uncovered"]:
+                warnings.append(
+                    f"{frame.attrs['funding']['bars_uncovered']} bar(s) outside the funding file "
+                    f"{self.funding_path} are charged no funding"
+                )
+        for text in warnings:
+            _log.warning(text)
+        frame.attrs["warnings"] = warnings
+        frame.attrs["timeframe"] = format_ns(step)
         return frame
 
+    def _step(self, index: pd.DatetimeIndex) -> int:
+        """The file's bar length: inferred from its spacing, and checked against ``timeframe``."""
+        stamps = np.unique(index.asi8)
+        if len(stamps) < 2:
+            if self.step_ns is not None:
+                return self.step_ns
+            raise DataError(
+                f"{self.path} has {len(stamps)} distinct time(s), too few to tell the bar length; "
+                "add rows, or set data.source.timeframe"
+            )
+        spacing = infer_step_ns(stamps)
+        if self.step_ns is not None and self.step_ns != spacing:
+            raise DataError(
+                f"{self.path}: data.source.timeframe={self.timeframe} but its rows are "
+                f"{format_ns(spacing)} apart; set data.source.timeframe={format_ns(spacing)} "
+                "or null (inferred)"
+            )
+        return spacing
+
     def _read(self) -> pd.DataFrame:
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path} does not exist; set data.source.path")
-        if self.path.suffix == ".parquet":
-            return pd.read_parquet(self.path)
-        header = self.csv_header if self.csv_header is not None else _has_header(self.path)
+        if self.path.suffix == ".parquet" or not self.path.is_file():
+            return read_table(self.path)
+        header = self.csv_header
+        if header is None:
+            header = has_header(self.path, self.csv_delimiter)
+        table = read_table(self.path, delimiter=self.csv_delimiter, header=header)
         if header:
-            return pd.read_csv(self.path)
-        table = pd.read_csv(self.path, header=None)
+            return table
         if table.shape[1] != len(BINANCE_KLINE_COLUMNS):
-            raise ValueError(
+            raise DataError(
                 f"{self.path} has no header and {table.shape[1]} columns; only the 12-column "
                 "Binance kline layout is known without a header; add a header row"
             )
@@ -166,26 +268,22 @@ class FileSource:
     def _timestamp_column(self, table: pd.DataFrame) -> str:
         if self.timestamp_column is not None:
             if self.timestamp_column not in table.columns:
-                raise ValueError(
-                    f"timestamp_column={self.timestamp_column!r} is not in {self.path} "
-                    f"(columns {list(table.columns)})"
+                raise DataError(
+                    f"{self.path} has no column data.source.timestamp_column="
+                    f"{self.timestamp_column!r} (columns {list(table.columns)}); fix the setting"
                 )
             return self.timestamp_column
         for name in _TIMESTAMP_CANDIDATES:
             if name in table.columns:
                 return name
-        raise ValueError(
-            f"{self.path}: no time column among {_TIMESTAMP_CANDIDATES}; set timestamp_column"
+        raise DataError(
+            f"{self.path}: no time column among {_TIMESTAMP_CANDIDATES} (columns "
+            f"{list(table.columns)}); set data.source.timestamp_column"
         )
 
 
-def _has_header(path: Path) -> bool:
-    """A CSV has a header if its first field is not a number."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as fh:
-        first = next(csv.reader(fh), [""])
+def _setting_ns(name: str, value: str) -> int:
     try:
-        float(first[0])
-    except ValueError:
-        return True
-    return False
+        return timeframe_to_ns(value)
+    except ValueError as exc:
+        raise ConfigError(f"data.source.{name}: {exc}") from exc

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.errors import ConfigError
 
 # Epoch magnitudes for the present era: s ~1.7e9, ms ~1.7e12, us ~1.7e15, ns ~1.7e18.
 _UNIT_THRESHOLDS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
@@ -81,7 +82,7 @@ def parse_date(value: str | pd.Timestamp) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except ValueError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"{value!r} is not an ISO date; use e.g. '2024-01-01' or '2024-01-01T12:00'"
         ) from exc
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -13,12 +13,18 @@ gap (the position was held across it). Every source (ccxt, files, ticks) aligns 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from cryptotrade.data.sources.frames import to_utc
+from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
+from cryptotrade.errors import DataError
+from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
+
+_log = logging.getLogger(__name__)
 
 # (timestamp column, rate column) of the layouts we know, tried in order.
 KNOWN_LAYOUTS = (
@@ -30,57 +36,146 @@ KNOWN_LAYOUTS = (
 )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) or parquet file by its suffix."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; check the path in the data config")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
-
-
 def load_funding(
     path: str | Path,
     timestamp_column: str | None = None,
     rate_column: str | None = None,
     symbol: str | None = None,
+    rate_interval: str | None = None,
 ) -> pd.Series:
     """Load a funding history file as a rate series indexed by settlement time (UTC).
 
     Args:
         path: CSV/CSV.gz/parquet file: a BitMEX funding export, a Binance funding file (REST
-            rows, public-data CSV or freqtrade parquet) or any file given the two columns.
+            rows, public-data CSV or freqtrade parquet), or any layout given its two columns
+            (Deribit's funding-rate history: ``timestamp`` in ms and ``interest_1h``).
         timestamp_column: Settlement-time column; ``None`` detects a known layout.
         rate_column: Rate column; ``None`` detects a known layout.
         symbol: Keep only rows of this symbol if the file has a ``symbol`` column.
+        rate_interval: The period the rate is quoted for (``8h`` for Deribit's ``interest_8h``)
+            when it differs from the spacing of the rows: each row's rate is then scaled by
+            ``row spacing / rate_interval`` to the amount settled at that row. ``None`` = each
+            row's rate is what settles at its time.
 
     Returns:
         Float64 rates, sorted by settlement time, one per settlement.
+
+    Raises:
+        DataError: naming the file and the setting to fix (no known layout, a named column
+            missing, text in the rate column, no rows for the symbol).
     """
-    table = read_table(path)
+    table = read_table(path, setting="data.source.funding_path")
     ts_col, rate_col = timestamp_column, rate_column
     if ts_col is None or rate_col is None:
         layout = next(
-            ((t, r) for t, r in KNOWN_LAYOUTS if t in table.columns and r in table.columns), None
+            (
+                (t, r)
+                for t, r in KNOWN_LAYOUTS
+                if t in table.columns
+                and r in table.columns
+                and ts_col in (None, t)
+                and rate_col in (None, r)
+            ),
+            None,
         )
         if layout is None:
-            raise ValueError(
-                f"{path}: columns {list(table.columns)} match no known funding layout "
-                f"{KNOWN_LAYOUTS}; set the funding timestamp and rate columns"
+            raise DataError(
+                f"{path}: columns {list(table.columns)} match no known funding layout; set "
+                "data.source.funding_time_column and data.source.funding_rate_column (e.g. "
+                "timestamp and interest_1h for Deribit)"
             )
         ts_col, rate_col = ts_col or layout[0], rate_col or layout[1]
+    for setting, col in (("funding_time_column", ts_col), ("funding_rate_column", rate_col)):
+        if col not in table.columns:
+            raise DataError(
+                f"{path} has no column {col!r} (columns {list(table.columns)}); set "
+                f"data.source.{setting}"
+            )
     if symbol is not None and "symbol" in table.columns:
-        table = table[table["symbol"] == symbol]
+        table = table[table["symbol"] == symbol].reset_index(drop=True)
         if table.empty:
-            raise ValueError(f"{path} has no funding rows for symbol {symbol!r}")
-    rates = pd.Series(
-        pd.to_numeric(table[rate_col], errors="raise").to_numpy(dtype=np.float64),
-        index=to_utc(table[ts_col]),
-        name="funding_rate",
-    )
+            raise DataError(
+                f"{path} has no funding rows for symbol {symbol!r}; set data.source.funding_symbol"
+            )
+    index, _ = parse_times(table[ts_col], path, ts_col)
+    rates = pd.Series(numeric_column(table, rate_col, path), index=index, name="funding_rate")
     rates = rates[~rates.index.duplicated(keep="last")].sort_index()
+    if rate_interval is not None and len(rates) > 1:
+        spacing = infer_step_ns(pd.DatetimeIndex(rates.index).as_unit("ns").asi8)
+        rates = rates * (spacing / timeframe_to_ns(rate_interval))
     return rates
+
+
+def funding_column(
+    bar_open: pd.DatetimeIndex,
+    rates: pd.Series,
+    *,
+    path: str | Path,
+    bars_name: str,
+    coverage: Literal["reject", "warn"] = "reject",
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Align ``rates`` to the bars and check that the funding file covers every bar.
+
+    A bar is uncovered when it opens one settlement interval (or more) before the first
+    settlement or after the last one: a settlement the file does not have would be due on it.
+
+    Args:
+        bar_open: Bar open times (UTC), in any order.
+        rates: Settlements from :func:`load_funding`.
+        path: The funding file, for messages.
+        bars_name: The bars' file (or source), for messages.
+        coverage: ``reject`` uncovered bars, or ``warn``: charge them no funding, log a warning
+            and count them in the summary.
+
+    Returns:
+        ``(funding_rate column aligned with bar_open, summary)``; the summary names the file, its
+        first and last settlement, the settlements in the file and on the bars, and the number
+        of uncovered bars.
+
+    Raises:
+        DataError: for uncovered bars under ``coverage=reject``.
+    """
+    if coverage not in ("reject", "warn"):
+        raise DataError(f"data.source.funding_coverage={coverage!r}; use reject or warn")
+    opens = np.asarray(pd.DatetimeIndex(bar_open).as_unit("ns").asi8, dtype=np.int64)
+    order = np.argsort(opens, kind="stable")
+    column = np.empty(len(opens), dtype=np.float64)
+    column[order] = align_funding(pd.DatetimeIndex(opens[order].view("datetime64[ns]")), rates)
+    times = pd.DatetimeIndex(rates.index).as_unit("ns").asi8
+    summary: dict[str, Any] = {"path": str(path), "settlements": len(rates)}
+    if len(times) == 0:
+        uncovered = np.ones(len(opens), dtype=bool)
+    else:
+        interval = infer_step_ns(times) if len(times) > 1 else 0
+        summary.update(first=_iso(times[0]), last=_iso(times[-1]), interval=format_ns(interval))
+        # the settlement before the first (after the last) would be due on a bar opening at
+        # or before times[0] - interval (at or after times[-1] + interval): those bars' funding
+        # is unknown
+        uncovered = (opens <= times[0] - interval) | (opens >= times[-1] + interval)
+    if len(opens):
+        on_bars = (times >= opens.min() - STAMP_TOLERANCE_NS) & (
+            times <= opens.max() + STAMP_TOLERANCE_NS
+        )
+        summary["settlements_on_bars"] = int(on_bars.sum())
+    summary["bars_uncovered"] = int(uncovered.sum())
+    if uncovered.any():
+        span = f"{_iso(opens[uncovered].min())} .. {_iso(opens[uncovered].max())}"
+        covers = f"{summary['first']} .. {summary['last']}" if len(times) else "nothing"
+        what = (
+            f"{bars_name}: {int(uncovered.sum())} bar(s) ({span}) lie outside the funding file "
+            f"{path} (covers {covers})"
+        )
+        if coverage == "reject":
+            raise DataError(
+                f"{what}; limit the bars with data.source.start/end, or set "
+                "data.source.funding_coverage=warn to charge them no funding"
+            )
+        _log.warning("%s; they are charged no funding (funding_coverage=warn)", what)
+    return column, summary
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").isoformat()
 
 
 # Exchange settlement stamps can run a few milliseconds late (Binance: 08:00:00.007).

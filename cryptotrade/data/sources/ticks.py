@@ -10,8 +10,6 @@ left-closed ``[open, open + step)``, labelled by their open, on the epoch grid.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date, to_utc
-from cryptotrade.data.sources.funding import align_funding, load_funding
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date
+from cryptotrade.data.sources.funding import funding_column, load_funding
 from cryptotrade.data.sources.resample_nb import (
     TRADE_BAR_FIELDS,
     fill_empty_nb,
@@ -29,7 +27,10 @@ from cryptotrade.data.sources.resample_nb import (
     resample_bars_nb,
     resample_trades_nb,
 )
-from cryptotrade.data.sources.timeframes import infer_step_ns, timeframe_to_ns
+from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
+from cryptotrade.errors import DataError
+from cryptotrade.io import atomic_write
+from cryptotrade.timeframes import infer_step_ns, timeframe_to_ns
 
 _META_KEY = b"cryptotrade.trades"
 _BUY = {"buy", "b", "bid"}
@@ -56,6 +57,13 @@ class TickSource:
         funding_path: Optional funding history (BitMEX CSV export or Binance funding file)
             aligned into ``funding_rate``.
         funding_symbol: Symbol filter for the funding file (default: ``symbol``).
+        funding_time_column: The funding file's settlement-time column; ``None`` detects a
+            known layout (BitMEX, Binance, ccxt rows).
+        funding_rate_column: Its rate column (``interest_1h`` for Deribit); ``None`` detects.
+        funding_rate_interval: The period the rate is quoted for when it differs from the
+            funding file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly rows).
+        funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
+            funding charged on them; logged and counted in the data summary).
     """
 
     def __init__(
@@ -71,6 +79,10 @@ class TickSource:
         cache_dir: str | None = None,
         funding_path: str | None = None,
         funding_symbol: str | None = None,
+        funding_time_column: str | None = None,
+        funding_rate_column: str | None = None,
+        funding_rate_interval: str | None = None,
+        funding_coverage: Literal["reject", "warn"] = "reject",
     ) -> None:
         if empty not in ("drop", "ffill"):
             raise ValueError(f"empty={empty!r}; use 'drop' (remove bars without trades) or 'ffill'")
@@ -88,6 +100,9 @@ class TickSource:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.funding_path = funding_path
         self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
+        self.funding_columns = (funding_time_column, funding_rate_column)
+        self.funding_rate_interval = funding_rate_interval
+        self.funding_coverage = funding_coverage
 
     def __repr__(self) -> str:
         return f"TickSource(path={str(self.path)!r}, timeframes={self.timeframes})"
@@ -101,19 +116,33 @@ class TickSource:
         ts, price, size, is_buy = self.trades()
         rates = None
         if self.funding_path is not None:
-            rates = load_funding(self.funding_path, symbol=self.funding_symbol)
+            rates = load_funding(
+                self.funding_path,
+                *self.funding_columns,
+                symbol=self.funding_symbol,
+                rate_interval=self.funding_rate_interval,
+            )
         out = {}
         for tf, step in self.steps.items():
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
             bars = clip_dates(bars, self.start, self.end)
             if rates is not None:
-                bars["funding_rate"] = align_funding(dt_index(bars), rates)
+                bars["funding_rate"], bars.attrs["funding"] = funding_column(
+                    dt_index(bars),
+                    rates,
+                    path=str(self.funding_path),
+                    bars_name=str(self.path),
+                    coverage=self.funding_coverage,
+                )
+            bars.attrs["timeframe"] = tf
             out[tf] = bars
         return out
 
     # ----------------------------------------------------------------------------------------
     def trades(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(ts ns int64, price, size, is_buy int8)`` sorted by time, converted once."""
+        if not self.path.is_file():
+            raise DataError(f"{self.path} does not exist; set data.source.path to a trade file")
         target = self._converted_path()
         if target is not None and target.exists():
             table = pq.read_table(target)
@@ -140,35 +169,33 @@ class TickSource:
                 "volume_column": self.volume_column}  # fmt: skip
 
     def _convert(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path} does not exist; set data.source.path")
         wanted = ["timestamp", "side", "price", self.volume_column]
-        if self.path.suffix == ".parquet":
-            table = pd.read_parquet(self.path)
-        else:
-            table = pd.read_csv(self.path, usecols=lambda c: c in {*wanted, "symbol"})
+        table = read_table(self.path, usecols=lambda c: c in {*wanted, "symbol"})
         missing = [c for c in wanted if c not in table.columns]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{self.path} lacks trade columns {missing}; a trade dump needs timestamp, side, "
                 f"price and the volume column (data.source.volume_column={self.volume_column!r})"
             )
         if self.symbol is not None and "symbol" in table.columns:
             table = table[table["symbol"] == self.symbol]
+        table = table.reset_index(drop=True)
         if table.empty:
-            raise ValueError(f"{self.path} has no trades (symbol={self.symbol!r})")
-        ts = to_utc(table["timestamp"]).asi8
+            raise DataError(
+                f"{self.path} has no trades for symbol {self.symbol!r}; set data.source.symbol"
+            )
+        ts = parse_times(table["timestamp"], self.path, "timestamp")[0].asi8
         side = table["side"].astype(str).str.lower()
         unknown = ~side.isin(_BUY | _SELL)
         if unknown.any():
-            raise ValueError(
+            raise DataError(
                 f"{self.path}: side values {sorted(side[unknown].unique())[:5]} are neither "
-                "Buy nor Sell"
+                f"Buy nor Sell (first at row {int(np.flatnonzero(unknown)[0])}); fix those rows"
             )
         arrays = (
             ts,
-            table["price"].to_numpy(dtype=np.float64),
-            table[self.volume_column].to_numpy(dtype=np.float64),
+            numeric_column(table, "price", self.path),
+            numeric_column(table, self.volume_column, self.path),
             side.isin(_BUY).to_numpy().astype(np.int8),
         )
         if not is_sorted_nb(ts):
@@ -243,14 +270,7 @@ def resample_bars(
 
 def _write_trades(target: Path, arrays: tuple[np.ndarray, ...], meta: dict[str, object]) -> None:
     """Atomically write the converted trades (temporary file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table(dict(zip(("ts", "price", "size", "is_buy"), arrays, strict=True)))
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as fh:
+        pq.write_table(table, fh)

@@ -1,4 +1,10 @@
-"""Bar-length strings (``1m``, ``15min``, ``1h``, ``1d``) as integer nanoseconds."""
+"""Bar lengths and the calendar: the one timeframe grammar every part of cryptotrade parses.
+
+``1m``, ``15min``, ``1h``, ``4h``, ``1d`` (ccxt and pandas spellings alike) become integer
+nanoseconds; every source, the validation policy, the feature set and the synthetic market read
+bar lengths through :func:`timeframe_to_ns`, so a string accepted in one place is accepted
+everywhere. :data:`SECONDS_PER_YEAR` is the one annualisation constant (crypto trades every day).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ _UNITS_NS = {
     "d": 86_400_000_000_000,
     "w": 7 * 86_400_000_000_000,
 }
+SECONDS_PER_YEAR = 365 * 24 * 3600  # crypto trades every day: a year is 365 days of bars
 _PATTERN = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
 
 
@@ -38,6 +45,14 @@ def timeframe_to_ns(timeframe: str) -> int:
             "'4h', '1d' or '1w' (units s, m|min, h, d, w; months have no fixed length)"
         )
     return int(match.group(1)) * _UNITS_NS[key]
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """Length of one bar in whole seconds (``15m`` -> 900); sub-second bars are refused."""
+    step = timeframe_to_ns(timeframe)
+    if step % 1_000_000_000:
+        raise ValueError(f"timeframe={timeframe!r} is not a whole number of seconds")
+    return step // 1_000_000_000
 
 
 def timeframe_to_ms(timeframe: str) -> int:
