@@ -246,10 +246,12 @@ class GeneticSearch:
 
     def _toolbox(self) -> base.Toolbox:
         toolbox = base.Toolbox()
-        toolbox.register("mate", tools.cxSimulatedBinaryBounded, eta=self.crossover[1], low=0.0,
-                         up=1.0)  # fmt: skip
-        toolbox.register("mutate", tools.mutPolynomialBounded, eta=self.mutation[1], low=0.0,
-                         up=1.0, indpb=self.mutation[2])  # fmt: skip
+        bounds = {"low": 0.0, "up": 1.0}  # genes live in [0, 1]
+        toolbox.register("mate", tools.cxSimulatedBinaryBounded, eta=self.crossover[1], **bounds)
+        toolbox.register(
+            "mutate", tools.mutPolynomialBounded, eta=self.mutation[1], indpb=self.mutation[2],
+            **bounds,
+        )  # fmt: skip
         toolbox.register("select", tools.selTournament, tournsize=self.tournament_size)
         return toolbox
 
@@ -258,8 +260,8 @@ class GeneticSearch:
         import copy
 
         elites = [copy.deepcopy(ind) for ind in tools.selBest(population, self.elitism)]
-        offspring = [copy.deepcopy(ind) for ind in toolbox.select(population, len(population) -
-                                                                   self.elitism)]  # fmt: skip
+        chosen = toolbox.select(population, len(population) - self.elitism)
+        offspring = [copy.deepcopy(ind) for ind in chosen]
         for a, b in zip(offspring[::2], offspring[1::2], strict=False):
             if random.random() < self.crossover[0]:
                 toolbox.mate(a, b)
