@@ -1,20 +1,20 @@
 """Search checkpoints: atomic pickles, and the fingerprint that names a search.
 
-A checkpoint is written to a temporary file in the same folder and renamed into place
-(``os.replace`` is atomic on one filesystem), so a search killed mid-write leaves the previous
-checkpoint intact, and two processes never see a half-written file.
+A checkpoint is written through :func:`cryptotrade.io.atomic_write` (a temporary file in the same
+folder, renamed into place), so a search killed mid-write leaves the previous checkpoint intact,
+and no process ever reads a half-written file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade.io import atomic_write
 
 # Settings that do not change what a search computes: a resumed search may change them.
 _NOT_SEARCH = ("resume", "workers", "eval_timeout", "max_concurrent")
@@ -37,15 +37,9 @@ def search_fingerprint(cfg: DictConfig, kind: str) -> str:
 
 
 def save_pickle(obj: Any, path: Path) -> None:
-    """Pickle ``obj`` to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Pickle ``obj`` to ``path`` atomically (flushed to disk: a checkpoint outlives a crash)."""
+    with atomic_write(path, fsync=True) as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_pickle(path: Path) -> Any | None:

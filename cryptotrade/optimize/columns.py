@@ -19,8 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.data.features import Arrays, FeatureSet, _Feature
+from cryptotrade.io import atomic_write
 
 PLAIN_TARGET = "cryptotrade.data.features.FeatureSet"
 CACHED_TARGET = "cryptotrade.optimize.columns.CachedFeatureSet"
@@ -78,15 +77,9 @@ class ColumnCache:
         else:
             self.misses += 1
             parts = type(feature).compute(feature, arrays, frame)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=self.folder)
-            os.close(fd)
-            try:
-                table = pa.table({n: np.asarray(c, np.float64) for n, c in parts.items()})
-                pq.write_table(table, tmp)
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            table = pa.table({n: np.asarray(c, np.float64) for n, c in parts.items()})
+            with atomic_write(path) as fh:  # concurrent writers: the last complete file wins
+                pq.write_table(table, fh)
         # the column names depend on the feature's name, which is not part of the key
         return {n: np.asarray(c, np.float64) for n, c in parts.items()}
 
