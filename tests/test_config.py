@@ -165,3 +165,20 @@ def test_schema_from_target_types_config_fields_and_drops_runtime_ones():
         cfg.window = "abc"
     cfg.levels.append(3)  # each instance owns its default containers
     assert OmegaConf.structured(schema).levels == [1, 2]
+
+
+def test_scalar_mappings_are_open_and_other_fields_stay_strict():
+    import dataclasses
+
+    from cryptotrade.config import OPEN_MAPPING, _open_mappings, schema_from_target
+
+    schema = schema_from_target("T", f"{__name__}._Target")
+    meta = {f.name: bool(f.metadata.get(OPEN_MAPPING)) for f in dataclasses.fields(schema)}
+    assert meta["weights"] and not meta["levels"] and not meta["window"]
+    cfg = OmegaConf.structured(schema)
+    _open_mappings(cfg, schema)
+    OmegaConf.set_struct(cfg, True)
+    cfg.weights = {"a": 1.0}
+    cfg.weights.b = 2.0  # an open mapping takes new keys
+    with pytest.raises(Exception, match="Key 'nope' not in"):
+        cfg.nope = 1

@@ -63,6 +63,9 @@ def test_naive_times_are_utc_with_a_warning_or_read_in_the_given_zone(
     berlin = FileSource(str(path), timezone="Europe/Berlin").load()
     assert (utc.index - berlin.index == pd.Timedelta(hours=1)).all()  # CET = UTC+1 in January
     assert berlin.attrs["warnings"] == []
+    aware = _write(tmp_path / "aware.csv", make_bars(6))  # ...Z: the zone is written
+    ignored = FileSource(str(aware), timezone="Europe/Berlin").load()
+    assert "data.source.timezone=Europe/Berlin is ignored" in ignored.attrs["warnings"][0]
     # a wall-clock time inside the spring DST hole does not exist in that zone
     hole = _write(tmp_path / "hole.csv", make_bars(4, start="2024-03-31 01:00"), "%Y-%m-%d %H:%M")
     with pytest.raises(DataError, match=r"hole.csv: time column 'date' cannot be read in timezone"):

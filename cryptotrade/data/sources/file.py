@@ -181,6 +181,11 @@ class FileSource:
             table[ts_col], self.path, ts_col, self.timestamp_unit, self.timezone
         )
         warnings: list[str] = []
+        if not naive and self.timezone is not None:
+            warnings.append(
+                f"{self.path}: times in {ts_col!r} carry their zone (or are epoch numbers), so "
+                f"data.source.timezone={self.timezone} is ignored; set it to null"
+            )
         if naive and self.timezone is None:
             warnings.append(
                 f"{self.path}: times in {ts_col!r} have no timezone and are read as UTC; set "
