@@ -112,6 +112,7 @@ def main() -> str:
 
     from cryptotrade import tracking
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-search-") as name:
         tmp = Path(name)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -138,16 +139,19 @@ def main() -> str:
         finally:
             ray.shutdown()
     outside = float(np.median(inside)) if inside else float("nan")
+    load_after = os.getloadavg()[0]
     table = f"""## Search (one GA generation on Ray workers; overhead per candidate)
 
 One GA generation of {POPULATION} individuals ({trained} trained; `debug=default` budgets:
 512 PPO steps on 4,000 synthetic 15m bars), the same seed and so the same candidates, on a local
 Ray with 1 and with 2 workers (`{platform.processor() or platform.machine()}`, {os.cpu_count()}
-cores shared with other jobs: read the ratio, not the seconds). Overhead per candidate beyond
-training: a Ray task plus an MLflow child run (driver opens, worker attaches and closes) around a
-candidate that does nothing; loading the prepared dataset from its cache; and the median time a
-real candidate spent in its worker outside `model.learn` (data, env construction, validation
-backtest, MLflow logging).
+cores; 1-minute load average {load_before:.1f} before and {load_after:.1f} after the run: with
+more runnable jobs than cores a second worker finds no idle core, so the ratio measures this
+machine's spare capacity at the time, up to 2x when the cores are free).
+Overhead per candidate beyond training: a Ray task plus an MLflow child run (driver opens,
+worker attaches and closes) around a candidate that does nothing; loading the prepared dataset
+from its cache; and the median time a real candidate spent in its worker outside `model.learn`
+(data, env construction, validation backtest, MLflow logging).
 
 | measure | seconds |
 |---|---|
