@@ -29,3 +29,21 @@ def _key_numba_cache_by_source() -> None:
 
 
 _key_numba_cache_by_source()
+
+ENV_ID = "cryptotrade/Trading-v0"
+
+
+def register_envs() -> None:
+    """Register :class:`~cryptotrade.env.TradingEnv` with gymnasium as ``cryptotrade/Trading-v0``.
+
+    Runs at ``import cryptotrade``, so ``gymnasium.make("cryptotrade/Trading-v0")`` works after
+    it (with no ``data`` the env trades the default synthetic market). The entry point is a
+    string: the env module and its numba kernels load only when an env is made.
+    """
+    import gymnasium
+
+    if ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=ENV_ID, entry_point="cryptotrade.env.trading_env:TradingEnv")
+
+
+register_envs()

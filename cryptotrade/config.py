@@ -5,10 +5,11 @@ Every option file ``conf/<group>/<option>.yaml`` starts with
 schema at compose time: ``agent.learning_rate=abc`` or ``env.fee=oops`` fail before any data
 is touched, with Hydra's own message naming the key and the expected type.
 
-Two kinds of schema:
+A file's schema is found by its ``_target_`` (:func:`schema_for`), never by its file name:
 
-* Hand-written dataclasses for third-party targets (SB3 agents, extractors), so their fields are
-  documented where they are declared and composing a config does not import torch.
+* Hand-written dataclasses for SB3 / sb3-contrib targets (:data:`SCHEMAS`): types and docs only,
+  every value lives in the option YAML, and composing a config does not import torch.
+  ``tests/agents`` checks every field against the real constructor signature.
 * Schemas derived from the signature of our own ``_target_`` classes and functions
   (:func:`schema_from_target`): the typed constructor is the single source of truth for an
   option's fields. Parameters whose annotation is not a config type (``MarketData``, a reward
@@ -25,6 +26,7 @@ import enum
 import functools
 import importlib
 import inspect
+import secrets
 import types
 import typing
 from collections import abc
@@ -42,6 +44,11 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 # Annotations OmegaConf types as they are.
 _SCALARS = (int, float, str, bool)
+
+# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
+# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
+# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
+OPEN_MAPPING = "open_mapping"
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,81 +69,111 @@ class TrackingConfig:
 
     uri: str | None = None
     experiment: str = "cryptotrade"
-    run_name: str | None = None  # default: "<task>-<agent>-<seed>"
+    run_name: str | None = None  # default: "<task>-<data>-<agent>-s<seed> <overrides>"
     log_model: bool = True  # upload the trained model as an artifact
+    heartbeat_s: float = 60.0  # how often a running run refreshes its heartbeat tag; 0 = never
+    stale_after_s: float = 600.0  # a run of another host without heartbeat this long is dead
 
 
 @dataclass
 class TrainConfig:
-    """Training budget shared by every agent."""
+    """Training budget, validation-based model selection, checkpoints and curriculum.
 
-    total_timesteps: int = 200_000  # ~40 s with the default PPO on 2 cores
-    log_interval: int = 1  # SB3 logger interval (PPO: rollouts, DQN: episodes)
-    progress_bar: bool = False
+    Built into :class:`cryptotrade.agents.training.TrainSettings` by ``components.build``.
+    """
+
+    total_timesteps: int = 200_000  # env steps (all envs together); ~40 s with PPO on 2 cores
+    log_interval: int = 1  # SB3 logger interval (on-policy: rollouts, off-policy: episodes)
+    progress_bar: bool | None = None  # null: a progress bar when stdout is a terminal
+    eval_freq: int = 25_000  # env steps between validation backtests; 0: only at the end
+    select_metric: str = "val/sharpe"  # validation metric that picks the best model (higher wins)
+    select: str = "best"  # best: the best-on-validation model is kept; last: the final model
+    checkpoint_freq: int = 50_000  # env steps between resumable checkpoints; 0: none
+    tensorboard: bool = True  # TensorBoard event files under <output_dir>/tensorboard
+    # Stages trained one after another, the model carried over; each stage is a mapping with
+    # `name`, `total_timesteps` and `overrides` (a list of key=value strings). See
+    # conf/experiment/curriculum.yaml. Empty: one plain training run.
+    curriculum: list[Any] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
-# Agents (stable-baselines3 / sb3-contrib). `_partial_`: the env is supplied at run time.
+# Agents (stable-baselines3 / sb3-contrib): types and docs only. The option YAML holds every
+# value (one source of truth); tests/agents check each field against the real constructor.
 # --------------------------------------------------------------------------------------------
 @dataclass
 class AgentConfig:
-    """Fields every SB3 algorithm takes."""
+    """Fields every SB3 algorithm takes. ``_partial_``: the env is supplied at run time."""
 
     _target_: str = MISSING
-    _partial_: bool = True
-    _convert_: str = "partial"
-    policy: str = "MlpPolicy"
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    verbose: int = 0
-    device: str = "cpu"
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    _partial_: bool = MISSING
+    _convert_: str = MISSING
+    policy: str = MISSING  # MlpPolicy (MlpLstmPolicy for RecurrentPPO)
+    learning_rate: float = MISSING
+    gamma: float = MISSING  # discount
+    verbose: int = MISSING  # 1: SB3's table of training metrics on stdout
+    device: str = MISSING
+    # an open mapping (SB3 checks its keys), merged with the extractor group's policy kwargs
+    policy_kwargs: dict[str, Any] = field(default=MISSING, metadata={OPEN_MAPPING: True})
 
 
 @dataclass
-class PPOConfig(AgentConfig):
-    """:class:`stable_baselines3.PPO` (https://arxiv.org/abs/1707.06347)."""
+class OnPolicyConfig(AgentConfig):
+    """A2C / PPO family: rollouts of ``n_steps`` per env, then updates."""
 
-    _target_: str = "stable_baselines3.PPO"
-    n_steps: int = 2048  # rollout length per env; batch = n_steps * n_envs
-    batch_size: int = 64  # minibatch size
-    n_epochs: int = 10  # optimisation epochs per rollout
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.0  # entropy bonus; > 0 keeps the policy exploring
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    n_steps: int = MISSING  # rollout length per env; samples per update = n_steps * n_envs
+    gae_lambda: float = MISSING
+    ent_coef: float = MISSING  # entropy bonus; > 0 keeps the policy exploring
+    vf_coef: float = MISSING  # value-loss weight
+    max_grad_norm: float = MISSING
+    normalize_advantage: bool = MISSING
 
 
 @dataclass
-class DQNConfig(AgentConfig):
-    """:class:`stable_baselines3.DQN` (https://arxiv.org/abs/1312.5602)."""
+class PPOConfig(OnPolicyConfig):
+    """:class:`stable_baselines3.PPO` and :class:`sb3_contrib.RecurrentPPO`."""
 
-    _target_: str = "stable_baselines3.DQN"
-    learning_rate: float = 1e-4
-    buffer_size: int = 100_000
-    learning_starts: int = 1_000  # random steps before the first update
-    batch_size: int = 64
-    tau: float = 1.0  # 1.0 = hard target update
-    train_freq: int = 4
-    gradient_steps: int = 1
-    target_update_interval: int = 1_000
-    exploration_fraction: float = 0.2  # share of training over which epsilon decays
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.05
+    batch_size: int = MISSING  # minibatch size
+    n_epochs: int = MISSING  # optimisation epochs per rollout
+    clip_range: float = MISSING
+    target_kl: float | None = MISSING
 
 
-# --------------------------------------------------------------------------------------------
-# Feature extractors: merged into the agent's policy_kwargs by the pipeline.
-# --------------------------------------------------------------------------------------------
 @dataclass
-class ExtractorConfig:
-    """An SB3 ``BaseFeaturesExtractor`` and the policy/value heads on top of it."""
+class A2CConfig(OnPolicyConfig):
+    """:class:`stable_baselines3.A2C`."""
 
-    features_extractor_class: str = "stable_baselines3.common.torch_layers.FlattenExtractor"
-    features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)
-    net_arch: list[int] = field(default_factory=lambda: [64, 64])  # hidden layers of the heads
-    activation_fn: str = "torch.nn.Tanh"
+    use_rms_prop: bool = MISSING
+
+
+@dataclass
+class OffPolicyConfig(AgentConfig):
+    """DQN / QR-DQN / SAC: a replay buffer and gradient steps every ``train_freq`` env steps."""
+
+    buffer_size: int = MISSING  # replay buffer transitions
+    learning_starts: int = MISSING  # env steps (all envs) before the first gradient step
+    batch_size: int = MISSING
+    tau: float = MISSING  # target-network soft update (1.0 = hard copy)
+    train_freq: int = MISSING  # vectorised env steps between updates
+    gradient_steps: int = MISSING
+    target_update_interval: int = MISSING
+
+
+@dataclass
+class DQNConfig(OffPolicyConfig):
+    """:class:`stable_baselines3.DQN` and :class:`sb3_contrib.QRDQN`."""
+
+    exploration_fraction: float = MISSING  # share of training over which epsilon decays
+    exploration_initial_eps: float = MISSING
+    exploration_final_eps: float = MISSING
+    max_grad_norm: float = MISSING
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    """:class:`stable_baselines3.SAC` (continuous actions)."""
+
+    ent_coef: str = MISSING  # "auto" (learned), "auto_0.1" (learned, initial 0.1) or a number
+    target_entropy: str = MISSING  # "auto" = -dim(action space), or a number
 
 
 @dataclass
@@ -153,11 +190,20 @@ class RayConfig:
     num_cpus: int | None = None
 
 
-HAND_WRITTEN: dict[str, type] = {
-    "agent/ppo": PPOConfig,
-    "agent/dqn": DQNConfig,
-    "extractor/mlp": ExtractorConfig,
+# Schemas of third-party targets, found by an option file's `_target_`: composing a config
+# must not import torch (which every SB3 class does). Any other `_target_` gets a schema derived
+# from its signature (schema_from_target), so a new option is one YAML file.
+SCHEMAS: dict[str, type] = {
+    "stable_baselines3.PPO": PPOConfig,
+    "sb3_contrib.RecurrentPPO": PPOConfig,
+    "stable_baselines3.A2C": A2CConfig,
+    "stable_baselines3.DQN": DQNConfig,
+    "sb3_contrib.QRDQN": DQNConfig,
+    "stable_baselines3.SAC": SACConfig,
 }
+# Option files without a `_target_` (plain settings) keyed by group. (Every optimizer option
+# names its class, so its schema comes from the class's signature.)
+UNTARGETED: dict[str, type] = {}
 
 
 @dataclass
@@ -167,7 +213,8 @@ class Config:
     task: str = "pipeline"  # pipeline | data | train | evaluate (see cryptotrade.run.TASKS)
     seed: int = 0  # seeds python, numpy, torch and the env
     torch_threads: int = 1  # one thread is faster than two for small networks on CPU
-    model: str | None = None  # task=evaluate: runs:/<run_id>/model or a local .zip
+    model: str | None = None  # evaluate/train: runs:/<run_id>/model or a .zip to load
+    resume: str | None = None  # an MLflow run id: continue that killed run from its checkpoint
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -212,12 +259,6 @@ def _config_type(annotation: Any) -> Any | None:
     if origin in (dict, abc.Mapping) or annotation is dict:
         return dict[str, Any]
     return None
-
-
-# Field metadata key of an open mapping: a dict of user-chosen keys to scalar values
-# ({file column: bars column}, exchange options). Overrides may add keys to it without `+`
-# (data.source.columns={homeNotional:volume}); every other node keeps refusing unknown keys.
-OPEN_MAPPING = "open_mapping"
 
 
 def _open_mapping(annotation: Any) -> bool:
@@ -275,6 +316,11 @@ def schema_from_target(
     obj = _import(target)
     func = obj.__init__ if inspect.isclass(obj) else obj
     hints = typing.get_type_hints(func)
+    factories = {
+        f.name: f.default_factory
+        for f in (dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ())
+        if f.default_factory is not dataclasses.MISSING
+    }
     fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default=target))]
     if partial:
         fields.append(("_partial_", bool, field(default=True)))
@@ -298,6 +344,8 @@ def schema_from_target(
         if ctype is None:
             continue  # a runtime argument: MarketData, reward object, array ...
         default = MISSING if param.default is param.empty else _default(param.default)
+        if pname in factories:  # a dataclass field with a default_factory
+            default = _default(factories[pname]())
         if not isinstance(default, dataclasses.Field):
             default = field(default=default)
         if _open_mapping(hints.get(pname, param.annotation)):
@@ -307,13 +355,35 @@ def schema_from_target(
 
 
 def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(group, option, yaml)`` for every option file under ``conf_dir``."""
+    """``(group, option, node)`` for every option file under ``conf_dir``.
+
+    A file packaged ``_global_`` (it also sets keys of other groups, e.g. ``agent/sac`` sets
+    ``env.action_mode``) contributes its own group's node.
+    """
     found = []
     for path in sorted(conf_dir.glob("*/*.yaml")):
-        with path.open() as fh:
-            node = yaml.safe_load(fh) or {}
+        text = path.read_text()
+        node = yaml.safe_load(text) or {}
+        if text.startswith("# @package _global_"):
+            node = node.get(path.parent.name) or {}
         found.append((path.parent.name, path.stem, node))
     return found
+
+
+def schema_for(group: str, option: str, node: dict[str, Any]) -> type | None:
+    """The schema of one option file: by its ``_target_`` (see :data:`SCHEMAS`), else derived
+    from the target's signature; ``None`` for files that are not typed by a schema."""
+    target = node.get("_target_")
+    if target is None:
+        return UNTARGETED.get(group)
+    if target in SCHEMAS:
+        return SCHEMAS[target]
+    return schema_from_target(
+        f"{group.title()}{option.title().replace('_', '')}Config",
+        target,
+        partial=bool(node.get("_partial_", False)),
+        given=node,
+    )
 
 
 def group_listing(conf_dir: Path = CONF_DIR) -> str:
@@ -327,23 +397,19 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
 
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
+    if not OmegaConf.has_resolver("cryptotrade_uid"):
+        # cached per config: every use in one composed config (run dir, log file) agrees
+        OmegaConf.register_new_resolver(
+            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
+        )
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for key, schema in HAND_WRITTEN.items():
-        group, option = key.split("/")
-        cs.store(group=f"schema/{group}", name=option, node=schema)
     for group, option, node in _option_files(conf_dir):
-        key = f"{group}/{option}"
-        if key in HAND_WRITTEN or "_target_" not in node:
+        schema = schema_for(group, option, node)
+        if schema is None:
             continue
-        schema = schema_from_target(
-            f"{group.title()}{option.title().replace('_', '')}Config",
-            node["_target_"],
-            partial=bool(node.get("_partial_", False)),
-            given=node,
-        )
         stored = OmegaConf.structured(schema)
         _open_mappings(stored, schema)
         cs.store(group=f"schema/{group}", name=option, node=stored)

@@ -1,24 +1,27 @@
 """The objective every run, multirun job, Tune trial and GA individual calls.
 
-``objective(cfg) -> dict[str, float]``: data -> env -> train -> evaluate on the test split. The
-steps are also exposed one by one (``prepare_data``, ``train``, ``evaluate``) for the launcher's
-tasks. This module and the launcher are the only places that read a ``DictConfig``; this is the
-one place that calls ``hydra.utils.instantiate``.
+``objective(cfg, output_dir, *, test, on_validation)``: data -> train with periodic validation
+-> the selected model's ``val/`` metrics, plus (only with ``test=True``) one backtest on the test
+split and the baselines. The steps are also exposed one by one (``prepare_data``, ``evaluate``)
+for the launcher's tasks. Objects come from :func:`cryptotrade.components.build`, the one
+place that calls ``hydra.utils.instantiate``; training lives in
+:mod:`cryptotrade.agents.training`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade import tracking
+from cryptotrade.components import Components, build, data_fingerprint
+from cryptotrade.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from cryptotrade.evaluation.backtest import BacktestResult
 
 log = logging.getLogger(__name__)
-DATA_CODE = Path(__file__).resolve().parent / "data"
+__all__ = ["build", "data_fingerprint", "objective"]
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
@@ -40,34 +43,23 @@ def seed_everything(seed: int, torch_threads: int) -> None:
     set_random_seed(seed)
 
 
-def data_fingerprint(cfg: DictConfig) -> str:
-    """Hash of what determines the prepared dataset: data + features config and the data code."""
-    node = {
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "features": OmegaConf.to_container(cfg.features, resolve=True),
-    }
-    digest = hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(node)).encode())
-    # The data layer's code is part of the recipe: editing a generator or an indicator must not
-    # silently reuse a dataset cached by the old code.
-    for path in sorted(DATA_CODE.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def prepare_data(cfg: DictConfig) -> Dataset:
+def prepare_data(cfg_or_components: DictConfig | Components) -> Dataset:
     """Load, validate, featurise, split and normalise the configured data (cached)."""
     from cryptotrade.data import build_dataset
 
-    fingerprint = data_fingerprint(cfg)
-    spec = instantiate(cfg.data)
-    features = instantiate(cfg.features)
-    # the config names the data only if the source is reproducible (no open-ended download)
-    cacheable = getattr(spec.source, "reproducible", True)
-    cache_dir = Path(cfg.paths.data_dir) / "datasets" if cacheable else None
-    dataset = build_dataset(spec, features, cache_dir=cache_dir, fingerprint=fingerprint)
+    comps = _components(cfg_or_components, agent=False)
+    start = time.perf_counter()
+    dataset = build_dataset(
+        comps.data, comps.features, cache_dir=comps.cache_dir, fingerprint=comps.fingerprint
+    )
+    log.info(
+        "loading data: %.1f s (%s rows)",
+        time.perf_counter() - start,
+        ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items()),
+    )
     if tracking.active_run_id():
         tracking.set_tags(
-            {"data_fingerprint": fingerprint, "data_hash": dataset.meta.get("bars_hash", "")}
+            {"data_fingerprint": comps.fingerprint, "data_hash": dataset.meta.get("bars_hash", "")}
         )
         tracking.log_dict(dataset.meta, "data/summary.json")
         tracking.log_dict(dataset.normaliser, "data/normaliser.json")
@@ -75,12 +67,17 @@ def prepare_data(cfg: DictConfig) -> Dataset:
     return dataset
 
 
+def _components(obj: DictConfig | Components, *, agent: bool) -> Components:
+    return obj if isinstance(obj, Components) else build(obj, agent=agent)
+
+
 def check_leakage(cfg: DictConfig) -> LeakageReport:
     """Run the look-ahead checks of the configured features on the configured (validated) bars."""
     from cryptotrade.data import check_features, load_bars
 
-    _, bars, _ = load_bars(instantiate(cfg.data))
-    report = check_features(instantiate(cfg.features), bars, seed=cfg.seed)
+    comps = build(cfg, agent=False)
+    _, bars, _ = load_bars(comps.data)
+    report = check_features(comps.features, bars, seed=cfg.seed)
     failed = {col for cols in report.offending.values() for col in cols}
     tracking.log_metrics(
         {"check/columns": len(report.columns), "check/offending_columns": len(failed)}
@@ -89,31 +86,23 @@ def check_leakage(cfg: DictConfig) -> LeakageReport:
     return report
 
 
-def preflight(cfg: DictConfig, *, agent: bool) -> None:
+def preflight(cfg: DictConfig, *, agent: bool) -> Components:
     """Check what can be checked without data, before a run starts or any data is loaded.
 
-    Builds the data spec and feature set (and, with ``agent``, the env factory, reward and agent
-    factory): their constructors validate their settings. With ``agent`` it also checks that
-    the agent can act in the env's action mode, so a mismatch such as
-    ``agent=dqn env.action_mode=continuous`` fails at once with the fix in the message.
+    Builds the run's components (:func:`cryptotrade.components.build`): constructors validate
+    their settings, and with ``agent`` the agent/env/budget combination is checked too, so
+    ``agent=dqn env.action_mode=continuous`` fails at once with the fix in the message. The
+    task that runs next gets the very same components (``build`` returns them again).
     """
-    instantiate(cfg.data)
-    instantiate(cfg.features)
-    if not agent:
-        return
-    from cryptotrade.agents.builder import agent_class
-    from cryptotrade.env import check_agent_compatible
-
-    env_factory, _ = make_env_parts(cfg)
-    check_agent_compatible(agent_class(instantiate(cfg.agent)), env_factory.action_mode)
+    return build(cfg, agent=agent)
 
 
 def check_model_source(cfg: DictConfig) -> None:
-    """``task=evaluate``: a model is given and, if it comes from an MLflow run, was trained by
-    the configured agent class (loading a DQN as PPO would fail deep inside SB3)."""
+    """``model=...``: a model is given and, if it comes from an MLflow run, was trained by the
+    configured agent class (loading a DQN as PPO would fail deep inside SB3)."""
     if not cfg.model:
-        raise ValueError(
-            "task=evaluate needs a trained model: add model=runs:/<run_id>/model "
+        raise ConfigError(
+            f"task={cfg.task} needs a trained model: add model=runs:/<run_id>/model "
             "(or a path to a saved model.zip)"
         )
     if not str(cfg.model).startswith("runs:/"):
@@ -122,88 +111,39 @@ def check_model_source(cfg: DictConfig) -> None:
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     trained = tracking.run_params(uri, run_id).get("agent._target_")
     if trained and trained != cfg.agent._target_:
-        raise ValueError(
+        raise ModelError(
             f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
-            "choose the matching agent (e.g. agent=dqn) to evaluate it"
+            "choose the matching agent (e.g. agent=dqn) to use it"
         )
 
 
-def make_env_parts(cfg: DictConfig) -> tuple[Any, Any]:
-    """The env factory and reward object of the config."""
-    return instantiate(cfg.env), instantiate(cfg.reward)
-
-
-def train(cfg: DictConfig, dataset: Dataset, output_dir: Path) -> BaseAlgorithm:
-    """Train the configured agent on the training split and save it under ``output_dir``."""
-    from stable_baselines3.common.logger import Logger
-
-    from cryptotrade.agents.builder import build_agent
-    from cryptotrade.agents.callbacks import MLflowOutputFormat, RewardComponentsCallback
-
-    env_factory, reward = make_env_parts(cfg)
-    agent_factory = instantiate(cfg.agent)
-    venv = env_factory.make_vec(dataset.train, reward, seed=cfg.seed)
-    extractor = tracking.plain(cfg.extractor)
-    model = build_agent(agent_factory, venv, extractor=extractor, seed=cfg.seed)
-    model.set_logger(Logger(folder=None, output_formats=[MLflowOutputFormat()]))
-    start = time.perf_counter()
-    model.learn(
-        total_timesteps=cfg.train.total_timesteps,
-        callback=RewardComponentsCallback(),
-        log_interval=cfg.train.log_interval,
-        progress_bar=cfg.train.progress_bar,
-    )
-    seconds = time.perf_counter() - start
-    # SB3 dumps its logger every log_interval rollouts/episodes; flush what the last ones
-    # recorded (e.g. DQN's train/loss when no episode has ended yet in a short run).
-    model.logger.dump(model.num_timesteps)
-    venv.close()
-    tracking.log_metrics(
-        {"perf/train_seconds": seconds, "perf/train_fps": model.num_timesteps / max(seconds, 1e-9)}
-    )
-    path = output_dir / "model.zip"
-    partial = output_dir / "model.partial.zip"
-    try:
-        model.save(partial)
-        partial.replace(path)  # atomic: an interrupted save never leaves a truncated model.zip
-    finally:
-        partial.unlink(missing_ok=True)
-    if cfg.tracking.log_model:
-        tracking.log_artifact(path, "model")
-    return model
-
-
-def load_model(cfg: DictConfig) -> BaseAlgorithm:
-    """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as ``cfg.agent``'s class."""
-    from cryptotrade.agents.builder import agent_class
-
+def load_model(cfg: DictConfig, components: Components | None = None) -> BaseAlgorithm:
+    """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as the configured agent."""
+    comps = components or build(cfg)
     path = tracking.download_artifact(cfg.model)
     if path.is_dir():
         path = path / "model.zip"
     if not path.exists():
-        raise FileNotFoundError(f"model={cfg.model} has no model.zip (looked at {path})")
-    return agent_class(instantiate(cfg.agent)).load(path, device="cpu")
+        raise ModelError(f"model={cfg.model} has no model.zip (looked at {path})")
+    return comps.agent_class.load(path, device="cpu")
 
 
-def evaluate(cfg: DictConfig, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
-    """Backtest ``model`` and the baselines on the test split; log metrics and artifacts."""
-    from cryptotrade.evaluation.backtest import model_policy, run_backtest, target_policy
+def evaluate(components: Components, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
+    """Backtest ``model`` and the baselines on the TEST split; log metrics and artifacts.
 
-    env_factory, reward = make_env_parts(cfg)
+    Call it once per run, for the final (selected) model: nothing may be selected on it.
+    """
+    from cryptotrade.agents.validation import backtest
+    from cryptotrade.evaluation.backtest import model_policy, target_policy
 
-    def backtest(policy: Any) -> BacktestResult:
-        env = env_factory.make(dataset.test, reward, seed=cfg.seed, evaluation=True)
-        try:
-            return run_backtest(policy, env, seed=cfg.seed)
-        finally:
-            env.close()
-
-    result = backtest(model_policy(model))
+    start = time.perf_counter()
+    result = backtest(components, model_policy(model), dataset.test)
     metrics = {f"test/{k}": v for k, v in result.metrics.items()}
-    buy_hold = backtest(target_policy(1.0))
+    buy_hold = backtest(components, target_policy(1.0), dataset.test)
     metrics |= {f"baseline/buy_hold/{k}": v for k, v in buy_hold.metrics.items()}
     tracking.log_metrics(metrics)
     _log_backtest(result, "test")
+    log.info("evaluating on test: %.1f s", time.perf_counter() - start)
     return metrics
 
 
@@ -224,8 +164,117 @@ def _log_backtest(result: BacktestResult, name: str) -> None:
         tracking.log_text(pd.DataFrame(result.trades).to_csv(index=False), f"{name}/trades.csv")
 
 
-def objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train -> evaluate on the test split. Returns ``/``-namespaced metrics."""
-    dataset = prepare_data(cfg)
-    model = train(cfg, dataset, output_dir)
-    return evaluate(cfg, model, dataset)
+def resume_config(cfg: DictConfig) -> DictConfig:
+    """``resume=<run id>``: the config of that (killed) run, to continue it in the same run.
+
+    The stored ``config.yaml`` of the run wins over the command line (the run must continue as
+    it started); ``tracking.uri`` and ``resume`` are kept from the command line.
+
+    Raises:
+        ConfigError: The run does not exist, already finished, or left no checkpoint.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from cryptotrade.agents.checkpoint import latest_checkpoint
+    from cryptotrade.config import Config
+
+    run_id = str(cfg.resume)
+    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        run = mlflow.MlflowClient(uri).get_run(run_id)
+        stored = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    except MlflowException as exc:
+        raise ConfigError(
+            f"resume={run_id}: no such MLflow run (or it has no config.yaml) in {uri}; "
+            "check the run id (make ui) or set tracking.uri"
+        ) from exc
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"resume={run_id}: the run already FINISHED; nothing to resume")
+    folder = run.data.tags.get("output_dir")
+    if not folder or latest_checkpoint(Path(folder)) is None:
+        raise ConfigError(
+            f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
+            "checkpoints are written every train.checkpoint_freq env steps"
+        )
+    resumed = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(stored))
+    assert isinstance(resumed, DictConfig)
+    resumed.resume = run_id
+    resumed.tracking.uri = cfg.tracking.uri
+    if resumed.train.curriculum:
+        raise ConfigError(f"resume={run_id}: resuming a curriculum run is not supported")
+    log.info("resuming run %s from %s", run_id, folder)
+    return resumed
+
+
+def _resume_dir(cfg: DictConfig) -> Path:
+    import mlflow
+
+    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    return Path(mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags["output_dir"])
+
+
+def train(
+    cfg: DictConfig,
+    output_dir: Path,
+    *,
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
+    dataset: Dataset | None = None,
+    model: BaseAlgorithm | None = None,
+) -> tuple[Any, Dataset]:
+    """Data -> train (curriculum stages if configured) -> the :class:`TrainResult` and dataset.
+
+    Logs the selected model to the MLflow run when ``tracking.log_model``.
+    """
+    from cryptotrade.agents.training import train as train_agent
+
+    comps = build(cfg)
+    if cfg.get("resume"):
+        output_dir = _resume_dir(cfg)  # where the killed run left its checkpoints
+    else:
+        tracking.set_tags({"output_dir": str(output_dir.resolve())})
+    if comps.train.curriculum:
+        from cryptotrade.agents.curriculum import train_curriculum
+
+        result, dataset = train_curriculum(cfg, output_dir, on_validation=on_validation)
+    else:
+        dataset = dataset or prepare_data(comps)
+        result = train_agent(
+            comps,
+            dataset,
+            output_dir,
+            on_validation=on_validation,
+            model=model,
+            resume=bool(cfg.get("resume")),
+        )
+    if cfg.tracking.log_model:
+        tracking.log_artifact(result.path, "model")
+    return result, dataset
+
+
+def objective(
+    cfg: DictConfig,
+    output_dir: Path,
+    *,
+    test: bool = True,
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Data -> train with validation-based selection -> metrics of the selected model.
+
+    Args:
+        cfg: The composed config.
+        output_dir: The job's folder (checkpoints, models, TensorBoard files).
+        test: Also backtest the selected model once on the test split and the baselines
+            (plain runs). Search trials pass ``False``: a search never sees the test split.
+        on_validation: Called after every validation as ``(num_timesteps, val_metrics)``.
+
+    Returns:
+        ``val/...`` of the selected model; with ``test`` also ``test/...`` and
+        ``baseline/<name>/...``.
+    """
+    result, dataset = train(cfg, output_dir, on_validation=on_validation)
+    metrics = dict(result.val_metrics)
+    if test:
+        metrics |= evaluate(build(cfg), result.model, dataset)
+    return metrics

@@ -1,23 +1,29 @@
 """The launcher: ``python -m cryptotrade.run [task=...] [group=option ...] [key=value ...]``.
 
 Thin by design: compose the config (Hydra checks it against the typed schemas of
-:mod:`cryptotrade.config` before anything runs), open the MLflow run, dispatch ``task`` through
-the registry below, and return the optimised metric (for Hydra sweepers).
+:mod:`cryptotrade.config`, :mod:`cryptotrade.strict` refuses unknown keys and out-of-range
+settings before anything runs), open the MLflow run, dispatch ``task`` through the registry
+below, and return the optimised metric (for Hydra sweepers). Multirun jobs become children of
+one sweep run (:mod:`cryptotrade.sweeps`); user errors print as one line
+(:mod:`cryptotrade.launcher`).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import pipeline, tracking
+from cryptotrade import launcher, pipeline, redaction, strict, sweeps, tracking
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.errors import ConfigError
 
 log = logging.getLogger("cryptotrade")
 
@@ -42,17 +48,18 @@ def task_data(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
 
 def task_train(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Prepare the data and train the agent; the model is logged to the run."""
-    dataset = pipeline.prepare_data(cfg)
-    model = pipeline.train(cfg, dataset, output_dir)
-    return {"train/total_timesteps": float(model.num_timesteps)}
+    """Train (selecting on validation; ``model=...`` continues that model); no test backtest."""
+    model = pipeline.load_model(cfg) if cfg.model else None
+    result, _ = pipeline.train(cfg, output_dir, model=model)
+    return {**result.val_metrics, "train/total_timesteps": float(result.num_timesteps)}
 
 
 def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Backtest ``model=runs:/<run_id>/model`` on the test split of the configured data."""
-    model = pipeline.load_model(cfg)
-    dataset = pipeline.prepare_data(cfg)
-    return pipeline.evaluate(cfg, model, dataset)
+    components = pipeline.build(cfg)
+    model = pipeline.load_model(cfg, components)
+    dataset = pipeline.prepare_data(components)
+    return pipeline.evaluate(components, model, dataset)
 
 
 class LeakageError(RuntimeError):
@@ -77,6 +84,8 @@ TASKS: dict[str, Task] = {
     "evaluate": task_evaluate,
     "check": task_check,
 }
+if not OmegaConf.has_resolver("cryptotrade_tasks"):  # the task list in --help
+    OmegaConf.register_new_resolver("cryptotrade_tasks", lambda: "|".join(TASKS))
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
 AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
 
@@ -84,7 +93,7 @@ AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
 def check_task(name: str) -> Task:
     """The task function for ``name``, or a clear error listing the choices."""
     if name not in TASKS:
-        raise ValueError(f"task={name} is unknown; choose one of: {', '.join(TASKS)}")
+        raise ConfigError(f"task={name} is unknown; choose one of: {', '.join(TASKS)}")
     return TASKS[name]
 
 
@@ -94,35 +103,60 @@ def execute(
     output_dir: Path,
     choices: Mapping[str, Any] | None = None,
     overrides: list[str] | None = None,
+    sweep: sweeps.Sweep | None = None,
+    job_num: int | None = None,
 ) -> dict[str, float]:
     """Run ``cfg.task`` inside one MLflow run and return its metrics.
 
+    Everything that can be checked without data is checked before the run opens. Dead runs
+    left RUNNING by killed processes are marked FAILED first (:mod:`cryptotrade.liveness`).
+
     Args:
         cfg: The composed config.
-        output_dir: Where the job writes local files (Hydra's run directory).
+        output_dir: Where the job writes local files (Hydra's run directory, one per job).
         choices: The chosen option of each config group (tags in MLflow).
-        overrides: The command-line overrides (a tag in MLflow).
+        overrides: The command-line overrides (a tag in MLflow, secrets redacted).
+        sweep: The multirun this job belongs to: its run becomes a child of the sweep's run.
+        job_num: The job's number in the sweep.
     """
+    if cfg.get("resume"):
+        cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
+    strict.check_config(cfg, TASKS)
+    redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
     if cfg.task == "pipeline":
         from cryptotrade import optimize
 
         optimize.preflight(cfg)  # optimizer settings and search space, before any run
-    if cfg.task == "evaluate":
+    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     choices = dict(choices or {})
+    overrides = list(overrides or [])
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
-    parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]
-    name = cfg.tracking.run_name or "-".join(str(p) for p in parts if p)
+    name = launcher.run_name(cfg, choices, overrides, sweep, job_num)
     tags = {
         "task": cfg.task,
         "git_commit": tracking.git_commit(cfg.paths.root),
-        "overrides": " ".join(overrides or []),
+        "overrides": " ".join(overrides),
         **{f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
     }
+    if sweep is not None:
+        tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tracking.start_run(cfg, run_name=name, tags=tags) as run:
+    try:
+        tracking.mark_stale_runs(cfg)
+    except Exception as exc:  # never block a run on the clean-up of others
+        log.warning("could not check for stale runs: %s", exc)
+    parent = sweep.parent_run_id if sweep else None
+    with tracking.start_run(
+        cfg,
+        run_name=name,
+        tags=tags,
+        parent_run_id=parent,
+        resume_run_id=cfg.get("resume"),
+        output_dir=output_dir,
+    ) as run:
         metrics = dict(task(cfg, output_dir))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
         log.info(
@@ -138,16 +172,41 @@ def execute(
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns ``cfg.optimizer.metric`` for sweepers."""
+    """Hydra entry point; returns ``cfg.optimizer.metric`` for sweepers.
+
+    A failed single run exits non-zero (a user error as one line); a failed sweep job is
+    recorded and the sweep goes on, its summary names every failed job and the process exits
+    non-zero (:func:`cryptotrade.sweeps.exit_code`).
+    """
     hc = HydraConfig.get()
-    metrics = execute(
-        cfg,
-        output_dir=Path(hc.runtime.output_dir),
-        choices=OmegaConf.to_container(hc.runtime.choices),  # type: ignore[arg-type]
-        overrides=list(hc.overrides.task),
-    )
+    output_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    sweep = sweeps.load(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    job_num = int(hc.job.num) if sweep else None
+    fields = {}
+    if sweep is not None:
+        name = sweeps.job_name(job_num or 0, overrides, sweep)
+        fields = sweeps.job_fields(job_num or 0, name, overrides, output_dir)
+    try:
+        metrics = execute(
+            cfg,
+            output_dir=output_dir,
+            choices=OmegaConf.to_container(hc.runtime.choices),  # type: ignore[arg-type]
+            overrides=overrides,
+            sweep=sweep,
+            job_num=job_num,
+        )
+    except Exception as exc:
+        if sweep is None:
+            launcher.fail_single_run(exc, output_dir, cfg.paths.output_dir)
+        launcher.fail_sweep_job(exc, output_dir, fields)
+        return None
+    if sweep is not None:
+        run_id = (output_dir / "run_id").read_text().strip()
+        sweeps.record_job(output_dir, **fields, status="FINISHED", run_id=run_id)
     return metrics.get(cfg.optimizer.metric)
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(sweeps.exit_code())

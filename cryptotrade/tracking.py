@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cryptotrade import liveness, redaction, store
+
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 MAX_PARAM_VALUE = 6000
 MAX_PARAM_KEY = 250
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
+_heartbeats: dict[str, liveness.Heartbeat] = {}
+redact = redaction.redact  # for callers that write configs elsewhere (Ray trial configs)
 
 
 class Terminated(BaseException):
@@ -58,20 +62,39 @@ def artifact_root(uri: str, root: str | Path) -> str | None:
     return None
 
 
-def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten a config into ``{key: value}`` strings with MLflow-valid keys.
+def param_key(key: str) -> str:
+    """``key`` as MLflow accepts it: allowed characters only, and a normalised relative path
+    (``a//b`` -> ``a/b``, no ``.``/``..`` parts, no leading or trailing ``/``)."""
+    name = _INVALID_KEY_CHARS.sub("_", key)
+    parts = [p if p not in (".", "..") else p.replace(".", "_") for p in name.split("/") if p]
+    return "/".join(parts)[:MAX_PARAM_KEY] or "_"
 
-    Keys become ``a.b.c`` with characters MLflow rejects replaced by ``_``; lists are JSON.
+
+def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten a config into ``{key: value}`` strings with MLflow-valid, distinct keys.
+
+    Keys become ``a.b.c`` sanitised by :func:`param_key`; lists are JSON. Two keys that would
+    become the same name keep both values: the later one gets a ``_2``, ``_3`` ... suffix.
     Values are not cut here: :func:`split_long_params` sends the long ones to artifacts.
     """
     out: dict[str, str] = {}
-    for key, value in cfg.items():
-        name = _INVALID_KEY_CHARS.sub("_", f"{prefix}{key}")[:MAX_PARAM_KEY]
-        if isinstance(value, Mapping) and value:
-            out.update(flatten_params(value, f"{name}."))
-            continue
-        out[name] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    for key, value in _flat_items(cfg, prefix):
+        name = base = param_key(key)
+        n = 1
+        while name in out:
+            n += 1
+            name = f"{base[: MAX_PARAM_KEY - len(str(n)) - 1]}_{n}"
+        out[name] = value
     return out
+
+
+def _flat_items(cfg: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _flat_items(value, f"{name}.")
+        else:
+            yield name, json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def split_long_params(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -137,15 +160,26 @@ def start_run(
     *,
     run_name: str,
     tags: Mapping[str, str],
+    parent_run_id: str | None = None,
+    resume_run_id: str | None = None,
+    output_dir: str | Path | None = None,
 ) -> Iterator[Run]:
     """Open the MLflow run of one invocation and close it with an honest status.
 
-    Logs the composed config as flattened params and as ``config.yaml``, plus ``tags``.
+    Safe with any number of processes starting at once on one store (:mod:`cryptotrade.store`).
+    Logs the composed config, secrets redacted, as flattened params and as ``config.yaml``,
+    plus ``tags`` and the liveness tags of :mod:`cryptotrade.liveness`.
 
     Args:
         cfg: The composed config (``tracking`` and ``paths`` nodes are read here).
         run_name: Name shown in the MLflow UI.
-        tags: Tags such as task, git commit, Hydra overrides.
+        tags: Tags such as task, git commit, Hydra overrides (redacted here).
+        parent_run_id: Open the run as a child of this run (a sweep's parent, possibly
+            created by another process).
+        resume_run_id: Reopen this run instead of creating one (it is RUNNING again, with this
+            process's liveness tags; params and ``config.yaml`` are not logged again).
+        output_dir: The job's local folder: recorded as the ``output_dir`` tag, and the run id
+            is written to ``<output_dir>/run_id``.
 
     Yields:
         The active MLflow run.
@@ -154,21 +188,37 @@ def start_run(
 
     uri = tracking_uri(cfg.tracking.uri, cfg.paths.root)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
-    if experiment is None:
-        experiment_id = mlflow.create_experiment(
-            cfg.tracking.experiment, artifact_location=artifact_root(uri, cfg.paths.root)
-        )
+    experiment_id = store.experiment_id(
+        uri, cfg.tracking.experiment, artifact_root(uri, cfg.paths.root)
+    )
+    config = plain(cfg)
+    # later log lines and artifacts that echo a secret of the config mask it too
+    redaction.remember(redaction.secret_values(config) | redaction.secret_values(dict(tags)))
+    all_tags = {**redaction.redact(dict(tags)), **liveness.identity()}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    if output_dir is not None:
+        all_tags["output_dir"] = str(Path(output_dir).resolve())
+    if resume_run_id:
+        with store.store_lock(uri, cfg.paths.root):  # the stale-run sweep takes it too
+            client = mlflow.MlflowClient(uri)
+            for key, value in all_tags.items():
+                store.retry(client.set_tag, resume_run_id, key, value)
+            run = store.retry(mlflow.start_run, run_id=resume_run_id)
     else:
-        experiment_id = experiment.experiment_id
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
+        run = store.retry(
+            mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=all_tags
+        )
+    if output_dir is not None:
+        (Path(output_dir) / "run_id").write_text(run.info.run_id + "\n")
+    beat = _heartbeat(uri, float(cfg.tracking.get("heartbeat_s", 60)))
+    beat.add(run.info.run_id)
     status = "FAILED"
     try:
-        params, long = split_long_params(flatten_params(plain(cfg)))
-        mlflow.log_params(params)
-        for key, value in long.items():
-            mlflow.log_text(value, f"params/{key}.txt")
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        if not resume_run_id:
+            config = redaction.redact(config)
+            _log_params(flatten_params(config))
+            store.retry(mlflow.log_text, OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
         with _sigterm_as_exception():
             yield run
         status = "FINISHED"
@@ -177,10 +227,41 @@ def start_run(
         raise
     except BaseException:
         with contextlib.suppress(Exception):
-            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+            log_text(traceback.format_exc(), "error/traceback.txt")
         raise
     finally:
-        mlflow.end_run(status=status)
+        beat.discard(run.info.run_id)
+        store.retry(mlflow.end_run, status=status)
+
+
+def _heartbeat(uri: str, interval_s: float) -> liveness.Heartbeat:
+    if uri not in _heartbeats:
+        _heartbeats[uri] = liveness.Heartbeat(uri, interval_s)
+    return _heartbeats[uri]
+
+
+def _log_params(params: Mapping[str, str]) -> None:
+    import mlflow
+
+    short, long = split_long_params(params)
+    store.retry(mlflow.log_params, short)
+    for key, value in long.items():
+        store.retry(mlflow.log_text, value, f"params/{key}.txt")
+
+
+def mark_stale_runs(cfg: DictConfig) -> list[str]:
+    """Mark the dead RUNNING runs of the configured store FAILED (see :mod:`cryptotrade.liveness`).
+
+    Returns:
+        The ids of the runs marked.
+    """
+    uri = tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    store.open_store(uri)
+    return liveness.mark_stale_runs(
+        uri,
+        stale_after_s=float(cfg.tracking.get("stale_after_s", 600)),
+        lock_dir=cfg.paths.root,
+    )
 
 
 @contextlib.contextmanager
@@ -194,6 +275,7 @@ def nested_run(
 
     Ends FINISHED on success, KILLED on Ctrl-C/SIGTERM and FAILED (with ``error/traceback.txt``)
     on any other exception, which is re-raised; the parent run becomes active again afterwards.
+    Tags and params are redacted like the parent's config.
 
     Args:
         run_name: Name shown in the MLflow UI.
@@ -204,14 +286,12 @@ def nested_run(
 
     if not _active():
         raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
-    run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags or {}))
+    all_tags = {**redaction.redact(dict(tags or {})), **liveness.identity()}
+    run = store.retry(mlflow.start_run, run_name=run_name, nested=True, tags=all_tags)
     status = "FAILED"
     try:
         if params:
-            short, long = split_long_params(flatten_params(params))
-            mlflow.log_params(short)
-            for key, value in long.items():
-                mlflow.log_text(value, f"params/{key}.txt")
+            _log_params(flatten_params(redaction.redact(dict(params))))
         yield run
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated):
@@ -219,10 +299,10 @@ def nested_run(
         raise
     except BaseException:
         with contextlib.suppress(Exception):
-            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+            log_text(traceback.format_exc(), "error/traceback.txt")
         raise
     finally:
-        mlflow.end_run(status=status)
+        store.retry(mlflow.end_run, status=status)
 
 
 def _active() -> bool:
@@ -238,23 +318,23 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     import mlflow
 
     if _active():
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        store.retry(mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
-    """Tag the active run (values are stringified)."""
+    """Tag the active run (values are stringified and redacted)."""
     import mlflow
 
     if _active():
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        store.retry(mlflow.set_tags, redaction.redact({k: str(v) for k, v in tags.items()}))
 
 
 def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
-    """Log a JSON/YAML-serialisable mapping as an artifact of the active run."""
+    """Log a JSON/YAML-serialisable mapping (redacted) as an artifact of the active run."""
     import mlflow
 
     if _active():
-        mlflow.log_dict(dict(data), artifact_file)
+        store.retry(mlflow.log_dict, redaction.redact(dict(data)), artifact_file)
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
@@ -262,15 +342,15 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     import mlflow
 
     if _active():
-        mlflow.log_artifact(str(path), artifact_path)
+        store.retry(mlflow.log_artifact, str(path), artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> None:
-    """Log text as an artifact of the active run."""
+    """Log text (redacted) as an artifact of the active run."""
     import mlflow
 
     if _active():
-        mlflow.log_text(text, artifact_file)
+        store.retry(mlflow.log_text, redaction.redact_text(text), artifact_file)
 
 
 def active_run_id() -> str | None:
@@ -285,15 +365,17 @@ def run_params(uri: str, run_id: str) -> dict[str, str]:
     """The params of run ``run_id`` in the store at ``uri``.
 
     Raises:
-        ValueError: If the store has no such run, naming the store that was searched.
+        ModelError: If the store has no such run, naming the store that was searched.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from cryptotrade.errors import ModelError
+
     try:
         return dict(mlflow.MlflowClient(uri).get_run(run_id).data.params)
     except MlflowException as exc:
-        raise ValueError(
+        raise ModelError(
             f"no MLflow run {run_id} in {uri}; check the run id (make ui) or set tracking.uri"
         ) from exc
 

@@ -13,6 +13,7 @@ from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
 
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.errors import ModelError
 from cryptotrade.run import execute
 
 register_configs()
@@ -83,7 +84,7 @@ def test_same_seed_same_metrics(tmp_path, mlflow_uri):
 
 
 def test_run_that_raises_ends_failed(tmp_path, mlflow_uri):
-    with pytest.raises(FileNotFoundError, match=r"model\.zip"):
+    with pytest.raises(ModelError, match=r"model\.zip"):
         _execute(tmp_path, "task=evaluate", f"model={tmp_path / 'missing.zip'}")
     (run,) = _runs(mlflow_uri)
     assert run.info.status == "FAILED"
@@ -136,7 +137,9 @@ def test_multirun_makes_one_run_per_job(mlflow_uri):
     proc = run_cli("-m", "debug=default", "seed=0,1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = _runs(mlflow_uri)
-    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
+    assert sorted(r.data.params["seed"] for r in jobs) == ["0", "1"]
+    assert len(runs) == len(jobs) + 1, "one parent run groups the sweep"
     assert all(r.info.status == "FINISHED" for r in runs)
 
 

@@ -112,3 +112,78 @@ def test_nested_run_is_a_child_with_honest_status(tmp_path):
     runs = client.search_runs([ok.info.experiment_id], "attributes.run_name = 'bad'")
     assert runs[0].info.status == "FAILED"
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+def test_path_like_and_colliding_keys_get_distinct_valid_names(tmp_path, mlflow_uri):
+    """``a//b`` would make MLflow reject the params; ``a b!`` and ``a b?`` both become ``a b_``."""
+    params = tracking.flatten_params({"a//b": 1, "a/b": 2, "x": {"./y": 3}, "a b!": 4, "a b?": 5})
+    assert params == {"a/b": "1", "a/b_2": "2", "x../y": "3", "a b_": "4", "a b__2": "5"}
+    cfg = _cfg(tmp_path)
+    cfg.features = {"a//b": 1, "a/b": 2, "/lead": 3, "..": 4}
+    with tracking.start_run(cfg, run_name="keys", tags={}):
+        pass
+    (run,) = _runs(mlflow_uri)
+    assert run.info.status == "FINISHED"
+    values = {k: v for k, v in run.data.params.items() if k.startswith("features.")}
+    assert sorted(values.values()) == ["1", "2", "3", "4"]  # nothing dropped
+
+
+def test_secrets_are_redacted_in_params_tags_and_config(tmp_path, mlflow_uri):
+    cfg = _cfg(tmp_path)
+    cfg.features = {"options": {"apiKey": "SEKRET-1"}, "db": "postgresql://me:SEKRET-2@h/db"}
+    tags = {"overrides": "+data.source.options.apiKey=SEKRET-1 seed=1"}
+    with tracking.start_run(cfg, run_name="s", tags=tags):
+        tracking.log_text("echo SEKRET-1", "t.txt")
+    (run,) = _runs(mlflow_uri)
+    assert run.data.params["features.options.apiKey"] == "***"
+    assert run.data.params["features.db"] == "postgresql://me:***@h/db"
+    assert run.data.tags["overrides"] == "+data.source.options.apiKey=*** seed=1"
+    client = mlflow.MlflowClient(mlflow_uri)
+    for name in ("config.yaml", "t.txt"):
+        text = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
+        assert "SEKRET" not in text, name
+
+
+def test_concurrent_first_writers_on_a_fresh_store_all_succeed(tmp_path):
+    """Four processes open runs at once on a store that does not exist yet: MLflow's table
+    creation and the experiment creation must not race (``_alembic_tmp_tags already exists``)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys; from omegaconf import OmegaConf; from cryptotrade import tracking\n"
+        "cfg = OmegaConf.create({'paths': {'root': sys.argv[1]}, "
+        "'tracking': {'uri': sys.argv[2], 'experiment': 'race-' + sys.argv[3]}})\n"
+        "with tracking.start_run(cfg, run_name=sys.argv[3], tags={}):\n"
+        "    tracking.log_metrics({'x': 1.0})\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path), uri, str(i % 2)], stderr=subprocess.PIPE
+        )
+        for i in range(4)
+    ]
+    errors = [p.communicate(timeout=300)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    client = mlflow.MlflowClient(uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    assert {"race-0", "race-1"} <= set(experiments)
+    runs = client.search_runs([experiments["race-0"], experiments["race-1"]])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_retry_repeats_locked_writes_only():
+    from cryptotrade import store
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert store.retry(flaky) == "ok" and len(calls) == 3
+    with pytest.raises(ValueError, match="other"):
+        store.retry(lambda: (_ for _ in ()).throw(ValueError("other")))

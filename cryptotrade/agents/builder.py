@@ -1,16 +1,16 @@
-"""Build an SB3 / sb3-contrib agent from its config, the extractor config and an env."""
+"""Build an SB3 / sb3-contrib agent from its factory, the extractor group's spec and an env."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-from hydra.utils import get_class, get_method
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
+
+    from cryptotrade.agents.policy import PolicySpec
 
 
 def agent_class(agent_factory: Callable[..., BaseAlgorithm]) -> type[BaseAlgorithm]:
@@ -20,31 +20,11 @@ def agent_class(agent_factory: Callable[..., BaseAlgorithm]) -> type[BaseAlgorit
     return func
 
 
-def policy_kwargs(base: Mapping[str, Any], extractor: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge the extractor config into the agent's ``policy_kwargs``.
-
-    Class-valued settings are given as dotted paths in YAML and resolved here with
-    ``hydra.utils.get_class`` (``activation_fn`` may also be a function path).
-    """
-    kwargs = dict(base)
-    kwargs["features_extractor_class"] = get_class(extractor["features_extractor_class"])
-    kwargs["features_extractor_kwargs"] = dict(extractor.get("features_extractor_kwargs") or {})
-    if extractor.get("net_arch") is not None:
-        kwargs["net_arch"] = list(extractor["net_arch"])
-    if extractor.get("activation_fn"):
-        path = extractor["activation_fn"]
-        try:
-            kwargs["activation_fn"] = get_class(path)
-        except ValueError:
-            kwargs["activation_fn"] = get_method(path)
-    return kwargs
-
-
 def build_agent(
     agent_factory: Callable[..., BaseAlgorithm],
     env: VecEnv,
     *,
-    extractor: Mapping[str, Any],
+    policy: PolicySpec,
     seed: int,
 ) -> BaseAlgorithm:
     """Create the agent on ``env``.
@@ -53,8 +33,7 @@ def build_agent(
         agent_factory: ``instantiate(cfg.agent)``: the algorithm class partially applied to its
             hyperparameters (``_partial_: true``), waiting for the env.
         env: The training VecEnv.
-        extractor: The extractor config (``features_extractor_class`` etc.), merged into
-            ``policy_kwargs``.
+        policy: The extractor group's spec, merged into the agent's own ``policy_kwargs``.
         seed: Seeds the algorithm (its RNGs, the action space and the env).
 
     Returns:
@@ -62,4 +41,4 @@ def build_agent(
     """
     keywords = getattr(agent_factory, "keywords", {})
     base = keywords.get("policy_kwargs") or {}
-    return agent_factory(env=env, seed=seed, policy_kwargs=policy_kwargs(base, extractor))
+    return agent_factory(env=env, seed=seed, policy_kwargs=policy.policy_kwargs(base))

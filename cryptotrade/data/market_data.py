@@ -39,6 +39,10 @@ class MarketData:
         feature_names: Column names of ``features``.
         funding_rate: Funding rate settled at each bar's open, float64 ``(T,)``; zeros if none.
         regime: Regime label per bar (synthetic markets), int8 ``(T,)``, or ``None``.
+        mark_price: Exchange mark price at each bar's close, float64 ``(T,)``, or ``None``
+            (absent: funding and liquidation use the traded prices). The env values funding at
+            the mark at the bar's open (the previous bar's close) and liquidates when the mark,
+            taken to move linearly between consecutive closes, reaches the liquidation price.
     """
 
     name: str
@@ -52,6 +56,7 @@ class MarketData:
     feature_names: tuple[str, ...]
     funding_rate: np.ndarray
     regime: np.ndarray | None = None
+    mark_price: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -59,6 +64,9 @@ class MarketData:
             arr = getattr(self, attr)
             if arr.shape != (n,):
                 raise ValueError(f"MarketData.{attr} has shape {arr.shape}, expected ({n},)")
+        if self.mark_price is not None and self.mark_price.shape != (n,):
+            shape = self.mark_price.shape
+            raise ValueError(f"MarketData.mark_price has shape {shape}, expected ({n},)")
         if self.features.ndim != 2 or self.features.shape[0] != n:
             raise ValueError(
                 f"MarketData.features has shape {self.features.shape}, expected ({n}, F)"

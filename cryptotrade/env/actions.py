@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from cryptotrade.env.core import MODE_BSH, MODE_CONTINUOUS, MODE_DISCRETE3, MODE_DISCRETE4
+from cryptotrade.errors import ConfigError
 
 # one registry beside its values: mode name -> (kernel code, meaning of the actions)
 ACTION_MODES: dict[str, tuple[int, str]] = {
@@ -24,7 +25,7 @@ ACTION_MODES: dict[str, tuple[int, str]] = {
 def mode_code(action_mode: str) -> int:
     """Kernel code of ``action_mode``; raises naming the valid modes."""
     if action_mode not in ACTION_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"env.action_mode={action_mode!r} is not one of {sorted(ACTION_MODES)}; "
             "set env.action_mode to one of them"
         )
@@ -110,7 +111,7 @@ def check_agent_compatible(agent_class: type, action_mode: str) -> None:
         action_mode: The env's ``action_mode``.
 
     Raises:
-        ValueError: Naming the ``env.action_mode`` values the agent supports.
+        ConfigError: Naming the ``env.action_mode`` values the agent supports.
     """
     supported = supported_action_spaces(agent_class)
     if not supported:
@@ -119,7 +120,7 @@ def check_agent_compatible(agent_class: type, action_mode: str) -> None:
     if isinstance(space, supported):
         return
     fits = [m for m in ACTION_MODES if isinstance(action_space_for(m), supported)]
-    raise ValueError(
+    raise ConfigError(
         f"{agent_class.__name__} supports {[s.__name__ for s in supported]} action spaces but "
         f"env.action_mode={action_mode!r} has a {type(space).__name__} space; "
         f"set env.action_mode to one of {fits} (or pick an agent that supports {action_mode})"

@@ -4,15 +4,27 @@ Both envs call the same :func:`step_env_nb` on a state row, so one TradingEnv an
 of the VecEnv produce identical trajectories by construction. Timing of a step from bar ``t``
 (the last closed bar the agent has seen) to bar ``n = t + 1``:
 
-1. funding settles at the open of bar ``n`` on the position held during bar ``t``;
-2. that position is liquidated at the open if the open gapped through its liquidation price;
+1. funding settles at the open of bar ``n`` on the position held during bar ``t``, valued at
+   the mark price at that open;
+2. that position is liquidated at the open if the mark at the open is through its liquidation
+   price;
 3. the order decided at ``t`` fills at ``fill_price[n]`` (the open) plus slippage, with fees;
-4. the new position is liquidated if bar ``n``'s low (long) / high (short) reaches its
+4. the new position is liquidated if bar ``n``'s mark low (long) / mark high (short) reaches its
    liquidation price;
 5. the account is marked at ``close[n]``; the episode terminates on liquidation, equity <= 0 or
    the drawdown limit, and is truncated at its last bar; an open position is then closed at
    ``close[n]`` with slippage and fee;
 6. reward components are computed and the observation of bar ``n`` is built.
+
+The mark price rows (``ROW_MARK_*``) are the traded open/low/high unless the data carries a mark
+price series (:class:`~cryptotrade.env.compiled.CompiledMarket` builds them once), so funding and
+liquidation follow the mark as exchanges do while fills always use traded prices. The contract
+type only switches the formulas of :mod:`cryptotrade.market.kernels`: the ``inverse`` flag is an
+argument of :func:`step_single_nb` and :func:`step_vec_nb`, which make it a compile-time
+constant (``numba.literally``), so numba compiles one specialisation per contract and the linear
+step carries no branch on it (the branches cost ~10% of a step). Python calls them through
+:data:`STEP_SINGLE` / :data:`STEP_VEC`, one entry kernel per contract with the flag fixed:
+calling a ``literally`` function from Python would re-dispatch on every call.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import literally
 
 from cryptotrade.env.reward import (
     C_BENCHMARK,
@@ -47,7 +60,10 @@ from cryptotrade.market.kernels import (
     equity_nb,
     liquidation_hit_nb,
     liquidation_price_nb,
+    pnl_nb,
+    position_value_nb,
     slipped_price_nb,
+    target_units_nb,
 )
 
 # env fields of the state row, after the account fields
@@ -80,25 +96,46 @@ N_STATE = EP_SUMS + N_COMPONENTS
 N_PARAMS = 17
 
 MODE_DISCRETE4, MODE_DISCRETE3, MODE_BSH, MODE_CONTINUOUS = 0, 1, 2, 3
-# rows of the (6, T) price array the step reads
+# rows of the (N_PRICE_ROWS, T) price array the step reads; the mark rows are the mark price at
+# each bar's open and its low/high through the bar (the traded open/low/high without a mark series)
 ROW_OPEN, ROW_HIGH, ROW_LOW, ROW_CLOSE, ROW_FILL, ROW_FUNDING = range(6)
-# the single env's info vector: these 5 values, then the components, then their episode sums
-INFO_EQUITY, INFO_POSITION, INFO_UNITS, INFO_PRICE, INFO_INVENTORY = range(5)
-N_INFO_BASE = 5
+ROW_MARK_OPEN, ROW_MARK_LOW, ROW_MARK_HIGH = 6, 7, 8
+N_PRICE_ROWS = 9
+# the single env's info vector: these 6 values, then the components, then their episode sums
+INFO_EQUITY, INFO_POSITION, INFO_UNITS, INFO_PRICE, INFO_INVENTORY, INFO_EQUITY_QUOTE = range(6)
+N_INFO_BASE = 6
+# step_single_nb's "rows used" / step_vec_nb's count when nothing was stepped
+PAST_END = -1  # single env: the episode has no bar t + 1
+BAD_ACTION = -2  # single env: the action is outside the action space
 N_ACCOUNT_OBS = 4  # side, entry / price - 1, unrealised PnL / equity, log1p(steps in position)
 
 
 @kernel
-def exposure_nb(st: np.ndarray, i: int, price: float, leverage: float) -> float:
+def exposure_nb(st: np.ndarray, i: int, price: float, leverage: float, inverse: bool) -> float:
     """Signed notional / (equity * leverage) of row ``i``: -1 = fully short, +1 = fully long."""
     eq = st[i, EQUITY]
     if eq <= 0.0:
         return 0.0
-    return st[i, UNITS] * price / (eq * leverage)
+    return position_value_nb(st[i, UNITS], price, inverse) / (eq * leverage)
 
 
 @kernel
-def decode_target_nb(a: float, st: np.ndarray, i: int, params: np.ndarray, price: float) -> float:
+def valid_action_nb(a: float, params: np.ndarray) -> bool:
+    """Whether ``a`` is in the action space: an index ``0 .. n-1`` or a number in [-1, 1].
+
+    NaN fails both tests (every comparison with NaN is false).
+    """
+    mode = int(params[P_MODE])
+    if mode == MODE_CONTINUOUS:
+        return -1.0 <= a <= 1.0
+    n = 4.0 if mode == MODE_DISCRETE4 else 3.0
+    return 0.0 <= a < n and a == math.floor(a)
+
+
+@kernel
+def decode_target_nb(
+    a: float, st: np.ndarray, i: int, params: np.ndarray, price: float, inverse: bool
+) -> float:
     """Target exposure in [-1, 1] for action ``a``; NaN means "leave the position alone"."""
     mode = int(params[P_MODE])
     units = st[i, UNITS]
@@ -131,7 +168,7 @@ def decode_target_nb(a: float, st: np.ndarray, i: int, params: np.ndarray, price
         target = max(target, 0.0)
     if target == 0.0:
         return 0.0 if units != 0.0 else np.nan
-    current = exposure_nb(st, i, price, params[P_LEVERAGE])
+    current = exposure_nb(st, i, price, params[P_LEVERAGE], inverse)
     if target == current or abs(target - current) < params[P_MIN_TRADE]:
         return np.nan
     return target
@@ -146,6 +183,7 @@ def build_obs_nb(
     params: np.ndarray,
     features: np.ndarray,
     close: np.ndarray,
+    inverse: bool,
 ) -> None:
     """Write the observation of row ``i``'s current bar ``t`` into ``out[j]``.
 
@@ -163,13 +201,15 @@ def build_obs_nb(
     price = close[t]
     units = st[i, UNITS]
     eq = max(st[i, EQUITY], 1e-12)
-    out[j, k] = 0.0 if units == 0.0 else (1.0 if units > 0.0 else -1.0)
-    out[j, k + 1] = 0.0 if units == 0.0 else st[i, ENTRY] / price - 1.0
-    out[j, k + 2] = units * (price - st[i, ENTRY]) / eq
+    flat = units == 0.0
+    out[j, k] = 0.0 if flat else (1.0 if units > 0.0 else -1.0)
+    out[j, k + 1] = 0.0 if flat else st[i, ENTRY] / price - 1.0
+    out[j, k + 2] = 0.0 if flat else pnl_nb(units, st[i, ENTRY], price, inverse) / eq
     out[j, k + 3] = math.log1p(st[i, POS_STEPS])
     k += 4
     if params[P_INC_CASH] > 0.0:  # free margin as a fraction of equity
-        out[j, k] = 1.0 - abs(units) * price / (eq * params[P_LEVERAGE])
+        notional = abs(position_value_nb(units, price, inverse))
+        out[j, k] = 1.0 - notional / (eq * params[P_LEVERAGE])
         k += 1
     if params[P_INC_INV] > 0.0:
         out[j, k] = st[i, LEVEL] / params[P_LEVELS]
@@ -189,55 +229,58 @@ def reset_env_nb(
 
 
 @kernel
-def _fill_order_nb(st, i, target, params, n, ref, bar_range, trades, n_tr):
+def _fill_order_nb(st, i, target, params, n, ref, bar_range, trades, n_tr, inverse):
     """Fill the order for ``target`` exposure at reference price ``ref`` of bar ``n``."""
     lev = params[P_LEVERAGE]
-    eq = equity_nb(st[i, BALANCE], st[i, UNITS], st[i, ENTRY], ref)
+    eq = equity_nb(st[i, BALANCE], st[i, UNITS], st[i, ENTRY], ref, inverse)
     if eq <= 0.0:
         return 0.0, n_tr, False
-    direction = np.sign(target * lev * eq / ref - st[i, UNITS])
+    direction = np.sign(target_units_nb(target, lev, eq, ref, inverse) - st[i, UNITS])
     if direction == 0.0:
         return 0.0, n_tr, False
     px = slipped_price_nb(ref, direction, params[P_SLIP_BPS], params[P_SLIP_RANGE], bar_range)
-    units = target * lev * eq / px
+    units = target_units_nb(target, lev, eq, px, inverse)
     if np.sign(units - st[i, UNITS]) != direction:
         # sized at the slipped price the order lands on the other side of the position: the
         # slippage eats the whole rebalance (filling it would sell at a buy-slipped price)
         return 0.0, n_tr, False
-    return rebalance_nb(st, i, units, px, params[P_FEE], n, trades, n_tr)
+    return rebalance_nb(st, i, units, px, params[P_FEE], n, trades, n_tr, inverse)
 
 
 @kernel
-def _liquidation_check_nb(st, i, params, n, seg_open, low, high, trades, n_tr):
+def _liquidation_check_nb(st, i, params, n, seg_open, low, high, trades, n_tr, inverse):
     """Liquidate row ``i`` if the segment reaches its liquidation price; ``(fee, n, hit)``."""
-    liq = liquidation_price_nb(st[i, UNITS], st[i, ENTRY], st[i, BALANCE], params[P_MMR])
+    liq = liquidation_price_nb(st[i, UNITS], st[i, ENTRY], st[i, BALANCE], params[P_MMR], inverse)
     hit, px = liquidation_hit_nb(st[i, UNITS], liq, seg_open, low, high)
     if not hit:
         return 0.0, n_tr, False
-    fee, n_tr = liquidate_nb(st, i, px, params[P_LIQ_FEE], n, trades, n_tr)
+    fee, n_tr = liquidate_nb(st, i, px, params[P_LIQ_FEE], n, trades, n_tr, inverse)
     return fee, n_tr, True
 
 
 @kernel
-def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, funding, trades):
+def _market_step_nb(st, i, a, params, prices, trades, inverse):
     """Events of bar ``n = t + 1`` up to the mark; ``(fees, funding paid, opened, liq, n_tr)``."""
     t = int(st[i, T])
     n = t + 1
-    target = decode_target_nb(a, st, i, params, close[t])
+    high, low, close = prices[ROW_HIGH], prices[ROW_LOW], prices[ROW_CLOSE]
+    mark_open = prices[ROW_MARK_OPEN, n]
+    target = decode_target_nb(a, st, i, params, close[t], inverse)
     fees = 0.0
     paid = 0.0
     opened = 0
     n_tr = 0
     liquidated = False
-    if params[P_FUNDING] > 0.0 and st[i, UNITS] != 0.0 and funding[n] != 0.0:
-        paid = apply_funding_nb(st, i, open_[n], funding[n])
-    if st[i, UNITS] != 0.0:  # a gap through the liquidation price at the open
+    rate = prices[ROW_FUNDING, n]
+    if params[P_FUNDING] > 0.0 and st[i, UNITS] != 0.0 and rate != 0.0:
+        paid = apply_funding_nb(st, i, mark_open, rate, inverse)
+    if st[i, UNITS] != 0.0:  # a gap of the mark through the liquidation price at the open
         fees, n_tr, liquidated = _liquidation_check_nb(
-            st, i, params, n, open_[n], open_[n], open_[n], trades, n_tr
+            st, i, params, n, mark_open, mark_open, mark_open, trades, n_tr, inverse
         )
     if not liquidated and not math.isnan(target):
         f, n_tr, op = _fill_order_nb(
-            st, i, target, params, n, fill_price[n], high[t] - low[t], trades, n_tr
+            st, i, target, params, n, prices[ROW_FILL, n], high[t] - low[t], trades, n_tr, inverse
         )
         fees += f
         if op:
@@ -245,18 +288,25 @@ def _market_step_nb(st, i, a, params, open_, high, low, close, fill_price, fundi
             st[i, POS_STEPS] = 0.0
         if params[P_MODE] == MODE_BSH:
             st[i, LEVEL] = round(target * params[P_LEVELS])
-    if not liquidated and st[i, UNITS] != 0.0:  # the new position through bar n's range
+    if not liquidated and st[i, UNITS] != 0.0:  # the new position through bar n's mark range
         f, n_tr, liquidated = _liquidation_check_nb(
-            st, i, params, n, open_[n], low[n], high[n], trades, n_tr
+            st,
+            i,
+            params,
+            n,
+            mark_open,
+            prices[ROW_MARK_LOW, n],
+            prices[ROW_MARK_HIGH, n],
+            trades,
+            n_tr,
+            inverse,
         )
         fees += f
     return fees, paid, opened, liquidated, n_tr
 
 
 @inlined_kernel
-def step_env_nb(
-    st, ret_buf, comp, i, a, params, weights, open_, high, low, close, fill_price, funding, trades
-):
+def step_env_nb(st, ret_buf, comp, i, a, params, weights, prices, trades, inverse):
     """Advance row ``i`` by one bar (see the module docstring for the order of events).
 
     Args:
@@ -267,21 +317,23 @@ def step_env_nb(
         a: The action (index for discrete modes, target exposure for continuous).
         params: Params vector (``P_*``).
         weights: Reward weights in ``COMPONENTS`` order.
-        open_, high, low, close: Bar prices, float64.
-        fill_price: Reference price of a fill at each bar (the open; tests swap it).
-        funding: Funding rate settled at each bar's open.
+        prices: ``(N_PRICE_ROWS, T)`` float64 rows ``ROW_*``: open, high, low, close, the
+            reference price of a fill at each bar (the open; tests swap it), the funding rate
+            settled at each bar's open, and the mark price rows.
         trades: Output buffer of trades closed this step, ``(n_envs, MAX_TRADES_PER_STEP, F)``.
+        inverse: Inverse contract (see :mod:`cryptotrade.market.kernels`).
 
     Returns:
         ``(reward, terminated, truncated, n_trades)``.
     """
     t = int(st[i, T])
     n = t + 1
+    high, low, close = prices[ROW_HIGH], prices[ROW_LOW], prices[ROW_CLOSE]
     eq_before = st[i, EQUITY]
     fees, paid, opened, liquidated, n_tr = _market_step_nb(
-        st, i, a, params, open_, high, low, close, fill_price, funding, trades
+        st, i, a, params, prices, trades, inverse
     )
-    eq = mark_nb(st, i, close[n])
+    eq = mark_nb(st, i, close[n], inverse)
     st[i, T] = n
     terminated = liquidated or eq <= 0.0 or (1.0 - eq / st[i, PEAK]) >= params[P_MAX_DD]
     truncated = (not terminated) and n >= int(st[i, END])
@@ -290,9 +342,9 @@ def step_env_nb(
         px = slipped_price_nb(
             close[n], direction, params[P_SLIP_BPS], params[P_SLIP_RANGE], high[n] - low[n]
         )
-        f, n_tr, _ = rebalance_nb(st, i, 0.0, px, params[P_FEE], n, trades, n_tr)
+        f, n_tr, _ = rebalance_nb(st, i, 0.0, px, params[P_FEE], n, trades, n_tr, inverse)
         fees += f
-        eq = mark_nb(st, i, close[n])
+        eq = mark_nb(st, i, close[n], inverse)
     if st[i, UNITS] == 0.0:
         st[i, LEVEL] = 0.0
         st[i, POS_STEPS] = 0.0
@@ -315,7 +367,11 @@ def step_env_nb(
         sharpe = rolling_sharpe_nb(ret_buf, i, int(st[i, RET_COUNT]))
     drawdown = 1.0 - eq / st[i, PEAK]
     idle = st[i, FLAT_STEPS] > params[P_IDLE_T]
-    bench = math.log(close[n] / close[t]) if weights[C_BENCHMARK] != 0.0 else 0.0
+    # buy & hold of the base asset, in the margin currency: an inverse account's margin already
+    # is the base asset, so holding it returns 0 there
+    bench = 0.0
+    if weights[C_BENCHMARK] != 0.0 and not inverse:
+        bench = math.log(close[n] / close[t])
     reward = reward_components_nb(
         comp,
         i,
@@ -340,19 +396,29 @@ def step_env_nb(
 
 
 @kernel
-def write_info_nb(info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray) -> None:
-    """The base info values of row ``i`` (equity, position = notional / equity, units, ...)."""
+def write_info_nb(
+    info: np.ndarray, st: np.ndarray, i: int, close: np.ndarray, inverse: bool
+) -> None:
+    """The base info values of row ``i`` (equity, position = notional / equity, units, ...).
+
+    Equity is in the margin currency; ``INFO_EQUITY_QUOTE`` is the same equity in the quote
+    currency (``equity * close`` for inverse contracts, ``equity`` for linear ones).
+    """
     price = close[int(st[i, T])]
     eq = st[i, EQUITY]
     info[INFO_EQUITY] = eq
-    info[INFO_POSITION] = st[i, UNITS] * price / eq if eq > 0.0 else 0.0
+    value = position_value_nb(st[i, UNITS], price, inverse)
+    info[INFO_POSITION] = value / eq if eq > 0.0 else 0.0
     info[INFO_UNITS] = st[i, UNITS]
     info[INFO_PRICE] = price
     info[INFO_INVENTORY] = st[i, LEVEL]
+    info[INFO_EQUITY_QUOTE] = eq * price if inverse else eq
 
 
 @kernel
-def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log):
+def step_single_nb(
+    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log, inverse
+):
     """One :class:`TradingEnv` step in one numba call: step, observation, info and trade log.
 
     ``info`` receives the base values, this step's weighted components and the running episode
@@ -361,29 +427,20 @@ def step_single_nb(a, st, ret_buf, comp, params, weights, prices, features, trad
     is left unchanged rather than overrun).
 
     Returns:
-        ``(reward, terminated, truncated, rows used in log)``; rows ``-1`` and nothing changed
-        when the episode is past its last bar (or was never reset): bar ``t + 1`` may not exist.
+        ``(reward, terminated, truncated, rows used in log)``; nothing changes and rows is
+        ``PAST_END`` when the episode is past its last bar (or was never reset: bar ``t + 1``
+        may not exist), ``BAD_ACTION`` when ``a`` is outside the action space.
     """
+    literally(inverse)  # one compiled step per contract type (see the module docstring)
     if st[0, T] >= st[0, END]:  # no bounds checks here: stepping on would read past the data
-        return 0.0, False, True, -1
+        return 0.0, False, True, PAST_END
+    if not valid_action_nb(a, params):
+        return 0.0, False, False, BAD_ACTION
     r, term, trunc, n_tr = step_env_nb(
-        st,
-        ret_buf,
-        comp,
-        0,
-        a,
-        params,
-        weights,
-        prices[ROW_OPEN],
-        prices[ROW_HIGH],
-        prices[ROW_LOW],
-        prices[ROW_CLOSE],
-        prices[ROW_FILL],
-        prices[ROW_FUNDING],
-        trades,
+        st, ret_buf, comp, 0, a, params, weights, prices, trades, inverse
     )
-    build_obs_nb(obs, 0, st, 0, params, features, prices[ROW_CLOSE])
-    write_info_nb(info, st, 0, prices[ROW_CLOSE])
+    build_obs_nb(obs, 0, st, 0, params, features, prices[ROW_CLOSE], inverse)
+    write_info_nb(info, st, 0, prices[ROW_CLOSE], inverse)
     for c in range(N_COMPONENTS):
         info[N_INFO_BASE + c] = comp[0, c]
         info[N_INFO_BASE + N_COMPONENTS + c] = st[0, EP_SUMS + c]
@@ -418,6 +475,7 @@ def step_vec_nb(
     term_obs,
     ep_returns,
     ep_lengths,
+    inverse,
 ):
     """Step every env of the native VecEnv and auto-reset the finished ones.
 
@@ -427,37 +485,63 @@ def step_vec_nb(
     ``actions`` may be any numeric dtype (SB3 passes int64 for discrete, float32 for Box).
 
     Returns:
-        The number of envs whose episode ended (``dones[i]`` marks them).
+        The number of envs whose episode ended (``dones[i]`` marks them); ``-1 - i`` and no env
+        stepped when ``actions[i]`` is the first action outside the action space.
     """
+    literally(inverse)  # one compiled step per contract type (see the module docstring)
+    n_envs = states.shape[0]
+    for i in range(n_envs):
+        if not valid_action_nb(float(actions[i]), params):
+            return -1 - i
     n_done = 0
     close = prices[ROW_CLOSE]
-    for i in range(states.shape[0]):
+    for i in range(n_envs):
         r, term, trunc, _ = step_env_nb(
-            states,
-            ret_bufs,
-            comps,
-            i,
-            float(actions[i]),
-            params,
-            weights,
-            prices[ROW_OPEN],
-            prices[ROW_HIGH],
-            prices[ROW_LOW],
-            close,
-            prices[ROW_FILL],
-            prices[ROW_FUNDING],
-            trades,
+            states, ret_bufs, comps, i, float(actions[i]), params, weights, prices, trades, inverse
         )
         rewards[i] = r
         dones[i] = term or trunc
         truncated[i] = trunc
         if term or trunc:
             n_done += 1
-            build_obs_nb(term_obs, i, states, i, params, features, close)
+            build_obs_nb(term_obs, i, states, i, params, features, close, inverse)
             ep_returns[i] = states[i, EP_RETURN]
             ep_lengths[i] = states[i, EP_LENGTH]
             for c in range(N_COMPONENTS):
                 comp_sums[i, c] = states[i, EP_SUMS + c]
             reset_env_nb(states, ret_bufs, i, params, next_start[i], next_end[i])
-        build_obs_nb(obs, i, states, i, params, features, close)
+        build_obs_nb(obs, i, states, i, params, features, close, inverse)
     return n_done
+
+
+@kernel
+def _step_single_linear_nb(
+    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log
+):
+    return step_single_nb(
+        a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log, False
+    )
+
+
+@kernel
+def _step_single_inverse_nb(
+    a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log
+):
+    return step_single_nb(
+        a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log, True
+    )
+
+
+@kernel
+def _step_vec_linear_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el):
+    return step_vec_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el, False)
+
+
+@kernel
+def _step_vec_inverse_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el):
+    return step_vec_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el, True)
+
+
+# the Python entry points, indexed by the inverse flag: STEP_SINGLE[inverse](a, *args without it)
+STEP_SINGLE = (_step_single_linear_nb, _step_single_inverse_nb)
+STEP_VEC = (_step_vec_linear_nb, _step_vec_inverse_nb)

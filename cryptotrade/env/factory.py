@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 from cryptotrade.data.market_data import MarketData
+from cryptotrade.env.compiled import CompiledMarket
 from cryptotrade.env.reward import WeightedReward
 from cryptotrade.env.settings import EnvSettings
 from cryptotrade.env.trading_env import TradingEnv
@@ -69,10 +70,10 @@ class EnvFactory(EnvSettings):
             from stable_baselines3.common.monitor import Monitor
             from stable_baselines3.common.vec_env import DummyVecEnv
 
-            settings = self.settings
+            market = CompiledMarket.build(data, reward, self.settings)  # one copy for all envs
 
             def thunk() -> Monitor:
-                return Monitor(TradingEnv(data, reward, settings))
+                return Monitor(TradingEnv(market=market))
 
             venv = DummyVecEnv([thunk] * self.n_envs)
         venv.seed(seed)

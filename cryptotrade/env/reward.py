@@ -10,6 +10,8 @@ the episode sums. Components (all computed in :func:`reward_components_nb`):
 ``sharpe``        Sharpe ratio (mean / std) of the last ``sharpe_window`` step log returns
 ``fees``          minus the fees paid this step as a fraction of equity
 ``benchmark``     step log return minus buy & hold's, ``log(E_t+1/E_t) - log(close_t+1/close_t)``
+                  (inverse contracts: buy & hold of the BTC margin returns 0 in BTC, so it is the
+                  step log return; in USD terms the excess return is the same number)
 ``idle``          -1 for every step spent flat beyond ``idle_threshold`` consecutive flat steps
 ``profit_bonus``  net PnL of trades closed with a profit this step, as a fraction of equity
 ``trade``         -1 for every trade opened (from flat, or by reversing)

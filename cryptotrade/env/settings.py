@@ -29,8 +29,10 @@ from cryptotrade.env.core import (
     P_SLIP_RANGE,
     P_WINDOW,
 )
+from cryptotrade.errors import ConfigError, DataError
 
 ActionMode = Literal["discrete4", "discrete3", "buy_sell_hold", "continuous"]
+Contract = Literal["linear", "inverse"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,12 @@ class EnvSettings:
     Args:
         window: Feature rows in each observation (the current bar and ``window - 1`` before it).
         action_mode: ``discrete4`` | ``discrete3`` | ``buy_sell_hold`` | ``continuous``.
-        initial_cash: Starting equity in quote currency.
+        contract: ``linear`` (spot, USDT-margined: positions in base units, money in the quote
+            currency) or ``inverse`` (coin-margined, BitMEX XBTUSD style: positions in 1-USD
+            contracts, margin, PnL, fees and funding in the base currency, PnL
+            ``contracts x (1/entry - 1/exit)``); see :mod:`cryptotrade.market.kernels`.
+        initial_cash: Starting equity in the margin currency: quote (USDT) for ``linear``,
+            base (BTC) for ``inverse``.
         taker_fee: Fee rate on notional of market orders (0.0004 = 4 bps).
         maker_fee: Fee rate on notional of limit orders.
         order_type: ``market`` (taker fee + slippage) or ``limit`` (maker fee, no slippage; an
@@ -62,6 +69,7 @@ class EnvSettings:
 
     window: int = 30
     action_mode: ActionMode = "discrete3"
+    contract: Contract = "linear"
     initial_cash: float = 10_000.0
     taker_fee: float = 0.0004
     maker_fee: float = 0.0002
@@ -84,6 +92,10 @@ class EnvSettings:
         mode_code(self.action_mode)
         checks = [
             (self.window >= 1, f"env.window={self.window} must be >= 1"),
+            (
+                self.contract in ("linear", "inverse"),
+                f"env.contract={self.contract!r} must be 'linear' or 'inverse'",
+            ),
             (self.initial_cash > 0, f"env.initial_cash={self.initial_cash} must be > 0"),
             (0 <= self.taker_fee < 0.1, f"env.taker_fee={self.taker_fee} must be in [0, 0.1)"),
             (0 <= self.maker_fee < 0.1, f"env.maker_fee={self.maker_fee} must be in [0, 0.1)"),
@@ -119,7 +131,7 @@ class EnvSettings:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
     @property
     def account_size(self) -> int:
@@ -150,28 +162,30 @@ class EnvSettings:
         return p
 
     def check_data(self, data: MarketData, evaluation: bool) -> None:
-        """Raise if ``data`` is too short for the window or the episode length."""
+        """Raise if ``data`` is too short for the window or the episode length, or not finite."""
         steps = len(data) - self.window  # steps from the first full window to the last bar
         if steps < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"env.window={self.window} needs more than {self.window} bars but the "
                 f"{data.name!r} split has {len(data)}; lower env.window or widen the split"
             )
         if not evaluation and self.episode_length is not None and self.episode_length > steps:
-            raise ValueError(
+            raise ConfigError(
                 f"env.episode_length={self.episode_length} is longer than the {steps} steps the "
                 f"{data.name!r} split allows with env.window={self.window}; lower "
                 "env.episode_length or set it to null (whole split)"
             )
-        for name in ("open", "high", "low", "close"):
-            arr = getattr(data, name)
+        for name in ("open", "high", "low", "close", "mark_price"):
+            arr = getattr(data, name, None)
+            if arr is None:
+                continue  # no mark price series: funding and liquidation use traded prices
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(
+                raise DataError(
                     f"MarketData.{name} of {data.name!r} has non-positive or NaN "
                     "prices; fix the data validation settings"
                 )
         if not np.all(np.isfinite(data.features)):
-            raise ValueError(
+            raise DataError(
                 f"MarketData.features of {data.name!r} contains NaN/inf; drop the "
                 "indicator warm-up rows in the feature pipeline"
             )

@@ -9,18 +9,20 @@ import numpy as np
 from gymnasium import spaces
 
 from cryptotrade.data.market_data import MarketData
-from cryptotrade.env.actions import action_for_target, action_space_for
+from cryptotrade.env.actions import action_for_target
+from cryptotrade.env.compiled import CompiledMarket
 from cryptotrade.env.core import (
+    BAD_ACTION,
     LEVEL,
     N_INFO_BASE,
     N_STATE,
     P_LEVERAGE,
-    ROW_CLOSE,
+    PAST_END,
     START,
+    STEP_SINGLE,
     T,
     build_obs_nb,
     reset_env_nb,
-    step_single_nb,
     write_info_nb,
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
@@ -35,7 +37,7 @@ from cryptotrade.market.account import (
 )
 from cryptotrade.market.records import trades_to_records
 
-BASE_KEYS = ("equity", "position", "units", "price", "inventory")  # the INFO_* order
+BASE_KEYS = ("equity", "position", "units", "price", "inventory", "equity_quote")  # INFO_* order
 REWARD_KEYS = tuple(f"reward/{c}" for c in COMPONENTS)
 EPISODE_KEYS = tuple(f"episode/reward/{c}" for c in COMPONENTS)
 STEP_KEYS = BASE_KEYS + REWARD_KEYS
@@ -55,6 +57,21 @@ class TradingEnv(gym.Env):
     and ends the episode. All accounting runs in the numba kernels of :mod:`cryptotrade.market`
     via :func:`cryptotrade.env.core.step_env_nb`; see that module for the order of events.
 
+    **Contracts** (``settings.contract``). ``linear`` (spot, USDT-margined perpetuals): the
+    position is in base units (BTC), margin, PnL, fees and funding in the quote currency (USDT).
+    ``inverse`` (coin-margined perpetuals: BitMEX XBTUSD, Deribit BTC-PERPETUAL): the position
+    is in 1-USD contracts, ``initial_cash`` and all money in BTC, PnL ``contracts x (1/entry -
+    1/exit)``, fees ``contracts / price x rate``, funding ``contracts / mark x rate``, the
+    liquidation price BitMEX's (maintenance margin on the entry value). A target exposure ``x``
+    holds ``x x leverage x equity x price`` contracts (fractional, so equity is exact to the
+    satoshi rather than rounded to whole USD contracts).
+
+    **Mark prices.** If ``data.mark_price`` is given (the mark at each bar's close), funding is
+    valued at the mark at the bar's open and liquidation triggers when the mark, moving linearly
+    between consecutive closes, reaches the liquidation price (a liquidation then executes at
+    that price, or at the mark if it opened beyond it); fills always use traded prices. Without
+    it, funding and liquidation use the traded open and low/high.
+
     ## Action Space
     By ``settings.action_mode``:
 
@@ -66,7 +83,9 @@ class TradingEnv(gym.Env):
     | ``continuous`` | Box(-1, 1, (1,)) | target exposure x leverage, traded beyond ``min_trade`` |
 
     A full position has notional ``leverage x equity``. Without ``allow_short`` short targets
-    mean flat.
+    mean flat. An action outside the space (an index out of range, a value outside [-1, 1], NaN)
+    raises ``ValueError`` naming the action and the space; nothing is traded. Notionals,
+    equity and PnL in the observation are in the margin currency.
 
     ## Observation Space
     ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
@@ -77,7 +96,7 @@ class TradingEnv(gym.Env):
     | ``0 .. window*F - 1`` | feature rows ``t - window + 1 .. t``, row-major (oldest first) |
     | ``window*F + 0`` | position side: -1 short, 0 flat, +1 long |
     | ``window*F + 1`` | entry price / close_t - 1 (0 when flat) |
-    | ``window*F + 2`` | unrealised PnL / equity |
+    | ``window*F + 2`` | unrealised PnL / equity (both in the margin currency) |
     | ``window*F + 3`` | log(1 + bars in the current position) |
     | next, if ``include_cash`` | free margin / equity = 1 - notional / (leverage x equity) |
     | next, if ``include_inventory`` | inventory level / inventory_levels |
@@ -98,60 +117,60 @@ class TradingEnv(gym.Env):
     and fee, and appears in :attr:`trades`.
 
     ## Arguments
-    ``data`` (:class:`MarketData`), ``reward`` (:class:`WeightedReward`, default pnl only),
-    ``settings`` (:class:`EnvSettings`), ``evaluation`` (bool), ``render_mode`` (None).
-    ``info`` every step: ``equity`` (quote currency), ``position`` (signed notional / equity),
-    ``units`` (signed base units), ``price`` (close), ``inventory`` and the reward components.
+    ``data`` (:class:`MarketData`; ``None``: the default synthetic market of
+    :mod:`cryptotrade.env.default_market`, so ``gymnasium.make("cryptotrade/Trading-v0")`` works),
+    ``reward`` (:class:`WeightedReward`, default pnl only), ``settings`` (:class:`EnvSettings`),
+    ``evaluation`` (bool), ``render_mode`` (None); or ``market=`` a
+    :class:`~cryptotrade.env.compiled.CompiledMarket` shared with other envs.
+    ``info`` every step: ``equity`` (margin currency), ``equity_quote`` (quote currency:
+    ``equity x close`` for inverse contracts), ``position`` (signed notional / equity),
+    ``units`` (signed base units or contracts), ``price`` (close), ``inventory`` and the reward
+    components.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; inverse contracts, mark prices, ``equity_quote`` and the action check
+      added without changing linear results.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
 
     def __init__(
         self,
-        data: MarketData,
+        data: MarketData | None = None,
         reward: WeightedReward | None = None,
         settings: EnvSettings | None = None,
         evaluation: bool = False,
         render_mode: str | None = None,
+        *,
+        market: CompiledMarket | None = None,
     ) -> None:
-        self.settings = settings or EnvSettings()
-        self.reward = reward or WeightedReward()
-        self.settings.check_data(data, evaluation)
-        self.data = data
+        if market is None:
+            if data is None:
+                from cryptotrade.env.default_market import default_market_data
+
+                data = default_market_data()
+            market = CompiledMarket.build(data, reward, settings, evaluation=evaluation)
+        elif data is not None or reward is not None or settings is not None:
+            raise TypeError("pass either market= or data/reward/settings, not both")
+        elif not evaluation:
+            market.settings.check_data(market.data, evaluation)  # the episode length must fit
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported (None only)")
+        self.market = market
+        self.settings = market.settings
+        self.reward = market.reward
+        self.data = market.data
         self.evaluation = evaluation
         self.render_mode = render_mode
-        self.window = self.settings.window
-        self.num_features = data.num_features
-        self.account_size = self.settings.account_size
-        self.initial_cash = float(self.settings.initial_cash)
-        size = self.window * self.num_features + self.account_size
-        # finite bounds: gymnasium's checker flags infinite ones; values are never near them
-        big = float(np.finfo(np.float32).max)
-        self.observation_space = spaces.Box(-big, big, shape=(size,), dtype=np.float32)
-        self.action_space = action_space_for(self.settings.action_mode)
+        self.window = market.window
+        self.num_features = market.num_features
+        self.account_size = market.account_size
+        self.initial_cash = market.initial_cash
+        self.observation_space = market.observation_space
+        self.action_space = market.action_space
         self._continuous = isinstance(self.action_space, spaces.Box)
-        # rows ROW_OPEN .. ROW_FUNDING; ROW_FILL is the reference price of a fill at each bar,
-        # the open (the look-ahead canary test swaps it for a leaky one)
-        self._prices = np.ascontiguousarray(
-            np.stack(
-                [
-                    data.open,
-                    data.high,
-                    data.low,
-                    data.close,
-                    data.open,
-                    data.funding_rate,
-                ]
-            ),
-            dtype=np.float64,
-        )
-        self._close = self._prices[ROW_CLOSE]
-        self._features = np.ascontiguousarray(data.features, dtype=np.float32)
-        self._params = self.settings.params(self.reward.idle_threshold)
-        self._weights = self.reward.weights
+        self._params = market.params
+        size = market.obs_size
         # the kernels work on (n_envs, ...) arrays; a single env is row 0
         self._state = np.zeros((1, N_STATE), dtype=np.float64)
         self._ret_buf = np.zeros((1, self.reward.sharpe_window), dtype=np.float64)
@@ -168,43 +187,49 @@ class TradingEnv(gym.Env):
     def _bind_kernel_args(self) -> None:
         """Bind the step kernel's array arguments once (attribute lookups cost in ``step``).
 
-        Call it again after replacing one of the arrays (the look-ahead tests do).
+        Call it again after replacing one of the arrays (the trade log when it grows).
         """
         self._step_args = (
             self._state,
             self._ret_buf,
             self._comp,
-            self._params,
-            self._weights,
-            self._prices,
-            self._features,
+            self.market.params,
+            self.market.weights,
+            self.market.prices,
+            self.market.features,
             self._trade_buf,
             self._obs,
             self._info_vec,
             self._trade_log,
         )
+        self._step_kernel = STEP_SINGLE[self.market.inverse]
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
         """``(start, end)`` bar indices of a new episode, drawn from ``self.np_random``."""
-        first, last = self.window - 1, len(self.data) - 1
-        length = self.settings.episode_length
-        if self.evaluation or length is None:
-            return first, last
-        start = int(self.np_random.integers(first, last - length + 1))
-        return start, start + length
+        return self.market.episode_bounds(self.np_random, self.evaluation)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         start, end = self.episode_bounds()
-        reset_env_nb(self._state, self._ret_buf, 0, self._params, start, end)
+        market = self.market
+        reset_env_nb(self._state, self._ret_buf, 0, market.params, start, end)
         self._comp[:] = 0.0
         self._info_vec[:] = 0.0
         self._logged = 0
-        build_obs_nb(self._obs, 0, self._state, 0, self._params, self._features, self._close)
-        write_info_nb(self._info_vec, self._state, 0, self._close)
+        build_obs_nb(
+            self._obs,
+            0,
+            self._state,
+            0,
+            market.params,
+            market.features,
+            market.close,
+            market.inverse,
+        )
+        write_info_nb(self._info_vec, self._state, 0, market.close, market.inverse)
         return self._obs[0].copy(), dict(zip(BASE_KEYS, self._info_vec.tolist(), strict=False))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -216,8 +241,14 @@ class TradingEnv(gym.Env):
                 a = float(action[0])  # SB3 / Box.sample(): shape (1,)
             except (TypeError, IndexError):
                 a = float(action)  # a plain number
-        reward, terminated, truncated, logged = step_single_nb(a, *self._step_args)
+        reward, terminated, truncated, logged = self._step_kernel(a, *self._step_args)
         if logged < 0:
+            if logged == BAD_ACTION:
+                shown = np.asarray(action).tolist()  # 7 or [nan], not np.int64(7)
+                raise ValueError(
+                    f"action {shown!r} is outside the action space {self.action_space}"
+                )
+            assert logged == PAST_END
             raise RuntimeError(
                 "TradingEnv.step called past the episode's last bar (or before any reset); "
                 "call reset() when an episode ends"
@@ -248,12 +279,20 @@ class TradingEnv(gym.Env):
 
     @property
     def equity(self) -> float:
-        """Marked equity in quote currency."""
+        """Marked equity in the margin currency (quote for linear, base for inverse contracts)."""
         return float(self._state[0, EQUITY])
 
     @property
+    def equity_quote(self) -> float:
+        """Marked equity in the quote currency (equity x close for inverse contracts)."""
+        eq = self.equity
+        if self.settings.contract == "inverse":
+            return eq * float(self.market.close[self.current_index])
+        return eq
+
+    @property
     def balance(self) -> float:
-        """Cash + realised PnL - fees - funding."""
+        """Cash + realised PnL - fees - funding, in the margin currency."""
         return float(self._state[0, BALANCE])
 
     @property

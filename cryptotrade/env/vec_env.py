@@ -13,10 +13,11 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from cryptotrade.data.market_data import MarketData
-from cryptotrade.env.core import EP_LENGTH, N_STATE, build_obs_nb, reset_env_nb, step_vec_nb
+from cryptotrade.env.compiled import CompiledMarket
+from cryptotrade.env.core import EP_LENGTH, N_STATE, STEP_VEC, build_obs_nb, reset_env_nb
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
-from cryptotrade.env.trading_env import EPISODE_KEYS, TradingEnv
+from cryptotrade.env.trading_env import EPISODE_KEYS
 from cryptotrade.market.account import MAX_TRADES_PER_STEP, N_TRADE_FIELDS
 
 _EMPTY_INFO: Mapping[str, Any] = MappingProxyType({})
@@ -39,26 +40,36 @@ class NativeVecEnv(VecEnv):
         reward: Reward weights; default pnl only.
         settings: Market/episode settings.
         n_envs: Number of envs.
+        market: An already compiled market (instead of ``data``, ``reward``, ``settings``),
+            e.g. one shared with evaluation envs.
     """
 
     def __init__(
         self,
-        data: MarketData,
+        data: MarketData | None = None,
         reward: WeightedReward | None = None,
         settings: EnvSettings | None = None,
         n_envs: int = 8,
+        *,
+        market: CompiledMarket | None = None,
     ) -> None:
-        # one template env validates the settings and owns the arrays and spaces
-        self._template = TradingEnv(data, reward, settings)
-        tpl = self._template
+        if market is None:
+            if data is None:
+                raise TypeError("NativeVecEnv needs data (or a compiled market=)")
+            market = CompiledMarket.build(data, reward, settings)
+        elif data is not None or reward is not None or settings is not None:
+            raise TypeError("pass either market= or data/reward/settings, not both")
+        else:
+            market.settings.check_data(market.data, evaluation=False)
+        self.market = market
         self.render_mode = None
-        super().__init__(n_envs, tpl.observation_space, tpl.action_space)
-        self.window, self.num_features = tpl.window, tpl.num_features
-        self.account_size, self.initial_cash = tpl.account_size, tpl.initial_cash
-        self._continuous = isinstance(tpl.action_space, spaces.Box)
-        size = tpl.observation_space.shape[0]  # type: ignore[index]  # a flat Box
+        super().__init__(n_envs, market.observation_space, market.action_space)
+        self.window, self.num_features = market.window, market.num_features
+        self.account_size, self.initial_cash = market.account_size, market.initial_cash
+        self._continuous = isinstance(market.action_space, spaces.Box)
+        size = market.obs_size
         self._states = np.zeros((n_envs, N_STATE))
-        self._ret_bufs = np.zeros((n_envs, tpl.reward.sharpe_window))
+        self._ret_bufs = np.zeros((n_envs, market.reward.sharpe_window))
         self._comps = np.zeros((n_envs, N_COMPONENTS))
         self._comp_sums = np.zeros((n_envs, N_COMPONENTS))
         self._trades = np.zeros((n_envs, MAX_TRADES_PER_STEP, N_TRADE_FIELDS))
@@ -85,10 +96,10 @@ class NativeVecEnv(VecEnv):
             self._ret_bufs,
             self._comps,
             self._comp_sums,
-            tpl._params,
-            tpl._weights,
-            tpl._prices,
-            tpl._features,
+            market.params,
+            market.weights,
+            market.prices,
+            market.features,
             self._next_start,
             self._next_end,
             self._trades,
@@ -100,15 +111,15 @@ class NativeVecEnv(VecEnv):
             self._ep_returns,
             self._ep_lengths,
         )
+        self._step_kernel = STEP_VEC[market.inverse]
 
     # ------------------------------------------------------------------ episode starts
     def _draw_next(self, i: int) -> None:
         """Draw env ``i``'s next episode from its generator, as TradingEnv.reset would."""
-        self._template._np_random = self._rngs[i]
-        self._next_start[i], self._next_end[i] = self._template.episode_bounds()
+        self._next_start[i], self._next_end[i] = self.market.episode_bounds(self._rngs[i], False)
 
     def reset(self) -> np.ndarray:
-        tpl = self._template
+        market = self.market
         for i in range(self.num_envs):
             if self._seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(self._seeds[i])[0]
@@ -119,11 +130,20 @@ class NativeVecEnv(VecEnv):
                 self._states,
                 self._ret_bufs,
                 i,
-                tpl._params,
+                market.params,
                 int(self._next_start[i]),
                 int(self._next_end[i]),
             )
-            build_obs_nb(self._obs, i, self._states, i, tpl._params, tpl._features, tpl._close)
+            build_obs_nb(
+                self._obs,
+                i,
+                self._states,
+                i,
+                market.params,
+                market.features,
+                market.close,
+                market.inverse,
+            )
             self._draw_next(i)  # the start the kernel uses when this env next auto-resets
         self._comp_sums[:] = 0.0
         self._t0[:] = time.perf_counter()
@@ -138,7 +158,13 @@ class NativeVecEnv(VecEnv):
         self._actions = actions.reshape(self.num_envs) if actions.ndim != 1 else actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        n_done = step_vec_nb(self._actions, *self._kernel_args)
+        n_done = self._step_kernel(self._actions, *self._kernel_args)
+        if n_done < 0:  # nothing was stepped
+            i = -1 - n_done
+            raise ValueError(
+                f"action {self._actions[i].tolist()!r} of env {i} is outside the action space "
+                f"{self.action_space}"
+            )
         if not n_done:
             return self._obs.copy(), self._rewards.copy(), self._dones.copy(), list(self._no_infos)
         infos: list[Any] = list(self._no_infos)
@@ -171,7 +197,9 @@ class NativeVecEnv(VecEnv):
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         if attr_name == "render_mode":
             return [None for _ in self._indices(indices)]
-        value = getattr(self._template, attr_name)
+        # every env shares one configuration: its attributes are this object's or the market's
+        owner = self if hasattr(self, attr_name) else self.market
+        value = getattr(owner, attr_name)
         return [value for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:

@@ -11,6 +11,8 @@ from cryptotrade.market.kernels import (
     funding_payment_nb,
     liquidation_hit_nb,
     liquidation_price_nb,
+    pnl_nb,
+    position_value_nb,
     slipped_price_nb,
     target_units_nb,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "funding_payment_nb",
     "liquidation_hit_nb",
     "liquidation_price_nb",
+    "pnl_nb",
+    "position_value_nb",
     "slipped_price_nb",
     "target_units_nb",
     "trades_to_records",

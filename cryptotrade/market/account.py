@@ -10,13 +10,17 @@ updates, which made a step several times slower.
 State layout (indices into the row; the env appends its own fields after ``N_ACCOUNT``):
 
 =============  ==========================================================================
-``BALANCE``    cash + realised PnL - fees - funding (quote currency)
-``UNITS``      signed position in base units
+``BALANCE``    cash + realised PnL - fees - funding (margin currency)
+``UNITS``      signed position: base units (linear) or 1-USD contracts (inverse)
 ``ENTRY``      average entry price of the open position (0 when flat)
-``EQUITY``     equity at the last mark (quote currency)
+``EQUITY``     equity at the last mark (margin currency)
 ``PEAK``       highest marked equity of the episode
 ``TR_*``       bookkeeping of the open trade: entry bar, fees, funding, realised PnL, max size
 =============  ==========================================================================
+
+The margin currency is the quote currency (USDT) for linear contracts and the base currency (BTC)
+for inverse ones; every operation takes the ``inverse`` flag and passes it to the kernels of
+:mod:`cryptotrade.market.kernels`, where each formula lives.
 
 A closed trade is one row of ``N_TRADE_FIELDS`` floats in the trade buffer (``F_*`` columns);
 :mod:`cryptotrade.market.records` turns the rows into a structured record array.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryptotrade.market.jit import kernel
-from cryptotrade.market.kernels import equity_nb, fee_nb, fill_nb, funding_payment_nb
+from cryptotrade.market.kernels import equity_nb, fee_nb, fill_nb, funding_payment_nb, pnl_nb
 
 BALANCE, UNITS, ENTRY, EQUITY, PEAK = 0, 1, 2, 3, 4
 TR_ENTRY_T, TR_FEES, TR_FUNDING, TR_PNL, TR_SIZE = 5, 6, 7, 8, 9
@@ -93,6 +97,7 @@ def rebalance_nb(
     t: int,
     trades: np.ndarray,
     n_trades: int,
+    inverse: bool = False,
 ) -> tuple[float, int, bool]:
     """Trade the position to ``target`` units at ``price``, paying ``fee_rate`` on the notional.
 
@@ -106,6 +111,7 @@ def rebalance_nb(
         trades: Trade buffer ``(n_envs, MAX_TRADES_PER_STEP, N_TRADE_FIELDS)``; closed trades
             go to ``trades[i, n_trades]``.
         n_trades: Trades already written for row ``i`` this step.
+        inverse: Inverse contract (units are contracts, money is in BTC).
 
     Returns:
         ``(fee, n_trades, opened)``: the fee paid, the updated trade count and whether a new
@@ -115,8 +121,8 @@ def rebalance_nb(
     delta = target - units
     if delta == 0.0:
         return 0.0, n_trades, False
-    fee = fee_nb(delta, price, fee_rate)
-    new_units, new_entry, realised = fill_nb(units, entry, target, price)
+    fee = fee_nb(delta, price, fee_rate, inverse)
+    new_units, new_entry, realised = fill_nb(units, entry, target, price, inverse)
     st[i, BALANCE] += realised - fee
     st[i, UNITS] = new_units
     st[i, ENTRY] = new_entry
@@ -142,7 +148,14 @@ def rebalance_nb(
 
 @kernel
 def liquidate_nb(
-    st: np.ndarray, i: int, price: float, fee_rate: float, t: int, trades: np.ndarray, n_trades: int
+    st: np.ndarray,
+    i: int,
+    price: float,
+    fee_rate: float,
+    t: int,
+    trades: np.ndarray,
+    n_trades: int,
+    inverse: bool = False,
 ) -> tuple[float, int]:
     """Close the whole position at the liquidation ``price`` with the liquidation fee.
 
@@ -155,8 +168,8 @@ def liquidate_nb(
         ``(fee, n_trades)``.
     """
     units, entry = st[i, UNITS], st[i, ENTRY]
-    realised = units * (price - entry)
-    fee = fee_nb(units, price, fee_rate)
+    realised = pnl_nb(units, entry, price, inverse)
+    fee = fee_nb(units, price, fee_rate, inverse)
     balance = st[i, BALANCE] + realised - fee
     absorbed = max(-balance, 0.0)  # covered by the insurance fund
     st[i, BALANCE] = balance + absorbed
@@ -170,18 +183,20 @@ def liquidate_nb(
 
 
 @kernel
-def apply_funding_nb(st: np.ndarray, i: int, mark_price: float, rate: float) -> float:
+def apply_funding_nb(
+    st: np.ndarray, i: int, mark_price: float, rate: float, inverse: bool = False
+) -> float:
     """Settle funding on the open position; returns the amount paid (negative = received)."""
-    pay = funding_payment_nb(st[i, UNITS], mark_price, rate)
+    pay = funding_payment_nb(st[i, UNITS], mark_price, rate, inverse)
     st[i, BALANCE] -= pay
     st[i, TR_FUNDING] += pay
     return pay
 
 
 @kernel
-def mark_nb(st: np.ndarray, i: int, price: float) -> float:
+def mark_nb(st: np.ndarray, i: int, price: float, inverse: bool = False) -> float:
     """Mark the account to ``price``; updates ``EQUITY`` and ``PEAK`` and returns equity."""
-    eq = equity_nb(st[i, BALANCE], st[i, UNITS], st[i, ENTRY], price)
+    eq = equity_nb(st[i, BALANCE], st[i, UNITS], st[i, ENTRY], price, inverse)
     st[i, EQUITY] = eq
     if eq > st[i, PEAK]:
         st[i, PEAK] = eq

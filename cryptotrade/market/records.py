@@ -1,4 +1,8 @@
-"""The trade log as a structured numpy record array."""
+"""The trade log as a structured numpy record array.
+
+Sizes are base units for linear contracts and 1-USD contracts for inverse ones; money (fees,
+funding, PnL) is in the margin currency: quote (USDT) for linear, base (BTC) for inverse.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +28,12 @@ TRADE_DTYPE = np.dtype(
         ("entry_time", "datetime64[ns]"),  # open time of the entry bar (fills happen at the open)
         ("exit_time", "datetime64[ns]"),  # open time of the exit bar; the forced close: its bar
         ("side", np.int8),  # +1 long, -1 short
-        ("size", np.float64),  # largest absolute position in base units during the trade
+        ("size", np.float64),  # largest absolute position (base units or contracts) in the trade
         ("entry_price", np.float64),  # average entry price incl. slippage
         ("exit_price", np.float64),  # price of the closing fill incl. slippage
-        ("fees", np.float64),  # all fees of the trade (entry, exit, liquidation), quote currency
-        ("funding", np.float64),  # funding paid (negative = received), quote currency
-        ("pnl", np.float64),  # net PnL = gross realised - fees - funding, quote currency
+        ("fees", np.float64),  # all fees of the trade (entry, exit, liquidation), margin ccy
+        ("funding", np.float64),  # funding paid (negative = received), margin currency
+        ("pnl", np.float64),  # net PnL = gross realised - fees - funding, margin currency
         ("liquidated", np.bool_),  # closed by liquidation
     ]
 )

@@ -51,9 +51,9 @@ class NoSearch:
 
 def build(cfg: DictConfig) -> Optimizer:
     """The optimizer of ``cfg.optimizer`` (its constructor checks its settings)."""
-    from hydra.utils import instantiate
+    from cryptotrade.components import build_optimizer
 
-    optimizer: Optimizer = instantiate(cfg.optimizer, _convert_="all")
+    optimizer: Optimizer = build_optimizer(cfg)
     return optimizer
 
 

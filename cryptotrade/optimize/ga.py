@@ -212,11 +212,11 @@ class GeneticSearch:
         else:
             log.info("resuming the GA after generation %d (%s)", state["generation"], state_path)
             population, hof, logbook = state["population"], state["hof"], state["logbook"]
+            for record in logbook:  # before the RNGs are restored: logging may draw from them
+                runner.log_generation(record)
             random.setstate(state["random"])
             np.random.set_state(state["numpy"])  # noqa: NPY002
             start = state["generation"] + 1
-            for record in logbook:
-                runner.log_generation(record)
         for gen in range(start, self.generations):
             if gen > 0:
                 population = self._breed(population, toolbox)

@@ -160,8 +160,10 @@ class CandidateRunner:
         if run_id is not None:
             import mlflow
 
+            from cryptotrade.store import retry
+
             with contextlib.suppress(Exception):
-                mlflow.MlflowClient().log_metric(run_id, "search/fitness", fitness)
+                retry(mlflow.MlflowClient().log_metric, run_id, "search/fitness", fitness)
         self.cache[key] = {
             "fitness": fitness,
             "metrics": outcome.metrics,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import math
 import re
@@ -31,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.space import Point, apply_point
+from cryptotrade.store import retry
 
 OnValidation = Callable[[int, dict[str, float]], None]
 
@@ -118,35 +118,10 @@ def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float
 def validation_objective(
     cfg: DictConfig, output_dir: Path, on_validation: OnValidation | None = None
 ) -> dict[str, float]:
-    """``pipeline.objective(cfg, output_dir, test=False, on_validation=...)``: the ONE adapter.
-
-    Until the pipeline's objective takes ``test``/``on_validation`` (the seam issue), this trains
-    and backtests the VALIDATION split itself; it never touches the test split.
-    """
+    """The pipeline objective on the VALIDATION split only (``test=False``): a candidate's score."""
     from cryptotrade import pipeline
 
-    if "test" in inspect.signature(pipeline.objective).parameters:
-        return dict(
-            pipeline.objective(  # type: ignore[call-arg]
-                cfg, output_dir, test=False, on_validation=on_validation
-            )
-        )
-    from cryptotrade import tracking
-    from cryptotrade.evaluation.backtest import model_policy, run_backtest
-
-    dataset = pipeline.prepare_data(cfg)
-    model = pipeline.train(cfg, dataset, output_dir)
-    env_factory, reward = pipeline.make_env_parts(cfg)
-    env = env_factory.make(dataset.val, reward, seed=cfg.seed, evaluation=True)
-    try:
-        result = run_backtest(model_policy(model), env, seed=cfg.seed)
-    finally:
-        env.close()
-    metrics = {f"val/{k}": float(v) for k, v in result.metrics.items()}
-    tracking.log_metrics(metrics, step=model.num_timesteps)
-    if on_validation is not None:
-        on_validation(model.num_timesteps, metrics)
-    return metrics
+    return dict(pipeline.objective(cfg, output_dir, test=False, on_validation=on_validation))
 
 
 def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
@@ -217,13 +192,14 @@ def open_child_run(name: str, tags: Mapping[str, Any], params: Mapping[str, Any]
     if parent is None:
         return None
     client = mlflow.MlflowClient()
-    run = client.create_run(
+    run = retry(
+        client.create_run,
         parent.info.experiment_id,
         run_name=name,
         tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, **{k: str(v) for k, v in tags.items()}},
     )
     short, _ = split_long_params(flatten_params(dict(params)))
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in short.items()])
+    retry(client.log_batch, run.info.run_id, params=[Param(k, v) for k, v in short.items()])
     return run.info.run_id
 
 
@@ -235,9 +211,9 @@ def close_failed_run(run_id: str | None, error: str) -> None:
 
     client = mlflow.MlflowClient()
     with contextlib.suppress(Exception):
-        client.set_tag(run_id, TAG_ERROR, error[-4000:])
+        retry(client.set_tag, run_id, TAG_ERROR, error[-4000:])
         if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, "FAILED")
+            retry(client.set_terminated, run_id, "FAILED")
 
 
 @contextlib.contextmanager
@@ -256,7 +232,7 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
 
     if uri:
         mlflow.set_tracking_uri(uri)
-    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    retry(mlflow.start_run, run_id=run_id, nested=mlflow.active_run() is not None)
     status = "FAILED"
     try:
         yield
@@ -269,7 +245,7 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
             mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
         raise
     finally:
-        mlflow.end_run(status=status)
+        retry(mlflow.end_run, status=status)
 
 
 Evaluate = Callable[[TrialSpec], Mapping[str, float]]

@@ -144,17 +144,15 @@ def peers(md: MarketData) -> dict[str, Any]:
 
 def kernel_runners(md: MarketData, reward: WeightedReward) -> dict[str, Callable[[], int]]:
     """The numba kernels alone (no Gymnasium/SB3 Python around them)."""
-    from cryptotrade.env.core import step_single_nb, step_vec_nb
-
     env = EnvFactory(window=WINDOW, episode_length=None).make(md, reward, seed=0)
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 3, SINGLE_STEPS).astype(np.float64)
-    args = env._step_args
+    args, step_single = env._step_args, env._step_kernel
 
     def single() -> int:
         env.reset(seed=0)
         for a in actions:
-            step_single_nb(a, *args)
+            step_single(a, *args)
         return SINGLE_STEPS
 
     venv = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC, vectorized=True).make_vec(
@@ -162,10 +160,11 @@ def kernel_runners(md: MarketData, reward: WeightedReward) -> dict[str, Callable
     )
     venv.reset()
     vec_actions = np.random.default_rng(0).integers(0, 3, (VEC_STEPS, N_VEC))
+    step_vec = venv._step_kernel
 
     def vec() -> int:
         for a in vec_actions:
-            step_vec_nb(a, *venv._kernel_args)
+            step_vec(a, *venv._kernel_args)
         return VEC_STEPS * N_VEC
 
     return {"kernel single": single, "kernel vec": vec}

@@ -54,13 +54,13 @@ def test_continuous_targets_exposure_with_min_trade_band() -> None:
             np.array([0.5]),
             np.array([0.55]),
             np.array([-1.0]),
-            np.array([2.0]),
+            np.array([1.0]),
             np.array([0.02]),
             np.array([0.0]),
             np.array([0.0]),
         ],
     )
-    # 0.55 within the band; 2.0 clipped to 1; 0.02 trades (far from 1); 0 always closes
+    # 0.55 within the band; 0.02 trades (far from 1); 0 always closes
     assert got == [100.0, 100.0, -200.0, 200.0, 4.0, 0.0, 0.0]
 
 
@@ -81,3 +81,37 @@ def test_action_for_target_reaches_target(mode: str, kw: dict, target: float) ->
     for _ in range(6):
         _, _, _, _, info = env.step(env.action_for_target(target))
     assert info["position"] == pytest.approx(target)
+
+
+@pytest.mark.parametrize(
+    ("mode", "bad"),
+    [
+        ("discrete3", 7),  # once opened a 6.2x position
+        ("discrete3", -1),
+        ("discrete4", 4),
+        ("buy_sell_hold", 1.5),
+        ("continuous", np.array([np.nan])),  # once took equity to 0 in one step
+        ("continuous", np.array([1.5], dtype=np.float32)),
+        ("continuous", -1.01),
+    ],
+)
+def test_action_outside_the_space_raises_naming_action_and_space(mode: str, bad) -> None:
+    env = make_env(mode)
+    before = env._state.copy()
+    with pytest.raises(ValueError, match=r"action .* is outside the action space (Discrete|Box)"):
+        env.step(bad)
+    np.testing.assert_array_equal(env._state, before)  # nothing happened
+    assert env.step(env.action_space.sample())[4]["equity"] > 0  # the env still works
+
+
+@pytest.mark.parametrize("vectorized", [True, False])
+def test_vecenv_rejects_an_action_outside_the_space(vectorized: bool) -> None:
+    from env_testdata import random_walk
+
+    from cryptotrade.env import EnvFactory
+
+    factory = EnvFactory(window=4, episode_length=20, n_envs=3, vectorized=vectorized)
+    venv = factory.make_vec(random_walk(100), None, seed=0)
+    venv.reset()
+    with pytest.raises(ValueError, match=r"action 7 .*outside the action space Discrete\(3\)"):
+        venv.step(np.array([1, 7, 2]))

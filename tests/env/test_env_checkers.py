@@ -152,3 +152,24 @@ def test_env_and_market_import_no_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_gym_make_after_import_cryptotrade_builds_the_default_synthetic_market() -> None:
+    # a fresh interpreter: `import cryptotrade` alone registers the id, and no data argument
+    # means the default synthetic market (its training split with the minimal features)
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium as gym, cryptotrade\n"
+        "env = gym.make('cryptotrade/Trading-v0')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "obs, r, term, trunc, info = env.step(env.action_space.sample())\n"
+        "u = env.unwrapped\n"
+        "print(u.data.name, u.num_features, len(u.data), obs.shape[0], round(info['equity']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    name, n_features, bars, obs_size, equity = out.stdout.split()
+    assert (name, n_features) == ("train", "4")
+    assert int(bars) > 10_000 and int(obs_size) == 30 * 4 + 4
+    assert 9_000 < int(equity) < 11_000

@@ -7,11 +7,14 @@ second.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from env_testdata import bars, random_walk
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
+from cryptotrade.env.compiled import CompiledMarket
 from cryptotrade.env.core import ROW_FILL
 
 SETTINGS = EnvSettings(
@@ -37,12 +40,22 @@ REWARD = WeightedReward(
 )
 
 
-class LeakyFillEnv(TradingEnv):
-    """Fills at the close of the decision bar, a price the agent has already seen."""
+def leaky_env(data: MarketData, reward, settings, evaluation: bool, **arrays) -> TradingEnv:
+    """A TradingEnv over a compiled market whose arrays were swapped for leaky ones."""
+    market = CompiledMarket.build(data, reward, settings, evaluation=evaluation)
+    leaky = dataclasses.replace(market, **{k: f(market) for k, f in arrays.items()})
+    return TradingEnv(market=leaky, evaluation=evaluation)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._prices[ROW_FILL] = np.r_[self._close[0], self._close[:-1]]
+
+def fill_at_seen_close(market: CompiledMarket) -> np.ndarray:
+    prices = market.prices.copy()
+    prices[ROW_FILL] = np.r_[market.close[0], market.close[:-1]]
+    return prices
+
+
+def LeakyFillEnv(data, reward, settings, evaluation=False) -> TradingEnv:
+    """Fills at the close of the decision bar, a price the agent has already seen."""
+    return leaky_env(data, reward, settings, evaluation, prices=fill_at_seen_close)
 
 
 def perturb_after(data: MarketData, k: int, seed: int) -> MarketData:
@@ -125,13 +138,13 @@ def test_leaky_variant_is_caught() -> None:
     assert any("fills at seen prices" in f for f in failures), failures
 
 
-class PeekingObsEnv(TradingEnv):
+def PeekingObsEnv(data, reward, settings, evaluation=False) -> TradingEnv:
     """Observes the features of the next bar (a classic off-by-one in feature alignment)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._features = np.roll(self._features, -1, axis=0)
-        self._bind_kernel_args()
+    def peek(market: CompiledMarket) -> np.ndarray:
+        return np.ascontiguousarray(np.roll(market.features, -1, axis=0))
+
+    return leaky_env(data, reward, settings, evaluation, features=peek)
 
 
 def test_future_feature_leak_is_caught() -> None:

@@ -92,3 +92,48 @@ def test_rebalance_round_trip_books_trade() -> None:
     assert trades[1, 0, F_FEES] == pytest.approx(2.1)
     assert trades[1, 0, F_PNL] == pytest.approx(97.9)
     assert not st[0].any() and not trades[0].any()  # other rows untouched
+
+
+def test_inverse_value_fee_funding_and_pnl_in_btc() -> None:
+    from cryptotrade.market import pnl_nb, position_value_nb
+
+    assert position_value_nb(-20_000.0, 8_000.0, True) == -2.5  # 20,000 USD contracts = 2.5 BTC
+    assert fee_nb(-20_000.0, 8_000.0, 0.00075, True) == pytest.approx(0.001875)
+    assert funding_payment_nb(20_000.0, 8_000.0, 0.0001, True) == pytest.approx(0.00025)
+    # contracts x (1/entry - 1/exit): a long of 10,000 from 10,000 to 12,500 earns 0.2 BTC
+    assert pnl_nb(10_000.0, 10_000.0, 12_500.0, True) == pytest.approx(0.2)
+    assert equity_nb(1.0, 10_000.0, 10_000.0, 12_500.0, True) == pytest.approx(1.2)
+    assert equity_nb(1.0, 0.0, 0.0, 12_500.0, True) == 1.0  # flat: no 1 / 0
+    assert target_units_nb(-0.5, 4.0, 1.5, 10_000.0, True) == pytest.approx(-30_000.0)
+
+
+def test_inverse_fill_averages_entry_harmonically_and_realises_in_btc() -> None:
+    units, entry, realised = fill_nb(5_000.0, 10_000.0, 10_000.0, 12_500.0, True)
+    assert (units, realised) == (10_000.0, 0.0)
+    assert entry == pytest.approx(10_000 / (0.5 + 0.4))  # 10,000 contracts worth 0.9 BTC at entry
+    units, entry, realised = fill_nb(10_000.0, 10_000.0, 2_500.0, 12_500.0, True)
+    assert (units, entry) == (2_500.0, 10_000.0)
+    assert realised == pytest.approx(7_500 * (1 / 10_000 - 1 / 12_500))
+
+
+@pytest.mark.parametrize("leverage", [2.0, 10.0, 50.0])
+def test_inverse_liquidation_price_is_bitmex_formula(leverage: float) -> None:
+    # isolated margin |contracts| / (entry x L): BitMEX long entry / (1 + 1/L - mm),
+    # short entry / (1 - 1/L + mm) (https://www.bitmex.com/app/liquidationExamples)
+    entry, mmr, contracts = 8_000.0, 0.005, 40_000.0
+    margin = contracts / (entry * leverage)
+    long_ = liquidation_price_nb(contracts, entry, margin, mmr, True)
+    short = liquidation_price_nb(-contracts, entry, margin, mmr, True)
+    assert long_ == pytest.approx(entry / (1 + 1 / leverage - mmr), rel=1e-12)
+    assert short == pytest.approx(entry / (1 - 1 / leverage + mmr), rel=1e-12)
+    # at that price equity equals the maintenance margin on the entry value
+    for units, p in ((contracts, long_), (-contracts, short)):
+        eq = equity_nb(margin, units, entry, p, True)
+        assert eq == pytest.approx(mmr * contracts / entry, rel=1e-9)
+
+
+def test_inverse_1x_short_is_liquidated_only_by_a_200_fold_rise() -> None:
+    # 1 BTC backing a short of 1 BTC's value: 8,000 / (8,000 x 1.005 / 8,000 - 1) = 1.6M
+    assert liquidation_price_nb(-8_000.0, 8_000.0, 1.0, 0.005, True) == pytest.approx(1.6e6)
+    # backed by its value plus the maintenance margin: never
+    assert liquidation_price_nb(-8_000.0, 8_000.0, 1.005, 0.005, True) == np.inf

@@ -1,0 +1,137 @@
+"""Curriculum training: stages trained one after another, the model carried over.
+
+``train.curriculum`` is a list of stages, each a mapping::
+
+    - name: calm                 # names the stage's nested MLflow run and output folder
+      total_timesteps: 50000     # this stage's budget (env steps)
+      overrides: [regime=bull, reward.weights.drawdown=0.0]   # Hydra overrides of the run config
+
+A stage's config is the run's config re-composed with the run's own overrides followed by the
+stage's (group choices such as ``regime=choppy`` or ``data=file`` and ``key=value``), so a stage
+can change the market regime, the data (source, date range) or the reward weights. Each stage is
+a nested MLflow run (:func:`cryptotrade.tracking.nested_run`) with its own validation on its own
+data; the model selected in one stage (best on its validation) starts the next. The run's
+result is the last stage's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade import tracking
+from cryptotrade.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptotrade.agents.training import TrainResult
+    from cryptotrade.agents.validation import OnValidation
+    from cryptotrade.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+def run_overrides() -> list[str]:
+    """The command-line overrides of the running Hydra job ([] outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """Compose ``conf/config.yaml`` with ``overrides`` (inside a Hydra app or outside one)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cryptotrade.config import CONF_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def stage_configs(cfg: DictConfig, base_overrides: Sequence[str]) -> list[tuple[str, DictConfig]]:
+    """``(name, config)`` of every stage; each config has an empty curriculum.
+
+    Raises:
+        ConfigError: A stage lacks ``total_timesteps`` or its overrides do not compose.
+    """
+    stages = OmegaConf.to_container(cfg.train.curriculum, resolve=False)
+    assert isinstance(stages, list)
+    out = []
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, dict) or "total_timesteps" not in stage:
+            raise ConfigError(
+                f"train.curriculum[{i}] must be a mapping with total_timesteps (and optional "
+                f"name and overrides), got {stage!r}"
+            )
+        name = str(stage.get("name", f"stage{i}"))
+        overrides = [str(o) for o in stage.get("overrides", [])]
+        try:
+            stage_cfg = compose_config(
+                [
+                    *base_overrides,
+                    *overrides,
+                    f"train.total_timesteps={int(stage['total_timesteps'])}",
+                    "train.curriculum=[]",
+                    f"seed={cfg.seed}",
+                ]
+            )
+        except Exception as exc:
+            raise ConfigError(f"train.curriculum[{i}] ({name}): {exc}") from exc
+        out.append((name, stage_cfg))
+    return out
+
+
+def train_curriculum(
+    cfg: DictConfig,
+    output_dir: Path,
+    *,
+    on_validation: OnValidation | None = None,
+    overrides: Sequence[str] | None = None,
+) -> tuple[TrainResult, Dataset]:
+    """Train every stage of ``cfg.train.curriculum`` in order; returns the last stage's result.
+
+    Args:
+        cfg: The run config (with a non-empty ``train.curriculum``).
+        output_dir: The job's folder; stage ``k`` writes to ``<output_dir>/<k>-<name>``.
+        on_validation: Called after every validation of every stage; steps keep counting
+            across stages (the model's step count carries over).
+        overrides: The run's overrides; default: those of the running Hydra job.
+    """
+    from cryptotrade.agents.training import train
+    from cryptotrade.components import build
+    from cryptotrade.pipeline import prepare_data
+
+    base = list(overrides) if overrides is not None else run_overrides()
+    stages = stage_configs(cfg, base)
+    for _, stage_cfg in stages:  # fail before the first stage trains
+        build(stage_cfg)
+    model: Any = None
+    result = dataset = None
+    for k, (name, stage_cfg) in enumerate(stages):
+        budget = int(stage_cfg.train.total_timesteps)
+        params = {"stage": k, "total_timesteps": budget, "overrides": " ".join(base)}
+        with tracking.nested_run(f"stage{k}-{name}", tags={"stage": name}, params=params):
+            components = build(stage_cfg)
+            dataset = prepare_data(components)
+            start = int(model.num_timesteps) if model is not None else 0
+            log.info("curriculum stage %d (%s): %d env steps", k, name, budget)
+            result = train(
+                components,
+                dataset,
+                output_dir / f"{k}-{name}",
+                on_validation=on_validation,
+                model=model,
+                total_timesteps=start + budget,
+            )
+            model = result.model
+    assert result is not None and dataset is not None
+    tracking.log_metrics(result.val_metrics)
+    return result, dataset

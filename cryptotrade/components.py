@@ -1,0 +1,182 @@
+"""Build a run's components from its config: the one place that calls ``hydra.utils.instantiate``.
+
+Every task, search and test gets its objects from :func:`build`: the data spec and feature set,
+the env factory and reward, the agent factory and the policy kwargs of the extractor group, and
+the training settings. Library classes never see a ``DictConfig``.
+
+Building validates: every constructor checks its own settings, and :func:`build` checks what
+only the combination can get wrong (an agent that cannot act in the env's action mode, an
+off-policy agent that would never take a gradient step within the budget), so a bad config fails
+before any data is loaded or any MLflow run starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade.config import TrainConfig
+from cryptotrade.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from cryptotrade.agents.policy import PolicySpec
+    from cryptotrade.data import DataSpec, FeatureSet
+    from cryptotrade.env import EnvFactory, WeightedReward
+
+DATA_CODE = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class Components:
+    """Everything a run is made of, built once from the config.
+
+    Attributes:
+        data: The data spec (source, validation policy, split).
+        features: The feature set.
+        fingerprint: Hash of the data + features config and the data code (names the cache).
+        cache_dir: Where prepared datasets are cached; ``None`` for non-reproducible sources.
+        env: The env factory (``make`` / ``make_vec``).
+        reward: The reward weights.
+        agent: The algorithm class partially applied to its hyperparameters (waits for the env,
+            seed and policy kwargs); ``None`` when built without an agent.
+        policy: The extractor group's feature extractor and policy heads.
+        train: Training budget, validation/selection, checkpoint and curriculum settings.
+        seed: The run seed.
+        torch_threads: Torch CPU threads.
+    """
+
+    data: DataSpec
+    features: FeatureSet
+    fingerprint: str
+    cache_dir: Path | None
+    env: EnvFactory
+    reward: WeightedReward
+    agent: Callable[..., BaseAlgorithm] | None
+    policy: PolicySpec | None
+    train: TrainConfig
+    seed: int
+    torch_threads: int
+
+    @property
+    def agent_class(self) -> type[BaseAlgorithm]:
+        """The algorithm class (e.g. ``stable_baselines3.PPO``)."""
+        from cryptotrade.agents.builder import agent_class
+
+        if self.agent is None:
+            raise RuntimeError("components were built with agent=False")
+        return agent_class(self.agent)
+
+    def make_agent(self, env: VecEnv) -> BaseAlgorithm:
+        """A new, untrained agent on ``env`` seeded with the run seed."""
+        from cryptotrade.agents.builder import build_agent
+
+        if self.agent is None or self.policy is None:
+            raise RuntimeError("components were built with agent=False")
+        return build_agent(self.agent, env, policy=self.policy, seed=self.seed)
+
+
+def data_fingerprint(cfg: DictConfig) -> str:
+    """Hash of what determines the prepared dataset: data + features config and the data code."""
+    node = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "features": OmegaConf.to_container(cfg.features, resolve=True),
+    }
+    digest = hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(node)).encode())
+    # The data layer's code is part of the recipe: editing a generator or an indicator must not
+    # silently reuse a dataset cached by the old code.
+    for path in sorted(DATA_CODE.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(cfg: DictConfig, *, agent: bool = True) -> Components:
+    """Build the components of ``cfg``.
+
+    The same config (resolved) built again returns the same object, so the launcher's preflight
+    and the task it then runs share one build.
+
+    Args:
+        cfg: The composed config.
+        agent: Also build the agent factory and policy (imports SB3 and torch); tasks that only
+            touch data (``task=data``, ``task=check``) pass ``False``.
+
+    Raises:
+        ConfigError: (or the ``ValueError`` of a constructor) naming the setting to fix.
+    """
+    key = (OmegaConf.to_yaml(cfg, resolve=True), agent)
+    if key not in _LAST:
+        _LAST.clear()  # one entry: the run being launched
+        _LAST[key] = _build(cfg, agent=agent)
+    return _LAST[key]
+
+
+_LAST: dict[tuple[str, bool], Components] = {}
+
+
+def build_optimizer(cfg: DictConfig) -> Any:
+    """The optimizer of ``cfg.optimizer`` (:mod:`cryptotrade.optimize`: none, ga, tune); its
+    constructor checks its settings."""
+    return instantiate(cfg.optimizer, _convert_="all")
+
+
+def _build(cfg: DictConfig, *, agent: bool) -> Components:
+    spec = instantiate(cfg.data)
+    train = OmegaConf.to_object(cfg.train)
+    assert isinstance(train, TrainConfig)
+    _check_train(train)
+    cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download
+    components = Components(
+        data=spec,
+        features=instantiate(cfg.features),
+        fingerprint=data_fingerprint(cfg),
+        cache_dir=Path(cfg.paths.data_dir) / "datasets" if cacheable else None,
+        env=instantiate(cfg.env),
+        reward=instantiate(cfg.reward),
+        agent=instantiate(cfg.agent) if agent else None,
+        policy=instantiate(cfg.extractor) if agent else None,
+        train=train,
+        seed=int(cfg.seed),
+        torch_threads=int(cfg.torch_threads),
+    )
+    if agent:
+        _check_agent(components)
+    return components
+
+
+def _check_train(train: TrainConfig) -> None:
+    if train.total_timesteps < 1:
+        raise ConfigError(f"train.total_timesteps={train.total_timesteps} must be >= 1")
+    if train.select not in ("best", "last"):
+        raise ConfigError(f"train.select={train.select!r} must be 'best' or 'last'")
+    if not train.select_metric.startswith("val/"):
+        raise ConfigError(
+            f"train.select_metric={train.select_metric!r} must be a validation metric "
+            "(val/<name>, e.g. val/sharpe): model selection never reads the test split"
+        )
+    for name in ("eval_freq", "checkpoint_freq"):
+        if getattr(train, name) < 0:
+            raise ConfigError(f"train.{name}={getattr(train, name)} must be >= 0 (0: off)")
+
+
+def _check_agent(components: Components) -> None:
+    """Agent x env x budget checks that no single constructor can make."""
+    from cryptotrade.env import check_agent_compatible
+
+    check_agent_compatible(components.agent_class, components.env.action_mode)
+    keywords = getattr(components.agent, "keywords", {})
+    starts = keywords.get("learning_starts")
+    budget = components.train.total_timesteps
+    if starts is not None and not components.train.curriculum and starts >= budget:
+        raise ConfigError(
+            f"agent.learning_starts={starts} >= train.total_timesteps={budget}: the agent would "
+            f"never take a gradient step; lower agent.learning_starts or raise the budget"
+        )

@@ -1,0 +1,117 @@
+"""Launcher helpers: run names, one-line errors, and what a failed job leaves behind.
+
+An error in the user's input (:class:`cryptotrade.errors.UserError`: a file, a setting, a
+missing model) is printed as one line, ``Error: <what is wrong and how to fix it>``; its stack
+goes to the job's ``run.log`` and ``error/traceback.txt`` (and the MLflow run's), and
+``HYDRA_FULL_ERROR=1`` shows it on the terminal as well. Any other exception is unexpected and
+keeps its trace. A single run that fails before its MLflow run opens removes its output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptotrade import redaction, sweeps
+from cryptotrade.errors import UserError
+
+log = logging.getLogger("cryptotrade")
+SHOWN_IN_NAME = ("task", "data", "agent", "seed")  # already in the name's first part
+
+
+def full_error() -> bool:
+    """Whether ``HYDRA_FULL_ERROR=1`` asks for full traces."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def run_name(
+    cfg: Any,
+    choices: Mapping[str, Any],
+    overrides: Sequence[str],
+    sweep: sweeps.Sweep | None = None,
+    job_num: int | None = None,
+) -> str:
+    """The MLflow run name: what this run is and what differs.
+
+    A sweep job: ``#3 agent=dqn seed=1`` (its values of the swept keys). A single run:
+    ``pipeline-synthetic-ppo-s0 lr=0.01 debug=default`` (task, data, agent, seed and the other
+    overrides, shortened). ``tracking.run_name`` replaces either (a sweep adds ``#<job>``).
+    """
+    if sweep is not None:
+        name = sweeps.job_name(job_num or 0, overrides, sweep)
+        return f"{cfg.tracking.run_name} #{job_num}" if cfg.tracking.run_name else name
+    if cfg.tracking.run_name:
+        return str(cfg.tracking.run_name)
+    parts = [cfg.task, choices.get("data"), choices.get("agent"), f"s{cfg.seed}"]
+    head = "-".join(str(p) for p in parts if p)
+    rest = [o for o in overrides if o.lstrip("+~").split("=")[0] not in SHOWN_IN_NAME]
+    return f"{head} {sweeps.short_overrides(rest)}".strip()
+
+
+def _file_handlers() -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+
+
+def record_failure(exc: BaseException, output_dir: Path | None) -> None:
+    """Put the stack of ``exc`` in the job's log file and ``<output_dir>/error/traceback.txt``."""
+    text = redaction.redact_text("".join(traceback.format_exception(exc)))
+    record = logging.LogRecord("cryptotrade", logging.ERROR, __file__, 0, "%s", (text,), None)
+    for handler in _file_handlers():
+        handler.handle(record)
+    if output_dir is not None and output_dir.exists():
+        (output_dir / "error").mkdir(exist_ok=True)
+        (output_dir / "error" / "traceback.txt").write_text(text)
+
+
+def print_error(exc: BaseException, prefix: str = "") -> None:
+    """``Error: <message>`` on stderr (a user error's one line)."""
+    message = redaction.redact_text(str(exc))
+    print(f"Error: {prefix}{message}", file=sys.stderr, flush=True)
+
+
+def remove_folder(output_dir: Path, root: str | Path) -> None:
+    """Remove a job folder that holds no run, and the parents it leaves empty below ``root``."""
+    shutil.rmtree(output_dir, ignore_errors=True)
+    root = Path(root).resolve()
+    parent = output_dir.resolve().parent
+    while parent != root and parent.is_relative_to(root):
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def fail_single_run(exc: Exception, output_dir: Path, output_root: str | Path) -> None:
+    """A single run failed: keep the folder only if its MLflow run opened; a user error becomes
+    one line and exit code 1 (unless ``HYDRA_FULL_ERROR=1``); anything else is re-raised."""
+    opened = (output_dir / "run_id").exists()
+    if opened:
+        record_failure(exc, output_dir)
+    else:
+        remove_folder(output_dir, output_root)
+    if isinstance(exc, UserError) and not full_error():
+        print_error(exc)
+        raise SystemExit(1) from None
+    raise exc
+
+
+def fail_sweep_job(exc: Exception, output_dir: Path, fields: dict[str, Any]) -> None:
+    """A sweep job failed: its log, ``error/traceback.txt`` and ``job.json`` say why; the sweep
+    goes on and its summary names the job."""
+    record_failure(exc, output_dir)
+    run_file = output_dir / "run_id"
+    run_id = run_file.read_text().strip() if run_file.exists() else None
+    error = sweeps.describe_error(exc)
+    sweeps.record_job(output_dir, **fields, status="FAILED", run_id=run_id, error=error)
+    if isinstance(exc, UserError) and not full_error():
+        print_error(exc, prefix=f"job #{fields['num']}: ")
+    else:  # unexpected: the trace on the terminal too
+        trace = redaction.redact_text("".join(traceback.format_exception(exc)))
+        print(f"job #{fields['num']} failed:\n{trace}", file=sys.stderr, flush=True)

@@ -1,0 +1,115 @@
+"""Secrets never reach a written config: MLflow params, tags, artifacts, Hydra's files, logs.
+
+The supported way to give an exchange key is to name the environment variable that holds it
+(``data.source.api_key_env=BINANCE_KEY``). A credential that reaches a config anyway (an
+override such as ``+data.source.options.apiKey=...``, a password inside a URI) is replaced by
+:data:`MASK` wherever the launcher writes a config or a log line:
+
+* :func:`redact` walks a mapping/list: values under credential-like keys (apiKey, secret,
+  password, token, passphrase, credentials, private key) become :data:`MASK`; every string is
+  passed through :func:`redact_text`.
+* :func:`redact_text` masks ``key=value`` / ``key: value`` pairs with a credential-like key,
+  ``user:password@`` in URIs, and every secret value seen so far in this process
+  (:func:`remember`), so a library error message that echoes a key is masked too.
+* :class:`RedactingFilter` applies :func:`redact_text` to log records (Hydra's console and
+  ``run.log`` handlers use it, see ``conf/config.yaml``).
+
+Keys ending in ``_env`` name an environment variable, not a secret, and are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***"
+_SECRET_WORDS = r"api[_-]?key|secret|password|passwd|passphrase|token|credential|private[_-]?key"
+_SECRET_KEY = re.compile(rf"(?i)({_SECRET_WORDS})")
+# key=value or key: value where the key (last dotted part may carry a prefix such as +, ~)
+# looks like a credential; the value runs to the next whitespace, comma, quote or brace.
+_PAIR = re.compile(
+    rf"(?i)(?P<key>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
+    r"(?P<value>(?!\*\*\*)[^\s,'\"}\]]+)"
+)
+_URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^\s:/@]+:)(?P<pw>[^\s@/]+)(?=@)")
+_known: set[str] = set()
+_MIN_KNOWN = 4  # shorter "secrets" would mask ordinary text everywhere
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a config key names a credential (``apiKey``, ``secret``, ``db_password`` ...)."""
+    text = str(key)
+    return bool(_SECRET_KEY.search(text)) and not text.lower().endswith("_env")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with credential pairs, URI passwords and remembered secret values masked."""
+    for value in sorted(_known, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+
+    def pair(match: re.Match[str]) -> str:
+        key = match.group("key")
+        if key.lower().endswith("_env"):
+            return match.group(0)
+        return f"{key}{match.group('sep')}{MASK}"
+
+    text = _PAIR.sub(pair, text)
+    return _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+
+
+def redact(obj: Any) -> Any:
+    """A copy of ``obj`` (mappings, lists, scalars) with every credential masked."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (MASK if is_secret_key(k) and v not in (None, "") else redact(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        return redact_text(obj)
+    return obj
+
+
+def secret_values(obj: Any) -> set[str]:
+    """The credential values inside ``obj``: under credential-like keys or in ``key=value``
+    strings (Hydra override lists)."""
+    found: set[str] = set()
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if is_secret_key(key) and isinstance(value, str | int) and not isinstance(value, bool):
+                found.add(str(value))
+            else:
+                found |= secret_values(value)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            found |= secret_values(value)
+    elif isinstance(obj, str):
+        for match in _PAIR.finditer(obj):
+            if not match.group("key").lower().endswith("_env"):
+                found.add(match.group("value"))
+        found |= {m.group("pw") for m in _URI_PASSWORD.finditer(obj)}
+    return found
+
+
+def remember(values: Iterable[str]) -> None:
+    """Mask these values in every later :func:`redact_text` of this process (log lines too)."""
+    _known.update(v for v in values if len(v) >= _MIN_KNOWN)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in the formatted message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # the trace is formatted later from exc_info: format it now, masked
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True

@@ -1,0 +1,94 @@
+"""Every agent trains under debug=default (>= 1 gradient step), validation selects the model,
+and the budget/agent checks fail before any work."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+
+from cryptotrade import pipeline
+from cryptotrade.agents.training import train
+from cryptotrade.components import build
+from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.errors import ConfigError
+
+register_configs()
+AGENTS = ["ppo", "a2c", "dqn", "qrdqn", "sac", "recurrent_ppo"]
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["debug=default", *overrides])
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_every_agent_takes_gradient_steps_under_debug(tmp_path, agent):
+    cfg = compose_cfg(f"agent={agent}", "env.episode_length=256")
+    components = build(cfg)
+    dataset = pipeline.prepare_data(components)
+    seen: list[tuple[int, dict[str, float]]] = []
+    result = train(components, dataset, tmp_path, on_validation=lambda s, m: seen.append((s, m)))
+    assert result.num_timesteps >= cfg.train.total_timesteps
+    assert result.model._n_updates >= 1 if hasattr(result.model, "_n_updates") else True
+    trained = type(result.model).load(tmp_path / "model.zip")
+    assert trained._n_updates >= 1, f"{agent} never took a gradient step under debug=default"
+    # one validation half-way (eval_freq 1024) and one at the end, each reported
+    assert [s for s, _ in seen][-1] == result.num_timesteps and len(seen) >= 2
+    assert all(set(m) >= {"val/sharpe", "val/total_return"} for _, m in seen)
+    best = max(seen, key=lambda sm: sm[1]["val/sharpe"])
+    assert result.val_metrics == best[1] and result.selected_step == best[0]
+
+
+def test_select_last_keeps_the_final_model(tmp_path):
+    cfg = compose_cfg("train.select=last", "agent=a2c")
+    components = build(cfg)
+    result = train(components, pipeline.prepare_data(components), tmp_path)
+    assert result.selected_step == result.num_timesteps
+
+
+def test_learning_starts_beyond_the_budget_fails_naming_the_fix():
+    cfg = compose_cfg("agent=dqn", "train.total_timesteps=500")
+    with pytest.raises(ConfigError, match=r"agent\.learning_starts=1000 >= train\.total_timesteps"):
+        build(cfg)
+
+
+def test_selection_on_the_test_split_is_refused():
+    with pytest.raises(ConfigError, match="never reads the test split"):
+        build(compose_cfg("train.select_metric=test/sharpe"))
+
+
+def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_uri, monkeypatch):
+    cfg = compose_cfg("agent=a2c")
+    components = build(cfg)
+    dataset = pipeline.prepare_data(components)
+    touched = []
+    from cryptotrade.agents import validation
+
+    original = validation.backtest
+
+    def spy(comps, policy, data):
+        touched.append(data is dataset.test)
+        return original(comps, policy, data)
+
+    monkeypatch.setattr(validation, "backtest", spy)
+    metrics = pipeline.objective(cfg, tmp_path, test=False)
+    assert touched and not any(touched)
+    assert metrics and all(k.startswith("val/") for k in metrics)
+    metrics = pipeline.objective(cfg, tmp_path / "b", test=True)
+    assert sum(touched) == 2  # the model and buy & hold, once each
+    assert "test/sharpe" in metrics and "val/sharpe" in metrics
+
+
+def test_sb3_metric_names_reach_mlflow_and_tensorboard(tmp_path, mlflow_uri):
+    from cryptotrade.run import execute
+
+    cfg = compose_cfg("agent=ppo")
+    execute(cfg, output_dir=tmp_path, choices={"agent": "ppo"})
+    client = mlflow.MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cryptotrade").experiment_id])
+    assert {"train/value_loss", "train/policy_gradient_loss", "time/fps"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "val/sharpe")
+    assert sorted(m.step for m in history) == [1024, 2048] or len(history) >= 2
+    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event files in the run's output folder"
