@@ -167,11 +167,21 @@ def redacted(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(redact(container))
 
 
+def typed_config(container: Mapping[str, Any]) -> DictConfig:
+    """A config container (from another process) typed again by the top-level schema, so
+    ``train``, ``tracking``, ``paths`` and ``ray`` are the structured nodes the pipeline reads."""
+    from cryptotrade.config import Config
+
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), dict(container))
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
 def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = None) -> dict:
     """Score one candidate: seed, then the validation objective in ``spec.output_dir``."""
     from cryptotrade import pipeline, tracking
 
-    cfg = OmegaConf.create(spec.config)
+    cfg = typed_config(spec.config)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")

@@ -228,11 +228,11 @@ def _trainable(
 
     from cryptotrade.config import register_configs
     from cryptotrade.optimize.space import apply_point
-    from cryptotrade.optimize.trial import TAG_GENOME, point_hash
+    from cryptotrade.optimize.trial import TAG_GENOME, point_hash, typed_config
 
     register_configs()  # the resolvers the config's interpolations may use
     point = dict(config)
-    cfg = apply_point(OmegaConf.create(base), point)
+    cfg = apply_point(typed_config(base), point)
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     resolved = {str(k): v for k, v in container.items()}

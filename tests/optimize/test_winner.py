@@ -38,3 +38,19 @@ def test_points_are_keyed_canonically_and_candidates_resolve():
     container = candidate_config(cfg, {"env.window": 48})
     assert container["env"]["window"] == 48
     assert "${" not in OmegaConf.to_yaml(OmegaConf.create(container)), "fully resolved"
+
+
+def test_a_candidate_config_from_another_process_builds_like_the_driver_one(tmp_path):
+    from cryptotrade.components import build
+    from cryptotrade.config import TrainConfig
+    from cryptotrade.optimize.columns import CachedFeatureSet, with_column_cache
+    from cryptotrade.optimize.trial import typed_config
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=default", "optimizer=ga"])
+    cfg = with_column_cache(cfg, str(tmp_path))
+    worker_cfg = typed_config(candidate_config(cfg, {"env.window": 16}))  # as a worker sees it
+    assert isinstance(OmegaConf.to_object(worker_cfg.train), TrainConfig)
+    components = build(worker_cfg)
+    assert isinstance(components.features, CachedFeatureSet)
+    assert worker_cfg.env.window == 16
