@@ -15,6 +15,8 @@ import pytest
 from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
+# a search trains several agents: minutes on a quiet machine, far more on shared cores
+CLI_TIMEOUT = 3600
 
 
 def _children(uri: str, parent) -> list:
@@ -58,6 +60,7 @@ def test_tiny_ga_on_ray_workers_then_the_winner_reruns_from_its_yaml(tmp_path, m
         "debug=default", "optimizer=ga", "optimizer.population=4", "optimizer.generations=2",
         "ray.num_cpus=2", f"optimizer.checkpoint_dir={tmp_path / 'ckpt'}",
         f"optimizer.column_cache={tmp_path / 'columns'}", f"paths.output_dir={tmp_path / 'out'}",
+        timeout=CLI_TIMEOUT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     parent = _parent(mlflow_uri)
@@ -77,7 +80,9 @@ def test_tiny_ga_on_ray_workers_then_the_winner_reruns_from_its_yaml(tmp_path, m
 
     # the winner's YAML is ready to run and reproduces the parent's test metrics
     (best,) = (tmp_path / "out").rglob("best_config.yaml")
-    proc = run_cli("--config-dir", str(best.parent), "--config-name", "best_config")
+    proc = run_cli(
+        "--config-dir", str(best.parent), "--config-name", "best_config", timeout=CLI_TIMEOUT
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = mlflow.MlflowClient(mlflow_uri)
     runs = client.search_runs([parent.info.experiment_id], order_by=["attributes.start_time DESC"])
@@ -90,6 +95,7 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     proc = run_cli(
         "debug=default", "optimizer=tune", "optimizer.num_samples=3", "ray.num_cpus=2",
         f"optimizer.storage_dir={tmp_path / 'tune'}", f"paths.output_dir={tmp_path / 'out'}",
+        timeout=CLI_TIMEOUT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     parent = _parent(mlflow_uri)
@@ -134,7 +140,7 @@ def test_ga_ray_workers_log_to_a_real_mlflow_server(tmp_path):
                 f"tracking.uri={uri}", f"optimizer.checkpoint_dir={tmp_path / 'ckpt'}",
                 f"paths.output_dir={tmp_path / 'out'}",
             ],
-            cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env,
+            cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-4000:]
         parent = _parent(uri)
