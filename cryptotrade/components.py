@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -123,6 +123,12 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
 
 
 _LAST: dict[tuple[str, bool], Components] = {}
+
+
+def build_optimizer(cfg: DictConfig) -> Any:
+    """The optimizer of ``cfg.optimizer`` (:mod:`cryptotrade.optimize`: none, ga, tune); its
+    constructor checks its settings."""
+    return instantiate(cfg.optimizer, _convert_="all")
 
 
 def _build(cfg: DictConfig, *, agent: bool) -> Components:

@@ -178,15 +178,18 @@ class SACConfig(OffPolicyConfig):
     target_entropy: str = MISSING  # "auto" = -dim(action space), or a number
 
 
-# --------------------------------------------------------------------------------------------
-# Optimizers wrapping the whole pipeline (none | ga | tune: later issues add the searches).
-# --------------------------------------------------------------------------------------------
 @dataclass
-class OptimizerConfig:
-    """Which optimizer wraps the pipeline objective; ``none`` runs it once."""
+class RayConfig:
+    """Where searches run their evaluations (``optimizer=ga|tune``).
 
-    name: str = "none"
-    metric: str = "val/sharpe"  # the objective's key that a search maximises (never test/)
+    ``address`` empty starts a local Ray sized to ``num_cpus`` (null: every core); ``auto`` or
+    ``ray://<head>:10001`` joins an existing cluster with the same command (README: cluster).
+    ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
+    """
+
+    address: str = ""
+    enabled: bool = True
+    num_cpus: int | None = None
 
 
 # Schemas of third-party targets, found by an option file's `_target_`: composing a config
@@ -200,8 +203,9 @@ SCHEMAS: dict[str, type] = {
     "sb3_contrib.QRDQN": DQNConfig,
     "stable_baselines3.SAC": SACConfig,
 }
-# Option files without a `_target_` (plain settings) keyed by group.
-UNTARGETED: dict[str, type] = {"optimizer": OptimizerConfig}
+# Option files without a `_target_` (plain settings) keyed by group. (Every optimizer option
+# names its class, so its schema comes from the class's signature.)
+UNTARGETED: dict[str, type] = {}
 
 
 @dataclass
@@ -247,6 +251,7 @@ class Config:
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     data: Any = MISSING
     regime: Any = None
     features: Any = MISSING

@@ -31,8 +31,10 @@ register_configs()
 
 
 def task_pipeline(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Data -> train (selecting on validation) -> evaluate the selected model on the test split."""
-    return pipeline.objective(cfg, output_dir)
+    """Data -> train -> evaluate on the test split, or a search around it (``optimizer=``)."""
+    from cryptotrade import optimize
+
+    return optimize.run(cfg, output_dir)
 
 
 def task_data(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
@@ -156,6 +158,10 @@ def execute(
     strict.check_config(cfg, TASKS)
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
+    if cfg.task == "pipeline":
+        from cryptotrade import optimize
+
+        optimize.preflight(cfg)  # optimizer settings and search space, before any run
     if cfg.task in ("evaluate", "infer") or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
     if cfg.task == "pretrain":

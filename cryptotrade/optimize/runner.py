@@ -1,0 +1,253 @@
+"""What the GA and Tune share: setup checks, scoring candidates, and reporting the winner.
+
+* :func:`search_setup`: parse and check the space against the config (an unknown path, an
+  empty range or a value the config rejects fails here, before any training), then open the
+  worker pool the ``ray`` node asks for.
+* :class:`CandidateRunner`: scores points through a pool, each in its own MLflow child run,
+  caching scores by point so an identical candidate is never trained twice, with the penalty
+  for a failed or hung evaluation.
+* :func:`report_winner`: the winner's config as a ready-to-run YAML, then the one and only
+  test-split evaluation, in the parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade import tracking
+from cryptotrade.optimize.checkpoint import load_pickle, save_pickle
+from cryptotrade.optimize.space import Point, SearchSpace, apply_point, parse_space
+from cryptotrade.optimize.trial import (
+    TAG_ERROR,
+    TAG_GENERATION,
+    TAG_GENOME,
+    TAG_KIND,
+    Evaluate,
+    Outcome,
+    TrialSpec,
+    candidate_config,
+    close_failed_run,
+    final_objective,
+    open_child_run,
+    point_hash,
+    point_key,
+    redacted,
+    score_of,
+)
+from cryptotrade.optimize.workers import Pool, make_pool
+
+log = logging.getLogger(__name__)
+# What a plain run of the winner's config uses as its optimizer: no search.
+NO_SEARCH = {"_target_": "cryptotrade.optimize.NoSearch", "metric": "val/sharpe"}
+
+
+@contextlib.contextmanager
+def search_setup(
+    optimizer: Any, cfg: DictConfig, *, timeout: float | None
+) -> Iterator[tuple[SearchSpace, Pool]]:
+    """The parsed space and the worker pool of a search (see the module docstring)."""
+    space = parse_space(optimizer.space, cfg)
+    log.info("search space: %s", ", ".join(f"{d.path}={d}" for d in space.domains))
+    ray = cfg.get("ray") or {}
+    with make_pool(
+        ray_enabled=bool(ray.get("enabled", True)),
+        address=str(ray.get("address") or ""),
+        num_cpus=ray.get("num_cpus"),
+        workers=getattr(optimizer, "workers", None),
+        timeout=timeout,
+        cpus_per_task=getattr(optimizer, "cpus_per_eval", 1.0),
+    ) as pool:
+        yield space, pool
+
+
+class CandidateRunner:
+    """Scores points: score cache, child runs, pool, penalty (see the module docstring).
+
+    Args:
+        cfg: The base config the points are applied to.
+        metric: The ``val/`` metric that is the fitness.
+        penalty: Fitness of a failed, hung or NaN-scored candidate.
+        pool: Where candidates run.
+        evaluate: The worker function (``trial.evaluate_candidate`` in production).
+        output_dir: Each candidate gets ``<output_dir>/<point hash>``.
+        kind: ``ga`` or ``tune`` (the ``search/kind`` tag of the child runs).
+        scores_path: Where the score cache is persisted after every result.
+        resume: Start from the persisted cache instead of an empty one.
+        column_cache: Folder where candidates share indicator columns
+            (:mod:`~cryptotrade.optimize.columns`); ``None`` computes them per candidate.
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        *,
+        metric: str,
+        penalty: float,
+        pool: Pool,
+        evaluate: Evaluate,
+        output_dir: Path,
+        kind: str,
+        scores_path: Path,
+        resume: bool,
+        column_cache: str | None = None,
+    ) -> None:
+        if column_cache:
+            from cryptotrade.optimize.columns import with_column_cache
+
+            cfg = with_column_cache(copy.deepcopy(cfg), column_cache)
+        self.cfg = cfg
+        self.metric = metric
+        self.penalty = penalty
+        self.pool = pool
+        self.evaluate = evaluate
+        self.output_dir = output_dir
+        self.kind = kind
+        self.scores_path = scores_path
+        self.cache: dict[str, dict[str, Any]] = (load_pickle(scores_path) or {}) if resume else {}
+        self._trained: dict[int, int] = {}
+
+    def trained_in(self, generation: int) -> int:
+        """Candidates actually trained (not found in the cache) in ``generation``."""
+        return self._trained.get(generation, 0)
+
+    def score(self, points: list[Point], *, generation: int) -> list[float]:
+        """The fitness of each point, training only those not scored before."""
+        keys = [point_key(p) for p in points]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.cache))
+        by_key = dict(zip(keys, points, strict=True))
+        uri = _tracking_uri()
+        specs, run_ids = [], []
+        for key in todo:
+            point = by_key[key]
+            run_id = open_child_run(
+                f"{self.kind}-g{generation}-{point_hash(point)}",
+                tags={TAG_KIND: self.kind, TAG_GENERATION: generation, TAG_GENOME: key},
+                params=point,
+            )
+            run_ids.append(run_id)
+            specs.append(
+                TrialSpec(
+                    config=candidate_config(self.cfg, point),
+                    point=point,
+                    output_dir=str(self.output_dir / point_hash(point)),
+                    run_id=run_id,
+                    tracking_uri=uri,
+                )
+            )
+
+        def on_result(i: int, outcome: Outcome) -> None:
+            self._store(todo[i], outcome, run_ids[i], generation)
+
+        self.pool.map(self.evaluate, specs, on_result)
+        self._trained[generation] = len(todo)
+        return [self.cache[k]["fitness"] for k in keys]
+
+    def _store(self, key: str, outcome: Outcome, run_id: str | None, generation: int) -> None:
+        if outcome.metrics is None:
+            error = outcome.error or "unknown error"
+            fitness = self.penalty
+            close_failed_run(run_id, error)
+            log.warning("candidate %s failed, fitness = penalty: %s", key, error.strip()[-500:])
+        else:
+            fitness = score_of(outcome.metrics, self.metric, self.penalty)
+        if run_id is not None:
+            import mlflow
+
+            from cryptotrade.store import retry
+
+            with contextlib.suppress(Exception):
+                retry(mlflow.MlflowClient().log_metric, run_id, "search/fitness", fitness)
+        self.cache[key] = {
+            "fitness": fitness,
+            "metrics": outcome.metrics,
+            "error": outcome.error,
+            "run_id": run_id,
+            "seconds": outcome.seconds,
+            "generation": generation,
+        }
+        save_pickle(self.cache, self.scores_path)
+
+    def log_generation(self, record: dict[str, Any]) -> None:
+        """Per-generation fitness statistics as metrics of the parent run."""
+        step = int(record["gen"])
+        names = ("min", "mean", "max", "failed", "trained")
+        tracking.log_metrics({f"{self.kind}/fitness_{k}": record[k] for k in names[:3]}, step)
+        tracking.log_metrics({f"{self.kind}/{k}": record[k] for k in names[3:]}, step)
+
+    def log_plot(self, logbook: list[dict[str, Any]]) -> None:
+        """Fitness over generations (min, mean, max of the valid candidates) as ``<kind>/``
+        artifacts of the parent run: ``fitness.png`` and the logbook as ``logbook.json``."""
+        if not tracking.active_run_id():
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        gens = [r["gen"] for r in logbook]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name in ("max", "mean", "min"):
+            ax.plot(gens, [r[name] for r in logbook], marker="o", label=name)
+        ax.set(xlabel="generation", ylabel=self.metric, title="fitness over generations")
+        ax.legend()
+        fig.tight_layout()
+        import mlflow
+
+        mlflow.log_figure(fig, f"{self.kind}/fitness.png")
+        plt.close(fig)
+        tracking.log_dict({"logbook": [dict(r) for r in logbook]}, f"{self.kind}/logbook.json")
+
+
+def _tracking_uri() -> str | None:
+    import mlflow
+
+    return mlflow.get_tracking_uri() if mlflow.active_run() else None
+
+
+def winner_config(cfg: DictConfig, point: Point) -> DictConfig:
+    """The winner's config: the base config with ``point`` set and no search around it."""
+    best = apply_point(cfg, point)
+    with contextlib.suppress(Exception):
+        OmegaConf.set_struct(best, False)
+    best.optimizer = OmegaConf.create(NO_SEARCH | {"metric": str(cfg.optimizer.metric)})
+    return redacted(best)
+
+
+def report_winner(
+    cfg: DictConfig, point: Point, fitness: float, output_dir: Path, *, kind: str
+) -> dict[str, float]:
+    """Save the winner's config, then evaluate it once on the test split in the parent run.
+
+    The winner is retrained by the full objective with the same seed (same config and seed give
+    the same model on CPU), so its model, ``val/`` and ``test/`` metrics and backtest artifacts
+    all land in the parent run; ``task=evaluate``/``infer`` can load ``runs:/<parent>/model``.
+
+    Returns:
+        The objective's metrics plus ``search/best_fitness``.
+    """
+    best = winner_config(cfg, point)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "best_config.yaml"
+    path.write_text(
+        "# The search's winner, ready to run:\n"
+        f"#   python -m cryptotrade.run --config-dir {output_dir} --config-name best_config\n"
+        + OmegaConf.to_yaml(best, resolve=True)
+    )
+    tracking.log_artifact(path, "best")
+    tracking.log_dict(point, "best/point.json")
+    tracking.set_tags({"search/best_genome": point_key(point), "search/kind": kind})
+    log.info("best candidate (%s = %.6g): %s", cfg.optimizer.metric, fitness, point_key(point))
+    metrics = final_objective(apply_point(cfg, point), output_dir / "best")
+    metrics["search/best_fitness"] = fitness
+    tracking.log_metrics({"search/best_fitness": fitness})
+    return metrics
+
+
+__all__ = ["TAG_ERROR", "CandidateRunner", "report_winner", "search_setup", "winner_config"]

@@ -1,0 +1,272 @@
+"""One candidate of a search: a point applied to the config, scored on the VALIDATION split.
+
+GA individuals and Tune trials both end up in :func:`evaluate_candidate`: the candidate's config
+(the base config with the point's values set) is run through the pipeline objective with
+``test=False`` inside its own MLflow child run, and the returned ``val/...`` metrics are the
+candidate's score. The test split is never evaluated here; the search evaluates it once, for the
+winner, in the parent run (:func:`final_objective`).
+
+Child runs are opened by the driver (:func:`open_child_run`: an MLflow run tagged with the
+parent's id, so the UI nests it) and attached to by the worker process (:func:`attached_run`).
+A worker on another machine therefore needs only the run id and the tracking URI, and the driver
+can mark the run FAILED itself when it kills a worker that hung.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cryptotrade.errors import ConfigError
+from cryptotrade.optimize.space import Point, apply_point
+from cryptotrade.store import retry
+
+OnValidation = Callable[[int, dict[str, float]], None]
+
+# Tags of every search child run (GA individuals and Tune trials).
+TAG_KIND = "search/kind"
+TAG_GENERATION = "search/generation"
+TAG_GENOME = "search/genome"
+TAG_ERROR = "search/error"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker (possibly on another machine) needs to score one candidate.
+
+    Attributes:
+        config: The candidate's full config, resolved to plain containers.
+        point: The searched values, ``{path: value}``.
+        output_dir: The candidate's local folder (saved model, logs).
+        run_id: Its MLflow child run, opened by the driver; ``None`` without tracking.
+        tracking_uri: The MLflow store the run lives in.
+    """
+
+    config: dict[str, Any]
+    point: Point
+    output_dir: str
+    run_id: str | None = None
+    tracking_uri: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a worker returned: metrics, or the error that stopped it (traceback or timeout)."""
+
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def point_key(point: Mapping[str, Any]) -> str:
+    """Canonical text of a point: equal points (whatever their genes) share one key."""
+    return json.dumps({k: point[k] for k in sorted(point)}, sort_keys=True, default=str)
+
+
+def point_hash(point: Mapping[str, Any]) -> str:
+    """Short hash of a point, for run names and folders."""
+    return hashlib.sha256(point_key(point).encode()).hexdigest()[:10]
+
+
+def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
+    """The base config with ``point`` applied, resolved to plain containers (picklable).
+
+    The point is applied before resolving so that interpolations reading a searched value see
+    the candidate's value.
+    """
+    container = OmegaConf.to_container(apply_point(cfg, point), resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float:
+    """The candidate's fitness: ``metrics[metric]``, or ``penalty`` when it is NaN.
+
+    Raises:
+        ConfigError: If the objective did not return ``metric`` (a typo in ``optimizer.metric``
+            would otherwise score every candidate as a failure), or a valid score is not above
+            ``penalty`` (the penalty must be worse than any valid score).
+    """
+    if metric not in metrics:
+        raise ConfigError(
+            f"optimizer.metric={metric} is not among the objective's metrics: "
+            f"{', '.join(sorted(metrics))}"
+        )
+    value = float(metrics[metric])
+    if math.isnan(value):
+        return penalty
+    if value <= penalty:
+        raise ConfigError(
+            f"{metric}={value} is not above optimizer.penalty={penalty}; set a lower penalty"
+        )
+    return value
+
+
+# ---- the objective ----------------------------------------------------------------------------
+def validation_objective(
+    cfg: DictConfig, output_dir: Path, on_validation: OnValidation | None = None
+) -> dict[str, float]:
+    """The pipeline objective on the VALIDATION split only (``test=False``): a candidate's score."""
+    from cryptotrade import pipeline
+
+    return dict(pipeline.objective(cfg, output_dir, test=False, on_validation=on_validation))
+
+
+def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """The winner's run in the parent: the full objective, test split evaluated once."""
+    from cryptotrade import pipeline
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    return dict(pipeline.objective(cfg, output_dir))
+
+
+_SECRET = re.compile(r"(api[_-]?key|secret|password|passphrase|token|credential)", re.I)
+REDACTED = "***"
+
+
+def redacted(cfg: DictConfig) -> DictConfig:
+    """A resolved copy of ``cfg`` with credential-like values masked, for configs we write.
+
+    Uses the launcher's :func:`cryptotrade.redaction.redact` where it exists; otherwise masks
+    values under credential-like keys (``*_env`` keys name a variable and are kept).
+    """
+    container = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        from cryptotrade.redaction import redact
+    except ImportError:
+
+        def redact(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {
+                    k: (
+                        REDACTED
+                        if _SECRET.search(str(k))
+                        and not str(k).endswith("_env")
+                        and v not in (None, "")
+                        else redact(v)
+                    )
+                    for k, v in node.items()
+                }
+            if isinstance(node, list):
+                return [redact(v) for v in node]
+            return node
+
+    return OmegaConf.create(redact(container))
+
+
+def typed_config(container: Mapping[str, Any]) -> DictConfig:
+    """A config container (from another process) typed again by the top-level schema, so
+    ``train``, ``tracking``, ``paths`` and ``ray`` are the structured nodes the pipeline reads."""
+    from cryptotrade.config import Config
+
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), dict(container))
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = None) -> dict:
+    """Score one candidate: seed, then the validation objective in ``spec.output_dir``."""
+    from cryptotrade import pipeline, tracking
+
+    cfg = typed_config(spec.config)
+    out = Path(spec.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
+    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    return validation_objective(cfg, out, on_validation)
+
+
+# ---- MLflow child runs across processes ---------------------------------------------------------
+def open_child_run(name: str, tags: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    """Create a child run of the active run (driver side); ``None`` when no run is active."""
+    import mlflow
+    from mlflow.entities import Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from cryptotrade.tracking import flatten_params, split_long_params
+
+    parent = mlflow.active_run()
+    if parent is None:
+        return None
+    client = mlflow.MlflowClient()
+    run = retry(
+        client.create_run,
+        parent.info.experiment_id,
+        run_name=name,
+        tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, **{k: str(v) for k, v in tags.items()}},
+    )
+    short, _ = split_long_params(flatten_params(dict(params)))
+    retry(client.log_batch, run.info.run_id, params=[Param(k, v) for k, v in short.items()])
+    return run.info.run_id
+
+
+def close_failed_run(run_id: str | None, error: str) -> None:
+    """Mark a child run FAILED with the error as a tag, if its worker could not (killed, hung)."""
+    if run_id is None:
+        return
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    with contextlib.suppress(Exception):
+        retry(client.set_tag, run_id, TAG_ERROR, error[-4000:])
+        if client.get_run(run_id).info.status == "RUNNING":
+            retry(client.set_terminated, run_id, "FAILED")
+
+
+@contextlib.contextmanager
+def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
+    """Make the driver-created run ``run_id`` the active run of this (worker) process.
+
+    Ends it FINISHED, KILLED on Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
+    :func:`cryptotrade.tracking.nested_run`.
+    """
+    if run_id is None:
+        yield
+        return
+    import mlflow
+
+    from cryptotrade.tracking import Terminated
+
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    retry(mlflow.start_run, run_id=run_id, nested=mlflow.active_run() is not None)
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated, SystemExit):  # SystemExit: Tune stopped the trial
+        status = "KILLED"
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+        raise
+    finally:
+        retry(mlflow.end_run, status=status)
+
+
+Evaluate = Callable[[TrialSpec], Mapping[str, float]]
+
+
+def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
+    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`."""
+    start = time.perf_counter()
+    try:
+        with attached_run(spec.run_id, spec.tracking_uri):
+            metrics = {k: float(v) for k, v in fn(spec).items()}
+    except Exception:
+        return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)
+    return Outcome(metrics=metrics, seconds=time.perf_counter() - start)

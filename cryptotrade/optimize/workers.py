@@ -1,0 +1,281 @@
+"""Where candidates are evaluated: Ray tasks, a local process pool, or the driver itself.
+
+Each pool runs ``run_trial(fn, spec)`` for a list of specs, at most ``workers`` at a time, and
+returns one :class:`~cryptotrade.optimize.trial.Outcome` per spec, in order. An evaluation that
+raises gives an outcome with the traceback; one that runs longer than ``timeout`` seconds is
+killed (its process, or its Ray worker) and gives an outcome with a timeout error. Either way
+the other evaluations continue.
+
+* :class:`RayPool` (``ray.enabled=true``): Ray tasks on the local Ray or a cluster
+  (:func:`ray_session`), killed with ``ray.cancel(force=True)`` on timeout.
+* :class:`ProcessPool` (``ray.enabled=false``): spawned worker processes, reused across
+  candidates; one that hangs is killed and replaced.
+* :class:`InlinePool` (``optimizer.workers=0``): in the driver, one at a time, for debugging;
+  it cannot enforce a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
+
+log = logging.getLogger(__name__)
+OnResult = Callable[[int, Outcome], None]
+POLL_SECONDS = 0.05
+
+
+class Pool(Protocol):
+    """Evaluates specs in parallel; see the module docstring."""
+
+    workers: int
+
+    def map(
+        self, fn: Evaluate, specs: Sequence[TrialSpec], on_result: OnResult | None = None
+    ) -> list[Outcome]:
+        """Outcomes of ``run_trial(fn, spec)`` in the order of ``specs``; ``on_result(i, o)``
+        is called as each one arrives (the GA persists its score cache there)."""
+        ...
+
+
+def _timeout_outcome(seconds: float) -> Outcome:
+    return Outcome(error=f"timeout: still running after {seconds:.1f}s (optimizer.eval_timeout)")
+
+
+class InlinePool:
+    """Evaluations in the driver process, one after another (no timeout)."""
+
+    workers = 1
+
+    def map(
+        self, fn: Evaluate, specs: Sequence[TrialSpec], on_result: OnResult | None = None
+    ) -> list[Outcome]:
+        """See :class:`Pool`."""
+        out = []
+        for i, spec in enumerate(specs):
+            out.append(run_trial(fn, spec))
+            if on_result:
+                on_result(i, out[-1])
+        return out
+
+
+def _worker_main(conn: Any) -> None:
+    """A pool worker: import the heavy modules once, then run ``(fn, spec)`` jobs until told
+    to stop (``None``)."""
+    import mlflow  # noqa: F401  (imported once per worker, not per candidate)
+
+    conn.send("ready")
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the driver went away
+            return
+        if job is None:
+            return
+        fn, spec = job
+        conn.send(run_trial(fn, spec))
+
+
+class _Worker:
+    """One spawned worker process and its pipe."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.job: tuple[int, float] | None = None  # (spec index, start time)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+
+class ProcessPool:
+    """``workers`` spawned worker processes; one that runs past ``timeout`` is killed and
+    replaced. Workers are reused across candidates (imports happen once per worker); every
+    candidate seeds everything itself, so reuse does not change its result.
+    """
+
+    def __init__(self, workers: int, timeout: float | None = None) -> None:
+        self.workers = max(1, int(workers))
+        self.timeout = timeout
+        self._ctx = mp.get_context("spawn")  # fork would copy the driver's MLflow/torch state
+        self._pool: list[_Worker] = []
+
+    def map(
+        self, fn: Evaluate, specs: Sequence[TrialSpec], on_result: OnResult | None = None
+    ) -> list[Outcome]:
+        """See :class:`Pool`."""
+        results: dict[int, Outcome] = {}
+        queue = list(enumerate(specs))
+        while len(self._pool) < min(self.workers, len(specs)):
+            self._pool.append(_Worker(self._ctx))
+        try:
+            while queue or any(w.job for w in self._pool):
+                for k, worker in enumerate(self._pool):
+                    outcome, index = self._poll(worker)
+                    if outcome is not None and index is not None:
+                        results[index] = outcome
+                        if on_result:
+                            on_result(index, outcome)
+                    if not worker.proc.is_alive():
+                        worker.kill()
+                        self._pool[k] = worker = _Worker(self._ctx)
+                    if worker.ready and worker.job is None and queue:
+                        i, spec = queue.pop(0)
+                        worker.conn.send((fn, spec))
+                        worker.job = (i, time.monotonic())
+                time.sleep(POLL_SECONDS)
+        except BaseException:
+            self.close()  # interrupted: leave no orphan behind
+            raise
+        return [results[i] for i in range(len(specs))]
+
+    def _poll(self, worker: _Worker) -> tuple[Outcome | None, int | None]:
+        """A finished, failed or timed-out job of ``worker`` (which is killed if it hung)."""
+        index = worker.job[0] if worker.job else None
+        if worker.conn.poll():
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                message = Outcome(error=f"worker died (exit code {worker.proc.exitcode})")
+            if message == "ready":
+                worker.ready = True
+                return None, None
+            worker.job = None
+            return message, index
+        if worker.job is None:
+            return None, None
+        if not worker.proc.is_alive():
+            worker.job = None
+            return Outcome(error=f"worker died (exit code {worker.proc.exitcode})"), index
+        elapsed = time.monotonic() - worker.job[1]
+        if self.timeout is not None and elapsed > self.timeout:
+            worker.kill()  # the loop replaces it
+            worker.job = None
+            return _timeout_outcome(elapsed), index
+        return None, None
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self._pool:
+            with contextlib.suppress(Exception):
+                worker.conn.send(None)
+            worker.proc.join(timeout=5)
+            if worker.proc.is_alive():
+                worker.kill()
+        self._pool = []
+
+
+class RayPool:
+    """Ray tasks, ``workers`` in flight, force-cancelled after ``timeout``.
+
+    Args:
+        workers: Tasks in flight; ``None``: the cluster's CPUs divided by ``cpus_per_task``.
+        timeout: Seconds an evaluation may run.
+        cpus_per_task: CPUs Ray reserves for each evaluation.
+    """
+
+    def __init__(
+        self, workers: int | None = None, timeout: float | None = None, cpus_per_task: float = 1
+    ) -> None:
+        import ray
+
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        self.workers = max(1, int(workers or cpus // cpus_per_task))
+        self.timeout = timeout
+        self._remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_trial)
+
+    def map(
+        self, fn: Evaluate, specs: Sequence[TrialSpec], on_result: OnResult | None = None
+    ) -> list[Outcome]:
+        """See :class:`Pool`."""
+        import ray
+
+        results: dict[int, Outcome] = {}
+        queue = list(enumerate(specs))
+        running: dict[Any, tuple[int, float]] = {}
+        fn_ref = ray.put(fn)
+        try:
+            while queue or running:
+                while queue and len(running) < self.workers:
+                    i, spec = queue.pop(0)
+                    running[self._remote.remote(fn_ref, spec)] = (i, time.monotonic())
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS * 4)
+                now = time.monotonic()
+                for ref in list(running):
+                    i, start = running[ref]
+                    if ref in ready:
+                        try:
+                            outcome = ray.get(ref)
+                        except Exception as err:  # the worker process died
+                            outcome = Outcome(error=f"Ray task failed: {err}")
+                    elif self.timeout is not None and now - start > self.timeout:
+                        ray.cancel(ref, force=True)
+                        outcome = _timeout_outcome(now - start)
+                    else:
+                        continue
+                    del running[ref]
+                    results[i] = outcome
+                    if on_result:
+                        on_result(i, outcome)
+        finally:
+            for ref in running:
+                ray.cancel(ref, force=True)
+        return [results[i] for i in range(len(specs))]
+
+
+@contextlib.contextmanager
+def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[None]:
+    """Start a local Ray (``address`` empty: sized to ``num_cpus`` or the machine) or join a
+    cluster (``auto``, ``ray://host:10001``, ``host:6379``); shut down what we started.
+
+    Ray is left alone if the process already initialised it (a test fixture, a notebook).
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+    log.info("Ray: %s", ray.cluster_resources())
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def make_pool(
+    *,
+    ray_enabled: bool,
+    address: str,
+    num_cpus: int | None,
+    workers: int | None,
+    timeout: float | None,
+    cpus_per_task: float = 1,
+) -> Iterator[Pool]:
+    """The pool the config asks for (see the module docstring), inside its Ray session."""
+    if workers == 0:
+        yield InlinePool()
+    elif ray_enabled:
+        with ray_session(address, num_cpus):
+            yield RayPool(workers, timeout, cpus_per_task)
+    else:
+        pool = ProcessPool(workers or num_cpus or os.cpu_count() or 1, timeout)
+        try:
+            yield pool
+        finally:
+            pool.close()

@@ -1,0 +1,56 @@
+"""The winner's config: the point applied, no search around it, credentials masked."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize.runner import winner_config
+from cryptotrade.optimize.trial import candidate_config, point_hash, point_key
+
+register_configs()
+
+
+def test_winner_config_is_a_plain_run_of_the_point_with_secrets_masked():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["optimizer=ga", "optimizer.metric=val/total_return"])
+    # a credential that reached the config anyway (typed nodes take no new keys: a plain copy)
+    data = OmegaConf.to_container(cfg.data, resolve=False)
+    data["source"] |= {"api_key": "sk-very-secret", "api_key_env": "BINANCE_KEY"}
+    cfg.data = OmegaConf.create(data)
+    best = winner_config(cfg, {"agent.gamma": 0.95, "env.window": 16})
+    assert best.agent.gamma == 0.95 and best.env.window == 16
+    assert get_class(best.optimizer._target_).__name__ == "NoSearch"
+    assert best.optimizer.metric == "val/total_return"
+    text = OmegaConf.to_yaml(best)
+    assert "sk-very-secret" not in text
+    assert best.data.source.api_key_env == "BINANCE_KEY", "a variable name is not a secret"
+    assert cfg.agent.gamma == 0.99, "the base config is untouched"
+
+
+def test_points_are_keyed_canonically_and_candidates_resolve():
+    assert point_key({"b": 1, "a": 2.5}) == point_key({"a": 2.5, "b": 1})
+    assert point_hash({"b": 1, "a": 2.5}) == point_hash({"a": 2.5, "b": 1})
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config")
+    container = candidate_config(cfg, {"env.window": 48})
+    assert container["env"]["window"] == 48
+    assert "${" not in OmegaConf.to_yaml(OmegaConf.create(container)), "fully resolved"
+
+
+def test_a_candidate_config_from_another_process_builds_like_the_driver_one(tmp_path):
+    from cryptotrade.components import build
+    from cryptotrade.config import TrainConfig
+    from cryptotrade.optimize.columns import CachedFeatureSet, with_column_cache
+    from cryptotrade.optimize.trial import typed_config
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=default", "optimizer=ga"])
+    cfg = with_column_cache(cfg, str(tmp_path))
+    worker_cfg = typed_config(candidate_config(cfg, {"env.window": 16}))  # as a worker sees it
+    assert isinstance(OmegaConf.to_object(worker_cfg.train), TrainConfig)
+    components = build(worker_cfg)
+    assert isinstance(components.features, CachedFeatureSet)
+    assert worker_cfg.env.window == 16
