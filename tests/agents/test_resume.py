@@ -103,7 +103,7 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     assert done.returncode == 0, done.stderr[-3000:]
     (after,) = _runs(mlflow_uri)  # the same run, no new one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
-    assert "resuming run" in done.stderr
+    assert "resuming run" in done.stdout + done.stderr
     model_path = mlflow.artifacts.download_artifacts(
         f"runs:/{run.info.run_id}/model/model.zip", dst_path=str(tmp_path / "dl")
     )
