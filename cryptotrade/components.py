@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import TrainConfig
 from cryptotrade.errors import ConfigError
+from cryptotrade.evaluation.settings import EvaluationSettings
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -52,6 +53,7 @@ class Components:
         train: Training budget, validation/selection, checkpoint and curriculum settings.
         seed: The run seed.
         torch_threads: Torch CPU threads.
+        evaluation: Test-evaluation settings (baselines, oracle, pictures, report, seeds).
     """
 
     data: DataSpec
@@ -65,6 +67,7 @@ class Components:
     train: TrainConfig
     seed: int
     torch_threads: int
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     @property
     def agent_class(self) -> type[BaseAlgorithm]:
@@ -132,6 +135,8 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
     train = OmegaConf.to_object(cfg.train)
     assert isinstance(train, TrainConfig)
+    evaluation = OmegaConf.to_object(cfg.evaluation)  # runs EvaluationSettings' checks
+    assert isinstance(evaluation, EvaluationSettings)
     _check_train(train)
     cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download
     components = Components(
@@ -146,6 +151,7 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
         train=train,
         seed=int(cfg.seed),
         torch_threads=int(cfg.torch_threads),
+        evaluation=evaluation,
     )
     if agent:
         _check_agent(components)
@@ -172,6 +178,8 @@ def _check_agent(components: Components) -> None:
     from cryptotrade.env import check_agent_compatible
 
     check_agent_compatible(components.agent_class, components.env.action_mode)
+    assert components.policy is not None
+    components.policy.check(components.env.window)  # extractor settings vs env.window
     keywords = getattr(components.agent, "keywords", {})
     starts = keywords.get("learning_starts")
     budget = components.train.total_timesteps

@@ -39,6 +39,8 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from cryptotrade.evaluation.settings import EvaluationSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -207,10 +209,38 @@ UNTARGETED: dict[str, type] = {}
 
 
 @dataclass
+class WalkForwardConfig:
+    """``task=walkforward``: the folds of :class:`cryptotrade.data.splits.WalkForward`.
+
+    Fold ``k`` tests on the ``k``-th of ``folds`` blocks of ``test`` bars at the end of the data;
+    its ``val`` bars before that select the model, and the training window precedes them.
+    """
+
+    folds: int = 4  # number of folds (nested MLflow runs)
+    test: int = 1000  # bars in each fold's test block
+    val: int = 500  # bars in each fold's validation block (model selection)
+    train: int | None = None  # bars in each training window; null: expanding from the first bar
+    embargo: int = 0  # bars dropped between train and val and between val and test
+
+
+@dataclass
+class InferConfig:
+    """``task=infer``: act on the latest closed bar of ``data.source``; optionally paper-trade.
+
+    The data, features and env settings are the training run's (restored from the model's run);
+    the observation is normalised with the training split's saved statistics.
+    """
+
+    paper: bool = False  # step a paper account over every bar after the last processed one
+    state_dir: str = "${paths.root}/paper"  # paper account state (state.json) and trades.csv
+    start: str | None = None  # paper: ISO time of the first bar to trade; null: the latest bar
+
+
+@dataclass
 class Config:
     """The composed run config. Group nodes are typed by their own schemas."""
 
-    task: str = "pipeline"  # pipeline | data | train | evaluate (see cryptotrade.run.TASKS)
+    task: str = "pipeline"  # a name in cryptotrade.run.TASKS (pipeline, walkforward, infer ...)
     seed: int = 0  # seeds python, numpy, torch and the env
     torch_threads: int = 1  # one thread is faster than two for small networks on CPU
     model: str | None = None  # evaluate/train: runs:/<run_id>/model or a .zip to load
@@ -219,6 +249,9 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
     data: Any = MISSING
     regime: Any = None
     features: Any = MISSING
@@ -226,6 +259,7 @@ class Config:
     reward: Any = MISSING
     agent: Any = MISSING
     extractor: Any = MISSING
+    pretrain: Any = None  # task=pretrain settings (conf/pretrain/)
     optimizer: Any = MISSING
 
 

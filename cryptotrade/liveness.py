@@ -16,9 +16,10 @@ a zombie, or another process now holds its pid (SIGKILL, OOM killer). A run of a
 (a shared ``mlflow server``) is dead when its heartbeat is older than
 ``tracking.stale_after_s``. Dead runs end FAILED with a note saying why.
 
-A resumed run takes over the run under the store lock with fresh tags (:func:`claim`), and
-the sweep re-reads each run under the same lock before marking it, so a run that is being
-resumed is never marked.
+A resumed run is taken over under the store lock with fresh tags
+(``tracking.start_run(resume_run_id=...)``), and the sweep re-reads each run under the same lock
+before marking it, so a run that another process has resumed is never marked; the launcher that
+resumes a run spares it from its own sweep (``spare``).
 """
 
 from __future__ import annotations
@@ -91,8 +92,16 @@ def why_dead(tags: Mapping[str, str], stale_after_s: float, now: float) -> str |
     return None
 
 
-def mark_stale_runs(uri: str, *, stale_after_s: float, lock_dir: str | Path | None) -> list[str]:
+def mark_stale_runs(
+    uri: str, *, stale_after_s: float, lock_dir: str | Path | None, spare: str | None = None
+) -> list[str]:
     """End every RUNNING run of the store whose process is dead as FAILED, with a note.
+
+    Args:
+        uri: The store.
+        stale_after_s: Heartbeat age after which a run of another host is dead.
+        lock_dir: Where the lock of a non-SQLite store lives (this machine's processes).
+        spare: A run id to leave alone (the run this launcher is about to resume).
 
     Returns:
         The ids of the runs marked.
@@ -108,7 +117,7 @@ def mark_stale_runs(uri: str, *, stale_after_s: float, lock_dir: str | Path | No
     )
     marked = []
     for run in running:
-        if why_dead(run.data.tags, stale_after_s, time.time()) is None:
+        if run.info.run_id == spare or why_dead(run.data.tags, stale_after_s, time.time()) is None:
             continue
         with store.store_lock(uri, lock_dir):  # a resume (claim) holds the same lock
             fresh = store.retry(client.get_run, run.info.run_id)

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade import tracking
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 
     from cryptotrade.data import Dataset
     from cryptotrade.data.leakage import LeakageReport
-    from cryptotrade.evaluation.backtest import BacktestResult
+    from cryptotrade.evaluation.evaluate import Evaluation
 
 log = logging.getLogger(__name__)
 __all__ = ["build", "data_fingerprint", "objective"]
@@ -128,40 +127,58 @@ def load_model(cfg: DictConfig, components: Components | None = None) -> BaseAlg
     return comps.agent_class.load(path, device="cpu")
 
 
-def evaluate(components: Components, model: BaseAlgorithm, dataset: Dataset) -> dict[str, float]:
-    """Backtest ``model`` and the baselines on the TEST split; log metrics and artifacts.
+def evaluate(
+    components: Components,
+    model: BaseAlgorithm,
+    dataset: Dataset,
+    *,
+    source: str = "the selected model",
+    config_yaml: str = "",
+) -> dict[str, float]:
+    """Backtest ``model`` and the baselines on the TEST split; log metrics, pictures, report.
 
-    Call it once per run, for the final (selected) model: nothing may be selected on it.
+    Call it once per run, for the final (selected) model: nothing may be selected on it. The
+    launcher prints the summary table (agent vs each baseline, costs) at the end of the run.
     """
-    from cryptotrade.agents.validation import backtest
-    from cryptotrade.evaluation.backtest import model_policy, target_policy
+    return evaluate_test(components, model, dataset, source=source, config_yaml=config_yaml).metrics
 
+
+def evaluate_test(
+    components: Components,
+    model: BaseAlgorithm,
+    dataset: Dataset,
+    *,
+    source: str = "the selected model",
+    config_yaml: str = "",
+) -> Evaluation:
+    """:func:`evaluate` returning the whole :class:`Evaluation` (backtests, report, ...)."""
+    from cryptotrade.evaluation import evaluate_split
+    from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.reload import check_model_fits
+
+    def make_env() -> Any:
+        return components.env.make(
+            dataset.test, components.reward, seed=components.seed, evaluation=True
+        )
+
+    probe = make_env()  # refuse a model that cannot see this env's observations, by name
+    try:
+        check_model_fits(model, probe, source=source)
+    finally:
+        probe.close()
+    regime = getattr(components.data.source, "regime", None)
     start = time.perf_counter()
-    result = backtest(components, model_policy(model), dataset.test)
-    metrics = {f"test/{k}": v for k, v in result.metrics.items()}
-    buy_hold = backtest(components, target_policy(1.0), dataset.test)
-    metrics |= {f"baseline/buy_hold/{k}": v for k, v in buy_hold.metrics.items()}
-    tracking.log_metrics(metrics)
-    _log_backtest(result, "test")
-    log.info("evaluating on test: %.1f s", time.perf_counter() - start)
-    return metrics
-
-
-def _log_backtest(result: BacktestResult, name: str) -> None:
-    """Equity curve and trades as CSV artifacts."""
-    import pandas as pd
-
-    curve = pd.DataFrame(
-        {
-            "date": result.timestamps,
-            "equity": result.equity,
-            "position": result.position,
-            "reward": np.concatenate([[np.nan], result.rewards]),
-        }
+    result = evaluate_split(
+        model_policy(model),
+        make_env,
+        prefix="test",
+        seed=components.seed,
+        settings=components.evaluation,
+        regime_names=getattr(regime, "names", None),
+        config_yaml=config_yaml,
     )
-    tracking.log_text(curve.to_csv(index=False), f"{name}/equity.csv")
-    if result.trades.dtype.names:
-        tracking.log_text(pd.DataFrame(result.trades).to_csv(index=False), f"{name}/trades.csv")
+    log.info("evaluating on test: %.1f s", time.perf_counter() - start)
+    return result
 
 
 def resume_config(cfg: DictConfig) -> DictConfig:
@@ -192,7 +209,7 @@ def resume_config(cfg: DictConfig) -> DictConfig:
         ) from exc
     if run.info.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: the run already FINISHED; nothing to resume")
-    folder = run.data.tags.get("output_dir")
+    folder = run.data.tags.get("checkpoint_dir")
     if not folder or latest_checkpoint(Path(folder)) is None:
         raise ConfigError(
             f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
@@ -212,7 +229,8 @@ def _resume_dir(cfg: DictConfig) -> Path:
     import mlflow
 
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    return Path(mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags["output_dir"])
+    tags = mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags
+    return Path(tags["checkpoint_dir"])
 
 
 def train(
@@ -233,7 +251,8 @@ def train(
     if cfg.get("resume"):
         output_dir = _resume_dir(cfg)  # where the killed run left its checkpoints
     else:
-        tracking.set_tags({"output_dir": str(output_dir.resolve())})
+        # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
+        tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
     if comps.train.curriculum:
         from cryptotrade.agents.curriculum import train_curriculum
 
@@ -250,6 +269,13 @@ def train(
         )
     if cfg.tracking.log_model:
         tracking.log_artifact(result.path, "model")
+        from cryptotrade.evaluation.policy_model import log_policy_model
+
+        # a registrable MLflow model: the policy with the normaliser and settings it needs
+        sections = {k: tracking.plain(cfg[k]) for k in ("data", "features", "env")}
+        log_policy_model(
+            result.path, cfg.agent._target_, normaliser=dataset.normaliser, settings=sections
+        )
     return result, dataset
 
 
@@ -273,8 +299,54 @@ def objective(
         ``val/...`` of the selected model; with ``test`` also ``test/...`` and
         ``baseline/<name>/...``.
     """
+    if test and cfg.evaluation.seeds:
+        return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds))
     result, dataset = train(cfg, output_dir, on_validation=on_validation)
     metrics = dict(result.val_metrics)
     if test:
-        metrics |= evaluate(build(cfg), result.model, dataset)
+        metrics |= evaluate(build(cfg), result.model, dataset, config_yaml=_config_yaml(cfg))
+    return metrics
+
+
+def _config_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def objective_seeds(cfg: DictConfig, output_dir: Path, seeds: list[int]) -> dict[str, float]:
+    """Train, select and test one nested run per seed; log mean, IQM and bootstrap CI here.
+
+    Every child run holds its own full evaluation; this run gets ``test/<m>/{mean,iqm,std,
+    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`), ``test/<m>`` = the mean, the
+    ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
+    """
+    from omegaconf import open_dict
+
+    from cryptotrade.evaluation.evaluate import log_files
+    from cryptotrade.evaluation.plots import equity_band_plot
+    from cryptotrade.evaluation.seeds import aggregate_seeds
+
+    per_seed, curves = [], []
+    dataset = None
+    for seed in seeds:
+        seed_cfg = cfg.copy()
+        with open_dict(seed_cfg):
+            seed_cfg.seed = seed
+            seed_cfg.evaluation.seeds = []
+        seed_everything(seed, cfg.torch_threads)
+        seed_dir = output_dir / f"seed{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        with tracking.nested_run(f"seed{seed}", tags={"seed": str(seed)}, params={"seed": seed}):
+            result, dataset = train(seed_cfg, seed_dir, dataset=dataset)
+            evaluation = evaluate_test(
+                build(seed_cfg), result.model, dataset, config_yaml=_config_yaml(seed_cfg)
+            )
+        per_seed.append(dict(result.val_metrics) | evaluation.metrics)
+        curves.append(evaluation.agent)
+    metrics = aggregate_seeds(per_seed, "test") | aggregate_seeds(per_seed, "val")
+    metrics |= {k: v for k, v in per_seed[0].items() if k.startswith("baseline/")}
+    tracking.log_metrics(metrics)
+    tracking.set_tags({"seeds": ",".join(map(str, seeds))})
+    if cfg.evaluation.plots:
+        png = equity_band_plot(curves, seeds, log_scale=cfg.evaluation.log_scale)
+        log_files({"equity_band.png": png}, "test/plots")
     return metrics

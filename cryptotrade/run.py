@@ -59,7 +59,10 @@ def task_evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     components = pipeline.build(cfg)
     model = pipeline.load_model(cfg, components)
     dataset = pipeline.prepare_data(components)
-    return pipeline.evaluate(components, model, dataset)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    return pipeline.evaluate(
+        components, model, dataset, source=str(cfg.model), config_yaml=config_yaml
+    )
 
 
 class LeakageError(RuntimeError):
@@ -75,6 +78,27 @@ def task_check(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return {"check/columns": float(len(report.columns))}
 
 
+def task_pretrain(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Pretrain the extractor's encoder on the training split (cryptotrade.agents.pretrain)."""
+    from cryptotrade.agents import pretrain
+
+    return pretrain.task(cfg, output_dir)
+
+
+def task_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Walk-forward: per fold train, select on its validation, test once (nested runs)."""
+    from cryptotrade.evaluation.walkforward import run_walkforward
+
+    return run_walkforward(cfg, output_dir)
+
+
+def task_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """The policy's action on the latest closed bar; ``infer.paper=true`` paper-trades."""
+    from cryptotrade.live.infer import run_infer
+
+    return run_infer(cfg, output_dir)
+
+
 Task = Callable[[DictConfig, Path], Mapping[str, float]]
 
 TASKS: dict[str, Task] = {
@@ -83,11 +107,15 @@ TASKS: dict[str, Task] = {
     "train": task_train,
     "evaluate": task_evaluate,
     "check": task_check,
+    "pretrain": task_pretrain,
+    "walkforward": task_walkforward,
+    "infer": task_infer,
 }
 if not OmegaConf.has_resolver("cryptotrade_tasks"):  # the task list in --help
     OmegaConf.register_new_resolver("cryptotrade_tasks", lambda: "|".join(TASKS))
 # Tasks that build an env and an agent: pipeline.preflight checks those too before the run.
-AGENT_TASKS = frozenset({"pipeline", "train", "evaluate"})
+# (pretrain builds the extractor spec and env the agent would use, so it is checked the same way)
+AGENT_TASKS = frozenset({"pipeline", "train", "evaluate", "pretrain", "walkforward", "infer"})
 
 
 def check_task(name: str) -> Task:
@@ -122,6 +150,11 @@ def execute(
     if cfg.get("resume"):
         cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
     task = check_task(cfg.task)
+    if cfg.task in ("evaluate", "infer") and cfg.model:
+        from cryptotrade.evaluation.reload import restore_training_config
+
+        # the training run's data, features, env ...; command-line overrides on top
+        cfg = restore_training_config(cfg, overrides or [])
     strict.check_config(cfg, TASKS)
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     pipeline.preflight(cfg, agent=cfg.task in AGENT_TASKS)
@@ -129,8 +162,12 @@ def execute(
         from cryptotrade import optimize
 
         optimize.preflight(cfg)  # optimizer settings and search space, before any run
-    if cfg.task == "evaluate" or (cfg.task == "train" and cfg.model):
+    if cfg.task in ("evaluate", "infer") or (cfg.task == "train" and cfg.model):
         pipeline.check_model_source(cfg)
+    if cfg.task == "pretrain":
+        from cryptotrade.agents import pretrain
+
+        pretrain.check(cfg)
     choices = dict(choices or {})
     overrides = list(overrides or [])
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
@@ -145,7 +182,7 @@ def execute(
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        tracking.mark_stale_runs(cfg)
+        tracking.mark_stale_runs(cfg, spare=cfg.get("resume"))
     except Exception as exc:  # never block a run on the clean-up of others
         log.warning("could not check for stale runs: %s", exc)
     parent = sweep.parent_run_id if sweep else None
@@ -166,7 +203,13 @@ def execute(
             uri,
         )
         for key in sorted(metrics):
-            log.info("  %-40s %.6g", key, metrics[key])
+            if not key.startswith("baseline/"):  # the baselines are in the table below
+                log.info("  %-40s %.6g", key, metrics[key])
+        from cryptotrade.evaluation.report import summary_from_metrics
+
+        summary = summary_from_metrics(metrics)
+        if summary:  # the run's closing table: agent vs each baseline, cost breakdown
+            print(summary, flush=True)
     return metrics
 
 

@@ -249,8 +249,12 @@ def _log_params(params: Mapping[str, str]) -> None:
         store.retry(mlflow.log_text, value, f"params/{key}.txt")
 
 
-def mark_stale_runs(cfg: DictConfig) -> list[str]:
+def mark_stale_runs(cfg: DictConfig, *, spare: str | None = None) -> list[str]:
     """Mark the dead RUNNING runs of the configured store FAILED (see :mod:`cryptotrade.liveness`).
+
+    Args:
+        cfg: The composed config (``tracking`` and ``paths`` nodes are read).
+        spare: A run id to leave alone (the run this launcher is about to resume).
 
     Returns:
         The ids of the runs marked.
@@ -261,6 +265,7 @@ def mark_stale_runs(cfg: DictConfig) -> list[str]:
         uri,
         stale_after_s=float(cfg.tracking.get("stale_after_s", 600)),
         lock_dir=cfg.paths.root,
+        spare=spare,
     )
 
 
@@ -287,7 +292,15 @@ def nested_run(
     if not _active():
         raise RuntimeError("nested_run needs an active parent run (tracking.start_run)")
     all_tags = {**redaction.redact(dict(tags or {})), **liveness.identity()}
-    run = store.retry(mlflow.start_run, run_name=run_name, nested=True, tags=all_tags)
+    parent = mlflow.active_run()
+    run = store.retry(
+        mlflow.start_run,
+        run_name=run_name,
+        nested=True,
+        tags=all_tags,
+        # without it MLflow files the child under the default experiment, not the parent's
+        experiment_id=parent.info.experiment_id if parent else None,
+    )
     status = "FAILED"
     try:
         if params:

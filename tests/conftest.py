@@ -21,6 +21,30 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     yield uri
 
 
+@pytest.fixture(scope="session")
+def _initialised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with MLflow's tables created once (creating them takes seconds per store)."""
+    import mlflow
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def mlflow_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _initialised_store: Path
+) -> Iterator[str]:
+    """Like ``mlflow_uri`` but the store already exists (a copy of an initialised one): for
+    tests that need a store, not the absence of one."""
+    import shutil
+
+    shutil.copy(_initialised_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+
+
 def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 600):
     """Run ``python -m cryptotrade.run`` in a subprocess; returns the CompletedProcess."""
     import subprocess

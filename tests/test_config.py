@@ -24,6 +24,7 @@ GROUPS_WITH_OPTIONS = [
     "reward",
     "agent",
     "extractor",
+    "pretrain",
     "optimizer",
 ]
 OPTIONS = [

@@ -4,7 +4,6 @@ grouped under a parent run, secrets written nowhere, and a real ``mlflow server`
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,23 +21,6 @@ from cryptotrade.run import execute
 
 register_configs()
 DATA = ["debug=default", "task=data"]  # the lightest task that opens a run
-
-
-@pytest.fixture(scope="module")
-def initialised_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with MLflow's tables already created (creating them takes many seconds)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
-@pytest.fixture
-def store_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initialised_store: Path) -> str:
-    """A copy of the initialised store for one test (also for subprocesses)."""
-    shutil.copy(initialised_store, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
 
 
 def _runs(uri: str, experiment: str = "cryptotrade"):
@@ -81,10 +63,8 @@ def _compose(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
-def _open_run_and_hang(
-    tmp_path: Path, uri: str, resume: str = ""
-) -> tuple[subprocess.Popen[bytes], str]:
-    """A process that opens (or resumes) a run and hangs; returns it and the run id."""
+def _open_run_and_hang(tmp_path: Path, uri: str, resume: str = "") -> subprocess.Popen[bytes]:
+    """A process that opens (or resumes) a run, prints its id and hangs."""
     code = (
         "import sys, time; from omegaconf import OmegaConf; from cryptotrade import tracking\n"
         "cfg = OmegaConf.create({'paths': {'root': sys.argv[1]}, "
@@ -93,26 +73,28 @@ def _open_run_and_hang(
         "with tracking.start_run(cfg, run_name='doomed', tags={}, resume_run_id=resume) as run:\n"
         "    print(run.info.run_id, flush=True); time.sleep(600)\n"
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path), uri, resume], stdout=subprocess.PIPE
     )
+
+
+def _run_id(proc: subprocess.Popen[bytes]) -> str:
     assert proc.stdout is not None
-    return proc, proc.stdout.readline().decode().strip()
+    return proc.stdout.readline().decode().strip()
 
 
-def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_path, store_uri):
-    mlflow_uri = store_uri
-    killed, run_id = _open_run_and_hang(tmp_path, mlflow_uri)
-    other, resumed_id = _open_run_and_hang(tmp_path, mlflow_uri)
+def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_path, mlflow_store):
+    killed, other = (_open_run_and_hang(tmp_path, mlflow_store) for _ in range(2))
+    run_id, resumed_id = _run_id(killed), _run_id(other)
     for proc in (killed, other):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     assert client.get_run(run_id).info.status == "RUNNING"  # nothing ended it
     # another process resumes the second run: it is RUNNING again, with that process's pid
-    resumer, again = _open_run_and_hang(tmp_path, mlflow_uri, resume=resumed_id)
+    resumer = _open_run_and_hang(tmp_path, mlflow_store, resume=resumed_id)
     try:
-        assert again == resumed_id
+        assert _run_id(resumer) == resumed_id
         out = tmp_path / "out"
         execute(_compose(*DATA, f"paths.output_dir={out}"), output_dir=out / "next")
         stale = client.get_run(run_id)
@@ -167,7 +149,7 @@ def test_failed_sweep_job_keeps_its_log_and_the_summary_names_it(tmp_path, mlflo
 
 
 @pytest.mark.parametrize("mode", [["-m", "seed=0,1"], []], ids=["multirun", "single"])
-def test_secret_override_appears_nowhere_on_disk(tmp_path, store_uri, mode):
+def test_secret_override_appears_nowhere_on_disk(tmp_path, mlflow_store, mode):
     """An exchange key given as an override (not the supported env variable) is masked in the
     MLflow store, artifacts, Hydra's files, logs and the terminal, whether the job succeeds or
     (offline) fails."""

@@ -8,6 +8,7 @@ import sys
 import time
 
 import mlflow
+import numpy as np
 import pytest
 from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
@@ -17,12 +18,33 @@ from cryptotrade.errors import ModelError
 from cryptotrade.run import execute
 
 register_configs()
+METRICS = [
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "num_trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "avg_holding_bars",
+    "exposure",
+    "turnover",
+    "fees_paid",
+    "funding_paid",
+    "liquidations",
+    "gross_pnl",
+]
 REQUIRED = [
-    "test/total_return",
-    "test/sharpe",
-    "test/max_drawdown",
-    "test/num_trades",
-    "baseline/buy_hold/total_return",
+    *(f"test/{m}" for m in METRICS),
+    *(f"baseline/{b}/total_return" for b in ("buy_hold", "flat", "random", "oracle")),
+    "baseline/random/total_return/std",
+    "test/return_vs_oracle",
+    "test/excess_vs_buy_hold",
 ]
 
 
@@ -46,6 +68,7 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     for key in REQUIRED:
         assert key in run.data.metrics, key
     assert any(k.startswith("train/") for k in run.data.metrics)
+    assert any(k.startswith("test/regime/") for k in run.data.metrics)  # synthetic: labelled
     tags = run.data.tags
     assert tags["task"] == "pipeline"
     assert tags["git_commit"] != ""
@@ -56,7 +79,21 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     client = mlflow.MlflowClient(mlflow_uri)
     top = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "test", "data"} <= top
+    test_files = {f.path for f in client.list_artifacts(run.info.run_id, "test")}
+    assert {"test/report.html", "test/equity.csv", "test/trades.csv", "test/plots"} <= test_files
+    plots = {f.path for f in client.list_artifacts(run.info.run_id, "test/plots")}
+    assert "test/plots/equity.png" in plots and len(plots) == 5
+    assert "== test: agent vs baselines ==" in proc.stdout and "oracle" in proc.stdout
     assert "MLflow run" in proc.stderr + proc.stdout
+    # the policy is a logged (registrable) MLflow model that acts on observations
+    (logged,) = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+    )
+    policy = mlflow.pyfunc.load_model(logged.model_uri)
+    shape = policy.unwrap_python_model().model.observation_space.shape
+    actions = policy.predict(np.zeros((4, *shape), dtype=np.float32))
+    assert actions.shape == (4,) and set(actions.tolist()) <= {0, 1, 2}
 
     # evaluating it as another agent fails before any run, naming the fix
     proc = run_cli(
@@ -66,13 +103,19 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert "was trained by stable_baselines3.PPO but agent is stable_baselines3.DQN" in proc.stderr
     assert len(_runs(mlflow_uri)) == 1
 
-    # task=evaluate reloads the logged model and reproduces the test metrics
-    proc = run_cli("debug=default", "task=evaluate", f"model=runs:/{run.info.run_id}/model")
+    # task=evaluate needs nothing but the model URI: data, features and env come from the run
+    proc = run_cli("task=evaluate", f"model=runs:/{run.info.run_id}/model")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = next(r for r in _runs(mlflow_uri) if r.data.tags["task"] == "evaluate")
     assert evaluated.info.status == "FINISHED"
     for key in REQUIRED:
-        assert evaluated.data.metrics[key] == pytest.approx(run.data.metrics[key]), key
+        if key.startswith(("test/", "baseline/buy_hold/", "baseline/oracle/")):
+            assert evaluated.data.metrics[key] == pytest.approx(run.data.metrics[key]), key
+
+    # an override that changes the observation is refused with the cause named
+    proc = run_cli("task=evaluate", "env.window=7", f"model=runs:/{run.info.run_id}/model")
+    assert proc.returncode != 0
+    assert "expects observations of shape" in proc.stderr and "env.window=7" in proc.stderr
 
 
 def test_same_seed_same_metrics(tmp_path, mlflow_uri):

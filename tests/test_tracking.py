@@ -51,15 +51,15 @@ def test_flatten_params_makes_valid_keys_and_long_values_go_to_artifacts():
     assert all(len(v) <= tracking.MAX_PARAM_VALUE for v in short.values())
 
 
-def test_run_finished_logs_config_and_params(tmp_path, mlflow_uri):
+def test_run_finished_logs_config_and_params(tmp_path, mlflow_store):
     with tracking.start_run(_cfg(tmp_path), run_name="ok", tags={"task": "unit"}):
         tracking.log_metrics({"test/x": 1.5})
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.info.status == "FINISHED"
     assert run.data.params["agent.learning_rate"] == "0.001"
     assert run.data.metrics["test/x"] == 1.5
     assert run.data.tags["task"] == "unit"
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     files = [f.path for f in client.list_artifacts(run.info.run_id)]
     assert "config.yaml" in files
     assert [f.path for f in client.list_artifacts(run.info.run_id, "params")] == [
@@ -68,29 +68,29 @@ def test_run_finished_logs_config_and_params(tmp_path, mlflow_uri):
     assert "params/features.custom.txt" in run.data.params["features.custom"]
 
 
-def test_run_that_raises_ends_failed_with_traceback(tmp_path, mlflow_uri):
+def test_run_that_raises_ends_failed_with_traceback(tmp_path, mlflow_store):
     with (
         pytest.raises(RuntimeError, match="boom"),
         tracking.start_run(_cfg(tmp_path), run_name="bad", tags={}),
     ):
         raise RuntimeError("boom")
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.info.status == "FAILED"
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     text = Path(client.download_artifacts(run.info.run_id, "error/traceback.txt", str(tmp_path)))
     assert "RuntimeError: boom" in text.read_text()
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, tracking.Terminated])
-def test_interrupted_run_ends_killed(tmp_path, mlflow_uri, exc):
+def test_interrupted_run_ends_killed(tmp_path, mlflow_store, exc):
     with pytest.raises(exc), tracking.start_run(_cfg(tmp_path), run_name="int", tags={}):
         raise exc()
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.info.status == "KILLED"
 
 
-def test_logging_without_a_run_opens_none(tmp_path, mlflow_uri):
-    mlflow.set_tracking_uri(mlflow_uri)
+def test_logging_without_a_run_opens_none(tmp_path, mlflow_store):
+    mlflow.set_tracking_uri(mlflow_store)
     tracking.log_metrics({"x": 1.0})
     tracking.log_text("t", "t.txt")
     assert mlflow.active_run() is None
@@ -108,13 +108,14 @@ def test_nested_run_is_a_child_with_honest_status(tmp_path):
     client = mlflow.MlflowClient(cfg.tracking.uri)
     ok = client.get_run(child.info.run_id)
     assert ok.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert ok.info.experiment_id == parent.info.experiment_id  # not "Default"
     assert ok.data.params["a.b"] == "1" and ok.info.status == "FINISHED"
     runs = client.search_runs([ok.info.experiment_id], "attributes.run_name = 'bad'")
     assert runs[0].info.status == "FAILED"
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
-def test_path_like_and_colliding_keys_get_distinct_valid_names(tmp_path, mlflow_uri):
+def test_path_like_and_colliding_keys_get_distinct_valid_names(tmp_path, mlflow_store):
     """``a//b`` would make MLflow reject the params; ``a b!`` and ``a b?`` both become ``a b_``."""
     params = tracking.flatten_params({"a//b": 1, "a/b": 2, "x": {"./y": 3}, "a b!": 4, "a b?": 5})
     assert params == {"a/b": "1", "a/b_2": "2", "x../y": "3", "a b_": "4", "a b__2": "5"}
@@ -122,23 +123,23 @@ def test_path_like_and_colliding_keys_get_distinct_valid_names(tmp_path, mlflow_
     cfg.features = {"a//b": 1, "a/b": 2, "/lead": 3, "..": 4}
     with tracking.start_run(cfg, run_name="keys", tags={}):
         pass
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.info.status == "FINISHED"
     values = {k: v for k, v in run.data.params.items() if k.startswith("features.")}
     assert sorted(values.values()) == ["1", "2", "3", "4"]  # nothing dropped
 
 
-def test_secrets_are_redacted_in_params_tags_and_config(tmp_path, mlflow_uri):
+def test_secrets_are_redacted_in_params_tags_and_config(tmp_path, mlflow_store):
     cfg = _cfg(tmp_path)
     cfg.features = {"options": {"apiKey": "SEKRET-1"}, "db": "postgresql://me:SEKRET-2@h/db"}
     tags = {"overrides": "+data.source.options.apiKey=SEKRET-1 seed=1"}
     with tracking.start_run(cfg, run_name="s", tags=tags):
         tracking.log_text("echo SEKRET-1", "t.txt")
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.data.params["features.options.apiKey"] == "***"
     assert run.data.params["features.db"] == "postgresql://me:***@h/db"
     assert run.data.tags["overrides"] == "+data.source.options.apiKey=*** seed=1"
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     for name in ("config.yaml", "t.txt"):
         text = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
         assert "SEKRET" not in text, name

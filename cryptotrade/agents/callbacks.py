@@ -12,16 +12,12 @@ from stable_baselines3.common.logger import KVWriter
 from cryptotrade import tracking
 
 
-def train_metric_name(key: str) -> str:
-    """SB3 logger key -> MLflow metric in the ``train/`` namespace.
-
-    ``train/value_loss`` stays; ``rollout/ep_rew_mean`` -> ``train/rollout/ep_rew_mean``.
-    """
-    return key if key.startswith("train/") else f"train/{key}"
-
-
 class MLflowOutputFormat(KVWriter):
-    """An SB3 logger output that sends every numeric record to the active MLflow run."""
+    """An SB3 logger output that sends every numeric record to the active MLflow run.
+
+    Metric names are SB3's own (``rollout/ep_rew_mean``, ``train/value_loss``, ``time/fps``),
+    the same as in its stdout table and TensorBoard files.
+    """
 
     def write(
         self,
@@ -36,7 +32,7 @@ class MLflowOutputFormat(KVWriter):
             if "mlflow" in excluded or isinstance(value, str | bool):
                 continue
             if isinstance(value, int | float | np.integer | np.floating):
-                metrics[train_metric_name(key)] = float(value)
+                metrics[key] = float(value)
         if metrics:
             tracking.log_metrics(metrics, step=step)
 

@@ -35,11 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def run_overrides() -> list[str]:
-    """The command-line overrides of the running Hydra job ([] outside one)."""
+    """The command-line overrides of the running Hydra job.
+
+    Raises:
+        ConfigError: Outside a Hydra job (the stages could not be composed like the run).
+    """
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return []
+        raise ConfigError(
+            "train.curriculum composes each stage from the run's overrides; outside the "
+            "launcher call cryptotrade.agents.curriculum.train_curriculum(..., overrides=[...])"
+        )
     return list(HydraConfig.get().overrides.task)
 
 
@@ -62,7 +69,7 @@ def stage_configs(cfg: DictConfig, base_overrides: Sequence[str]) -> list[tuple[
     Raises:
         ConfigError: A stage lacks ``total_timesteps`` or its overrides do not compose.
     """
-    stages = OmegaConf.to_container(cfg.train.curriculum, resolve=False)
+    stages = OmegaConf.to_container(cfg.train.curriculum, resolve=True)
     assert isinstance(stages, list)
     out = []
     for i, stage in enumerate(stages):

@@ -119,6 +119,11 @@ def train(
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         log.warning("no checkpoint in %s: training from the start", output_dir)
+    from cryptotrade.agents.pretrained import prepare_extractor
+
+    policy = components.policy
+    assert policy is not None
+    fresh = checkpoint is None and model is None
     if checkpoint is not None:
         model = restore(checkpoint, components.agent_class, venv)
         selection = checkpoint.selection
@@ -128,6 +133,9 @@ def train(
         total += int(model.num_timesteps) if total_timesteps is None else 0
     else:
         model = components.make_agent(venv)
+    # a new model gets the extractor.pretrained encoder; a callback keeps it frozen for
+    # extractor.freeze_steps (also when a killed run resumes within them)
+    encoder_callbacks = prepare_extractor(model, policy.pretrained, policy.freeze_steps, load=fresh)
     verbose = int(getattr(model, "verbose", 0))
     model.set_logger(make_logger(output_dir, verbose=verbose, tensorboard=settings.tensorboard))
 
@@ -144,7 +152,7 @@ def train(
         eval_freq=settings.eval_freq,
         on_validation=on_validation,
     )
-    callbacks: list[Any] = [RewardComponentsCallback(), validation]
+    callbacks: list[Any] = [RewardComponentsCallback(), validation, *encoder_callbacks]
     if settings.checkpoint_freq:
         callbacks.append(CheckpointCallback(output_dir, settings.checkpoint_freq, selection))
     progress = settings.progress_bar if settings.progress_bar is not None else sys.stdout.isatty()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numba
 import numpy as np
@@ -349,6 +349,26 @@ class RegimeModel:
         return SyntheticPath(o, h, lo, c, v, labels, spell_reg, spell_len)
 
 
+class MarketModel(Protocol):
+    """What :class:`SyntheticSource` needs of a ``regime`` option: :class:`RegimeModel`, or
+    :class:`cryptotrade.data.planted.AR1Model`."""
+
+    names: tuple[str, ...]
+
+    def values(self, key: str) -> np.ndarray: ...
+
+    def simulate(
+        self,
+        num_samples: int,
+        dt: float,
+        seed: int,
+        *,
+        base_price: float = ...,
+        base_volume: float = ...,
+        volume_noise: float = ...,
+    ) -> SyntheticPath: ...
+
+
 class SyntheticSource:
     """Bars from a :class:`RegimeModel`: the ``source`` of ``conf/data/synthetic.yaml``.
 
@@ -368,7 +388,8 @@ class SyntheticSource:
             uptrends).
         funding_noise: Standard deviation of the rate around its regime level.
         funding_cap: Absolute cap of the rate per settlement.
-        regime: The regime model (from the ``regime`` config group); ``None`` = defaults.
+        regime: The market model (from the ``regime`` config group); ``None`` = the default
+            :class:`RegimeModel`.
     """
 
     def __init__(
@@ -386,7 +407,7 @@ class SyntheticSource:
         funding_drift_beta: float = 0.0002,
         funding_noise: float = 0.0001,
         funding_cap: float = 0.0075,
-        regime: RegimeModel | None = None,
+        regime: MarketModel | None = None,
     ) -> None:
         if num_samples < 2:
             raise ValueError(f"data.source.num_samples={num_samples} must be >= 2 bars")

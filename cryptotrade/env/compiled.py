@@ -30,6 +30,7 @@ from cryptotrade.env.core import (
 )
 from cryptotrade.env.reward import WeightedReward
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.spaces import WindowedBox
 
 
 def price_rows(data: MarketData) -> np.ndarray:
@@ -74,7 +75,8 @@ class CompiledMarket:
         features: ``(T, F)`` float32, C-contiguous.
         params: The float64 params vector (``P_*``).
         weights: Reward weights in ``COMPONENTS`` order.
-        observation_space: Flat ``Box`` of ``window * F + account_size`` float32.
+        observation_space: Flat ``Box`` of ``window * F + account_size`` float32 that carries
+            its layout (:class:`~cryptotrade.env.spaces.WindowedBox`).
         action_space: The action mode's space.
     """
 
@@ -109,9 +111,6 @@ class CompiledMarket:
         settings = settings or EnvSettings()
         reward = reward or WeightedReward()
         settings.check_data(data, evaluation)
-        size = settings.window * data.num_features + settings.account_size
-        # finite bounds: gymnasium's checker flags infinite ones; values are never near them
-        big = float(np.finfo(np.float32).max)
         return cls(
             data=data,
             settings=settings,
@@ -120,7 +119,10 @@ class CompiledMarket:
             features=np.ascontiguousarray(data.features, dtype=np.float32),
             params=settings.params(reward.idle_threshold),
             weights=reward.weights,
-            observation_space=spaces.Box(-big, big, shape=(size,), dtype=np.float32),
+            # a flat Box that also carries the layout for sequence extractors (env/spaces.py)
+            observation_space=WindowedBox(
+                settings.window, data.num_features, settings.account_size
+            ),
             action_space=action_space_for(settings.action_mode),
         )
 

@@ -19,14 +19,13 @@ from cryptotrade.env.core import (
     P_LEVERAGE,
     PAST_END,
     START,
-    STEP_SINGLE,
     T,
     build_obs_nb,
     reset_env_nb,
-    write_info_nb,
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.steps import STEP_SINGLE, write_info_nb
 from cryptotrade.market.account import (
     BALANCE,
     EQUITY,
@@ -90,6 +89,8 @@ class TradingEnv(gym.Env):
     ## Observation Space
     ``Box(-3.4e38, 3.4e38, (window * num_features + account_size,), float32)``, flat so SB3's
     ``MlpPolicy`` works; sequence extractors reshape the first part to ``(window, num_features)``.
+    The space is a :class:`~cryptotrade.env.spaces.WindowedBox`: a Box that also carries
+    ``window``, ``num_features`` and ``account_size``.
 
     | index | observation |
     |---|---|

@@ -14,9 +14,10 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env.compiled import CompiledMarket
-from cryptotrade.env.core import EP_LENGTH, N_STATE, STEP_VEC, build_obs_nb, reset_env_nb
+from cryptotrade.env.core import EP_LENGTH, N_STATE, build_obs_nb, reset_env_nb
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.env.steps import STEP_VEC
 from cryptotrade.env.trading_env import EPISODE_KEYS
 from cryptotrade.market.account import MAX_TRADES_PER_STEP, N_TRADE_FIELDS
 
@@ -24,7 +25,7 @@ _EMPTY_INFO: Mapping[str, Any] = MappingProxyType({})
 
 
 class NativeVecEnv(VecEnv):
-    """``n_envs`` :class:`TradingEnv` s stepped together by :func:`step_vec_nb`.
+    """``n_envs`` :class:`TradingEnv` s stepped together by one numba call (``step_vec_nb``).
 
     Env ``i`` follows exactly the trajectory of ``TradingEnv(data, reward, settings)`` reset with
     ``seed + i`` (the same kernel, and episode starts drawn from the same per-env generator),

@@ -7,13 +7,14 @@ baselines are measured by one market model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from cryptotrade.evaluation.metrics import performance
+from cryptotrade.env.reward import COMPONENTS
+from cryptotrade.evaluation.metrics import bar_seconds, performance
 
 # A policy maps (observation, env) to an action; the env is there for baselines that ask it
 # which action reaches a target exposure.
@@ -22,27 +23,41 @@ Policy = Callable[[np.ndarray, gym.Env], Any]
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """What one backtest produced.
+    """What one backtest produced; point ``i`` is the state after step ``i`` (0 = the reset).
 
     Attributes:
-        timestamps: Bar time of each equity point (``datetime64[ns]``).
-        equity: Mark-to-market equity, starting at the initial capital.
-        position: Position after each step (as the env reports it in ``info["position"]``).
-        rewards: Reward of each step.
-        trades: The env's trade log (structured array) of the episode.
-        metrics: :func:`cryptotrade.evaluation.metrics.performance` of the equity curve.
+        timestamps: Open time of the bar each equity point was marked on (``datetime64[ns]``).
+        close_times: Close time of that bar: when the equity point was marked.
+        index: Bar index (into the split's MarketData) of each point.
+        equity: Mark-to-market equity at the bar's close, starting at the initial capital.
+        position: Exposure after each step: signed notional / equity (``info["position"]``).
+        units: Signed position in base units after each step.
+        rewards: Reward of each step (one fewer than the points).
+        components: Weighted reward components of each step, ``(steps, len(COMPONENTS))``.
+        trades: The env's trade log (``TRADE_DTYPE``) of the episode.
+        metrics: :func:`cryptotrade.evaluation.metrics.performance` of the backtest.
+        regime: Regime label of each point's bar (synthetic markets), else ``None``.
     """
 
     timestamps: np.ndarray
+    close_times: np.ndarray
+    index: np.ndarray
     equity: np.ndarray
     position: np.ndarray
+    units: np.ndarray
     rewards: np.ndarray
+    components: np.ndarray
     trades: np.ndarray
     metrics: dict[str, float]
+    regime: np.ndarray | None = None
+    actions: list[Any] = field(default_factory=list)
 
 
 def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
     """Roll ``policy`` through one whole episode of ``env`` and measure it.
+
+    This is the single replay path: the agent, every baseline and the oracle's action sequence
+    run through it, so all are measured by one market model.
 
     Args:
         policy: Chooses the action for each observation.
@@ -58,27 +73,76 @@ def run_backtest(policy: Policy, env: gym.Env, *, seed: int) -> BacktestResult:
     idx = [base.current_index]
     equity = [float(info.get("equity", base.initial_cash))]
     position = [float(info.get("position", 0.0))]
+    units = [float(info.get("units", 0.0))]
     rewards: list[float] = []
+    components: list[list[float]] = []
+    actions: list[Any] = []
     done = False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(policy(obs, base))
+        action = policy(obs, base)
+        actions.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         idx.append(base.current_index)
         equity.append(float(info["equity"]))
         position.append(float(info["position"]))
+        units.append(float(info["units"]))
         rewards.append(float(reward))
+        components.append([float(info[f"reward/{c}"]) for c in COMPONENTS])
         done = terminated or truncated
     data = base.data
-    timestamps = data.timestamps[np.minimum(np.asarray(idx), len(data) - 1)]
+    index = np.minimum(np.asarray(idx), len(data) - 1)
+    bar = np.timedelta64(round(bar_seconds(data.timestamps) * 1e9), "ns")
+    timestamps = data.timestamps[index]
+    close_times = timestamps + bar
     trades = np.asarray(base.trades)
     equity_arr = np.asarray(equity)
+    units_arr = np.asarray(units)
+    position_arr = np.asarray(position)
     return BacktestResult(
         timestamps=timestamps,
+        close_times=close_times,
+        index=index,
         equity=equity_arr,
-        position=np.asarray(position),
+        position=position_arr,
+        units=units_arr,
         rewards=np.asarray(rewards),
+        components=np.asarray(components).reshape(len(rewards), len(COMPONENTS)),
         trades=trades,
-        metrics=performance(equity_arr, timestamps, num_trades=len(trades)),
+        metrics=performance(
+            equity_arr,
+            close_times,
+            trades=trades,
+            position=position_arr,
+            traded_notional=traded_notional(
+                units_arr, index, data.open, data.close, inverse=bool(base.market.inverse)
+            ),
+            bar_seconds_=bar_seconds(data.timestamps),
+        ),
+        regime=None if data.regime is None else np.asarray(data.regime)[index],
+        actions=actions,
     )
+
+
+def traded_notional(
+    units: np.ndarray,
+    index: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    *,
+    inverse: bool = False,
+) -> float:
+    """Sum of ``|units traded| x reference price`` over the steps (before slippage), in the
+    margin currency (inverse contracts: ``|contracts traded| / price``, in coin).
+
+    A step's change of position is priced at its bar's open (where orders fill); the last step's
+    at its close (where the episode's open position is closed).
+    """
+    if len(units) < 2:
+        return 0.0
+    price = open_[index[1:]].astype(np.float64)
+    price[-1] = close[index[-1]]
+    traded = np.abs(np.diff(units))
+    return float(np.sum(traded / price if inverse else traded * price))
 
 
 def model_policy(model: Any) -> Policy:
@@ -99,3 +163,28 @@ def model_policy(model: Any) -> Policy:
 def target_policy(target: float) -> Policy:
     """Always steer toward ``target`` exposure: 1 = buy & hold, 0 = flat, -1 = short & hold."""
     return lambda obs, env: env.action_for_target(target)  # type: ignore[attr-defined]
+
+
+def sequence_policy(actions: list[Any]) -> Policy:
+    """Replay a fixed action sequence (the oracle's); the last action repeats if it runs out."""
+    step = [0]
+
+    def act(obs: np.ndarray, env: gym.Env) -> Any:
+        a = actions[min(step[0], len(actions) - 1)]
+        step[0] += 1
+        return a
+
+    return act
+
+
+def random_policy(seed: int) -> Policy:
+    """Uniformly random actions from the env's action space, seeded (a baseline)."""
+    rng = np.random.default_rng(seed)
+
+    def act(obs: np.ndarray, env: gym.Env) -> Any:
+        space: Any = env.action_space
+        if hasattr(space, "n"):
+            return int(rng.integers(space.n))
+        return rng.uniform(space.low, space.high).astype(space.dtype)
+
+    return act

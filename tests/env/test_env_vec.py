@@ -115,3 +115,21 @@ def test_factory_defaults_to_the_native_vecenv() -> None:
 
     venv = EnvFactory(window=6, episode_length=40).make_vec(DATA, REWARD, seed=0)
     assert isinstance(venv, NativeVecEnv) and venv.num_envs == 8
+
+
+def test_envs_share_one_compiled_market() -> None:
+    # issue 7: the VecEnv does not reach into a template env; all envs read one compiled market
+    from cryptotrade.env import CompiledMarket, TradingEnv
+    from cryptotrade.env.vec_env import NativeVecEnv
+
+    market = CompiledMarket.build(DATA, REWARD, factory("discrete3", True).settings)
+    native = NativeVecEnv(market=market, n_envs=3)
+    single = TradingEnv(market=market, evaluation=True)
+    assert native.market is market and single.market is market
+    assert not hasattr(native, "_template")
+    assert native.get_attr("settings") == [market.settings] * 3
+    dummy = factory("discrete3", False, n_envs=3).make_vec(DATA, REWARD, seed=0)
+    markets = {id(m) for m in dummy.get_attr("market")}
+    assert len(markets) == 1  # DummyVecEnv's TradingEnvs share one copy too
+    with pytest.raises(TypeError, match="not both"):
+        TradingEnv(DATA, market=market)

@@ -1,0 +1,84 @@
+"""The trained policy as an MLflow model (pyfunc): registrable, with what it needs to act.
+
+The logged model holds the SB3 ``model.zip``, the normaliser statistics (fit on the training
+split), the feature and env settings (which fix the observation layout) and the agent class.
+``mlflow.pyfunc.load_model(uri).predict(observations)`` returns the deterministic actions for a
+batch of observations ``(n, window * features + account)`` built as the env builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+
+class PolicyModel(PythonModel):
+    """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the SB3 model named by the logged ``agent.json``."""
+        import importlib
+
+        meta = json.loads(Path(context.artifacts["agent"]).read_text())
+        module, _, name = meta["class"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        self.model = cls.load(context.artifacts["model"], device="cpu")
+
+    # no annotation on model_input: MLflow would derive (and warn about) a schema from it
+    def predict(self, context, model_input, params=None):
+        """Deterministic actions for a batch of observations (array or DataFrame rows)."""
+        obs = np.asarray(model_input, dtype=np.float32)
+        if obs.ndim == 1:
+            obs = obs[None, :]
+        actions, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(actions)
+
+
+def log_policy_model(
+    model_zip: Path,
+    agent_class: str,
+    *,
+    normaliser: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    name: str = "policy",
+) -> str | None:
+    """Log the policy as an MLflow model of the active run; returns its model URI.
+
+    Args:
+        model_zip: The saved SB3 model.
+        agent_class: Dotted class path of the agent (``stable_baselines3.PPO``).
+        normaliser: The normaliser statistics (``dataset.normaliser``).
+        settings: The config sections that fix the observation (features, env, data).
+        name: Name of the logged model (shown under the run's logged models).
+    """
+    import importlib.metadata as md
+
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {
+            "agent": Path(tmp) / "agent.json",
+            "normaliser": Path(tmp) / "normaliser.json",
+            "settings": Path(tmp) / "settings.json",
+        }
+        files["agent"].write_text(json.dumps({"class": agent_class}))
+        files["normaliser"].write_text(json.dumps(dict(normaliser), default=str))
+        files["settings"].write_text(json.dumps(dict(settings), default=str, indent=1))
+        artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
+        pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=PolicyModel(),
+            artifacts=artifacts,
+            pip_requirements=[*pins, "numpy", "cryptotrade"],
+        )
+    return str(info.model_uri)

@@ -1,0 +1,112 @@
+"""Train every agent x extractor on the planted-edge market and write README.md's table.
+
+``python -m experiments.learnability`` runs every pairing of ``conf/agent`` x ``conf/extractor``
+for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents,
+``... ppo --seeds 1 2`` other seeds. PPO and DQN use their tuned presets
+(``experiment=learnability_ppo`` / ``_dqn``); other agents run their defaults on the same market
+with the same budget (``experiment=learnability``). Each finished cell is appended to
+``results.jsonl`` (so a long run can be resumed: done cells are skipped) and the table in
+README.md is rewritten from that file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from experiments.learnability.harness import ROOT, run_config
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.jsonl"
+SEEDS: tuple[int, ...] = (0, 1)
+BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
+
+
+def cell_overrides(agent: str, extractor: str, seed: int) -> list[str]:
+    """Overrides of one table cell (the tuned preset where there is one)."""
+    preset = HERE.parents[1] / "conf" / "experiment" / f"learnability_{agent}.yaml"
+    experiment = f"learnability_{agent}" if preset.exists() else "learnability"
+    cell = [f"experiment={experiment}", f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
+    if agent == "sac":  # SAC acts in a Box: target exposure in [-1, 1]
+        cell.append("env.action_mode=continuous")
+    return cell
+
+
+def load_results() -> list[dict[str, Any]]:
+    """Every finished cell so far."""
+    if not RESULTS.exists():
+        return []
+    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+
+
+def selected(cell: dict[str, Any]) -> str:
+    """Which model a cell measured: best on validation (at its step) or the final one."""
+    if "selected_step" not in cell:
+        return "final (run before validation selection reached main)"
+    return f"best on val @ {cell['selected_step'] // 1000}k"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown table: one row per agent x extractor, seeds aggregated (mean and per seed)."""
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        rows.setdefault((r["agent"], r["extractor"]), []).append(r)
+    head = (
+        "| agent | extractor | seeds | test log return (per seed) | fraction of sign rule | "
+        "fraction of band rule | buy & hold | sign rule | val log return | test trades | "
+        "train CPU s (per seed) | model (per seed) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for (agent, extractor), cells in sorted(rows.items()):
+        cells = sorted(cells, key=lambda c: c["seed"])
+        test = [c["test/log_return"] for c in cells]
+        mean = sum(test) / len(test)
+        sign = cells[0]["test/sign_rule"]
+        band = cells[0]["test/band_rule"]
+        lines.append(
+            f"| {agent} | {extractor} | {','.join(str(c['seed']) for c in cells)} | "
+            f"{mean:.3f} ({', '.join(f'{x:.3f}' for x in test)}) | {mean / sign:.0%} | "
+            f"{mean / band:.0%} | {cells[0]['test/buy_hold']:.3f} | {sign:.3f} | "
+            f"{sum(c['val/log_return'] for c in cells) / len(cells):.3f} | "
+            f"{sum(c['test/trades'] for c in cells) / len(cells):.0f} | "
+            f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} | "
+            f"{', '.join(selected(c) for c in cells)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_readme(results: list[dict[str, Any]]) -> None:
+    """Replace the table between the markers in README.md."""
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    readme.write_text(text[:start] + "\n" + table(results) + "\n" + text[stop:])
+
+
+def main(argv: list[str]) -> None:
+    seeds = SEEDS
+    if "--seeds" in argv:
+        at = argv.index("--seeds")
+        seeds = tuple(int(s) for s in argv[at + 1 :])
+        argv = argv[:at]
+    agents = argv or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
+    extractors = sorted(p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml"))
+    done = {(r["agent"], r["extractor"], r["seed"]) for r in load_results()}
+    for agent in agents:
+        for extractor in extractors:
+            for seed in seeds:
+                if (agent, extractor, seed) in done:
+                    continue
+                print(f"== {agent} x {extractor}, seed {seed}", flush=True)
+                result = run_config(cell_overrides(agent, extractor, seed))
+                result |= {"agent": agent, "extractor": extractor, "seed": seed}
+                with RESULTS.open("a") as fh:
+                    fh.write(json.dumps(result) + "\n")
+                write_readme(load_results())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,32 @@
+"""``evaluation.seeds``: one nested run per training seed, statistics over seeds in the parent."""
+
+from __future__ import annotations
+
+import mlflow
+from conftest import run_cli
+
+
+def test_seed_loop_logs_children_and_confidence_intervals(mlflow_uri):
+    proc = run_cli(
+        "debug=default",
+        "evaluation.seeds=[0,1]",
+        "evaluation.oracle=false",
+        "evaluation.report=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = mlflow.MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("cryptotrade")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in [parent, *children])
+    returns = [r.data.metrics["test/total_return"] for r in children]
+    m = parent.data.metrics
+    assert m["test/total_return/mean"] == sum(returns) / 2
+    assert m["test/total_return/ci_low"] <= m["test/total_return/mean"]
+    assert m["test/total_return/mean"] <= m["test/total_return/ci_high"]
+    assert "test/total_return/iqm" in m and "baseline/buy_hold/total_return" in m
+    plots = {f.path for f in client.list_artifacts(parent.info.run_id, "test/plots")}
+    assert plots == {"test/plots/equity_band.png"}
+    assert "== test: agent vs baselines ==" in proc.stdout

@@ -1,0 +1,164 @@
+"""The planted-edge market (regime=ar1), the rule oracle, and (slow) that agents learn the edge."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from cryptotrade.data.planted import AR1Model
+from cryptotrade.data.synthetic import SyntheticSource
+from cryptotrade.env.settings import EnvSettings
+from cryptotrade.evaluation.backtest import run_backtest, target_policy
+from cryptotrade.market.account import UNITS
+from experiments.learnability.harness import compose_config
+from experiments.learnability.oracle import replay_sides, rule_result, rule_sides
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    """The preset's dataset (regime=ar1 on data=synthetic) and its env factory."""
+    from cryptotrade.pipeline import prepare_data
+
+    data_dir = tmp_path_factory.mktemp("data")
+    cfg = compose_config(["regime=ar1", f"paths.data_dir={data_dir}"])
+    return cfg, prepare_data(cfg), instantiate(cfg.env)
+
+
+def band_policy(threshold: float):
+    """The band rule acting through the env: reads the raw closes the env trades on."""
+
+    def act(obs: np.ndarray, env) -> int:
+        t = env.current_index
+        r = math.log(env.data.close[t] / env.data.close[t - 1])
+        if abs(r) <= threshold:
+            return int(np.sign(env._state[0, UNITS])) + 1  # discrete3: keep the side
+        return env.action_for_target(float(np.sign(r)))
+
+    return act
+
+
+def test_ar1_returns_have_the_planted_autocorrelation_and_volatility():
+    model = AR1Model(autocorrelation=0.3, volatility=1.0)
+    bars = SyntheticSource(num_samples=20_000, regime=model, seed=4).load()
+    r = np.diff(np.log(bars["close"].to_numpy()))
+    assert np.corrcoef(r[1:], r[:-1])[0, 1] == pytest.approx(0.3, abs=0.03)
+    per_bar = 1.0 * math.sqrt(15 * 60 / (365 * 24 * 3600))
+    assert r.std() == pytest.approx(per_bar, rel=0.03)
+    o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
+    assert (lo <= np.minimum(o, c)).all() and (np.maximum(o, c) <= h).all()
+    np.testing.assert_array_equal(o[1:], c[:-1])  # an order at t fills at close[t]: edge intact
+    assert (bars["regime"] == 0).all() and (bars["volume"] > 0).all()
+
+
+def test_ar1_same_seed_same_market():
+    a = SyntheticSource(num_samples=3000, regime=AR1Model(), seed=1).load()
+    b = SyntheticSource(num_samples=3000, regime=AR1Model(), seed=1).load()
+    c = SyntheticSource(num_samples=3000, regime=AR1Model(), seed=2).load()
+    assert a.equals(b)
+    assert not np.allclose(a["close"], c["close"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"autocorrelation": 1.0}, "autocorrelation=1.0"), ({"volatility": 0.0}, "volatility=0.0")],
+)
+def test_ar1_rejects_non_stationary_or_zero_volatility(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AR1Model(**kwargs)
+
+
+def test_preset_edge_beats_buy_and_hold_on_every_split(planted):
+    cfg, dataset, factory = planted
+    assert "ret_1" in dataset.test.feature_names  # the agent observes the predictive return
+    for split in dataset.splits.values():
+        rule = rule_result(split, factory.settings)
+        env = factory.make(split, instantiate(cfg.reward), evaluation=True)
+        hold = run_backtest(target_policy(1.0), env, seed=0).equity
+        assert rule.log_return > math.log(hold[-1] / hold[0]) + 1.0
+        assert rule.gross_pnl > rule.fees > 0  # the edge pays its costs, which are real
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.002])
+def test_oracle_equals_the_env_replay_of_the_same_rule(planted, threshold):
+    cfg, dataset, factory = planted
+    split = dataset.test
+    env = factory.make(split, instantiate(cfg.reward), evaluation=True)
+    through_env = run_backtest(band_policy(threshold), env, seed=0)
+    oracle = rule_result(split, factory.settings, threshold=threshold)
+    np.testing.assert_allclose(oracle.equity, through_env.equity, rtol=1e-12)
+    assert oracle.num_trades == len(through_env.trades)
+    assert oracle.fees == pytest.approx(float(through_env.trades["fees"].sum()), rel=1e-9)
+
+
+def test_oracle_by_hand_one_round_trip():
+    """Long for one bar: buy at open[2] + slippage, mark, sell at close[2] - slippage; fees."""
+    from cryptotrade.data.market_data import MarketData
+
+    n = 4
+    px = np.array([100.0, 100.0, 110.0, 110.0])
+    data = MarketData(
+        name="test",
+        timestamps=np.arange(n).astype("datetime64[h]").astype("datetime64[ns]"),
+        open=np.array([100.0, 100.0, 100.0, 110.0]),
+        high=px + 1,
+        low=px - 1,
+        close=px,
+        volume=np.ones(n),
+        features=np.zeros((n, 1), np.float32),
+        feature_names=("x",),
+        funding_rate=np.zeros(n),
+    )
+    settings = EnvSettings(window=1, taker_fee=0.001, slippage_bps=10.0)
+    result = replay_sides(data, np.array([0.0, 1.0]), settings, start=0)
+    buy = 100.0 * 1.001
+    units = 10_000.0 / buy
+    sell = 110.0 * 0.999
+    final = 10_000.0 - units * buy * 0.001 + units * (sell - buy) - units * sell * 0.001
+    assert result.equity[-1] == pytest.approx(final, rel=1e-12)
+    assert result.num_trades == 1
+    assert result.gross_pnl == pytest.approx(units * (sell - buy), rel=1e-12)
+
+
+def test_rule_sides_keep_the_side_inside_the_band():
+    close = np.array([100.0, 101.0, 100.95, 99.0])
+    sides = rule_sides(close, 1, 4, threshold=0.005)
+    assert sides[0] == 1.0 and math.isnan(sides[1]) and sides[2] == -1.0
+    with pytest.raises(ValueError, match="start=0"):
+        rule_sides(close, 0, 4)
+
+
+def test_oracle_refuses_settings_it_does_not_model(planted):
+    _, dataset, _ = planted
+    with pytest.raises(ValueError, match="discrete3"):
+        rule_result(dataset.test, EnvSettings(action_mode="continuous"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("agent", "fraction"),
+    [
+        ("ppo", 0.8),  # measured 0.96-0.99 of the sign rule (experiments/learnability/README.md)
+        # DQN does NOT reach 0.8 yet (measured 0.38); this guards what it learns: an edge far
+        # above buy & hold (the untuned DQN lost money on this market)
+        ("dqn", 0.25),
+    ],
+)
+def test_agent_learns_the_planted_edge(agent, fraction):
+    """The shipped preset trains (~80 CPU-s PPO, ~280 CPU-s DQN) to ``fraction`` of the sign
+    rule's test log return, with the model selected on the validation split."""
+    from experiments.learnability.harness import run_config
+
+    result = run_config([f"experiment=learnability_{agent}"])
+    assert result["test/log_return"] >= fraction * result["test/sign_rule"]
+    assert result["test/log_return"] > result["test/buy_hold"] + 1.0
+
+
+def test_learnability_presets_compose_on_the_planted_market():
+    for agent in ("ppo", "dqn"):
+        cfg = compose_config([f"experiment=learnability_{agent}"])
+        assert cfg.regime._target_ == "cryptotrade.data.planted.AR1Model"
+        assert cfg.agent._target_ == f"stable_baselines3.{agent.upper()}"
+        assert cfg.data.source.num_samples == 100_000
