@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import math
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -133,38 +132,12 @@ def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return dict(pipeline.objective(cfg, output_dir))
 
 
-_SECRET = re.compile(r"(api[_-]?key|secret|password|passphrase|token|credential)", re.I)
-REDACTED = "***"
-
-
 def redacted(cfg: DictConfig) -> DictConfig:
-    """A resolved copy of ``cfg`` with credential-like values masked, for configs we write.
+    """A resolved copy of ``cfg`` with credentials masked (:func:`cryptotrade.redaction.redact`),
+    for the configs a search writes (child runs, the winner's YAML)."""
+    from cryptotrade.redaction import redact
 
-    Uses the launcher's :func:`cryptotrade.redaction.redact` where it exists; otherwise masks
-    values under credential-like keys (``*_env`` keys name a variable and are kept).
-    """
-    container = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        from cryptotrade.redaction import redact
-    except ImportError:
-
-        def redact(node: Any) -> Any:
-            if isinstance(node, dict):
-                return {
-                    k: (
-                        REDACTED
-                        if _SECRET.search(str(k))
-                        and not str(k).endswith("_env")
-                        and v not in (None, "")
-                        else redact(v)
-                    )
-                    for k, v in node.items()
-                }
-            if isinstance(node, list):
-                return [redact(v) for v in node]
-            return node
-
-    return OmegaConf.create(redact(container))
+    return OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def typed_config(container: Mapping[str, Any]) -> DictConfig:
