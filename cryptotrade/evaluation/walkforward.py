@@ -99,6 +99,7 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
         import matplotlib
 
         matplotlib.use("Agg")
+        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
     except ImportError:  # matplotlib comes with the evaluation plots; the CSV is always logged
         log.warning("matplotlib is not installed: no walkforward/equity.png")
@@ -112,6 +113,10 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
         ax.plot(dates, curve["buy_hold"], lw=0.8, color="grey", label="buy & hold (same folds)")
     for start in curve.groupby("fold")["date"].first().iloc[1:]:
         ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)  # type: ignore[arg-type]
+    # the stitched curve spans gaps between folds; concise labels never collide
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title("Walk-forward: out-of-sample equity, fold boundaries dashed")
     ax.set_ylabel("equity")
     ax.legend(loc="best")

@@ -190,12 +190,14 @@ class CandidateRunner:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         gens = [r["gen"] for r in logbook]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for name in ("max", "mean", "min"):
             ax.plot(gens, [r[name] for r in logbook], marker="o", label=name)
         ax.set(xlabel="generation", ylabel=self.metric, title="fitness over generations")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
         ax.legend()
         fig.tight_layout()
         import mlflow
