@@ -29,8 +29,10 @@ _SECRET_WORDS = r"api[_-]?key|secret|password|passwd|passphrase|token|credential
 _SECRET_KEY = re.compile(rf"(?i)({_SECRET_WORDS})")
 # key=value or key: value where the key (last dotted part may carry a prefix such as +, ~)
 # looks like a credential; the value runs to the next whitespace, comma, quote or brace.
+# The lookbehind starts a key only at a token boundary: without it, a long run of key characters
+# (a base64 image in an HTML report) is re-scanned from every position, quadratic in its length.
 _PAIR = re.compile(
-    rf"(?i)(?P<key>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
+    rf"(?i)(?<![\w.+~/-])(?P<key>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
     r"(?P<value>(?!\*\*\*)[^\s,'\"}\]]+)"
 )
 _URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^\s:/@]+:)(?P<pw>[^\s@/]+)(?=@)")
@@ -56,7 +58,10 @@ def redact_text(text: str) -> str:
             return match.group(0)
         return f"{key}{match.group('sep')}{MASK}"
 
-    text = _PAIR.sub(pair, text)
+    if _SECRET_KEY.search(text):  # most texts name no credential: skip the pair scan
+        text = _PAIR.sub(pair, text)
+    if "://" not in text:
+        return text
     return _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
 
 

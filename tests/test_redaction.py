@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import logging
 
 from cryptotrade import redaction
@@ -53,3 +55,17 @@ def test_logging_filter_masks_messages_and_tracebacks(caplog):
         caplog.handler.removeFilter(handler_filter)
     assert "abcdef" not in caplog.text
     assert "apiKey=***" in caplog.text and "token=***" in caplog.text
+
+
+@pytest.mark.timeout(120)  # the quadratic scan would run for hours: fail instead of hanging
+def test_redacting_a_large_artifact_stays_linear():
+    """An HTML report embeds base64 images: one 400 KB token must not be re-scanned from every
+    position (the pair pattern once took minutes on it). A planted pair is still masked."""
+    import base64
+    import os
+
+    from cryptotrade.redaction import redact_text
+
+    blob = base64.b64encode(os.urandom(300_000)).decode().replace("/", "A")  # one long token
+    out = redact_text(f"<img src='data:image/png;base64,{blob}'> apiKey=abc123secret")
+    assert out.endswith("apiKey=***") and blob in out
