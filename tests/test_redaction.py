@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import logging
+
+import pytest
 
 from cryptotrade import redaction
 
