@@ -16,9 +16,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture
 def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh SQLite MLflow store for one test (also for subprocesses via the environment)."""
+    import mlflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an earlier in-process run's mlflow.set_tracking_uri would win over the environment
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     yield uri
+    mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +46,15 @@ def mlflow_store(
     import shutil
 
     shutil.copy(_initialised_store, tmp_path / "mlflow.db")
+    import mlflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an earlier in-process run's mlflow.set_tracking_uri would win over the environment
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     yield uri
+    mlflow.set_tracking_uri(previous)
 
 
 def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 600):

@@ -240,12 +240,19 @@ def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cac
     from cryptotrade import pipeline
 
     seen = {}
-    monkeypatch.setattr(
-        dataset_module, "build_dataset", lambda spec, features, **kw: seen.update(kw) or None
-    )
+
+    class Seen(Exception):
+        """Stops prepare_data once build_dataset has been called: nothing is downloaded."""
+
+    def build_dataset(spec, features, **kw):
+        seen.update(kw)
+        raise Seen
+
+    monkeypatch.setattr(dataset_module, "build_dataset", build_dataset)
     monkeypatch.setattr(pipeline.tracking, "active_run_id", lambda: None)
     end_override = f"data.source.end={end}" if end else "data.source.end=null"
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["data=binance", end_override])
-    pipeline.prepare_data(cfg)
+    with pytest.raises(Seen):
+        pipeline.prepare_data(cfg)
     assert (seen["cache_dir"] is not None) is cached

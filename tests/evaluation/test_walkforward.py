@@ -31,7 +31,19 @@ def _execute(tmp_path, *overrides: str) -> dict[str, float]:
 def _result(equity: list[float], start: str) -> BacktestResult:
     ts = pd.date_range(start, periods=len(equity), freq="h").to_numpy()
     eq = np.asarray(equity, dtype=np.float64)
-    return BacktestResult(ts, eq, np.zeros(len(eq)), np.zeros(len(eq) - 1), np.array([]), {})
+    n = len(eq)
+    return BacktestResult(
+        timestamps=ts,
+        close_times=ts + np.timedelta64(1, "h"),
+        index=np.arange(n),
+        equity=eq,
+        position=np.zeros(n),
+        units=np.zeros(n),
+        rewards=np.zeros(n - 1),
+        components=np.zeros((n - 1, 1)),
+        trades=np.array([]),
+        metrics={},
+    )
 
 
 def test_stitch_compounds_fold_returns_and_keeps_each_bar_once():
