@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -123,6 +123,7 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
 
 
 _LAST: dict[tuple[str, bool], Components] = {}
+T = TypeVar("T")
 
 
 def build_optimizer(cfg: DictConfig) -> Any:
@@ -131,12 +132,19 @@ def build_optimizer(cfg: DictConfig) -> Any:
     return instantiate(cfg.optimizer, _convert_="all")
 
 
+def _typed(schema: type[T], node: Any) -> T:
+    """``node`` as an instance of the dataclass ``schema``."""
+    value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    assert isinstance(value, schema)
+    return value
+
+
 def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
-    train = OmegaConf.to_object(cfg.train)
-    assert isinstance(train, TrainConfig)
-    evaluation = OmegaConf.to_object(cfg.evaluation)  # runs EvaluationSettings' checks
-    assert isinstance(evaluation, EvaluationSettings)
+    # typed even when the config was not composed on the schema (a saved best_config.yaml
+    # run with --config-name, a config sent to a Ray worker): merging checks every value
+    train = _typed(TrainConfig, cfg.train)
+    evaluation = _typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
     _check_train(train)
     cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download
     components = Components(
