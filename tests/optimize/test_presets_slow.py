@@ -40,7 +40,7 @@ def test_ga_bitmex_preset(tmp_path, mlflow_uri):
     # the winner's model serves task=evaluate (and task=infer) from the parent run
     proc = run_cli(
         "experiment=ga_bitmex", "debug=default", "task=evaluate",
-        f"model=runs:/{parent.info.run_id}/model", "optimizer=none",
+        f"model=runs:/{parent.info.run_id}/model",
         *[f"{k}={v}" for k, v in _best_overrides(mlflow_uri, parent).items()], timeout=3600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
