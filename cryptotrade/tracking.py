@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,29 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _ends_honestly(before_end: Callable[[], None] | None = None) -> Iterator[None]:
+    """End the active run FINISHED on success, KILLED on Ctrl-C/SIGTERM, FAILED (traceback as
+    ``error/traceback.txt``) on any other exception, which is re-raised."""
+    import mlflow
+
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            log_text(traceback.format_exc(), "error/traceback.txt")
+        raise
+    finally:
+        if before_end is not None:
+            before_end()
+        store.retry(mlflow.end_run, status=status)
+
+
+@contextlib.contextmanager
 def start_run(
     cfg: DictConfig,
     *,
@@ -213,25 +236,13 @@ def start_run(
         (Path(output_dir) / "run_id").write_text(run.info.run_id + "\n")
     beat = _heartbeat(uri, float(cfg.tracking.get("heartbeat_s", 60)))
     beat.add(run.info.run_id)
-    status = "FAILED"
-    try:
+    with _ends_honestly(lambda: beat.discard(run.info.run_id)):
         if not resume_run_id:
             config = redaction.redact(config)
             _log_params(flatten_params(config))
             store.retry(mlflow.log_text, OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
         with _sigterm_as_exception():
             yield run
-        status = "FINISHED"
-    except (KeyboardInterrupt, Terminated):
-        status = "KILLED"
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            log_text(traceback.format_exc(), "error/traceback.txt")
-        raise
-    finally:
-        beat.discard(run.info.run_id)
-        store.retry(mlflow.end_run, status=status)
 
 
 def _heartbeat(uri: str, interval_s: float) -> liveness.Heartbeat:
@@ -301,21 +312,10 @@ def nested_run(
         # without it MLflow files the child under the default experiment, not the parent's
         experiment_id=parent.info.experiment_id if parent else None,
     )
-    status = "FAILED"
-    try:
+    with _ends_honestly():
         if params:
             _log_params(flatten_params(redaction.redact(dict(params))))
         yield run
-        status = "FINISHED"
-    except (KeyboardInterrupt, Terminated):
-        status = "KILLED"
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            log_text(traceback.format_exc(), "error/traceback.txt")
-        raise
-    finally:
-        store.retry(mlflow.end_run, status=status)
 
 
 def _active() -> bool:
