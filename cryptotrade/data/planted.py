@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from cryptotrade.data.synthetic import SyntheticPath
+from cryptotrade.data.synthetic import SyntheticPath, bridge_bar_nb
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,19 +59,11 @@ def ar1_path_nb(
         else:
             r = mu + phi * (r - mu) + s_eps * z[t]
             s = s_eps
-        # max / min of a Brownian bridge from 0 to r with variance s^2 (exact inverse CDF)
-        up = 0.5 * (r + math.sqrt(r * r - 2.0 * s * s * math.log(u_high[t])))
-        down = 0.5 * (r - math.sqrt(r * r - 2.0 * s * s * math.log(u_low[t])))
-        o[t] = math.exp(x)
-        h[t] = math.exp(x + up)
-        lo[t] = math.exp(x + down)
+        o[t], h[t], lo[t], c[t] = bridge_bar_nb(x, r, s, u_high[t], u_low[t])
         x += r
-        c[t] = math.exp(x)
         noise = math.exp(volume_noise * z_vol[t] - 0.5 * volume_noise * volume_noise)
         # 0.7979 = E|r / s_bar| for a standard normal: the move factor averages 1
         v[t] = base_volume * noise * (0.5 + 0.5 * abs(r - mu) / s_bar / 0.7979)
-        h[t] = max(h[t], o[t], c[t])
-        lo[t] = min(lo[t], o[t], c[t])
     return o, h, lo, c, v
 
 

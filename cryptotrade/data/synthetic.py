@@ -155,6 +155,21 @@ def sample_spells_nb(
     return labels, spell_reg[:k], spell_len[:k]
 
 
+@numba.njit(cache=True, inline="always")
+def bridge_bar_nb(
+    x: float, b: float, s: float, u_high: float, u_low: float
+) -> tuple[float, float, float, float]:
+    """Open, high, low, close of one bar whose log price moves from ``x`` by ``b``: the high and
+    low are the max / min of a Brownian bridge from 0 to ``b`` with variance ``s**2`` (exact
+    inverse CDF of uniforms ``u_high``, ``u_low``)."""
+    up = 0.5 * (b + math.sqrt(b * b - 2.0 * s * s * math.log(u_high)))
+    down = 0.5 * (b - math.sqrt(b * b - 2.0 * s * s * math.log(u_low)))
+    o = math.exp(x)
+    c = math.exp(x + b)
+    # rounding of exp() can put open/close a hair outside the bridge extremes
+    return o, max(math.exp(x + up), o, c), min(math.exp(x + down), o, c), c
+
+
 @numba.njit(cache=True, nogil=True)
 def simulate_path_nb(
     labels: np.ndarray,
@@ -191,21 +206,12 @@ def simulate_path_nb(
         step = (drift[r] - 0.5 * vol[r] * vol[r]) * dt
         b = step + theta[r] * (anchor - x) * dt + s * z[t]
         anchor += step
-        # max / min of a Brownian bridge from 0 to b with variance s^2 (exact inverse CDF)
-        up = 0.5 * (b + math.sqrt(b * b - 2.0 * s * s * math.log(u_high[t])))
-        down = 0.5 * (b - math.sqrt(b * b - 2.0 * s * s * math.log(u_low[t])))
-        o[t] = math.exp(x)
-        h[t] = math.exp(x + up)
-        lo[t] = math.exp(x + down)
+        o[t], h[t], lo[t], c[t] = bridge_bar_nb(x, b, s, u_high[t], u_low[t])
         x += b
-        c[t] = math.exp(x)
         # busier bars when the price moves more than usual
         noise = math.exp(volume_noise * z_vol[t] - 0.5 * volume_noise * volume_noise)
         # 1.2533 = 1 / E|z| = sqrt(pi / 2): the move factor averages 1
         v[t] = base_volume * vol_factor[r] * noise * (0.5 + 0.5 * abs(z[t]) * 1.2533)
-        # rounding of exp() can put open/close a hair outside the bridge extremes
-        h[t] = max(h[t], o[t], c[t])
-        lo[t] = min(lo[t], o[t], c[t])
     return o, h, lo, c, v
 
 
