@@ -2,11 +2,11 @@
 
 ``build_dataset`` runs ``source.load() -> validation.apply() -> features.compute() -> drop the
 feature warm-up rows -> split -> fit the normaliser on train -> MarketData`` and caches the result
-as one parquet file named by the config fingerprint (float32 features, float64 prices, the split
-of every row, and the normaliser statistics and summary in the file's metadata). A later call
-with the same fingerprint reads the file instead of recomputing. The file is written to a
-temporary name and renamed into place, so an interrupted run never leaves a truncated cache.
-"""
+as one parquet file named by the config fingerprint (float32 features, float64 prices and mark
+prices, the split of every row, and the normaliser statistics and summary in the file's
+metadata). A later call with the same fingerprint reads the file instead of recomputing. The file
+is written to a temporary name and renamed into place, so an interrupted run never leaves a
+truncated cache."""
 
 from __future__ import annotations
 
@@ -134,6 +134,8 @@ def _prepare(spec: DataSpec, features: FeatureSet) -> tuple[pd.DataFrame, pd.Dat
         summary["constant_features"] = constant
     if "funding" in raw.attrs:
         summary["funding"] = _jsonable(raw.attrs["funding"])
+    if "mark" in raw.attrs:
+        summary["mark"] = _jsonable(raw.attrs["mark"])
     if raw.attrs.get("warnings"):
         summary["warnings"] = list(raw.attrs["warnings"])
     return bars, feats, summary
@@ -144,6 +146,7 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
     funding = (
         bars["funding_rate"].to_numpy(np.float64) if "funding_rate" in bars else np.zeros(len(bars))
     )
+    mark = bars["mark_price"].to_numpy(np.float64) if "mark_price" in bars else None
     return MarketData(
         name=name,
         timestamps=cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8.view("datetime64[ns]"),
@@ -152,6 +155,7 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
         feature_names=names,
         funding_rate=funding,
         regime=regime,
+        mark_price=mark,
     )
 
 
@@ -243,8 +247,9 @@ def save_cached(dataset: Dataset, path: Path) -> None:
     }
     for c in (*BAR_COLUMNS, "funding_rate"):
         cols[c] = np.concatenate([getattr(m, c) for m in parts])
-    if dataset.train.regime is not None:
-        cols["regime"] = np.concatenate([m.regime for m in parts])
+    for c in ("regime", "mark_price"):
+        if getattr(dataset.train, c) is not None:
+            cols[c] = np.concatenate([getattr(m, c) for m in parts])
     feats = np.concatenate([m.features for m in parts])
     for j, name in enumerate(dataset.train.feature_names):
         cols[f"f:{name}"] = feats[:, j]
@@ -289,6 +294,8 @@ def load_cached(path: Path) -> Dataset:
             features=np.ascontiguousarray(feats[rows], dtype=np.float32),
             feature_names=names,
             regime=arrays["regime"][rows].astype(np.int8) if "regime" in arrays else None,
+            # absent in a dataset prepared without marks (and in caches from before marks)
+            mark_price=arrays["mark_price"][rows] if "mark_price" in arrays else None,
         )
     Normaliser.from_state(meta["normaliser"])  # fails loudly on a corrupt statistics block
     return Dataset(

@@ -5,8 +5,10 @@ The contract between the data layer and the rest of the product:
 * A *bars frame* (``pd.DataFrame``) is what a source returns and validation checks: a
   ``DatetimeIndex`` named ``date``, tz-aware UTC, equal to each bar's **open** time, strictly
   increasing; float64 columns ``open, high, low, close, volume``; optionally ``funding_rate``
-  (the perpetual funding rate settled at that bar's open time, 0.0 where there is no settlement)
-  and ``regime`` (integer regime label of a synthetic market).
+  (the perpetual funding rate settled at that bar's open time, 0.0 where there is no settlement),
+  ``mark_price`` (the exchange mark price at that bar's close, finite and > 0; see
+  :mod:`cryptotrade.data.sources.mark`) and ``regime`` (integer regime label of a synthetic
+  market).
 * A :class:`MarketData` is one split of a prepared dataset as contiguous numpy arrays. Prices stay
   float64 so accounting is exact to the cent; features are float32, causal (row ``t`` uses bars
   ``<= t`` only) and already normalised with statistics fit on the training split.

@@ -9,8 +9,10 @@ defect                setting                         repairs
 timestamps unsorted   ``unsorted``                    ``sort`` (stable)
 duplicate timestamps  ``duplicates``                  ``keep_first`` / ``keep_last``
 NaN / inf values      ``non_finite``                  ``drop`` the row / ``fill`` (prices from
-                                                      the previous close, other columns 0)
-prices <= 0, vol < 0  ``non_positive``                ``drop`` the row
+                                                      the previous close, a mark price from
+                                                      the previous mark, other columns 0)
+prices <= 0, vol < 0  ``non_positive``                ``drop`` the row (a ``mark_price`` <= 0
+                                                      counts as a price)
 OHLC inconsistent     ``ohlc``                        ``widen`` high/low to cover open/close,
                                                       ``clip`` open/close into [low, high]
 price jumps           ``outliers`` +                  ``clip`` the bar's prices to the bound
@@ -259,8 +261,11 @@ class ValidationPolicy:
         for col in frame.columns:
             finite = np.isfinite(frame[col])
             fill = prev_close if col in _PRICE_LIKE else 0.0
+            if col == "mark_price":  # the mark carries forward: it is no traded price
+                fill = frame[col].where(finite).ffill().shift(1)
             frame[col] = frame[col].where(finite, fill)
-        still = ~np.isfinite(frame[list(PRICE_COLUMNS)].to_numpy()).all(axis=1)
+        prices = [c for c in (*PRICE_COLUMNS, "mark_price") if c in frame]
+        still = ~np.isfinite(frame[prices].to_numpy()).all(axis=1)
         if still.any():
             self._reject(
                 "NaN/inf prices with no previous close to fill from",
@@ -275,7 +280,7 @@ class ValidationPolicy:
         return frame
 
     def _check_non_positive(self, frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
-        prices = frame[list(PRICE_COLUMNS)].to_numpy()
+        prices = frame[[c for c in (*PRICE_COLUMNS, "mark_price") if c in frame]].to_numpy()
         bad = (prices <= 0).any(axis=1) | (frame["volume"].to_numpy() < 0)
         if not bad.any():
             return frame
@@ -424,5 +429,5 @@ def _fill_gaps(
             rows[col] = close
         elif col in _ADDITIVE or col.endswith("volume"):
             rows[col] = 0.0
-        # other columns (e.g. a regime label) carry the previous bar's value
+        # other columns (a regime label, the mark price) carry the previous bar's value
     return pd.concat([frame, rows]).sort_index(kind="mergesort")

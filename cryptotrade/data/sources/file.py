@@ -4,7 +4,9 @@ Whatever is wrong with the file is a one-line :class:`~cryptotrade.errors.DataEr
 file, the column or row and the fix (see :mod:`cryptotrade.data.sources.tables`). What the source
 assumed or tolerated (naive times read as UTC, bars outside the funding file under
 ``funding_coverage=warn``) is logged and listed in ``frame.attrs["warnings"]``; the funding file's
-range and settlements are in ``frame.attrs["funding"]``. The dataset summary reports both.
+range and settlements are in ``frame.attrs["funding"]``, the mark-price series' source and
+coverage in ``frame.attrs["mark"]`` (see :mod:`cryptotrade.data.sources.mark`). The dataset
+summary reports them all.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, parse_date
+from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date
 from cryptotrade.data.sources.funding import funding_column, load_funding
+from cryptotrade.data.sources.mark import check_marks, last_in_bar, mark_file
 from cryptotrade.data.sources.tables import has_header, numeric_column, parse_times, read_table
 from cryptotrade.data.sources.ticks import resample_bars
 from cryptotrade.errors import ConfigError, DataError
@@ -81,7 +84,24 @@ class FileSource:
             funding charged on them; logged and counted in the data summary).
         resample_to: Aggregate the bars into longer bars (e.g. ``1h`` from a 1-minute file),
             epoch-aligned; bars missing any input bar are dropped and extra columns are not
-            carried over. ``None`` keeps the file's bars.
+            carried over (the mark price is: the mark of a bar's last input bar). ``None`` keeps
+            the file's bars.
+        mark_path: Optional mark-price file (funding and liquidation then use the mark, fills
+            the traded price); aligned to bar closes without look-ahead
+            (:mod:`cryptotrade.data.sources.mark`).
+        mark_column: The mark column: of ``mark_path`` (``None`` tries close, markPrice,
+            mark_price), or, without ``mark_path``, of the bars file itself (after mapping),
+            each row holding the mark at that bar's close.
+        mark_symbol: Symbol filter for the mark file (default: ``symbol``).
+        mark_time_column: The mark file's time column; ``None`` tries date, timestamp,
+            open_time, time, datetime.
+        mark_timestamp_convention: ``open`` if a mark row's time is the open of a bar whose
+            ``close`` is the mark at its end (Binance markPriceKlines), ``end`` if the mark is
+            observed at the row's time (end-labelled BitMEX buckets, point samples); ``None`` =
+            the bars file's ``timestamp_convention``.
+        mark_coverage: Bars with no mark in the mark file's row spacing before their close
+            (outside or in a gap of the file): ``reject``, or ``warn`` (the last earlier mark,
+            else the traded close; logged and counted in the data summary).
     """
 
     def __init__(
@@ -106,6 +126,12 @@ class FileSource:
         funding_rate_interval: str | None = None,
         funding_coverage: Literal["reject", "warn"] = "reject",
         resample_to: str | None = None,
+        mark_path: str | None = None,
+        mark_column: str | None = None,
+        mark_symbol: str | None = None,
+        mark_time_column: str | None = None,
+        mark_timestamp_convention: Literal["open", "end"] | None = None,
+        mark_coverage: Literal["reject", "warn"] = "reject",
     ) -> None:
         if timestamp_convention not in ("open", "end"):
             raise ConfigError(
@@ -146,6 +172,17 @@ class FileSource:
         self.resample_to = resample_to
         if resample_to is not None:
             _setting_ns("resample_to", resample_to)  # fail at construction on a bad bar length
+        self.mark_path, self.mark_column = mark_path, mark_column
+        self.mark_file = mark_file(
+            mark_path,
+            mark_column,
+            mark_symbol,
+            mark_time_column,
+            mark_timestamp_convention,
+            mark_coverage,
+            bars_symbol=symbol,
+            bars_convention=timestamp_convention,
+        )
 
     def __repr__(self) -> str:
         return f"FileSource(path={str(self.path)!r}, convention={self.timestamp_convention!r})"
@@ -171,11 +208,15 @@ class FileSource:
                     f"{self.path} has no rows for symbol {self.symbol!r}; set data.source.symbol"
                 )
         ts_col = self._timestamp_column(table)
-        missing = [c for c in (*BAR_COLUMNS, *self.keep_columns) if c not in table.columns]
+        # a mark column of the bars file itself (no separate mark file)
+        own_mark = self.mark_column if self.mark_path is None else None
+        wanted = (*BAR_COLUMNS, *self.keep_columns, *([own_mark] if own_mark else []))
+        missing = [c for c in wanted if c not in table.columns]
         if missing:
             raise DataError(
                 f"{self.path} lacks columns {missing} (has {list(table.columns)}); map them with "
                 "data.source.columns={file_column: bars_column}"
+                + (" or fix data.source.mark_column" if own_mark in missing else "")
             )
         index, naive = parse_times(
             table[ts_col], self.path, ts_col, self.timestamp_unit, self.timezone
@@ -195,19 +236,30 @@ class FileSource:
         if self.timestamp_convention == "end":
             index = index - pd.Timedelta(step, unit="ns")
         data = {c: numeric_column(table, c, self.path) for c in (*BAR_COLUMNS, *self.keep_columns)}
+        if own_mark:
+            data["mark_price"] = numeric_column(table, own_mark, self.path)
         frame = clip_dates(bars_frame(index, data), self.start, self.end)
+        if own_mark:  # only the kept rows must hold a mark; messages name their file rows
+            rows = pd.DataFrame({"row": np.arange(len(index))}, index=index)
+            kept = clip_dates(rows, self.start, self.end)["row"].to_numpy()
+            check_marks(frame["mark_price"].to_numpy(), self.path, own_mark, kept)
         if frame.empty:
             raise DataError(
                 f"{self.path} has no bars in [{self.start}, {self.end}); widen "
                 "data.source.start/end"
             )
         if self.resample_to is not None:
-            frame = resample_bars(frame.sort_index(kind="mergesort"), self.resample_to)
+            fine = frame.sort_index(kind="mergesort")
+            frame = resample_bars(fine, self.resample_to)
             step = timeframe_to_ns(self.resample_to)
             if frame.empty:
                 raise DataError(
                     f"{self.path} holds no complete {self.resample_to} bar; use a shorter "
                     "data.source.resample_to or more rows"
+                )
+            if own_mark:
+                frame["mark_price"] = last_in_bar(
+                    dt_index(fine).asi8, fine["mark_price"].to_numpy(), dt_index(frame).asi8, step
                 )
         if self.funding_path is not None:
             rates = load_funding(
@@ -228,6 +280,10 @@ class FileSource:
                     f"{frame.attrs['funding']['bars_uncovered']} bar(s) outside the funding file "
                     f"{self.funding_path} are charged no funding"
                 )
+        if own_mark:
+            frame.attrs["mark"] = {"path": str(self.path), "column": own_mark}
+        if self.mark_file is not None:
+            warnings.extend(self.mark_file.apply(frame, step, str(self.path), self.timezone))
         for text in warnings:
             _log.warning(text)
         frame.attrs["warnings"] = warnings

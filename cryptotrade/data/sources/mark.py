@@ -1,0 +1,341 @@
+"""Mark prices: loading an exchange's mark-price series and aligning it to bar closes.
+
+Exchanges value funding and liquidate positions on the *mark* price (an index-anchored fair
+price), not on the last trade; fills happen at traded prices. The bars-frame column
+``mark_price`` holds, on each bar, the mark at that bar's **close** (its open time plus one bar),
+as :class:`~cryptotrade.data.market_data.MarketData` and the env expect.
+
+A mark series comes either from a column of the bars file (``data.source.mark_column``: the
+value of each row is the mark at that bar's close) or from a file of its own
+(``data.source.mark_path``: BitMEX and Binance export mark prices as separate OHLC files).
+A row of a mark file is *observed* at its time under ``timestamp_convention=end`` (end-labelled
+bars, or point samples such as a mark-price ticker) and one row spacing later under ``open``
+(its ``close`` is the mark at the end of the row's bar). Each bar takes the last mark observed
+at or before its close, so no mark from after a bar's close can reach it. A bar with no mark
+observed in the last row spacing before its close (before, after or inside a gap of the mark
+file) is *uncovered*: rejected, or under ``mark_coverage=warn`` given the last earlier mark
+(forward fill), or the traded close when the file has no earlier mark; both are counted in the
+data summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+
+from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
+from cryptotrade.errors import ConfigError, DataError
+from cryptotrade.timeframes import format_ns, infer_step_ns
+
+Convention = Literal["open", "end"]
+Coverage = Literal["reject", "warn"]
+
+# value columns of the layouts we know, tried in order: an OHLC mark file (Binance
+# markPriceKlines, BitMEX bucketed mark/index), an instrument/ticker export, our own column name
+KNOWN_MARK_COLUMNS = ("close", "markPrice", "mark_price")
+_TIME_CANDIDATES = ("date", "timestamp", "open_time", "time", "datetime")
+
+
+@dataclass(frozen=True)
+class MarkSeries:
+    """Mark prices by the time they were observed (UTC ns, sorted, unique).
+
+    Attributes:
+        observed: Observation times, int64 ns since epoch.
+        values: The marks, float64, all finite and > 0.
+        spacing: The file's row spacing in ns (the freshness window of a mark).
+        path: The file, for messages.
+        column: The value column read.
+    """
+
+    observed: np.ndarray
+    values: np.ndarray
+    spacing: int
+    path: str
+    column: str
+
+
+def check_marks(values: np.ndarray, path: str | Path, column: str, rows: np.ndarray) -> None:
+    """Reject NaN/inf or non-positive marks, naming the first offending row of the file.
+
+    Args:
+        values: The marks to check.
+        path: The file, for the message.
+        column: The file's column, for the message.
+        rows: Each value's row number in the file (0 = first data row).
+
+    Raises:
+        DataError: for a mark that is not a finite positive price.
+    """
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if bad.size:
+        row = int(rows[bad[0]])
+        raise DataError(
+            f"{path}: mark column {column!r} row {row} (CSV line {row + 2}) holds "
+            f"{values[bad[0]]!r}, not a positive price ({bad.size} such row(s)); fix or delete "
+            "those rows, or point data.source.mark_column at the mark-price column"
+        )
+
+
+def load_marks(
+    path: str | Path,
+    column: str | None = None,
+    time_column: str | None = None,
+    symbol: str | None = None,
+    convention: Literal["open", "end"] = "open",
+    timezone: str | None = None,
+) -> MarkSeries:
+    """Read a mark-price file as marks indexed by the time they were observed.
+
+    Args:
+        path: CSV/CSV.gz/parquet file with a time column and a mark column.
+        column: The mark column; ``None`` tries close, markPrice, mark_price.
+        time_column: The time column; ``None`` tries date, timestamp, open_time, time, datetime.
+        symbol: Keep only rows of this symbol if the file has a ``symbol`` column.
+        convention: ``open``: a row's time is the open of a bar whose value is the mark at its
+            end; ``end``: the value is observed at the row's time.
+        timezone: IANA zone of times written without one; ``None`` = UTC. Epoch numbers are
+            read by magnitude (s, ms, us or ns).
+
+    Raises:
+        DataError: naming the file and the setting to fix (a column missing, no rows for the
+            symbol, too few rows to tell the spacing, repeated times, a bad mark).
+    """
+    table = read_table(path, setting="data.source.mark_path")
+    value_col = _pick(table, column, KNOWN_MARK_COLUMNS, path, "mark_column")
+    time_col = _pick(table, time_column, _TIME_CANDIDATES, path, "mark_time_column")
+    if symbol is not None and "symbol" in table.columns:
+        table = table[table["symbol"] == symbol].reset_index(drop=True)
+        if table.empty:
+            raise DataError(
+                f"{path} has no mark rows for symbol {symbol!r}; set data.source.mark_symbol"
+            )
+    stamps, _ = parse_times(table[time_col], path, time_col, "auto", timezone)
+    values = numeric_column(table, value_col, path)
+    check_marks(values, path, value_col, np.arange(len(values)))
+    ns = stamps.asi8
+    order = np.argsort(ns, kind="stable")
+    ns, values, rows = ns[order], values[order], order
+    repeated = np.flatnonzero(np.diff(ns) == 0)
+    if repeated.size:
+        row = int(rows[repeated[0] + 1])
+        raise DataError(
+            f"{path}: time column {time_col!r} row {row} (CSV line {row + 2}) repeats the time "
+            f"{stamps[row].isoformat()} ({repeated.size} such row(s)); keep one mark per time "
+            "(filter the file by data.source.mark_symbol if it holds several instruments)"
+        )
+    if len(ns) < 2:
+        raise DataError(
+            f"{path} has {len(ns)} mark row(s), too few to tell its spacing; give a mark file "
+            "that spans the bars"
+        )
+    spacing = infer_step_ns(ns)
+    observed = ns + (spacing if convention == "open" else 0)
+    return MarkSeries(observed, values, spacing, str(path), value_col)
+
+
+def align_marks(
+    bar_close: np.ndarray,
+    marks: MarkSeries,
+    fallback: np.ndarray,
+    *,
+    bars_name: str,
+    coverage: Literal["reject", "warn"] = "reject",
+) -> tuple[np.ndarray, dict[str, Any], str | None]:
+    """The mark at each bar's close: the last mark observed at or before it.
+
+    Args:
+        bar_close: Bar close times (open + bar length), int64 ns, in any order.
+        marks: From :func:`load_marks`.
+        fallback: The traded closes, used under ``coverage=warn`` where the file has no mark
+            at or before a bar's close.
+        bars_name: The bars' file (or source), for messages.
+        coverage: ``reject`` uncovered bars (see the module docstring), or ``warn``: forward
+            fill them and count them in the summary.
+
+    Returns:
+        ``(mark_price column aligned with bar_close, summary, warning)``; the summary names the
+        file and column, its first and last observation and spacing, and counts the uncovered
+        bars (``bars_uncovered``), how many of them were forward filled and how many took the
+        traded close; the warning (``None`` if every bar is covered) says which bars and how
+        they were filled, for the caller to log and report.
+
+    Raises:
+        DataError: for uncovered bars under ``coverage=reject``.
+    """
+    close = np.asarray(bar_close, dtype=np.int64)
+    last = np.searchsorted(marks.observed, close, side="right") - 1
+    has = last >= 0
+    seen = np.where(has, marks.observed[np.maximum(last, 0)], np.iinfo(np.int64).min)
+    uncovered = seen <= close - marks.spacing
+    summary: dict[str, Any] = {
+        "path": marks.path,
+        "column": marks.column,
+        "first": _iso(marks.observed[0]),
+        "last": _iso(marks.observed[-1]),
+        "interval": format_ns(marks.spacing),
+        "bars_uncovered": int(uncovered.sum()),
+        "bars_forward_filled": int((uncovered & has).sum()),
+        "bars_traded_close": int((~has).sum()),
+    }
+    warning = None
+    if uncovered.any():
+        span = f"{_iso(close[uncovered].min())} .. {_iso(close[uncovered].max())}"
+        what = (
+            f"{bars_name}: {int(uncovered.sum())} bar(s) (closing {span}) have no mark in "
+            f"{marks.path} in the {format_ns(marks.spacing)} before their close (it covers "
+            f"{summary['first']} .. {summary['last']})"
+        )
+        if coverage == "reject":
+            raise DataError(
+                f"{what}; limit the bars with data.source.start/end, or set "
+                "data.source.mark_coverage=warn to carry the last mark forward"
+            )
+        warning = (
+            f"{what}; {summary['bars_forward_filled']} take the last earlier mark, "
+            f"{summary['bars_traded_close']} the traded close (mark_coverage=warn)"
+        )
+    column = np.where(has, marks.values[np.maximum(last, 0)], np.asarray(fallback, np.float64))
+    return column.astype(np.float64), summary, warning
+
+
+@dataclass(frozen=True)
+class MarkFile:
+    """A file source's mark-file settings (``data.source.mark_*``), see :func:`mark_file`."""
+
+    path: str
+    column: str | None
+    symbol: str | None
+    time_column: str | None
+    convention: Convention
+    coverage: Coverage
+
+    def apply(
+        self, frame: pd.DataFrame, step: int, bars_name: str, timezone: str | None = None
+    ) -> list[str]:
+        """Put the mark at each bar's close into ``frame["mark_price"]`` and the summary into
+        ``frame.attrs["mark"]``; return the warnings to report.
+
+        Args:
+            frame: Bars frame (open-time index, any order) with its traded ``close``.
+            step: The bar length in ns (a bar closes at its open + ``step``).
+            bars_name: The bars' file, for messages.
+            timezone: Zone of mark times written without one (the bars file's setting).
+        """
+        marks = load_marks(
+            self.path, self.column, self.time_column, self.symbol, self.convention, timezone
+        )
+        frame["mark_price"], summary, warning = align_marks(
+            pd.DatetimeIndex(frame.index).as_unit("ns").asi8 + step,
+            marks,
+            frame["close"].to_numpy(),
+            bars_name=bars_name,
+            coverage=self.coverage,
+        )
+        frame.attrs["mark"] = summary
+        return [] if warning is None else [warning]
+
+
+def mark_file(
+    path: str | None,
+    column: str | None,
+    symbol: str | None,
+    time_column: str | None,
+    convention: str | None,
+    coverage: str,
+    *,
+    bars_symbol: str | None,
+    bars_convention: Literal["open", "end"],
+) -> MarkFile | None:
+    """Check a file source's mark settings; the mark file to read, or ``None`` if none.
+
+    Settings that would silently do nothing are refused: a mark-file setting without
+    ``mark_path``, or a ``mark_column`` naming a traded-price column of the bars file.
+
+    Raises:
+        ConfigError: naming the setting and the fix.
+    """
+    if coverage not in ("reject", "warn"):
+        raise ConfigError(f"data.source.mark_coverage={coverage!r}; use reject or warn")
+    if convention not in (None, "open", "end"):
+        raise ConfigError(
+            f"data.source.mark_timestamp_convention={convention!r}; use open, end or null (as "
+            "the bars file)"
+        )
+    if path is not None:
+        return MarkFile(
+            path,
+            column,
+            symbol if symbol is not None else bars_symbol,
+            time_column,
+            cast(Convention, convention or bars_convention),
+            cast(Coverage, coverage),
+        )
+    stray = next(
+        (
+            k
+            for k, v in (
+                ("mark_symbol", symbol),
+                ("mark_time_column", time_column),
+                ("mark_timestamp_convention", convention),
+            )
+            if v is not None
+        ),
+        None,
+    )
+    if stray is not None:
+        raise ConfigError(
+            f"data.source.{stray} is set but data.source.mark_path is null; it applies to a "
+            "mark file only: set mark_path, or set it to null"
+        )
+    if column in BAR_COLUMNS:
+        raise ConfigError(
+            f"data.source.mark_column={column!r} without a mark_path names the bars file's "
+            "traded prices; set data.source.mark_path to the mark file, or mark_column to the "
+            "bars file's mark column"
+        )
+    return None
+
+
+def last_in_bar(ts: np.ndarray, values: np.ndarray, opens: np.ndarray, step: int) -> np.ndarray:
+    """Resampling: the mark at a long bar's close is the mark of its last input bar.
+
+    Args:
+        ts: Sorted input bar open times, int64 ns.
+        values: The input bars' marks (each at its bar's close).
+        opens: Open times of the long bars, int64 ns; each holds at least one input bar.
+        step: The long bar length in ns.
+    """
+    last = np.searchsorted(ts, np.asarray(opens, np.int64) + step, side="left") - 1
+    if np.any(last < 0) or np.any(ts[last] < opens):
+        raise ValueError("a resampled bar holds no input bar")
+    return np.asarray(values, dtype=np.float64)[last]
+
+
+def _pick(
+    table: pd.DataFrame, given: str | None, known: tuple[str, ...], path: str | Path, setting: str
+) -> str:
+    """The column named by ``data.source.<setting>``, or the first of ``known`` present."""
+    if given is not None:
+        if given not in table.columns:
+            raise DataError(
+                f"{path} has no column data.source.{setting}={given!r} (columns "
+                f"{list(table.columns)}); fix the setting"
+            )
+        return given
+    found = next((c for c in known if c in table.columns), None)
+    if found is None:
+        raise DataError(
+            f"{path}: none of the columns {list(known)} (columns {list(table.columns)}); set "
+            f"data.source.{setting}"
+        )
+    return found
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").isoformat()
