@@ -77,8 +77,8 @@ def check_marks(values: np.ndarray, path: str | Path, column: str, rows: np.ndar
         row = int(rows[bad[0]])
         raise DataError(
             f"{path}: mark column {column!r} row {row} (CSV line {row + 2}) holds "
-            f"{values[bad[0]]!r}, not a positive price ({bad.size} such row(s)); fix or delete "
-            "those rows, or point data.source.mark_column at the mark-price column"
+            f"{float(values[bad[0]])!r}, not a positive price ({bad.size} such row(s)); fix or "
+            "delete those rows, or point data.source.mark_column at the mark-price column"
         )
 
 
