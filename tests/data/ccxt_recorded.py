@@ -1,11 +1,12 @@
 """Recorded Binance REST responses served to a *real* ``ccxt.binance`` object (not a test module).
 
 The exchange object is genuine: markets come from ``set_markets`` with recorded market data, and
-only its low-level HTTP method ``fetch`` is replaced by :meth:`RecordedBinance.fetch`, which answers
-``/api/v3/klines``, ``/fapi/v1/klines`` and ``/fapi/v1/fundingRate`` from recorded raw rows (the
-real REST layout) with Binance's own paging rules (``startTime``/``endTime``/``limit``). Errors are
-injected the way ccxt's real ``fetch`` raises them: HTTP error responses go through the
-exchange's own ``handle_errors`` / ``handle_http_status_code``; timeouts raise ``RequestTimeout``.
+only its low-level HTTP method ``fetch`` is replaced by :meth:`RecordedBinance.fetch`, which
+answers ``/api/v3/klines``, ``/fapi/v1/klines``, ``/fapi/v1/markPriceKlines`` and
+``/fapi/v1/fundingRate`` from recorded raw rows (the real REST layout) with Binance's own paging
+rules (``startTime``/``endTime``/``limit``). Errors are injected the way ccxt's real ``fetch``
+raises them: HTTP error responses go through the exchange's own ``handle_errors`` /
+``handle_http_status_code``; timeouts raise ``RequestTimeout``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ def kline_rows_from_bars(bars: pd.DataFrame, step_ms: int = HOUR_MS) -> list[lis
     return rows
 
 
+def mark_rows(opens_ms: np.ndarray, closes: np.ndarray, step_ms: int = HOUR_MS) -> list[list]:
+    """Raw ``/fapi/v1/markPriceKlines`` rows (Binance's layout: no volume, ``"0"`` in the
+    ignored fields) with the given closes; open, high and low are set around them."""
+    rows = []
+    for t, c in zip(np.asarray(opens_ms, np.int64), np.asarray(closes, float), strict=True):
+        o = c * 0.999
+        rows.append(
+            [int(t), f"{o:.8f}", f"{c * 1.001:.8f}", f"{o * 0.999:.8f}", f"{c:.8f}", "0",
+             int(t + step_ms - 1), "0", 60, "0", "0", "0"]
+        )  # fmt: skip
+    return rows
+
+
 def funding_rows_from_parquet(path: Path) -> list[dict]:
     """Raw ``/fapi/v1/fundingRate`` rows from the recorded funding parquet (rate in `open`)."""
     table = pd.read_parquet(path)
@@ -105,14 +119,19 @@ class RecordedBinance:
     Args:
         spot: Raw spot kline rows (ascending open time).
         perp: Raw USDT-M perpetual kline rows.
+        mark: Raw USDT-M mark-price kline rows.
         funding: Raw funding rows.
         now_ms: The exchange clock; candles opening after it do not exist yet, the one open at
             it is served with its close replaced by its open (still forming).
         errors: ``{request number (1-based): error name in ERRORS}`` injected before answering.
     """
 
-    def __init__(self, spot=(), perp=(), funding=(), now_ms: int = 0, errors=None) -> None:
-        self.klines = {"/api/v3/klines": list(spot), "/fapi/v1/klines": list(perp)}
+    def __init__(self, spot=(), perp=(), funding=(), now_ms: int = 0, errors=None, mark=()) -> None:
+        self.klines = {
+            "/api/v3/klines": list(spot),
+            "/fapi/v1/klines": list(perp),
+            "/fapi/v1/markPriceKlines": list(mark),
+        }
         self.funding = list(funding)
         self.now_ms = now_ms
         self.errors = dict(errors or {})

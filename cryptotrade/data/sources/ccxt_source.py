@@ -7,7 +7,9 @@ fails at once, with a message saying what to fix, on the ones that are not. Cand
 incremental parquet cache (:mod:`cryptotrade.data.sources.cache`): a later call downloads only the
 missing stretch before or after the cached range; the still-open last candle is never stored.
 Perpetual swaps also get their funding history (``fetch_funding_rate_history``), cached the same
-way and aligned into ``funding_rate``.
+way and aligned into ``funding_rate``; with ``mark_price=true`` also the exchange's mark-price
+candles (``fetch_mark_ohlcv``), whose close is the mark at each bar's close (``mark_price``,
+see :mod:`cryptotrade.data.sources.mark`).
 
 API keys are only read from environment variables named in the config (never the keys
 themselves), and never logged; public market data needs none.
@@ -21,7 +23,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from cryptotrade.data.market_data import BAR_COLUMNS
 from cryptotrade.data.sources.cache import merge_rows, missing_ranges, read_cache, write_cache
 from cryptotrade.data.sources.frames import bars_frame, dt_index, parse_date
 from cryptotrade.data.sources.funding import align_funding
+from cryptotrade.data.sources.mark import candle_marks, put_marks
 from cryptotrade.timeframes import timeframe_to_ms
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class ExchangeClient(Protocol):
     def milliseconds(self) -> int: ...
     def fetch_ohlcv(self, symbol: str, timeframe: str, since: int, limit: int) -> list: ...
     def fetch_funding_rate_history(self, symbol: str, since: int, limit: int) -> list: ...
+    def fetch_mark_ohlcv(self, symbol: str, timeframe: str, since: int, limit: int) -> list: ...
 
 
 class CcxtSourceError(RuntimeError):
@@ -93,6 +97,11 @@ class CcxtSource:
         api_key_env: Name of the environment variable holding the API key (not the key).
         secret_env: Name of the environment variable holding the API secret.
         client: A ready ccxt exchange object to use instead of building one (tests, sessions).
+        mark_price: Also fetch the mark-price candles of a perpetual or future
+            (``fetch_mark_ohlcv``, cached like the candles) into ``mark_price``: funding and
+            liquidation then use the mark, fills the traded price.
+        mark_coverage: Bars whose mark candle the exchange does not return: ``reject``, or
+            ``warn`` (the last earlier mark, else the traded close; counted in the summary).
     """
 
     def __init__(
@@ -112,6 +121,8 @@ class CcxtSource:
         api_key_env: str | None = None,
         secret_env: str | None = None,
         client: ExchangeClient | None = None,
+        mark_price: bool = False,
+        mark_coverage: Literal["reject", "warn"] = "reject",
     ) -> None:
         self.step_ms = timeframe_to_ms(timeframe)
         self.start_ms = int(parse_date(start).value // 1_000_000)
@@ -122,6 +133,10 @@ class CcxtSource:
             raise ValueError(f"max_retries={max_retries} and backoff_s={backoff_s} must be >= 0")
         if limit is not None and limit <= 0:
             raise ValueError(f"data.source.limit={limit} must be positive (or null)")
+        if mark_coverage not in ("reject", "warn"):
+            raise ValueError(f"data.source.mark_coverage={mark_coverage!r}; use reject or warn")
+        self.mark_price = mark_price
+        self.mark_coverage = mark_coverage
         self.exchange = exchange
         self.symbol = symbol
         self.timeframe = timeframe
@@ -187,7 +202,46 @@ class CcxtSource:
                 lambda a, b: self._funding(ex, a, b),
             )
             bars["funding_rate"] = align_funding(dt_index(bars), rates["funding_rate"])
+        if self.mark_price:
+            self._add_marks(ex, market, bars, end, now)
         return bars
+
+    def _add_marks(
+        self, ex: ExchangeClient, market: dict[str, Any], bars: pd.DataFrame, end: int, now: int
+    ) -> None:
+        """Mark candles of the bars' range into ``bars["mark_price"]`` (their close: the mark at
+        the bar's close) and the coverage summary into ``bars.attrs["mark"]``."""
+        if not (market.get("swap") or market.get("future")) or not ex.has.get("fetchMarkOHLCV"):
+            raise CcxtSourceError(
+                f"mark_price=true but {self.symbol} on {ex.id} has no mark-price candles "
+                f"(swap={bool(market.get('swap'))}); use a perpetual or future symbol "
+                "(BTC/USDT:USDT), or set data.source.mark_price=false"
+            )
+        candles = self._sync(
+            "mark",
+            ["mark_price"],
+            self.start_ms,
+            end,
+            lambda a, b: self._ohlcv(ex, a, b, now, ex.fetch_mark_ohlcv)[["close"]].rename(
+                columns={"close": "mark_price"}
+            ),
+        )
+        if candles.empty:
+            raise CcxtSourceError(
+                f"{ex.id} returned no {self.timeframe} mark-price candles for {self.symbol}; "
+                "set data.source.mark_price=false"
+            )
+        step = self.step_ms * 1_000_000
+        marks = candle_marks(
+            dt_index(candles).asi8,
+            candles["mark_price"].to_numpy(),
+            step,
+            f"the {ex.id} {self.symbol} mark-price candles",
+        )
+        warning = put_marks(bars, marks, step, repr(self), self.mark_coverage)
+        if warning is not None:
+            log.warning(warning)
+            bars.attrs["warnings"] = [warning]
 
     def _closed_until(self, now: int) -> int:
         """Every candle opening before this time is closed (t + step <= now); none after is."""
@@ -270,7 +324,7 @@ class CcxtSource:
     ) -> pd.DataFrame:
         """Bring the ``kind`` cache up to ``[start, end)``; return all cached rows."""
         key = {"exchange": self.exchange, "symbol": self.symbol, "kind": kind}
-        if kind == "ohlcv":
+        if kind in ("ohlcv", "mark"):
             key["timeframe"] = self.timeframe
         path = self._cache_path(kind)
         cached = read_cache(path, key, columns)
@@ -290,15 +344,27 @@ class CcxtSource:
         if self.cache_dir is None:
             return None
         name = re.sub(r"[^A-Za-z0-9]+", "-", self.symbol).strip("-")
-        suffix = f"_{self.timeframe}" if kind == "ohlcv" else "_funding"
+        suffix = {"ohlcv": f"_{self.timeframe}", "mark": f"_{self.timeframe}_mark"}.get(
+            kind, f"_{kind}"
+        )
         return self.cache_dir / "ccxt" / self.exchange / f"{name}{suffix}.parquet"
 
-    def _ohlcv(self, ex: ExchangeClient, start: int, end: int, now: int) -> pd.DataFrame:
-        """Closed candles with open time in ``[start, end)``, page by page."""
+    def _ohlcv(
+        self,
+        ex: ExchangeClient,
+        start: int,
+        end: int,
+        now: int,
+        fetch: Callable[..., list] | None = None,
+    ) -> pd.DataFrame:
+        """Closed candles with open time in ``[start, end)``, page by page (``fetch``: the
+        exchange's ``fetch_ohlcv``, or ``fetch_mark_ohlcv`` for mark-price candles)."""
         rows: list[list[float]] = []
         since = start
         while since < end:
-            page = self._call(ex.fetch_ohlcv, self.symbol, self.timeframe, since, self.limit)
+            page = self._call(
+                fetch or ex.fetch_ohlcv, self.symbol, self.timeframe, since, self.limit
+            )
             page = [r for r in page if r[0] >= since]
             if not page:
                 break

@@ -204,6 +204,51 @@ def align_marks(
     return column.astype(np.float64), summary, warning
 
 
+def candle_marks(opens: np.ndarray, closes: np.ndarray, step: int, name: str) -> MarkSeries:
+    """Mark-price candles (an exchange's ``fetch_mark_ohlcv``) as marks: a candle's close is
+    the mark at its end, observed one bar after its open time.
+
+    Args:
+        opens: Candle open times, sorted, int64 ns.
+        closes: Their closes.
+        step: The candle length in ns.
+        name: The source, for messages.
+
+    Raises:
+        DataError: for a candle whose close is not a positive price.
+    """
+    bad = np.flatnonzero(~(np.isfinite(closes) & (closes > 0)))
+    if bad.size:
+        raise DataError(
+            f"{name}: {bad.size} mark-price candle(s) without a positive close (first opening "
+            f"{_iso(opens[bad[0]])}); download again later, or set data.source.mark_price=false"
+        )
+    return MarkSeries(np.asarray(opens, np.int64) + step, closes, step, name, "close")
+
+
+def put_marks(
+    frame: pd.DataFrame, marks: MarkSeries, step: int, bars_name: str, coverage: Coverage
+) -> str | None:
+    """:func:`align_marks` into ``frame["mark_price"]``, the summary into
+    ``frame.attrs["mark"]``; returns the coverage warning (``None`` if every bar is covered).
+
+    Args:
+        frame: Bars frame (open-time index, any order) with its traded ``close``.
+        marks: The mark series.
+        step: The bar length in ns (a bar closes at its open + ``step``).
+        bars_name: The bars' file or source, for messages.
+        coverage: ``reject`` or ``warn``, see :func:`align_marks`.
+    """
+    frame["mark_price"], frame.attrs["mark"], warning = align_marks(
+        pd.DatetimeIndex(frame.index).as_unit("ns").asi8 + step,
+        marks,
+        frame["close"].to_numpy(),
+        bars_name=bars_name,
+        coverage=coverage,
+    )
+    return warning
+
+
 @dataclass(frozen=True)
 class MarkFile:
     """A file source's mark-file settings (``data.source.mark_*``), see :func:`mark_file`."""
@@ -230,14 +275,7 @@ class MarkFile:
         marks = load_marks(
             self.path, self.column, self.time_column, self.symbol, self.convention, timezone
         )
-        frame["mark_price"], summary, warning = align_marks(
-            pd.DatetimeIndex(frame.index).as_unit("ns").asi8 + step,
-            marks,
-            frame["close"].to_numpy(),
-            bars_name=bars_name,
-            coverage=self.coverage,
-        )
-        frame.attrs["mark"] = summary
+        warning = put_marks(frame, marks, step, bars_name, self.coverage)
         return [] if warning is None else [warning]
 
 
