@@ -99,13 +99,17 @@ def with_padding(data: MarketData) -> MarketData:
         for k in ("open", "high", "low", "close", "volume", "funding_rate", "features")
     }
     pad["funding_rate"][-1] = 0.0
-    regime = None if data.regime is None else np.concatenate([data.regime, data.regime[-1:]])
+    for k in ("regime", "mark_price"):  # optional arrays
+        arr = getattr(data, k)
+        pad[k] = None if arr is None else np.concatenate([arr, arr[-1:]])
     stamps = np.concatenate([data.timestamps, data.timestamps[-1:] + step])
-    return replace(data, timestamps=stamps, regime=regime, **pad)
+    return replace(data, timestamps=stamps, **pad)
 
 
 def _slice(data: MarketData, sl: slice) -> MarketData:
     cols = ("timestamps", "open", "high", "low", "close", "volume", "funding_rate", "features")
     parts: dict[str, Any] = {k: getattr(data, k)[sl] for k in cols}
-    regime = None if data.regime is None else data.regime[sl]
-    return replace(data, regime=regime, **parts)
+    for k in ("regime", "mark_price"):  # optional arrays
+        arr = getattr(data, k)
+        parts[k] = None if arr is None else arr[sl]
+    return replace(data, **parts)

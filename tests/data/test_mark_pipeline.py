@@ -164,3 +164,12 @@ def test_marks_after_bar_t_change_nothing_at_or_before_t(tmp_path: Path, t: int)
         for x, y in zip(before, after, strict=True):
             assert x["equity"] == y["equity"] and x["units"] == y["units"]
             assert x["terminated"] == y["terminated"]
+
+
+def test_the_live_observation_keeps_the_marks_aligned(tmp_path: Path) -> None:
+    from cryptotrade.live.observation import window_from, with_padding
+
+    data = prepare(tmp_path, marks_at_close())
+    live = with_padding(window_from(data, first=6, window=4))
+    np.testing.assert_array_equal(live.mark_price[:-1], data.mark_price[3:])
+    assert live.mark_price[-1] == data.mark_price[-1] and len(live.mark_price) == len(live)
