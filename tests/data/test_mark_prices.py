@@ -199,6 +199,21 @@ def test_mark_settings_that_would_do_nothing_are_refused(tmp_path: Path) -> None
         FileSource(bars, mark_path=str(nocol)).load()
 
 
+def test_validation_treats_a_mark_column_as_a_price_that_carries_forward() -> None:
+    # a source other than FileSource could hand over bad marks: the policies cover them
+    bars = make_bars(5, mark_price=[50.0, np.nan, 52.0, 0.0, 54.0])
+    with pytest.raises(DataError, match=r"NaN/inf values in columns \['mark_price'\]"):
+        ValidationPolicy().apply(bars)
+    policy = ValidationPolicy(non_finite="fill", non_positive="drop", long_gaps="keep")
+    filled, counts = policy.apply(bars)
+    assert filled["mark_price"].tolist() == [50.0, 50.0, 52.0, 54.0]  # the previous mark
+    assert counts["non_finite"] == 1 and counts["non_positive"] == 1
+    # a gap filled with flat bars keeps the last mark (the bars are flat at the last close)
+    gappy = make_bars(4, mark_price=[60.0, 61.0, 62.0, 63.0]).drop(index=make_bars(4).index[2])
+    repaired, _ = ValidationPolicy(fill_gaps=1).apply(gappy)
+    assert repaired["mark_price"].tolist() == [60.0, 61.0, 61.0, 63.0]
+
+
 # ------------------------------------------------------------------ resampling
 def test_resampled_bars_take_the_mark_of_their_last_input_bar(tmp_path: Path) -> None:
     minutes = make_bars(120, freq="1min", mark=1000.0 + np.arange(120))
