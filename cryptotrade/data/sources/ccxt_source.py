@@ -241,7 +241,7 @@ class CcxtSource:
         warning = put_marks(bars, marks, step, repr(self), self.mark_coverage)
         if warning is not None:
             log.warning(warning)
-            bars.attrs["warnings"] = [warning]
+            bars.attrs.setdefault("warnings", []).append(warning)
 
     def _closed_until(self, now: int) -> int:
         """Every candle opening before this time is closed (t + step <= now); none after is."""

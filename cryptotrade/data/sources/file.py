@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
-from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date
+from cryptotrade.data.sources.frames import (
+    TIME_COLUMNS,
+    bars_frame,
+    clip_dates,
+    dt_index,
+    parse_date,
+)
 from cryptotrade.data.sources.funding import funding_column, load_funding
 from cryptotrade.data.sources.mark import check_marks, last_in_bar, mark_file
 from cryptotrade.data.sources.tables import has_header, numeric_column, parse_times, read_table
@@ -44,7 +50,6 @@ BINANCE_KLINE_COLUMNS = (
     "taker_buy_quote_volume",
     "ignore",
 )
-_TIMESTAMP_CANDIDATES = ("date", "timestamp", "open_time", "time", "datetime")
 
 
 class FileSource:
@@ -334,11 +339,11 @@ class FileSource:
                     f"{self.timestamp_column!r} (columns {list(table.columns)}); fix the setting"
                 )
             return self.timestamp_column
-        for name in _TIMESTAMP_CANDIDATES:
+        for name in TIME_COLUMNS:
             if name in table.columns:
                 return name
         raise DataError(
-            f"{self.path}: no time column among {_TIMESTAMP_CANDIDATES} (columns "
+            f"{self.path}: no time column among {TIME_COLUMNS} (columns "
             f"{list(table.columns)}); set data.source.timestamp_column"
         )
 

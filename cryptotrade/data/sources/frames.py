@@ -14,6 +14,8 @@ from cryptotrade.errors import ConfigError
 # Epoch magnitudes for the present era: s ~1.7e9, ms ~1.7e12, us ~1.7e15, ns ~1.7e18.
 _UNIT_THRESHOLDS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+# time-column names a bars, funding or mark file is searched for, in order
+TIME_COLUMNS = ("date", "timestamp", "open_time", "time", "datetime")
 
 
 def guess_epoch_unit(values: np.ndarray) -> str:
@@ -86,3 +88,8 @@ def parse_date(value: str | pd.Timestamp) -> pd.Timestamp:
             f"{value!r} is not an ISO date; use e.g. '2024-01-01' or '2024-01-01T12:00'"
         ) from exc
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def iso_utc(ns: int) -> str:
+    """ISO 8601 text of an epoch time in ns (UTC), for messages and data summaries."""
+    return pd.Timestamp(int(ns), tz="UTC").isoformat()

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from cryptotrade.data.sources.frames import iso_utc
 from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
 from cryptotrade.errors import DataError
 from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
@@ -147,7 +148,9 @@ def funding_column(
         uncovered = np.ones(len(opens), dtype=bool)
     else:
         interval = infer_step_ns(times) if len(times) > 1 else 0
-        summary.update(first=_iso(times[0]), last=_iso(times[-1]), interval=format_ns(interval))
+        summary.update(
+            first=iso_utc(times[0]), last=iso_utc(times[-1]), interval=format_ns(interval)
+        )
         # the settlement before the first (after the last) would be due on a bar opening at
         # or before times[0] - interval (at or after times[-1] + interval): those bars' funding
         # is unknown
@@ -159,7 +162,7 @@ def funding_column(
         summary["settlements_on_bars"] = int(on_bars.sum())
     summary["bars_uncovered"] = int(uncovered.sum())
     if uncovered.any():
-        span = f"{_iso(opens[uncovered].min())} .. {_iso(opens[uncovered].max())}"
+        span = f"{iso_utc(opens[uncovered].min())} .. {iso_utc(opens[uncovered].max())}"
         covers = f"{summary['first']} .. {summary['last']}" if len(times) else "nothing"
         what = (
             f"{bars_name}: {int(uncovered.sum())} bar(s) ({span}) lie outside the funding file "
@@ -172,10 +175,6 @@ def funding_column(
             )
         _log.warning("%s; they are charged no funding (funding_coverage=warn)", what)
     return column, summary
-
-
-def _iso(ns: int) -> str:
-    return pd.Timestamp(int(ns), tz="UTC").isoformat()
 
 
 # Exchange settlement stamps can run a few milliseconds late (Binance: 08:00:00.007).

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.data.sources.frames import TIME_COLUMNS, iso_utc
 from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
 from cryptotrade.errors import ConfigError, DataError
 from cryptotrade.timeframes import format_ns, infer_step_ns
@@ -38,7 +39,6 @@ Coverage = Literal["reject", "warn"]
 # value columns of the layouts we know, tried in order: an OHLC mark file (Binance
 # markPriceKlines, BitMEX bucketed mark/index), an instrument/ticker export, our own column name
 KNOWN_MARK_COLUMNS = ("close", "markPrice", "mark_price")
-_TIME_CANDIDATES = ("date", "timestamp", "open_time", "time", "datetime")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def load_marks(
     """
     table = read_table(path, setting="data.source.mark_path")
     value_col = _pick(table, column, KNOWN_MARK_COLUMNS, path, "mark_column")
-    time_col = _pick(table, time_column, _TIME_CANDIDATES, path, "mark_time_column")
+    time_col = _pick(table, time_column, TIME_COLUMNS, path, "mark_time_column")
     if symbol is not None and "symbol" in table.columns:
         table = table[table["symbol"] == symbol].reset_index(drop=True)
         if table.empty:
@@ -176,8 +176,8 @@ def align_marks(
     summary: dict[str, Any] = {
         "path": marks.path,
         "column": marks.column,
-        "first": _iso(marks.observed[0]),
-        "last": _iso(marks.observed[-1]),
+        "first": iso_utc(marks.observed[0]),
+        "last": iso_utc(marks.observed[-1]),
         "interval": format_ns(marks.spacing),
         "bars_uncovered": int(uncovered.sum()),
         "bars_forward_filled": int((uncovered & has).sum()),
@@ -185,7 +185,7 @@ def align_marks(
     }
     warning = None
     if uncovered.any():
-        span = f"{_iso(close[uncovered].min())} .. {_iso(close[uncovered].max())}"
+        span = f"{iso_utc(close[uncovered].min())} .. {iso_utc(close[uncovered].max())}"
         what = (
             f"{bars_name}: {int(uncovered.sum())} bar(s) (closing {span}) have no mark in "
             f"{marks.path} in the {format_ns(marks.spacing)} before their close (it covers "
@@ -221,7 +221,7 @@ def candle_marks(opens: np.ndarray, closes: np.ndarray, step: int, name: str) ->
     if bad.size:
         raise DataError(
             f"{name}: {bad.size} mark-price candle(s) without a positive close (first opening "
-            f"{_iso(opens[bad[0]])}); download again later, or set data.source.mark_price=false"
+            f"{iso_utc(opens[bad[0]])}); download again later, or set data.source.mark_price=false"
         )
     return MarkSeries(np.asarray(opens, np.int64) + step, closes, step, name, "close")
 
@@ -373,7 +373,3 @@ def _pick(
             f"data.source.{setting}"
         )
     return found
-
-
-def _iso(ns: int) -> str:
-    return pd.Timestamp(int(ns), tz="UTC").isoformat()
