@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 LATEST = "latest"
 BEST = "best_model.zip"  # the best model so far, in a job folder and in a handed-out checkpoint
-OnCheckpoint = Callable[[int, dict[str, float], Path], None]
+OnCheckpoint = Callable[[int, dict[str, float], Path | None], None]
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,9 @@ class ValidationCheckpoints(BaseCallback):
     fresh temporary folder in the job folder: ``checkpoints/`` as :func:`save_checkpoint` writes
     it, plus the best model so far (``best_model.zip``). ``on_checkpoint(step, metrics,
     folder)`` gets the validation's step and metrics; the folder is removed when it returns, so
-    the hook copies what it keeps (``ray.tune.report`` persists it to Tune's storage).
+    the hook copies what it keeps (``ray.tune.report`` persists it to Tune's storage). When
+    several validations fall within one rollout, each is handed on in order and only the last
+    with the checkpoint (``folder=None`` for the others).
 
     Args:
         on_checkpoint: The hook.
@@ -177,11 +179,11 @@ class ValidationCheckpoints(BaseCallback):
         self.on_checkpoint = on_checkpoint
         self.selection = selection
         self.best_path = best_path
-        self.pending: tuple[int, dict[str, float]] | None = None
+        self.pending: list[tuple[int, dict[str, float]]] = []
 
     def notify(self, step: int, metrics: dict[str, float]) -> None:
         """A validation at ``step`` gave ``metrics``: checkpoint at the next boundary."""
-        self.pending = (step, dict(metrics))
+        self.pending.append((step, dict(metrics)))
 
     def _on_rollout_start(self) -> None:
         self.flush(self.model)
@@ -190,11 +192,13 @@ class ValidationCheckpoints(BaseCallback):
         return True
 
     def flush(self, model: BaseAlgorithm) -> None:
-        """Checkpoint ``model`` now and call the hook, if a validation is pending."""
-        if self.pending is None:
+        """Checkpoint ``model`` now and call the hook, if validations are pending."""
+        if not self.pending:
             return
-        step, metrics = self.pending
-        self.pending = None
+        *earlier, (step, metrics) = self.pending
+        self.pending = []
+        for early_step, early_metrics in earlier:
+            self.on_checkpoint(early_step, early_metrics, None)
         with tempfile.TemporaryDirectory(prefix=".report-", dir=self.best_path.parent) as tmp:
             folder = Path(tmp)
             save_checkpoint(model, folder, self.selection)
