@@ -3,7 +3,7 @@
 Search algorithms: ``random`` (Tune's variant generator, seeded), ``grid`` (every value of the
 ``int()``/``choice()`` dimensions) and ``tpe`` (Optuna's TPE through ``OptunaSearch``, seeded).
 With ``scheduler=asha`` the ASHA scheduler stops bad trials early: each trial reports its
-validation score from inside training (the pipeline's ``on_validation`` hook, called after each
+validation score from inside training (the pipeline's ``on_checkpoint`` hook, called after each
 periodic validation evaluation), so ASHA compares trials on partial training.
 
 Every trial is an MLflow child run of the launcher's run (``search/kind=tune``); a trial stopped
