@@ -242,10 +242,12 @@ def _raise_if_interrupted(results: Any, path: Path) -> None:
         t for t in trials if t.status != Trial.ERROR and not (t.last_result or {}).get("done")
     ]
     if unfinished:
-        raise KeyboardInterrupt(
+        message = (
             f"the search was interrupted with {len(unfinished)} unfinished trials; "
             f"optimizer.resume=true continues them from their checkpoints ({path})"
         )
+        log.warning(message)
+        raise KeyboardInterrupt(message)
 
 
 class CloseRuns:

@@ -169,12 +169,20 @@ def _run_exists(run_id: str, uri: str | None) -> bool:
 
 def _adopt_run(run_id: str, parent: tuple[str, str] | None, uri: str | None, step: int) -> None:
     """Tag the resumed run; after ``Tuner.restore`` in a new launcher run, move it under the
-    new parent run (the search's parent now), noting the old one."""
+    new parent run (the search's parent now), noting the old one. The note of a stale-run sweep
+    that marked it FAILED meanwhile (its driver died) is removed: the run lives again."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from cryptotrade.liveness import NOTE, PREFIX
 
     client = _client(uri)
     client.set_tag(run_id, TAG_RESUMED, str(step))
-    old = client.get_run(run_id).data.tags.get(MLFLOW_PARENT_RUN_ID)
+    tags = client.get_run(run_id).data.tags
+    if f"{PREFIX}stale" in tags:
+        for key in (f"{PREFIX}stale", NOTE):
+            with contextlib.suppress(Exception):
+                client.delete_tag(run_id, key)
+    old = tags.get(MLFLOW_PARENT_RUN_ID)
     if parent is not None and old != parent[0]:
         client.set_tag(run_id, "search/previous_parent", str(old))
         client.set_tag(run_id, MLFLOW_PARENT_RUN_ID, parent[0])

@@ -30,3 +30,25 @@ def test_a_search_with_unfinished_trials_was_interrupted():
     for unfinished in (("TERMINATED", {"score": 1.0}), ("PENDING", None)):
         with pytest.raises(KeyboardInterrupt, match="1 unfinished trials"):
             _raise_if_interrupted(_results(done, unfinished), Path("x"))
+
+
+def test_a_resumed_trial_run_moves_under_the_new_parent_and_loses_the_stale_note(mlflow_store):
+    import mlflow
+
+    from cryptotrade.liveness import NOTE, PREFIX
+    from cryptotrade.optimize.tune_trial import TAG_RESUMED, _adopt_run
+
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.create_experiment("adopt")
+    old, new = (client.create_run(experiment).info.run_id for _ in range(2))
+    child = client.create_run(experiment, tags={"mlflow.parentRunId": old}).info.run_id
+    client.set_tag(child, NOTE, "Marked FAILED by the launcher: its parent run ended KILLED")
+    client.set_tag(child, f"{PREFIX}stale", "its parent run ended KILLED")
+    client.set_terminated(child, "FAILED")
+
+    _adopt_run(child, (new, experiment), mlflow_store, 512)
+
+    tags = client.get_run(child).data.tags
+    assert tags["mlflow.parentRunId"] == new and tags["search/previous_parent"] == old
+    assert tags[TAG_RESUMED] == "512"
+    assert NOTE not in tags and f"{PREFIX}stale" not in tags
