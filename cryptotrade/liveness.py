@@ -16,6 +16,12 @@ a zombie, or another process now holds its pid (SIGKILL, OOM killer). A run of a
 (a shared ``mlflow server``) is dead when its heartbeat is older than
 ``tracking.stale_after_s``. Dead runs end FAILED with a note saying why.
 
+The child runs of a search (GA individuals, Tune trials) carry no liveness tags: their workers
+are Ray actors or pool processes of the launcher. A RUNNING child whose parent run
+(``mlflow.parentRunId``, a launcher's run) is no longer RUNNING -- its driver died and was
+marked FAILED, now or by an earlier sweep -- is marked FAILED too (:func:`mark_orphans`). A Tune
+trial resumed later (``Tuner.restore``) reopens its run and moves it under the new parent.
+
 A resumed run is taken over under the store lock with fresh tags
 (``tracking.start_run(resume_run_id=...)``), and the sweep re-reads each run under the same lock
 before marking it, so a run that another process has resumed is never marked; the launcher that
@@ -32,12 +38,14 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptotrade import store
 
 log = logging.getLogger(__name__)
 PREFIX = "cryptotrade."
 NOTE = "mlflow.note.content"
+PARENT = "mlflow.parentRunId"
 
 
 def _read(path: str) -> str:
@@ -131,7 +139,52 @@ def mark_stale_runs(
             store.retry(client.set_terminated, run.info.run_id, "FAILED", end_time=int(beat * 1000))
         log.warning("run %s (%s) marked FAILED: %s", run.info.run_name, run.info.run_id, reason)
         marked.append(run.info.run_id)
-    return marked
+    return marked + mark_orphans(uri, [r for r in running if r.info.run_id not in marked], lock_dir)
+
+
+def _orphaned(client: Any, tags: Mapping[str, str]) -> str | None:
+    """Why a RUNNING run without liveness tags is dead (its launcher parent ended), or ``None``."""
+    parent_id = tags.get(PARENT)
+    if not parent_id or tags.get(f"{PREFIX}pid"):
+        return None  # a top-level run, or one with its own liveness tags (checked above)
+    parent = store.retry(client.get_run, parent_id)
+    ours = any(parent.data.tags.get(f"{PREFIX}{key}") for key in ("pid", "stale"))
+    if not ours or parent.info.status == "RUNNING":
+        return None  # not a launcher's run (nor one this sweep ended), or its driver lives
+    return f"its parent run {parent_id} ended {parent.info.status} (the search's driver died)"
+
+
+def mark_orphans(uri: str, running: list, lock_dir: str | Path | None) -> list[str]:
+    """Mark FAILED the ``running`` child runs whose launcher parent run is no longer RUNNING.
+
+    Repeats while it marks any, so a grandchild follows its child.
+
+    Returns:
+        The ids of the runs marked.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    marked: list[str] = []
+    while True:
+        newly = []
+        for run in running:
+            if run.info.run_id in marked or _orphaned(client, run.data.tags) is None:
+                continue
+            with store.store_lock(uri, lock_dir):  # re-read: a resumed trial may have moved
+                fresh = store.retry(client.get_run, run.info.run_id)
+                reason = _orphaned(client, fresh.data.tags)
+                if fresh.info.status != "RUNNING" or reason is None:
+                    continue
+                note = f"Marked FAILED by the launcher at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                store.retry(client.set_tag, run.info.run_id, NOTE, note + reason)
+                store.retry(client.set_tag, run.info.run_id, f"{PREFIX}stale", reason)
+                store.retry(client.set_terminated, run.info.run_id, "FAILED")
+            log.warning("run %s (%s) marked FAILED: %s", run.info.run_name, run.info.run_id, reason)
+            newly.append(run.info.run_id)
+        if not newly:
+            return marked
+        marked += newly
 
 
 class Heartbeat:

@@ -25,6 +25,7 @@ from cryptotrade.errors import ConfigError, ModelError
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
+    from cryptotrade.agents.checkpoint import OnCheckpoint
     from cryptotrade.data import Dataset
     from cryptotrade.data.leakage import LeakageReport
     from cryptotrade.evaluation.evaluate import Evaluation
@@ -240,10 +241,14 @@ def train(
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
     dataset: Dataset | None = None,
     model: BaseAlgorithm | None = None,
+    on_checkpoint: OnCheckpoint | None = None,
+    resume: bool = False,
 ) -> tuple[Any, Dataset]:
     """Data -> train (curriculum stages if configured) -> the :class:`TrainResult` and dataset.
 
-    Logs the selected model to the MLflow run when ``tracking.log_model``.
+    ``on_checkpoint`` and ``resume`` (continue from the latest checkpoint in ``output_dir``, as
+    a search trial does) are passed to :func:`cryptotrade.agents.training.train`; a curriculum
+    supports neither. Logs the selected model to the MLflow run when ``tracking.log_model``.
     """
     from cryptotrade.agents.training import train as train_agent
 
@@ -256,6 +261,9 @@ def train(
     if comps.train.curriculum:
         from cryptotrade.agents.curriculum import train_curriculum
 
+        if on_checkpoint is not None or resume:
+            raise ConfigError("a train.curriculum run cannot hand out or resume checkpoints")
+
         result, dataset = train_curriculum(cfg, output_dir, on_validation=on_validation)
     else:
         dataset = dataset or prepare_data(comps)
@@ -264,8 +272,9 @@ def train(
             dataset,
             output_dir,
             on_validation=on_validation,
+            on_checkpoint=on_checkpoint,
             model=model,
-            resume=bool(cfg.get("resume")),
+            resume=bool(cfg.get("resume")) or resume,
         )
     if cfg.tracking.log_model:
         tracking.log_artifact(result.path, "model")
@@ -285,6 +294,8 @@ def objective(
     *,
     test: bool = True,
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
+    on_checkpoint: OnCheckpoint | None = None,
+    resume: bool = False,
 ) -> dict[str, float]:
     """Data -> train with validation-based selection -> metrics of the selected model.
 
@@ -294,6 +305,9 @@ def objective(
         test: Also backtest the selected model once on the test split and the baselines
             (plain runs). Search trials pass ``False``: a search never sees the test split.
         on_validation: Called after every validation as ``(num_timesteps, val_metrics)``.
+        on_checkpoint: Called after every validation with a complete checkpoint, as
+            ``(num_timesteps, val_metrics, folder)`` (a Tune trial reports it).
+        resume: Continue from the latest checkpoint in ``output_dir`` (a resumed trial).
 
     Returns:
         ``val/...`` of the selected model; with ``test`` also ``test/...`` and
@@ -301,7 +315,9 @@ def objective(
     """
     if test and cfg.evaluation.seeds:
         return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds))
-    result, dataset = train(cfg, output_dir, on_validation=on_validation)
+    result, dataset = train(
+        cfg, output_dir, on_validation=on_validation, on_checkpoint=on_checkpoint, resume=resume
+    )
     metrics = dict(result.val_metrics)
     if test:
         metrics |= evaluate(build(cfg), result.model, dataset, config_yaml=_config_yaml(cfg))

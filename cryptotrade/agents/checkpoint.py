@@ -8,6 +8,11 @@ leaves either the previous complete checkpoint or the new one, never a half-writ
 What is not checkpointed: the training envs' episode state (a resumed run starts new
 episodes) and, for on-policy agents, nothing is lost because checkpoints are taken at rollout
 boundaries (after an update, before the next rollout).
+
+:class:`ValidationCheckpoints` hands such a checkpoint (with the best model so far) to a hook
+after each validation, in a temporary folder: a Tune trial reports it with its validation score
+(``ray.tune.report(..., checkpoint=...)``), and :func:`adopt_checkpoint` puts it back into a
+job folder so that ``train(..., resume=True)`` continues from it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pickle
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +37,8 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
 LATEST = "latest"
+BEST = "best_model.zip"  # the best model so far, in a job folder and in a handed-out checkpoint
+OnCheckpoint = Callable[[int, dict[str, float], Path | None], None]
 
 
 @dataclass(frozen=True)
@@ -145,3 +153,82 @@ class CheckpointCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class ValidationCheckpoints(BaseCallback):
+    """After each validation, hand a complete checkpoint to ``on_checkpoint``.
+
+    :meth:`notify` (chained to the validation hook) remembers the validation; the checkpoint is
+    written at the next rollout boundary, like :class:`CheckpointCallback` (nothing of an
+    on-policy rollout is lost), or by :meth:`flush` once training has ended. It goes into a
+    fresh temporary folder in the job folder: ``checkpoints/`` as :func:`save_checkpoint` writes
+    it, plus the best model so far (``best_model.zip``). ``on_checkpoint(step, metrics,
+    folder)`` gets the validation's step and metrics; the folder is removed when it returns, so
+    the hook copies what it keeps (``ray.tune.report`` persists it to Tune's storage). When
+    several validations fall within one rollout, each is handed on in order and only the last
+    with the checkpoint (``folder=None`` for the others).
+
+    Args:
+        on_checkpoint: The hook.
+        selection: The validation selection state, saved in the checkpoint.
+        best_path: The job's best model so far.
+    """
+
+    def __init__(self, on_checkpoint: OnCheckpoint, selection: Selection, best_path: Path) -> None:
+        super().__init__()
+        self.on_checkpoint = on_checkpoint
+        self.selection = selection
+        self.best_path = best_path
+        self.pending: list[tuple[int, dict[str, float]]] = []
+
+    def notify(self, step: int, metrics: dict[str, float]) -> None:
+        """A validation at ``step`` gave ``metrics``: checkpoint at the next boundary."""
+        self.pending.append((step, dict(metrics)))
+
+    def _on_rollout_start(self) -> None:
+        self.flush(self.model)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def flush(self, model: BaseAlgorithm) -> None:
+        """Checkpoint ``model`` now and call the hook, if validations are pending."""
+        if not self.pending:
+            return
+        *earlier, (step, metrics) = self.pending
+        self.pending = []
+        for early_step, early_metrics in earlier:
+            self.on_checkpoint(early_step, early_metrics, None)
+        with tempfile.TemporaryDirectory(prefix=".report-", dir=self.best_path.parent) as tmp:
+            folder = Path(tmp)
+            save_checkpoint(model, folder, self.selection)
+            if self.best_path.exists():
+                shutil.copy2(self.best_path, folder / BEST)
+            self.on_checkpoint(step, metrics, folder)
+
+
+def adopt_checkpoint(folder: Path, output_dir: Path) -> Checkpoint:
+    """Make a checkpoint handed out by :class:`ValidationCheckpoints` the latest of
+    ``output_dir``, replacing its checkpoints and best model, for ``train(resume=True)``.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no complete checkpoint.
+    """
+    source = latest_checkpoint(folder)
+    if source is None:
+        raise FileNotFoundError(f"{folder} holds no checkpoint (no checkpoints/{LATEST})")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    root = output_dir / "checkpoints"
+    tmp = Path(tempfile.mkdtemp(prefix=".adopt-", dir=output_dir))
+    try:
+        shutil.copytree(folder / "checkpoints", tmp / "checkpoints")
+        if (folder / BEST).exists():
+            shutil.copy2(folder / BEST, tmp / BEST)
+            os.replace(tmp / BEST, output_dir / BEST)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp / "checkpoints", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    adopted = latest_checkpoint(output_dir)
+    assert adopted is not None and adopted.step == source.step
+    return adopted

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptotrade import tracking
-from cryptotrade.agents.checkpoint import CheckpointCallback, latest_checkpoint, restore
+from cryptotrade.agents.checkpoint import (
+    BEST,
+    CheckpointCallback,
+    OnCheckpoint,
+    ValidationCheckpoints,
+    latest_checkpoint,
+    restore,
+)
 from cryptotrade.agents.validation import (
     OnValidation,
     Selection,
@@ -88,6 +95,7 @@ def train(
     output_dir: Path,
     *,
     on_validation: OnValidation | None = None,
+    on_checkpoint: OnCheckpoint | None = None,
     model: BaseAlgorithm | None = None,
     resume: bool = False,
     total_timesteps: int | None = None,
@@ -99,6 +107,9 @@ def train(
         dataset: The prepared dataset (train and validation splits are read, never test).
         output_dir: The job's folder: checkpoints, best model, TensorBoard files, model.zip.
         on_validation: Called after each validation as ``(num_timesteps, val_metrics)``.
+        on_checkpoint: Called after each validation, at the next rollout boundary, as
+            ``(num_timesteps, val_metrics, folder)`` with a complete checkpoint in ``folder``
+            (see :class:`~cryptotrade.agents.checkpoint.ValidationCheckpoints`).
         model: Continue training this model (``task=train model=...``, curriculum stages)
             instead of building a new one; its step count carries on.
         resume: Continue from the latest checkpoint under ``output_dir`` (a killed run).
@@ -143,16 +154,19 @@ def train(
 
     from cryptotrade.agents.callbacks import RewardComponentsCallback
 
-    best_path = output_dir / "best_model.zip"
+    best_path = output_dir / BEST
+    reporter = ValidationCheckpoints(on_checkpoint, selection, best_path) if on_checkpoint else None
     validation = ValidationCallback(
         components,
         dataset.val,
         selection,
         best_path=best_path,
         eval_freq=settings.eval_freq,
-        on_validation=on_validation,
+        on_validation=_chain(on_validation, reporter.notify if reporter else None),
     )
     callbacks: list[Any] = [RewardComponentsCallback(), validation, *encoder_callbacks]
+    if reporter is not None:
+        callbacks.append(reporter)
     if settings.checkpoint_freq:
         callbacks.append(CheckpointCallback(output_dir, settings.checkpoint_freq, selection))
     progress = settings.progress_bar if settings.progress_bar is not None else sys.stdout.isatty()
@@ -188,6 +202,8 @@ def train(
     start = time.perf_counter()
     if selection.last_step != model.num_timesteps:
         validation.validate(model)  # every run ends with a validation of its final model
+    if reporter is not None:  # the last validation's checkpoint, now that training has ended
+        reporter.flush(model)
     log.info("evaluating on validation: %.1f s", time.perf_counter() - start)
     if settings.select == "best" and selection.best_step != model.num_timesteps:
         final = components.agent_class.load(best_path, device="cpu")
@@ -207,3 +223,16 @@ def train(
         num_timesteps=int(model.num_timesteps),
         path=path,
     )
+
+
+def _chain(*hooks: OnValidation | None) -> OnValidation | None:
+    """One validation hook calling each of ``hooks`` in turn (``None`` if there are none)."""
+    chained = [hook for hook in hooks if hook is not None]
+    if len(chained) <= 1:
+        return chained[0] if chained else None
+
+    def call(step: int, metrics: dict[str, float]) -> None:
+        for hook in chained:
+            hook(step, dict(metrics))
+
+    return call

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from cryptotrade.io import atomic_write
 
 # Settings that do not change what a search computes: a resumed search may change them.
-_NOT_SEARCH = ("resume", "workers", "eval_timeout", "max_concurrent")
+_NOT_SEARCH = ("resume", "workers", "eval_timeout", "max_concurrent", "checkpoints_to_keep")
 
 
 def search_fingerprint(cfg: DictConfig, kind: str) -> str:

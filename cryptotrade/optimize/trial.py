@@ -23,13 +23,16 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.space import Point, apply_point
 from cryptotrade.store import retry
+
+if TYPE_CHECKING:
+    from cryptotrade.agents.checkpoint import OnCheckpoint
 
 OnValidation = Callable[[int, dict[str, float]], None]
 
@@ -115,12 +118,30 @@ def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float
 
 # ---- the objective ----------------------------------------------------------------------------
 def validation_objective(
-    cfg: DictConfig, output_dir: Path, on_validation: OnValidation | None = None
+    cfg: DictConfig,
+    output_dir: Path,
+    on_validation: OnValidation | None = None,
+    *,
+    on_checkpoint: OnCheckpoint | None = None,
+    resume: bool = False,
 ) -> dict[str, float]:
-    """The pipeline objective on the VALIDATION split only (``test=False``): a candidate's score."""
+    """The pipeline objective on the VALIDATION split only (``test=False``): a candidate's score.
+
+    ``on_checkpoint`` and ``resume`` (a trial continuing from its checkpoint in ``output_dir``)
+    go to :func:`cryptotrade.pipeline.objective`.
+    """
     from cryptotrade import pipeline
 
-    return dict(pipeline.objective(cfg, output_dir, test=False, on_validation=on_validation))
+    return dict(
+        pipeline.objective(
+            cfg,
+            output_dir,
+            test=False,
+            on_validation=on_validation,
+            on_checkpoint=on_checkpoint,
+            resume=resume,
+        )
+    )
 
 
 def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
@@ -150,8 +171,18 @@ def typed_config(container: Mapping[str, Any]) -> DictConfig:
     return cfg
 
 
-def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = None) -> dict:
-    """Score one candidate: seed, then the validation objective in ``spec.output_dir``."""
+def evaluate_candidate(
+    spec: TrialSpec,
+    on_validation: OnValidation | None = None,
+    *,
+    on_checkpoint: OnCheckpoint | None = None,
+    resume: bool = False,
+) -> dict:
+    """Score one candidate: seed, then the validation objective in ``spec.output_dir``.
+
+    With ``resume`` the candidate continues from the checkpoint in ``spec.output_dir`` (whose
+    RNG states replace the fresh seeding), see :func:`validation_objective`.
+    """
     from cryptotrade import pipeline, tracking
 
     cfg = typed_config(spec.config)
@@ -159,7 +190,7 @@ def evaluate_candidate(spec: TrialSpec, on_validation: OnValidation | None = Non
     out.mkdir(parents=True, exist_ok=True)
     tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
     pipeline.seed_everything(cfg.seed, cfg.torch_threads)
-    return validation_objective(cfg, out, on_validation)
+    return validation_objective(cfg, out, on_validation, on_checkpoint=on_checkpoint, resume=resume)
 
 
 # ---- MLflow child runs across processes ---------------------------------------------------------

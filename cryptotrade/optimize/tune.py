@@ -3,15 +3,19 @@
 Search algorithms: ``random`` (Tune's variant generator, seeded), ``grid`` (every value of the
 ``int()``/``choice()`` dimensions) and ``tpe`` (Optuna's TPE through ``OptunaSearch``, seeded).
 With ``scheduler=asha`` the ASHA scheduler stops bad trials early: each trial reports its
-validation score from inside training (the pipeline's ``on_validation`` hook, called after each
+validation score from inside training (the pipeline's ``on_checkpoint`` hook, called after each
 periodic validation evaluation), so ASHA compares trials on partial training.
 
 Every trial is an MLflow child run of the launcher's run (``search/kind=tune``); a trial stopped
-by ASHA ends KILLED with ``search/early_stopped=true``, a failed one FAILED; a failed trial is
-retried ``max_failures`` times (each attempt its own child run). The experiment state lives in
-``<storage_dir>/tune-<fingerprint>``; ``resume=true`` continues it with ``Tuner.restore`` (finished
-trials are kept, unfinished and errored ones run again). The winner's config is written as a
-ready-to-run YAML and evaluated once on the test split in the parent run.
+by ASHA ends KILLED with ``search/early_stopped=true``, a failed one FAILED. Each validation
+report carries a Ray checkpoint of the agent (``checkpoints_to_keep`` kept per trial), so a failed
+trial retried ``max_failures`` times continues from its last report in the same child run
+(:mod:`cryptotrade.optimize.tune_trial`). The experiment state lives in
+``<storage_dir>/tune-<fingerprint>``; ``resume=true`` continues it with ``Tuner.restore``:
+finished trials are kept, unfinished and errored ones continue from their last checkpoint. A
+search interrupted by Ctrl-C (Tune saves its state) raises ``KeyboardInterrupt`` instead of
+picking a winner from unfinished trials. The winner's config is written as a ready-to-run YAML
+and evaluated once on the test split in the parent run.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -30,19 +33,10 @@ from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.checkpoint import search_fingerprint
 from cryptotrade.optimize.runner import report_winner
 from cryptotrade.optimize.space import parse_space
-from cryptotrade.optimize.trial import (
-    TAG_KIND,
-    TrialSpec,
-    attached_run,
-    evaluate_candidate,
-    point_key,
-    score_of,
-)
+from cryptotrade.optimize.tune_trial import RUN_ID, SCORE, tune_trial
 from cryptotrade.optimize.workers import ray_session
 
 log = logging.getLogger(__name__)
-SCORE = "score"  # the reported key Tune optimises: optimizer.metric, or the penalty if NaN
-RUN_ID = "mlflow_run_id"
 
 
 class TuneSearch:
@@ -55,7 +49,8 @@ class TuneSearch:
         num_samples: Trials (``grid``: repetitions of the whole grid).
         max_concurrent: Trials running at once.
         cpus_per_trial: CPUs Ray reserves per trial.
-        max_failures: Retries of a failed trial.
+        max_failures: Retries of a failed trial (each continues from the trial's last
+            checkpoint, if it reported one).
         scheduler: ``asha`` (early stopping on intermediate validation scores) or ``fifo``.
         grace_period: ASHA: reports a trial makes before it can be stopped.
         reduction_factor: ASHA: 1/reduction_factor of the trials continue at each rung.
@@ -65,6 +60,8 @@ class TuneSearch:
         storage_dir: Folder of the Tune experiments.
         column_cache: Folder where trials share indicator columns computed once per
             (indicator, parameters, bars); ``null`` computes every column per trial.
+        checkpoints_to_keep: Checkpoints Tune keeps per trial (the newest; one is written with
+            every validation report); 0: none, a retried or restored trial starts over.
     """
 
     def __init__(
@@ -84,6 +81,7 @@ class TuneSearch:
         resume: bool = False,
         storage_dir: str = ".cache/search",
         column_cache: str | None = None,
+        checkpoints_to_keep: int = 1,
     ) -> None:
         if not metric.startswith("val/"):
             raise ConfigError(
@@ -102,9 +100,14 @@ class TuneSearch:
         }.items():
             if value < 1:
                 raise ConfigError(f"optimizer.{name}={value} must be >= 1")
-        if reduction_factor < 2 or max_failures < 0 or cpus_per_trial <= 0:
+        if (
+            reduction_factor < 2
+            or min(max_failures, checkpoints_to_keep) < 0
+            or cpus_per_trial <= 0
+        ):
             raise ConfigError(
-                "optimizer.reduction_factor must be >= 2, max_failures >= 0, cpus_per_trial > 0"
+                "optimizer.reduction_factor must be >= 2, max_failures >= 0, "
+                "checkpoints_to_keep >= 0, cpus_per_trial > 0"
             )
         self.metric = metric
         self.space = dict(space or {})
@@ -121,6 +124,7 @@ class TuneSearch:
         self.resume = resume
         self.storage_dir = storage_dir
         self.column_cache = column_cache
+        self.checkpoints_to_keep = checkpoints_to_keep
 
     def check(self, cfg: DictConfig) -> None:
         """Settings that need the whole config (the launcher calls this before any run)."""
@@ -138,7 +142,7 @@ class TuneSearch:
         self.check(cfg)
         parent = mlflow.active_run()
         trainable = tune.with_parameters(
-            _trainable,
+            tune_trial,
             base=OmegaConf.to_container(
                 with_column_cache(copy.deepcopy(cfg), self.column_cache)
                 if self.column_cache
@@ -150,12 +154,14 @@ class TuneSearch:
             parent=(parent.info.run_id, parent.info.experiment_id) if parent else None,
             uri=mlflow.get_tracking_uri() if parent else None,
             output_root=str(output_dir / "trials"),
+            checkpoints=self.checkpoints_to_keep > 0,
         )
         trainable = tune.with_resources(trainable, {"cpu": self.cpus_per_trial})
         path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
         with ray_session(str(cfg.ray.address or ""), cfg.ray.num_cpus):
             tuner = self._tuner(trainable, space.to_tune(grid=self.search == "grid"), path, cfg)
             results = tuner.fit()
+            _raise_if_interrupted(results, path)
             best = results.get_best_result(metric=SCORE, mode="max", scope="all")
         if best is None or best.metrics is None or SCORE not in best.metrics:
             errors = [str(r.error)[-500:] for r in results if r.error]
@@ -184,7 +190,10 @@ class TuneSearch:
         else:
             from ray.tune.search import BasicVariantGenerator
 
-            searcher = BasicVariantGenerator(random_state=int(cfg.seed))
+            # Tune applies max_concurrent_trials only to a Searcher; the generator limits itself
+            searcher = BasicVariantGenerator(
+                random_state=int(cfg.seed), max_concurrent=self.max_concurrent
+            )
         scheduler = (
             tune.schedulers.ASHAScheduler(time_attr="training_iteration", **self.asha)
             if self.scheduler == "asha"
@@ -197,7 +206,7 @@ class TuneSearch:
                 metric=SCORE,
                 mode="max",
                 num_samples=self.num_samples,
-                max_concurrent_trials=self.max_concurrent,
+                max_concurrent_trials=self.max_concurrent if self.search == "tpe" else None,
                 search_alg=searcher,
                 scheduler=scheduler,
             ),
@@ -205,74 +214,40 @@ class TuneSearch:
                 name=path.name,
                 storage_path=str(path.parent),
                 failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                callbacks=[CloseRuns()],
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=self.checkpoints_to_keep or None
+                ),
+                callbacks=self._callbacks(),
                 verbose=1,
             ),
         )
 
+    def _callbacks(self) -> list[Any]:
+        """The Tune callbacks of a new experiment (a restored one keeps its own)."""
+        return [CloseRuns()]
 
-def _trainable(
-    config: dict[str, Any],
-    *,
-    base: dict[str, Any],
-    metric: str,
-    penalty: float,
-    parent: tuple[str, str] | None,
-    uri: str | None,
-    output_root: str,
-) -> None:
-    """One Tune trial: the candidate's pipeline run on validation, reporting as it trains."""
-    import mlflow
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-    from ray import tune
 
-    from cryptotrade.config import register_configs
-    from cryptotrade.optimize.space import apply_point
-    from cryptotrade.optimize.trial import TAG_GENOME, point_hash, typed_config
+def _raise_if_interrupted(results: Any, path: Path) -> None:
+    """After ``fit``: unfinished trials mean Ctrl-C stopped Tune (which saved its state) -- end
+    the run KILLED rather than pick a winner among half-trained trials.
 
-    register_configs()  # the resolvers the config's interpolations may use
-    point = dict(config)
-    cfg = apply_point(typed_config(base), point)
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    resolved = {str(k): v for k, v in container.items()}
-    trial_id = tune.get_context().get_trial_id()
-    run_id = None
-    if parent is not None:
-        client = mlflow.MlflowClient(uri)
-        run = client.create_run(
-            parent[1],
-            run_name=f"tune-{trial_id}",
-            tags={
-                MLFLOW_PARENT_RUN_ID: parent[0],
-                TAG_KIND: "tune",
-                TAG_GENOME: point_key(point),
-                "search/trial_id": trial_id,
-            },
+    A trial that ran to its end or was stopped by the scheduler has ``done`` in its last
+    result; Tune marks interrupted trials TERMINATED too when it cleans up, so the status alone
+    cannot tell them apart.
+    """
+    from ray.tune.experiment import Trial
+
+    trials = results._experiment_analysis.trials  # ResultGrid keeps no trial objects
+    unfinished = [
+        t for t in trials if t.status != Trial.ERROR and not (t.last_result or {}).get("done")
+    ]
+    if unfinished:
+        message = (
+            f"the search was interrupted with {len(unfinished)} unfinished trials; "
+            f"optimizer.resume=true continues them from their checkpoints ({path})"
         )
-        run_id = run.info.run_id
-        for key, value in point.items():
-            client.log_param(run_id, key, value)
-    spec = TrialSpec(resolved, point, f"{output_root}/{trial_id}-{point_hash(point)}", run_id, uri)
-
-    reports = []
-
-    def report(steps: int, metrics: dict[str, float]) -> None:
-        score = score_of(metrics, metric, penalty)
-        values = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
-        reports.append(steps)
-        tune.report({SCORE: score, "timesteps": steps, RUN_ID: run_id or "", **values})
-
-    try:
-        with attached_run(run_id, uri):
-            final = evaluate_candidate(spec, on_validation=report)
-            if not reports:  # no intermediate validation: report the final score once
-                report(int(cfg.train.total_timesteps), final)
-    except SystemExit:  # Tune stops a trial the scheduler dropped by raising SystemExit here
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                mlflow.MlflowClient(uri).set_tag(run_id, "search/early_stopped", "true")
-        raise
+        log.warning(message)
+        raise KeyboardInterrupt(message)
 
 
 class CloseRuns:

@@ -1,0 +1,221 @@
+"""One Ray Tune trial of ``optimizer=tune``: a candidate trained, scored on validation, resumable.
+
+The trial runs the pipeline objective on the VALIDATION split (never the test split) inside its
+MLflow child run and reports each periodic validation score to Tune, so ASHA can stop it early.
+
+With checkpoints on (``optimizer.checkpoints_to_keep > 0``), every report carries a Ray
+``Checkpoint``: the agent's resumable checkpoint (model and optimizer, replay buffer, RNG states,
+step count, validation selection; :mod:`cryptotrade.agents.checkpoint`), the best model so far
+and ``trial.json`` naming the trial's MLflow child run. A trial that starts with a checkpoint
+(``ray.tune.get_checkpoint()``: a retry after a failure, ``max_failures`` times, or an
+unfinished trial of a search continued with ``Tuner.restore``) puts it back into its folder and
+continues training from that step (learning-rate schedule and replay buffer included) in the
+SAME child run, tagged ``search/resumed_from_step`` (after ``Tuner.restore`` in a new launcher
+run it moves under the new parent run). An attempt that fails before its first
+report has nothing to resume: it starts over in a new child run, and the one it left RUNNING
+is marked FAILED. A ``train.curriculum`` trial reports without checkpoints (a curriculum cannot
+resume) and restarts from the first step. With checkpoints on, ``train.checkpoint_freq`` is off
+in a trial: the reported checkpoints are the same files, and an off-policy agent's replay buffer
+makes each one large (~560 MB for DQN's 100,000 transitions at the default window).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from cryptotrade.optimize.trial import (
+    TAG_KIND,
+    TrialSpec,
+    attached_run,
+    evaluate_candidate,
+    score_of,
+)
+
+log = logging.getLogger(__name__)
+SCORE = "score"  # the reported key Tune optimises: optimizer.metric, or the penalty if NaN
+RUN_ID = "mlflow_run_id"
+STATE = "trial.json"  # in every Tune checkpoint: {"run_id": ..., "step": ...}
+TAG_TRIAL = "search/trial_id"
+TAG_RESUMED = "search/resumed_from_step"
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a trial continues from: its MLflow child run and the checkpoint's env step."""
+
+    run_id: str | None
+    step: int
+
+
+def tune_trial(
+    config: dict[str, Any],
+    *,
+    base: dict[str, Any],
+    metric: str,
+    penalty: float,
+    parent: tuple[str, str] | None,
+    uri: str | None,
+    output_root: str,
+    checkpoints: bool = True,
+) -> None:
+    """One Tune trial (the function trainable; Tune binds the keywords with ``with_parameters``).
+
+    Args:
+        config: The point Tune sampled, ``{config path: value}``.
+        base: The search's base config (a plain container).
+        metric: The ``val/`` metric reported as the score.
+        penalty: The score of a NaN metric.
+        parent: ``(run id, experiment id)`` of the launcher's run; ``None`` without tracking.
+        uri: The MLflow tracking URI.
+        output_root: Folder of the trials' folders.
+        checkpoints: Report a checkpoint with every validation score, and resume from one.
+    """
+    from ray import tune
+
+    from cryptotrade.config import register_configs
+    from cryptotrade.optimize.space import apply_point
+    from cryptotrade.optimize.trial import point_hash, typed_config
+
+    register_configs()  # the resolvers the config's interpolations may use
+    point = dict(config)
+    cfg = apply_point(typed_config(base), point)
+    checkpoints = checkpoints and not cfg.train.curriculum
+    if checkpoints:  # the reported checkpoints replace the periodic ones (same files, on disk)
+        cfg.train.checkpoint_freq = 0
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    resolved = {str(k): v for k, v in container.items()}
+    trial_id = tune.get_context().get_trial_id()
+    output_dir = Path(output_root) / f"{trial_id}-{point_hash(point)}"
+    resumed = _restore(output_dir) if checkpoints else None
+    if resumed is not None and resumed.run_id is not None and _run_exists(resumed.run_id, uri):
+        run_id: str | None = resumed.run_id
+        _adopt_run(resumed.run_id, parent, uri, resumed.step)
+        log.info("trial %s resumes run %s at step %d", trial_id, run_id, resumed.step)
+    else:
+        run_id = _open_run(parent, uri, trial_id, point) if parent is not None else None
+    spec = TrialSpec(resolved, point, str(output_dir), run_id, uri)
+    reports: list[int] = []
+
+    def payload(steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+        score = score_of(metrics, metric, penalty)
+        values = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        reports.append(steps)
+        return {SCORE: score, "timesteps": steps, RUN_ID: run_id or "", **values}
+
+    def report(steps: int, metrics: dict[str, float]) -> None:
+        tune.report(payload(steps, metrics))
+
+    def report_checkpoint(steps: int, metrics: dict[str, float], folder: Path | None) -> None:
+        if folder is None:  # a validation followed by another one within the same rollout
+            report(steps, metrics)
+            return
+        (folder / STATE).write_text(json.dumps({"run_id": run_id, "step": steps}))
+        tune.report(payload(steps, metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+
+    try:
+        with attached_run(run_id, uri):
+            final = evaluate_candidate(
+                spec,
+                on_validation=None if checkpoints else report,
+                on_checkpoint=report_checkpoint if checkpoints else None,
+                resume=resumed is not None,
+            )
+            if not reports:  # no validation in this attempt: report the final score once
+                report(int(cfg.train.total_timesteps), final)
+    except SystemExit:  # Tune stops a trial the scheduler dropped by raising SystemExit here
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                _client(uri).set_tag(run_id, "search/early_stopped", "true")
+        raise
+
+
+def _restore(output_dir: Path) -> Resumed | None:
+    """Put the trial's Tune checkpoint (if it has one) into ``output_dir`` to resume from."""
+    from ray import tune
+
+    from cryptotrade.agents.checkpoint import adopt_checkpoint
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        state = json.loads((Path(folder) / STATE).read_text())
+        adopted = adopt_checkpoint(Path(folder), output_dir)
+    return Resumed(run_id=state.get("run_id"), step=adopted.step)
+
+
+def _client(uri: str | None) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(uri)
+
+
+def _run_exists(run_id: str, uri: str | None) -> bool:
+    """Whether the checkpoint's child run is in this store (a search may resume elsewhere)."""
+    try:
+        return _client(uri).get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:  # MLflow raises several kinds for a missing run
+        return False
+
+
+def _adopt_run(run_id: str, parent: tuple[str, str] | None, uri: str | None, step: int) -> None:
+    """Tag the resumed run; after ``Tuner.restore`` in a new launcher run, move it under the
+    new parent run (the search's parent now), noting the old one. The note of a stale-run sweep
+    that marked it FAILED meanwhile (its driver died) is removed: the run lives again."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from cryptotrade.liveness import NOTE, PREFIX
+
+    client = _client(uri)
+    client.set_tag(run_id, TAG_RESUMED, str(step))
+    tags = client.get_run(run_id).data.tags
+    if f"{PREFIX}stale" in tags:
+        for key in (f"{PREFIX}stale", NOTE):
+            with contextlib.suppress(Exception):
+                client.delete_tag(run_id, key)
+    old = tags.get(MLFLOW_PARENT_RUN_ID)
+    if parent is not None and old != parent[0]:
+        client.set_tag(run_id, "search/previous_parent", str(old))
+        client.set_tag(run_id, MLFLOW_PARENT_RUN_ID, parent[0])
+
+
+def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: dict) -> str:
+    """A new child run of ``parent`` for this trial; an earlier attempt's run of the same trial
+    that was left RUNNING (its worker was killed before any checkpoint) is marked FAILED."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from cryptotrade.optimize.trial import TAG_GENOME, point_key
+
+    client = _client(uri)
+    stale = client.search_runs(
+        [parent[1]],
+        filter_string=(
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent[0]}' and tags.`{TAG_TRIAL}` = '{trial_id}'"
+            " and attributes.status = 'RUNNING'"
+        ),
+    )
+    for run in stale:
+        client.set_tag(run.info.run_id, "search/error", "the trial's worker died; retried")
+        client.set_terminated(run.info.run_id, "FAILED")
+    run = client.create_run(
+        parent[1],
+        run_name=f"tune-{trial_id}",
+        tags={
+            MLFLOW_PARENT_RUN_ID: parent[0],
+            TAG_KIND: "tune",
+            TAG_GENOME: point_key(point),
+            TAG_TRIAL: trial_id,
+        },
+    )
+    for key, value in point.items():
+        client.log_param(run.info.run_id, key, value)
+    return str(run.info.run_id)
