@@ -2,9 +2,11 @@
 
 ``python -m experiments.learnability`` runs every pairing of ``conf/agent`` x ``conf/extractor``
 for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents,
-``... ppo --seeds 1 2`` other seeds. PPO and DQN use their tuned presets
-(``experiment=learnability_ppo`` / ``_dqn``); other agents run their defaults on the same market
-with the same budget (``experiment=learnability``). Each finished cell is appended to
+``... ppo --seeds 1 2`` other seeds, ``... ppo dqn --extractors mlp tcn --seeds 0`` only those
+extractors (``--seeds`` comes last). Each agent runs its preset
+``experiment=learnability_<agent>`` (PPO and DQN tuned on this market; the others carry their
+lessons over untuned), ``experiment=learnability`` (the agent's own defaults) where none exists.
+Each finished cell is appended to
 ``results.jsonl`` (so a long run can be resumed: done cells are skipped) and the table in
 README.md is rewritten from that file.
 """
@@ -92,8 +94,12 @@ def main(argv: list[str]) -> None:
         at = argv.index("--seeds")
         seeds = tuple(int(s) for s in argv[at + 1 :])
         argv = argv[:at]
-    agents = argv or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
     extractors = sorted(p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml"))
+    if "--extractors" in argv:
+        at = argv.index("--extractors")
+        extractors = argv[at + 1 :]
+        argv = argv[:at]
+    agents = argv or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
     done = {(r["agent"], r["extractor"], r["seed"]) for r in load_results()}
     for agent in agents:
         for extractor in extractors:

@@ -95,7 +95,8 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
 
     Returns:
         Metrics: ``train_cpu_s`` / ``train_wall_s`` (training with its validation backtests,
-        without data preparation), ``selected_step``, ``val/...``, ``test/...`` and, with
+        without data preparation), ``selected_step``, ``val_curve`` (``[step, validation log
+        return, val/sharpe]`` at every periodic validation), ``val/...``, ``test/...`` and, with
         ``with_references``, the rules' and buy & hold's log returns.
     """
     from cryptotrade.pipeline import prepare_data, seed_everything, train
@@ -104,13 +105,20 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
     seed_everything(cfg.seed, cfg.torch_threads)
     dataset = prepare_data(cfg)
     out: dict[str, Any] = {"overrides": list(overrides)}
+    curve: list[list[float]] = []
+
+    def record(step: int, val: dict[str, float]) -> None:
+        # log growth on validation (total_return is equity / initial - 1) and the selection metric
+        curve.append([step, math.log1p(val["val/total_return"]), val["val/sharpe"]])
+
     with tempfile.TemporaryDirectory() as tmp:
         cpu, wall = time.process_time(), time.perf_counter()
-        result, dataset = train(cfg, Path(tmp), dataset=dataset)
+        result, dataset = train(cfg, Path(tmp), dataset=dataset, on_validation=record)
         out["train_cpu_s"] = time.process_time() - cpu
         out["train_wall_s"] = time.perf_counter() - wall
     out["timesteps"] = int(result.num_timesteps)
     out["selected_step"] = int(result.selected_step)
+    out["val_curve"] = curve
     out |= evaluate_model(cfg, result.model, dataset)
     if with_references:
         out |= references(cfg, dataset)
