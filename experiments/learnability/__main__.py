@@ -44,21 +44,22 @@ def load_results() -> list[dict[str, Any]]:
 
 
 def selected(cell: dict[str, Any]) -> str:
-    """Which model a cell measured: best on validation (at its step) or the final one."""
-    if "selected_step" not in cell:
-        return "final (run before validation selection reached main)"
-    return f"best on val @ {cell['selected_step'] // 1000}k"
+    """The step of the model a cell measured (the best on validation)."""
+    return f"{cell['selected_step'] // 1000}k"
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Markdown table: one row per agent x extractor, seeds aggregated (mean and per seed)."""
+    """Markdown table: one row per agent x extractor, seeds aggregated (mean and per seed).
+
+    The sign rule, band rule and buy & hold are the same for every row (one market, one test
+    split): the lines under the table give them."""
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         rows.setdefault((r["agent"], r["extractor"]), []).append(r)
     head = (
-        "| agent | extractor | seeds | test log return (per seed) | fraction of sign rule | "
-        "fraction of band rule | buy & hold | sign rule | val log return | test trades | "
-        "train CPU s (per seed) | model (per seed) |\n"
+        "| agent | extractor | seeds | steps | test log return (per seed) | of sign rule | "
+        "of band rule | val log return | test trades | test flat | train CPU s (per seed) | "
+        "selected at (per seed) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
@@ -66,16 +67,23 @@ def table(results: list[dict[str, Any]]) -> str:
         cells = sorted(cells, key=lambda c: c["seed"])
         test = [c["test/log_return"] for c in cells]
         mean = sum(test) / len(test)
-        sign = cells[0]["test/sign_rule"]
-        band = cells[0]["test/band_rule"]
+        sign, band = cells[0]["test/sign_rule"], cells[0]["test/band_rule"]
+        flat = sum(c["test/share_flat"] for c in cells) / len(cells)
         lines.append(
             f"| {agent} | {extractor} | {','.join(str(c['seed']) for c in cells)} | "
+            f"{cells[0]['timesteps'] / 1e6:.2g}M | "
             f"{mean:.3f} ({', '.join(f'{x:.3f}' for x in test)}) | {mean / sign:.0%} | "
-            f"{mean / band:.0%} | {cells[0]['test/buy_hold']:.3f} | {sign:.3f} | "
+            f"{mean / band:.0%} | "
             f"{sum(c['val/log_return'] for c in cells) / len(cells):.3f} | "
-            f"{sum(c['test/trades'] for c in cells) / len(cells):.0f} | "
+            f"{sum(c['test/trades'] for c in cells) / len(cells):.0f} | {flat:.0%} | "
             f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} | "
             f"{', '.join(selected(c) for c in cells)} |"
+        )
+    first = results[0] if results else None
+    if first is not None:
+        lines.append(
+            f"\nSame for every row (test split): sign rule {first['test/sign_rule']:.3f}, "
+            f"band rule {first['test/band_rule']:.3f}, buy & hold {first['test/buy_hold']:.3f}."
         )
     return "\n".join(lines)
 

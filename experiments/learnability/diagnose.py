@@ -1,7 +1,8 @@
 """Why does a pairing fail? Train one cell, then look at the selected model from several sides.
 
 ``python -m experiments.learnability.diagnose recurrent_ppo mlp [seed [override ...]]`` trains
-the cell as the table does (``cell_overrides``, plus any further overrides) and backtests the validation-selected model on:
+the cell as the table does (``cell_overrides``, plus any further overrides) and backtests the
+validation-selected model on:
 
 * the **training** split: a policy that fits the training path but not validation is
   overfitting; one that is poor on training too never learned the edge;
