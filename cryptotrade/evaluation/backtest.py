@@ -145,16 +145,24 @@ def traded_notional(
     return float(np.sum(traded / price if inverse else traded * price))
 
 
-def model_policy(model: Any) -> Policy:
-    """A trained SB3 model acting deterministically (recurrent state carried across steps)."""
+def model_policy(model: Any, *, reset_every: int | None = None) -> Policy:
+    """A trained SB3 model acting deterministically (recurrent state carried across steps).
+
+    Args:
+        model: The trained model.
+        reset_every: Restart the recurrent state every this many steps (e.g. the training
+            episode length, to replay a recurrent policy only over stretches it was trained
+            on); ``None`` carries it over the whole backtest. No effect on feed-forward policies.
+    """
     state: list[Any] = [None]
-    start = [True]
+    step = [0]
 
     def act(obs: np.ndarray, env: gym.Env) -> Any:
+        start = step[0] == 0 or (reset_every is not None and step[0] % reset_every == 0)
         action, state[0] = model.predict(
-            obs, state=state[0], episode_start=np.array([start[0]]), deterministic=True
+            obs, state=state[0], episode_start=np.array([start]), deterministic=True
         )
-        start[0] = False
+        step[0] += 1
         return action
 
     return act

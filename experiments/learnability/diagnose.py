@@ -31,27 +31,11 @@ from hydra.utils import instantiate
 
 from experiments.learnability.__main__ import cell_overrides
 from experiments.learnability.harness import compose_config, log_return
-from experiments.learnability.oracle import rule_result
-
-
-def resetting_policy(model: Any, every: int | None):
-    """The model acting deterministically; its recurrent state restarts every ``every`` steps."""
-    state: list[Any] = [None]
-    step = [0]
-
-    def act(obs: np.ndarray, env: Any) -> Any:
-        start = step[0] == 0 or (every is not None and step[0] % every == 0)
-        action, state[0] = model.predict(
-            obs, state=state[0], episode_start=np.array([start]), deterministic=True
-        )
-        step[0] += 1
-        return action
-
-    return act
+from experiments.learnability.oracle import rule_result, rule_sides
 
 
 def main(argv: list[str]) -> None:
-    from cryptotrade.evaluation.backtest import run_backtest
+    from cryptotrade.evaluation.backtest import model_policy, run_backtest
     from cryptotrade.pipeline import prepare_data, seed_everything, train
 
     agent, extractor = argv[0], argv[1]
@@ -74,16 +58,15 @@ def main(argv: list[str]) -> None:
     for split, every in runs:
         data = getattr(dataset, split)
         env = factory.make(data, instantiate(cfg.reward), seed=cfg.seed, evaluation=True)
-        bt = run_backtest(resetting_policy(result.model, every), env, seed=cfg.seed)
-        close = np.asarray(data.close)
+        bt = run_backtest(model_policy(result.model, reset_every=every), env, seed=cfg.seed)
         key = f"{split}" + (f"/reset_every_{every}" if every else "")
         out[f"{key}/log_return"] = round(log_return(bt.equity), 3)
         side = np.sign(np.asarray(bt.position[1:]))
         out[f"{key}/flat"] = round(float(np.mean(side == 0)), 3)
         # the sign rule's side at each decision bar (the position after step i is decided at
-        # point i's bar): the sign of that bar's return
+        # point i's bar, and the backtest decides on consecutive bars)
         t = np.asarray(bt.index)[:-1]
-        rule = np.sign(np.log(close[t] / close[t - 1]))
+        rule = rule_sides(np.asarray(data.close), int(t[0]), int(t[-1]) + 1)
         out[f"{key}/agreement"] = round(float(np.mean(side == rule)), 3)
     settings = dataclasses.replace(factory.settings, action_mode="discrete3")  # the rule's mode
     for split in ("train", "val"):

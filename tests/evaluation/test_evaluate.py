@@ -90,3 +90,25 @@ def test_pictures_summary_and_report(evaluation):
     assert ev.html.count("data:image/png;base64,") == 5 and "fees_paid" in ev.html
     band = equity_band_plot([ev.agent, ev.baselines.results["random"]], [0, 1], log_scale=True)
     assert band.startswith(PNG)
+
+
+class _RecordingModel:
+    """Stands in for an SB3 model: records the ``episode_start`` flags ``predict`` receives."""
+
+    def __init__(self) -> None:
+        self.starts: list[bool] = []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        self.starts.append(bool(episode_start[0]))
+        return 1, "state"
+
+
+@pytest.mark.parametrize(("reset_every", "expected"), [(None, [0]), (3, [0, 3, 6])])
+def test_model_policy_restarts_the_recurrent_state_every_n_steps(reset_every, expected):
+    from cryptotrade.evaluation.backtest import model_policy
+
+    model = _RecordingModel()
+    act = model_policy(model, reset_every=reset_every)
+    for _ in range(8):
+        act(np.zeros(3), None)
+    assert [i for i, start in enumerate(model.starts) if start] == expected
