@@ -146,7 +146,7 @@ def test_oracle_refuses_settings_it_does_not_model(planted):
     ],
 )
 def test_agent_learns_the_planted_edge(agent, fraction):
-    """The shipped preset trains (~130 CPU-s PPO, ~150 CPU-s DQN) to ``fraction`` of the sign
+    """The shipped preset trains (~130 CPU-s PPO, ~190 CPU-s DQN) to ``fraction`` of the sign
     rule's test log return, with the model selected on the validation split."""
     from experiments.learnability.harness import run_config
 

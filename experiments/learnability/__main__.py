@@ -3,7 +3,7 @@
 ``python -m experiments.learnability`` runs every pairing of ``conf/agent`` x ``conf/extractor``
 for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents,
 ``... ppo --seeds 1 2`` other seeds, ``... ppo dqn --extractors mlp tcn --seeds 0`` only those
-extractors (``--seeds`` comes last). Each agent runs its preset
+extractors. Each agent runs its preset
 ``experiment=learnability_<agent>`` (PPO and DQN tuned on this market; the others carry their
 lessons over untuned), ``experiment=learnability`` (the agent's own defaults) where none exists.
 Each finished cell is appended to
@@ -13,11 +13,13 @@ README.md is rewritten from that file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from cryptotrade.io import atomic_write
 from experiments.learnability.harness import ROOT, run_config
 
 HERE = Path(__file__).resolve().parent
@@ -31,9 +33,7 @@ def cell_overrides(agent: str, extractor: str, seed: int) -> list[str]:
     preset = HERE.parents[1] / "conf" / "experiment" / f"learnability_{agent}.yaml"
     experiment = f"learnability_{agent}" if preset.exists() else "learnability"
     cell = [f"experiment={experiment}", f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
-    if agent == "sac":  # SAC acts in a Box: target exposure in [-1, 1]
-        cell.append("env.action_mode=continuous")
-    return cell
+    return cell  # agent=sac brings env.action_mode=continuous itself
 
 
 def load_results() -> list[dict[str, Any]]:
@@ -79,8 +79,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} | "
             f"{', '.join(selected(c) for c in cells)} |"
         )
-    first = results[0] if results else None
-    if first is not None:
+    if results:
+        first = results[0]
         lines.append(
             f"\nSame for every row (test split): sign rule {first['test/sign_rule']:.3f}, "
             f"band rule {first['test/band_rule']:.3f}, buy & hold {first['test/buy_hold']:.3f}."
@@ -93,21 +93,21 @@ def write_readme(results: list[dict[str, Any]]) -> None:
     readme = HERE / "README.md"
     text = readme.read_text()
     start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    readme.write_text(text[:start] + "\n" + table(results) + "\n" + text[stop:])
+    with atomic_write(readme) as fh:  # two runs may finish at once: never a half-written file
+        fh.write((text[:start] + "\n" + table(results) + "\n" + text[stop:]).encode())
 
 
 def main(argv: list[str]) -> None:
-    seeds = SEEDS
-    if "--seeds" in argv:
-        at = argv.index("--seeds")
-        seeds = tuple(int(s) for s in argv[at + 1 :])
-        argv = argv[:at]
-    extractors = sorted(p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml"))
-    if "--extractors" in argv:
-        at = argv.index("--extractors")
-        extractors = argv[at + 1 :]
-        argv = argv[:at]
-    agents = argv or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
+    parser = argparse.ArgumentParser(prog="python -m experiments.learnability")
+    parser.add_argument("agents", nargs="*", help="conf/agent options (default: all)")
+    parser.add_argument("--extractors", nargs="+", help="conf/extractor options (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    args = parser.parse_args(argv)
+    seeds = args.seeds
+    agents = args.agents or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
+    extractors = args.extractors or sorted(
+        p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml")
+    )
     done = {(r["agent"], r["extractor"], r["seed"]) for r in load_results()}
     for agent in agents:
         for extractor in extractors:
