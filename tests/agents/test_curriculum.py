@@ -8,10 +8,10 @@ import pytest
 from conftest import SHARED_DATA
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import tracking
-from cryptotrade.agents.curriculum import stage_configs, train_curriculum
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import tracking
+from cryptotrade.tasks.curriculum import stage_configs, train_curriculum
 
 register_configs()
 BASE = ["debug=default", "experiment=curriculum", "agent=a2c", "train.total_timesteps=512"]
