@@ -47,7 +47,7 @@ def test_the_curriculum_experiment_passes_the_launchers_checks():
     assert [s["total_timesteps"] for s in components.train.curriculum] == [100_000] * 3
     TASKS["pipeline"].preflight(cfg)  # optimizer=none: a curriculum may run
     searched = compose_cfg("experiment=curriculum", "optimizer=ga")
-    with pytest.raises(ConfigError, match="train.curriculum runs with optimizer=none"):
+    with pytest.raises(ConfigError, match=r"train\.curriculum runs with optimizer=none"):
         TASKS["pipeline"].preflight(searched)
 
 
