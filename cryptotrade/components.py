@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
     from cryptotrade.agents.policy import PolicySpec
+    from cryptotrade.agents.pretrain import PretrainSettings
     from cryptotrade.data import DataSpec, FeatureSet
     from cryptotrade.env import EnvFactory, WeightedReward
 
@@ -54,6 +55,7 @@ class Components:
         seed: The run seed.
         torch_threads: Torch CPU threads.
         evaluation: Test-evaluation settings (baselines, oracle, pictures, report, seeds).
+        pretrain: ``task=pretrain``'s settings (``None`` when the config has no ``pretrain``).
     """
 
     data: DataSpec
@@ -68,6 +70,7 @@ class Components:
     seed: int
     torch_threads: int
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    pretrain: PretrainSettings | None = None
 
     @property
     def agent_class(self) -> type[BaseAlgorithm]:
@@ -104,8 +107,8 @@ def data_fingerprint(cfg: DictConfig) -> str:
 def build(cfg: DictConfig, *, agent: bool = True) -> Components:
     """Build the components of ``cfg``.
 
-    The same config (resolved) built again returns the same object, so the launcher's preflight
-    and the task it then runs share one build.
+    The launcher builds them once (:func:`cryptotrade.run.execute`) and hands them to the task;
+    a search builds each candidate's, a curriculum each stage's.
 
     Args:
         cfg: The composed config.
@@ -115,14 +118,9 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
     Raises:
         ConfigError: (or the ``ValueError`` of a constructor) naming the setting to fix.
     """
-    key = (OmegaConf.to_yaml(cfg, resolve=True), agent)
-    if key not in _LAST:
-        _LAST.clear()  # one entry: the run being launched
-        _LAST[key] = _build(cfg, agent=agent)
-    return _LAST[key]
+    return _build(cfg, agent=agent)
 
 
-_LAST: dict[tuple[str, bool], Components] = {}
 T = TypeVar("T")
 
 
@@ -167,10 +165,24 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
         seed=int(cfg.seed),
         torch_threads=int(cfg.torch_threads),
         evaluation=evaluation,
+        pretrain=_instantiate_settings(cfg.pretrain) if "pretrain" in cfg else None,
     )
     if agent:
         _check_agent(components)
     return components
+
+
+def _instantiate_settings(node: Any) -> Any:
+    """``instantiate(node)``, raising a constructor's :class:`ConfigError` itself rather than
+    Hydra's wrapper around it (the launcher prints it as one line)."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
 
 
 def _check_train(train: TrainConfig) -> None:

@@ -81,7 +81,8 @@ class TrackingConfig:
 class TrainConfig:
     """Training budget, validation-based model selection, checkpoints and curriculum.
 
-    Built into :class:`cryptotrade.agents.training.TrainSettings` by ``components.build``.
+    Typed by :func:`cryptotrade.components.build` (``Components.train``), read by
+    :func:`cryptotrade.agents.training.train`.
     """
 
     total_timesteps: int = 200_000  # env steps (all envs together); ~40 s with PPO on 2 cores
@@ -203,9 +204,6 @@ SCHEMAS: dict[str, type] = {
     "sb3_contrib.QRDQN": DQNConfig,
     "stable_baselines3.SAC": SACConfig,
 }
-# Option files without a `_target_` (plain settings) keyed by group. (Every optimizer option
-# names its class, so its schema comes from the class's signature.)
-UNTARGETED: dict[str, type] = {}
 
 
 @dataclass
@@ -406,10 +404,10 @@ def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
 
 def schema_for(group: str, option: str, node: dict[str, Any]) -> type | None:
     """The schema of one option file: by its ``_target_`` (see :data:`SCHEMAS`), else derived
-    from the target's signature; ``None`` for files that are not typed by a schema."""
+    from the target's signature; ``None`` for files without a ``_target_`` (not typed here)."""
     target = node.get("_target_")
     if target is None:
-        return UNTARGETED.get(group)
+        return None
     if target in SCHEMAS:
         return SCHEMAS[target]
     return schema_from_target(

@@ -25,7 +25,7 @@ from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.launch import launcher, redaction, strict, sweeps, tracking
 from cryptotrade.optimize.objective import seed_everything
-from cryptotrade.tasks import TASKS
+from cryptotrade.tasks import TASKS, RunContext
 from cryptotrade.tasks.common import resume_config
 
 log = logging.getLogger("cryptotrade")
@@ -63,10 +63,9 @@ def execute(
     strict.check_config(cfg, TASKS)  # the task name, unknown keys, out-of-range settings
     task = TASKS[cfg.task]
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
-    # constructors validate their settings; the task then gets the very same components
-    build(cfg, agent=task.agent)
-    if task.preflight is not None:
-        task.preflight(cfg)
+    # built once, before the run opens (constructors validate their settings); the task gets them
+    components = build(cfg, agent=task.agent)
+    prepared = task.preflight(cfg, components) if task.preflight is not None else None
     choices = dict(choices or {})
     overrides = list(overrides or [])
     seed_everything(cfg.seed, cfg.torch_threads)
@@ -93,7 +92,8 @@ def execute(
         resume_run_id=cfg.get("resume"),
         output_dir=output_dir,
     ) as run:
-        metrics = dict(task.run(cfg, output_dir))
+        context = RunContext(cfg=cfg, output_dir=output_dir, prepared=prepared)
+        metrics = dict(task.run(components, context))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
         log.info(
             "MLflow run %s (%s) in %s -- browse it with `make ui`",

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cryptotrade.agents.validation import Selection
+from cryptotrade.agents.selection import Selection
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm

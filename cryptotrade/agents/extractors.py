@@ -2,7 +2,8 @@
 
 Each is a :class:`~stable_baselines3.common.torch_layers.BaseFeaturesExtractor`: SB3 builds it as
 ``features_extractor_class(observation_space, **features_extractor_kwargs)`` (both come from
-``conf/extractor/<name>.yaml`` through :func:`cryptotrade.agents.builder.policy_kwargs`). The
+``conf/extractor/<name>.yaml`` through
+:meth:`~cryptotrade.agents.policy.PolicySpec.policy_kwargs`). The
 observation layout is read from the env's :class:`~cryptotrade.env.spaces.WindowedBox`, never
 from the config, because the feature count depends on the data:
 

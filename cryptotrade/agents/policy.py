@@ -27,7 +27,7 @@ class PolicySpec:
         activation_fn: Dotted path of the activation class (e.g. ``torch.nn.Tanh``).
         pretrained: Encoder weights from ``task=pretrain`` (``runs:/<run_id>/pretrain/encoder.pt``
             or a file) loaded into a sequence extractor before training
-            (:mod:`cryptotrade.agents.pretrained`).
+            (:mod:`cryptotrade.agents.encoder_weights`).
         freeze_steps: With ``pretrained``: env steps during which the loaded encoder stays frozen.
     """
 

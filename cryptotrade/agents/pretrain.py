@@ -22,7 +22,7 @@ split's more frequent label, and its frequency as the constant probability for t
 
 The test split is never read. The encoder's weights go to the run as ``pretrain/encoder.pt``;
 ``extractor.pretrained=runs:/<run_id>/pretrain/encoder.pt`` loads them into the RL agent
-(:mod:`cryptotrade.agents.pretrained`). torch is imported only when pretraining runs, so
+(:mod:`cryptotrade.agents.encoder_weights`). torch is imported only when pretraining runs, so
 composing a config stays light.
 """
 

@@ -21,7 +21,7 @@ from cryptotrade.agents.checkpoint import (
     latest_checkpoint,
     restore,
 )
-from cryptotrade.agents.validation import (
+from cryptotrade.agents.selection import (
     OnValidation,
     Selection,
     ValidationCallback,
@@ -130,7 +130,7 @@ def train(
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         log.warning("no checkpoint in %s: training from the start", output_dir)
-    from cryptotrade.agents.pretrained import prepare_extractor
+    from cryptotrade.agents.encoder_weights import prepare_extractor
 
     policy = components.policy
     assert policy is not None

@@ -31,10 +31,6 @@ CACHE_VERSION = 1
 _META_KEY = b"cryptotrade"
 
 
-def _iso(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").isoformat()
-
-
 def _jsonable(value: Any) -> Any:
     """Plain JSON types for the summary (numpy scalars from repair counts and the like)."""
     return json.loads(

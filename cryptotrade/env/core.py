@@ -1,4 +1,4 @@
-"""The numba step shared by :class:`TradingEnv` and the native VecEnv.
+"""The numba step shared by :class:`~cryptotrade.env.trading_env.TradingEnv` and the native VecEnv.
 
 Both envs call the same :func:`step_env_nb` on a state row, so one TradingEnv and one column
 of the VecEnv produce identical trajectories by construction. Timing of a step from bar ``t``

@@ -1,4 +1,5 @@
-"""Typed settings of the trading env, shared by :class:`TradingEnv` and :class:`EnvFactory`."""
+"""Typed settings of the trading env, shared by :class:`~cryptotrade.env.trading_env.TradingEnv`
+and :class:`~cryptotrade.env.factory.EnvFactory`."""
 
 import math
 from dataclasses import dataclass

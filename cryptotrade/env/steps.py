@@ -66,7 +66,8 @@ def write_info_nb(
 def step_single_nb(
     a, st, ret_buf, comp, params, weights, prices, features, trades, obs, info, log, inverse
 ):
-    """One :class:`TradingEnv` step in one numba call: step, observation, info and trade log.
+    """One :class:`~cryptotrade.env.trading_env.TradingEnv` step in one numba call: step,
+    observation, info and trade log.
 
     ``info`` receives the base values, this step's weighted components and the running episode
     sums (``N_INFO_BASE + 2 * N_COMPONENTS`` floats). Closed trades are appended to ``log`` at

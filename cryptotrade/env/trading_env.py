@@ -31,7 +31,6 @@ from cryptotrade.market.account import (
     EQUITY,
     MAX_TRADES_PER_STEP,
     N_TRADE_FIELDS,
-    PEAK,
     UNITS,
 )
 from cryptotrade.market.records import trades_to_records
@@ -295,11 +294,6 @@ class TradingEnv(gym.Env):
     def balance(self) -> float:
         """Cash + realised PnL - fees - funding, in the margin currency."""
         return float(self._state[0, BALANCE])
-
-    @property
-    def peak_equity(self) -> float:
-        """Highest marked equity of the episode."""
-        return float(self._state[0, PEAK])
 
     def action_for_target(self, target: float) -> Any:
         """Action moving the position toward ``target`` exposure: -1 short, 0 flat, +1 long."""

@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env.compiled import CompiledMarket
-from cryptotrade.env.core import EP_LENGTH, N_STATE, build_obs_nb, reset_env_nb
+from cryptotrade.env.core import N_STATE, build_obs_nb, reset_env_nb
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
 from cryptotrade.env.steps import STEP_VEC
@@ -25,7 +25,8 @@ _EMPTY_INFO: Mapping[str, Any] = MappingProxyType({})
 
 
 class NativeVecEnv(VecEnv):
-    """``n_envs`` :class:`TradingEnv` s stepped together by one numba call (``step_vec_nb``).
+    """``n_envs`` :class:`~cryptotrade.env.trading_env.TradingEnv` s stepped together by one numba
+    call (``step_vec_nb``).
 
     Env ``i`` follows exactly the trajectory of ``TradingEnv(data, reward, settings)`` reset with
     ``seed + i`` (the same kernel, and episode starts drawn from the same per-env generator),
@@ -33,8 +34,9 @@ class NativeVecEnv(VecEnv):
     auto-reset, ``terminal_observation`` and ``TimeLimit.truncated`` in the infos, and
     ``info["episode"] = {"r", "l", "t"}`` plus ``episode/reward/<component>`` sums at episode end.
     Per-step component values are not put in infos (it would cost more than the step); use a
-    single :class:`TradingEnv` to inspect them. The info of an env whose episode did not end is
-    a shared, read-only empty mapping (``info.get`` and ``in`` work; assigning raises).
+    single :class:`~cryptotrade.env.trading_env.TradingEnv` to inspect them. The info of an env
+    whose episode did not end is a shared, read-only empty mapping (``info.get`` and ``in`` work;
+    assigning raises).
 
     Args:
         data: The split to trade.
@@ -219,11 +221,6 @@ class NativeVecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None for _ in range(self.num_envs)]
-
-    @property
-    def episode_lengths(self) -> np.ndarray:
-        """Steps taken so far in each env's current episode."""
-        return self._states[:, EP_LENGTH].copy()
 
 
 __all__ = ["COMPONENTS", "NativeVecEnv"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -87,16 +86,6 @@ def retry(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
                 raise
             time.sleep(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
-
-
-def retrying(func: Callable[..., T]) -> Callable[..., T]:
-    """Decorator form of :func:`retry`."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return retry(func, *args, **kwargs)
-
-    return wrapper
 
 
 _opened: set[str] = set()

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -393,6 +394,44 @@ def run_params(uri: str, run_id: str) -> dict[str, str]:
         raise ModelError(
             f"no MLflow run {run_id} in {uri}; check the run id (make ui) or set tracking.uri"
         ) from exc
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run read back from the store (``resume=`` continues one).
+
+    Attributes:
+        status: ``RUNNING``, ``FINISHED``, ``FAILED`` or ``KILLED``.
+        tags: The run's tags (``checkpoint_dir`` names its checkpoint folder).
+        config_yaml: The run's logged ``config.yaml``.
+    """
+
+    status: str
+    tags: dict[str, str]
+    config_yaml: str
+
+
+def stored_run(uri: str, run_id: str) -> StoredRun | None:
+    """Status, tags and ``config.yaml`` of run ``run_id`` in the store at ``uri``; ``None``
+    when the store has no such run or the run has no ``config.yaml``. Makes ``uri`` the
+    process's tracking URI (the run is about to be continued there)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        run = mlflow.MlflowClient(uri).get_run(run_id)
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    except MlflowException:
+        return None
+    return StoredRun(run.info.status, dict(run.data.tags), text)
+
+
+def run_tags(uri: str, run_id: str) -> dict[str, str]:
+    """The tags of run ``run_id`` in the store at ``uri``."""
+    import mlflow
+
+    return dict(mlflow.MlflowClient(uri).get_run(run_id).data.tags)
 
 
 def download_artifact(uri: str) -> Path:

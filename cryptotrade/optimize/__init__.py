@@ -1,22 +1,25 @@
 """Searches around the objective (:mod:`~cryptotrade.optimize.objective`): ``optimizer=``.
 
 Every optimizer is a class named by the ``_target_`` of ``conf/optimizer/<option>.yaml`` with a
-``run(cfg, output_dir) -> dict[str, float]`` method; the launcher calls :func:`run`, which builds
-the configured one and runs it inside the launcher's MLflow run (the parent of a search's child
-runs). ``none`` runs the objective once; ``ga`` (:mod:`~cryptotrade.optimize.ga`, DEAP) and
-``tune`` (:mod:`~cryptotrade.optimize.tune`, Ray Tune) score candidates on the VALIDATION split
-only and evaluate the winner on the test split once. The space, candidates and workers live in
-:mod:`~cryptotrade.optimize.space`, :mod:`~cryptotrade.optimize.trial` and
-:mod:`~cryptotrade.optimize.workers`.
+``run(cfg, output_dir, *, components) -> dict[str, float]`` method; ``task=pipeline`` builds the
+configured one (:func:`preflight`, before the run opens) and runs it inside the launcher's MLflow
+run (the parent of a search's child runs). ``none`` runs the objective once; ``ga``
+(:mod:`~cryptotrade.optimize.ga`, DEAP) and ``tune`` (:mod:`~cryptotrade.optimize.tune`, Ray Tune)
+score candidates on the VALIDATION split only and evaluate the winner on the test split once. The
+space, candidates and workers live in :mod:`~cryptotrade.optimize.space`,
+:mod:`~cryptotrade.optimize.trial` and :mod:`~cryptotrade.optimize.workers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from cryptotrade.components import Components
 
 
 class Optimizer(Protocol):
@@ -25,8 +28,14 @@ class Optimizer(Protocol):
     metric: str
     space: dict[str, Any]
 
-    def run(self, cfg: DictConfig, output_dir: Path) -> Mapping[str, float]:
-        """Run the search (or the single run) and return the final metrics."""
+    def run(
+        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+    ) -> Mapping[str, float]:
+        """Run the search (or the single run) and return the final metrics.
+
+        ``components`` are those of ``cfg`` when the launcher built them: the single run uses
+        them, a search builds every candidate's (and the winner's) own.
+        """
         ...
 
 
@@ -42,11 +51,13 @@ class NoSearch:
         self.metric = metric
         self.space: dict[str, Any] = {}  # nothing is searched
 
-    def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    def run(
+        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+    ) -> dict[str, float]:
         """``objective(cfg, output_dir)`` (:func:`cryptotrade.optimize.objective.objective`)."""
         from cryptotrade.optimize.objective import objective
 
-        return dict(objective(cfg, output_dir))
+        return dict(objective(cfg, output_dir, components=components))
 
 
 def build(cfg: DictConfig) -> Optimizer:
@@ -73,8 +84,3 @@ def preflight(cfg: DictConfig) -> Optimizer:
     if check is not None:
         check(cfg)
     return optimizer
-
-
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Build the configured optimizer and run it (the launcher's ``task=pipeline``)."""
-    return dict(build(cfg).run(cfg, output_dir))

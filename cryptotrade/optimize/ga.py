@@ -25,18 +25,21 @@ import math
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from deap import base, tools
 from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize.checkpoint import load_pickle, save_pickle, search_fingerprint
 from cryptotrade.optimize.runner import CandidateRunner, report_winner, search_setup
+from cryptotrade.optimize.search_state import load_pickle, save_pickle, search_fingerprint
 from cryptotrade.optimize.space import SearchSpace
 from cryptotrade.optimize.trial import Evaluate, evaluate_candidate
 from cryptotrade.optimize.workers import Pool
+
+if TYPE_CHECKING:
+    from cryptotrade.components import Components
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +161,14 @@ class GeneticSearch:
         self.column_cache = column_cache
 
     # ---- launcher entry -----------------------------------------------------------------------
-    def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-        """Search, then evaluate the winner on the test split once, in the parent run."""
+    def run(
+        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+    ) -> dict[str, float]:
+        """Search, then evaluate the winner on the test split once, in the parent run.
+
+        ``components`` (those of ``cfg``) are not used: every candidate and the winner are
+        built from their own configs.
+        """
         with search_setup(self, cfg, timeout=self.eval_timeout) as (space, pool):
             hof, _ = self.search(cfg, space, pool, output_dir)
             best = hof[0]

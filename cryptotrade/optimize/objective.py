@@ -127,11 +127,8 @@ def evaluate_test(
 
 
 def _resume_dir(cfg: DictConfig) -> Path:
-    import mlflow
-
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    tags = mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags
-    return Path(tags["checkpoint_dir"])
+    return Path(tracking.run_tags(uri, str(cfg.resume))["checkpoint_dir"])
 
 
 class Trainer(Protocol):
@@ -142,6 +139,7 @@ class Trainer(Protocol):
         cfg: DictConfig,
         output_dir: Path,
         *,
+        components: Components | None = None,
         on_validation: Callable[[int, dict[str, float]], None] | None = None,
         dataset: Dataset | None = None,
         model: BaseAlgorithm | None = None,
@@ -154,14 +152,17 @@ def train(
     cfg: DictConfig,
     output_dir: Path,
     *,
+    components: Components | None = None,
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
     dataset: Dataset | None = None,
     model: BaseAlgorithm | None = None,
     on_checkpoint: OnCheckpoint | None = None,
     resume: bool = False,
 ) -> tuple[Any, Dataset]:
-    """Data -> train -> the :class:`TrainResult` and dataset (one stage; see :class:`Trainer`).
+    """Data -> train -> the :class:`~cryptotrade.agents.training.TrainResult` and dataset (one
+    stage; see :class:`Trainer`).
 
+    ``components`` are those of ``cfg`` when the caller built them (built here otherwise).
     ``on_checkpoint`` and ``resume`` (continue from the latest checkpoint in ``output_dir``, as
     a search trial does) are passed to :func:`cryptotrade.agents.training.train`. Logs the
     selected model to the MLflow run when ``tracking.log_model``.
@@ -172,7 +173,7 @@ def train(
     """
     from cryptotrade.agents.training import train as train_agent
 
-    comps = build(cfg)
+    comps = components or build(cfg)
     if comps.train.curriculum:
         raise ConfigError(
             "train.curriculum runs with task=pipeline or task=train and optimizer=none "
@@ -213,6 +214,7 @@ def objective(
     cfg: DictConfig,
     output_dir: Path,
     *,
+    components: Components | None = None,
     test: bool = True,
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
     on_checkpoint: OnCheckpoint | None = None,
@@ -224,6 +226,8 @@ def objective(
     Args:
         cfg: The composed config.
         output_dir: The job's folder (checkpoints, models, TensorBoard files).
+        components: The components of ``cfg`` when the caller built them (the launcher does);
+            built here otherwise.
         test: Also backtest the selected model once on the test split and the baselines
             (plain runs). Search trials pass ``False``: a search never sees the test split.
         on_validation: Called after every validation as ``(num_timesteps, val_metrics)``.
@@ -238,12 +242,18 @@ def objective(
     """
     if test and cfg.evaluation.seeds:
         return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds), trainer=trainer)
+    comps = components or build(cfg)
     result, dataset = trainer(
-        cfg, output_dir, on_validation=on_validation, on_checkpoint=on_checkpoint, resume=resume
+        cfg,
+        output_dir,
+        components=comps,
+        on_validation=on_validation,
+        on_checkpoint=on_checkpoint,
+        resume=resume,
     )
     metrics = dict(result.val_metrics)
     if test:
-        metrics |= evaluate(build(cfg), result.model, dataset, config_yaml=_config_yaml(cfg))
+        metrics |= evaluate(comps, result.model, dataset, config_yaml=_config_yaml(cfg))
     return metrics
 
 
@@ -277,9 +287,12 @@ def objective_seeds(
         seed_dir = output_dir / f"seed{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         with tracking.nested_run(f"seed{seed}", tags={"seed": str(seed)}, params={"seed": seed}):
-            result, dataset = trainer(seed_cfg, seed_dir, dataset=dataset)
+            seed_components = build(seed_cfg)  # the seed reaches the agent, envs and sampling
+            result, dataset = trainer(
+                seed_cfg, seed_dir, components=seed_components, dataset=dataset
+            )
             evaluation = evaluate_test(
-                build(seed_cfg), result.model, dataset, config_yaml=_config_yaml(seed_cfg)
+                seed_components, result.model, dataset, config_yaml=_config_yaml(seed_cfg)
             )
         per_seed.append(dict(result.val_metrics) | evaluation.metrics)
         curves.append(evaluation.agent)

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.launch import tracking
-from cryptotrade.optimize.checkpoint import load_pickle, save_pickle
+from cryptotrade.optimize.search_state import load_pickle, save_pickle
 from cryptotrade.optimize.space import Point, SearchSpace, apply_point, parse_space
 from cryptotrade.optimize.trial import (
     TAG_ERROR,

@@ -25,16 +25,19 @@ import copy
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize.checkpoint import search_fingerprint
 from cryptotrade.optimize.runner import report_winner
+from cryptotrade.optimize.search_state import search_fingerprint
 from cryptotrade.optimize.space import parse_space
 from cryptotrade.optimize.tune_trial import RUN_ID, SCORE, tune_trial
 from cryptotrade.optimize.workers import ray_session
+
+if TYPE_CHECKING:
+    from cryptotrade.components import Components
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +134,14 @@ class TuneSearch:
         if not cfg.ray.enabled:
             raise ConfigError("optimizer=tune runs on Ray: set ray.enabled=true")
 
-    def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-        """Tune, then evaluate the winner on the test split once, in the parent run."""
+    def run(
+        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+    ) -> dict[str, float]:
+        """Tune, then evaluate the winner on the test split once, in the parent run.
+
+        ``components`` (those of ``cfg``) are not used: every candidate and the winner are
+        built from their own configs.
+        """
         import mlflow
         from ray import tune
 

@@ -4,7 +4,9 @@ A :class:`Task` says what the launcher (:func:`cryptotrade.run.execute`) needs t
 function, whether the task builds an env and an agent (the launcher's preflight checks that
 combination before the run opens), the task's own preflight and, for the tasks that act with a
 trained model, how the training run's config is restored. :data:`TASKS` is the one registry;
-the launcher has no branch on a task's name.
+the launcher has no branch on a task's name. The launcher builds the run's
+:class:`~cryptotrade.components.Components` once and hands them to the task with a
+:class:`RunContext`.
 
 | task | module | what it does |
 |---|---|---|
@@ -25,13 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cryptotrade.components import Components
 from cryptotrade.tasks import check, data, evaluate, infer, pipeline, pretrain, train, walkforward
+from cryptotrade.tasks.context import RunContext
 
-TaskFn = Callable[[DictConfig, Path], Mapping[str, float]]
+TaskFn = Callable[[Components, RunContext], Mapping[str, float]]
+Preflight = Callable[[DictConfig, Components], Any]
 
 
 @dataclass(frozen=True)
@@ -39,17 +44,19 @@ class Task:
     """One task of the launcher.
 
     Attributes:
-        run: ``run(cfg, output_dir) -> metrics``, inside the run's MLflow run.
-        agent: Builds an env and an agent: the launcher's preflight builds (and so checks)
-            the agent, the extractor and the env/budget combination before the run opens.
-        preflight: Task-specific checks before the run opens and any data is loaded.
+        run: ``run(components, context) -> metrics``, inside the run's MLflow run.
+        agent: Builds an env and an agent: the launcher builds (and so checks) the agent, the
+            extractor and the env/budget combination before the run opens.
+        preflight: ``preflight(cfg, components)``: task-specific checks before the run opens
+            and any data is loaded; what it returns reaches ``run`` as
+            :attr:`RunContext.prepared` (``task=pipeline``'s optimizer, built once).
         restore: ``restore(cfg, overrides) -> cfg``: the config the task really runs with
             (the training run's settings of ``model=``), before the config is checked.
     """
 
     run: TaskFn
     agent: bool
-    preflight: Callable[[DictConfig], None] | None = None
+    preflight: Preflight | None = None
     restore: Callable[[DictConfig, Sequence[str]], DictConfig] | None = None
 
 
@@ -63,9 +70,11 @@ TASKS: dict[str, Task] = {
     "check": Task(check.run, agent=False),
     # pretrain builds the extractor spec and env the agent would use: checked the same way
     "pretrain": Task(pretrain.run, agent=True, preflight=pretrain.check),
-    "walkforward": Task(walkforward.run, agent=True),
+    "walkforward": Task(walkforward.run, agent=True, preflight=walkforward.preflight),
     "infer": Task(infer.run, agent=True, preflight=evaluate.preflight, restore=evaluate.restore),
 }
+
+__all__ = ["TASKS", "RunContext", "Task"]
 
 if not OmegaConf.has_resolver("cryptotrade_tasks"):  # --help and the launcher callback
     OmegaConf.register_new_resolver("cryptotrade_tasks", lambda: "|".join(TASKS))

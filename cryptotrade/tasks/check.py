@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
-
+from cryptotrade.components import Components
 from cryptotrade.launch import tracking
+from cryptotrade.tasks.context import RunContext
 
 if TYPE_CHECKING:
     from cryptotrade.data.leakage import LeakageReport
@@ -17,14 +16,12 @@ class LeakageError(RuntimeError):
     """Features use information from the future (``task=check`` found offending columns)."""
 
 
-def check_leakage(cfg: DictConfig) -> LeakageReport:
+def check_leakage(components: Components) -> LeakageReport:
     """Run the look-ahead checks of the configured features on the configured (validated) bars."""
-    from cryptotrade.components import build
     from cryptotrade.data import check_features, load_bars
 
-    comps = build(cfg, agent=False)
-    _, bars, _ = load_bars(comps.data)
-    report = check_features(comps.features, bars, seed=cfg.seed)
+    _, bars, _ = load_bars(components.data)
+    report = check_features(components.features, bars, seed=components.seed)
     failed = {col for cols in report.offending.values() for col in cols}
     tracking.log_metrics(
         {"check/columns": len(report.columns), "check/offending_columns": len(failed)}
@@ -33,13 +30,13 @@ def check_leakage(cfg: DictConfig) -> LeakageReport:
     return report
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """Check every feature column for look-ahead and print the report.
 
     Raises:
         LeakageError: A column changes when future bars change (non-zero exit).
     """
-    report = check_leakage(cfg)
+    report = check_leakage(components)
     if not report.ok:
         raise LeakageError(report.format())
     print(report.format())

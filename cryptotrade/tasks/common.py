@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade.components import Components, build
+from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError, ModelError
 from cryptotrade.launch import tracking
 
@@ -38,15 +38,14 @@ def check_model_source(cfg: DictConfig) -> None:
         )
 
 
-def load_model(cfg: DictConfig, components: Components | None = None) -> BaseAlgorithm:
+def load_model(cfg: DictConfig, components: Components) -> BaseAlgorithm:
     """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as the configured agent."""
-    comps = components or build(cfg)
     path = tracking.download_artifact(cfg.model)
     if path.is_dir():
         path = path / "model.zip"
     if not path.exists():
         raise ModelError(f"model={cfg.model} has no model.zip (looked at {path})")
-    return comps.agent_class.load(path, device="cpu")
+    return components.agent_class.load(path, device="cpu")
 
 
 def resume_config(cfg: DictConfig) -> DictConfig:
@@ -58,32 +57,26 @@ def resume_config(cfg: DictConfig) -> DictConfig:
     Raises:
         ConfigError: The run does not exist, already finished, or left no checkpoint.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     from cryptotrade.agents.checkpoint import latest_checkpoint
     from cryptotrade.config import Config
 
     run_id = str(cfg.resume)
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    mlflow.set_tracking_uri(uri)
-    try:
-        run = mlflow.MlflowClient(uri).get_run(run_id)
-        stored = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    except MlflowException as exc:
+    run = tracking.stored_run(uri, run_id)
+    if run is None:
         raise ConfigError(
             f"resume={run_id}: no such MLflow run (or it has no config.yaml) in {uri}; "
             "check the run id (make ui) or set tracking.uri"
-        ) from exc
-    if run.info.status == "FINISHED":
+        )
+    if run.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: the run already FINISHED; nothing to resume")
-    folder = run.data.tags.get("checkpoint_dir")
+    folder = run.tags.get("checkpoint_dir")
     if not folder or latest_checkpoint(Path(folder)) is None:
         raise ConfigError(
             f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
             "checkpoints are written every train.checkpoint_freq env steps"
         )
-    resumed = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(stored))
+    resumed = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(run.config_yaml))
     assert isinstance(resumed, DictConfig)
     resumed.resume = run_id
     resumed.tracking.uri = cfg.tracking.uri

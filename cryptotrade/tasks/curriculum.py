@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
     from cryptotrade.agents.checkpoint import OnCheckpoint
+    from cryptotrade.agents.selection import OnValidation
     from cryptotrade.agents.training import TrainResult
-    from cryptotrade.agents.validation import OnValidation
+    from cryptotrade.components import Components
     from cryptotrade.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def train_curriculum(
     cfg: DictConfig,
     output_dir: Path,
     *,
+    components: Components | None = None,
     on_validation: OnValidation | None = None,
     dataset: Dataset | None = None,
     model: BaseAlgorithm | None = None,
@@ -123,6 +125,7 @@ def train_curriculum(
     Args:
         cfg: The run config (with a non-empty ``train.curriculum``).
         output_dir: The job's folder; stage ``k`` writes to ``<output_dir>/<k>-<name>``.
+        components: Ignored: every stage builds the components of its own config.
         on_validation: Called after every validation of every stage; steps keep counting
             across stages (the model's step count carries over).
         dataset: Ignored: every stage prepares the data of its own config.
@@ -145,21 +148,19 @@ def train_curriculum(
     # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
     tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
     base = list(overrides) if overrides is not None else run_overrides()
-    stages = stage_configs(cfg, base)
-    for _, stage_cfg in stages:  # fail before the first stage trains
-        build(stage_cfg)
+    # every stage built (and so checked) before the first one trains
+    stages = [(name, build(stage_cfg)) for name, stage_cfg in stage_configs(cfg, base)]
     current: Any = None
     result = None
-    for k, (name, stage_cfg) in enumerate(stages):
-        budget = int(stage_cfg.train.total_timesteps)
+    for k, (name, stage) in enumerate(stages):
+        budget = stage.train.total_timesteps
         params = {"stage": k, "total_timesteps": budget, "overrides": " ".join(base)}
         with tracking.nested_run(f"stage{k}-{name}", tags={"stage": name}, params=params):
-            components = build(stage_cfg)
-            dataset = prepare_data(components)
+            dataset = prepare_data(stage)
             start = int(current.num_timesteps) if current is not None else 0
             log.info("curriculum stage %d (%s): %d env steps", k, name, budget)
             result = train(
-                components,
+                stage,
                 dataset,
                 output_dir / f"{k}-{name}",
                 on_validation=on_validation,

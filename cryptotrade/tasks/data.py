@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from cryptotrade.components import Components
+from cryptotrade.tasks.context import RunContext
 
-from omegaconf import DictConfig
 
-
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """Prepare (and cache) the dataset, then print its summary.
 
     Returns:
@@ -18,6 +17,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
     from cryptotrade.optimize.objective import prepare_data
 
-    dataset = prepare_data(cfg)
+    dataset = prepare_data(components)
     Console().print(Pretty(dataset.meta))
     return {f"data/{name}_rows": float(len(split)) for name, split in dataset.splits.items()}

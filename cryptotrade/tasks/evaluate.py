@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from cryptotrade.components import Components
 from cryptotrade.tasks.common import check_model_source, load_model
+from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig) -> None:
+def preflight(cfg: DictConfig, components: Components) -> None:
     """A model is given and was trained by the configured agent (also ``task=infer``'s)."""
     check_model_source(cfg)
 
@@ -25,13 +26,16 @@ def restore(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return restore_training_config(cfg, list(overrides))
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """Backtest ``model=`` and the baselines on the test split of the configured data."""
-    from cryptotrade.components import build
     from cryptotrade.optimize.objective import evaluate, prepare_data
 
-    components = build(cfg)
-    model = load_model(cfg, components)
+    model = load_model(context.cfg, components)
     dataset = prepare_data(components)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    return evaluate(components, model, dataset, source=str(cfg.model), config_yaml=config_yaml)
+    return evaluate(
+        components,
+        model,
+        dataset,
+        source=str(context.cfg.model),
+        config_yaml=context.config_yaml,
+    )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from cryptotrade.components import Components
+    from cryptotrade.tasks.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,18 @@ def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(comps: Components, context: RunContext) -> dict[str, float]:
     """Load the policy, build the latest observation, act (and paper-trade); print and log it.
 
     Returns:
         ``infer/action``, ``infer/target``, ``infer/equity``, ``infer/position`` and, with
         paper trading, ``paper/new_bars`` and ``paper/bars``.
     """
-    from cryptotrade.components import build
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
     from cryptotrade.tasks.common import load_model
 
-    comps = build(cfg)
+    cfg = context.cfg
     model = load_model(cfg, comps)
     data, raw = live_market(comps.data, comps.features, saved_normaliser(cfg, comps))
     policy = model_policy(model)

@@ -8,33 +8,40 @@ and ``optimizer=tune`` search on the validation split and test the winner once
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from cryptotrade import optimize
+from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
+from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig) -> None:
-    """Check the optimizer's settings and search space before any run starts.
+def preflight(cfg: DictConfig, components: Components) -> optimize.Optimizer:
+    """Build the optimizer and check its settings and search space before any run starts.
+
+    Returns:
+        The optimizer (the task runs this one: it is built once).
 
     Raises:
         ConfigError: A search (``optimizer=ga|tune``) over a ``train.curriculum`` run.
     """
     optimizer = optimize.preflight(cfg)
-    if cfg.train.curriculum and not isinstance(optimizer, optimize.NoSearch):
+    if components.train.curriculum and not isinstance(optimizer, optimize.NoSearch):
         raise ConfigError(
             "train.curriculum runs with optimizer=none: a search trains each candidate in one "
             "stage; drop train.curriculum or choose optimizer=none"
         )
+    return optimizer
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """Data -> train -> evaluate on the test split, or a search around it (``optimizer=``)."""
-    if cfg.train.curriculum:
+    if components.train.curriculum:
         from cryptotrade.optimize.objective import objective
         from cryptotrade.tasks.curriculum import train_curriculum
 
-        return objective(cfg, output_dir, trainer=train_curriculum)
-    return optimize.run(cfg, output_dir)
+        return objective(
+            context.cfg, context.output_dir, components=components, trainer=train_curriculum
+        )
+    optimizer: optimize.Optimizer = context.prepared
+    return dict(optimizer.run(context.cfg, context.output_dir, components=components))

@@ -7,13 +7,14 @@ builds the extractor on the env's observation space, trains it there and logs th
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from cryptotrade.agents.pretrain import PretrainSettings, pretrain_encoder
+from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
+from cryptotrade.tasks.context import RunContext
 
 if TYPE_CHECKING:
     from cryptotrade.agents.extractors import SequenceExtractor
@@ -35,38 +36,30 @@ def _extractor_class(path: str) -> type[SequenceExtractor]:
     return cls
 
 
-def _settings(cfg: DictConfig) -> PretrainSettings:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(cfg.pretrain)
-    except InstantiationException as err:  # show our ConfigError, not Hydra's wrapper
-        if isinstance(err.__cause__, ConfigError):
-            raise err.__cause__ from None
-        raise
+def _settings(components: Components) -> PretrainSettings:
+    if components.pretrain is None:
+        raise ConfigError("task=pretrain needs the pretrain config group; add pretrain=default")
+    return components.pretrain
 
 
-def check(cfg: DictConfig) -> None:
+def check(cfg: DictConfig, components: Components) -> None:
     """What ``task=pretrain`` checks before its MLflow run opens and any data is loaded, besides
-    the launcher's preflight (which checks the extractor settings against ``env.window``)."""
-    _extractor_class(cfg.extractor.features_extractor_class)
-    _settings(cfg)
+    the launcher's build (which checks the extractor settings against ``env.window``)."""
+    assert components.policy is not None
+    _extractor_class(components.policy.features_extractor_class)
+    _settings(components)
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """``task=pretrain``: pretrain the configured extractor's encoder and log its weights.
 
     Reads only the training and validation splits. The weights are saved atomically to
     ``output_dir/encoder.pt`` and logged to the run as ``pretrain/encoder.pt``.
     """
-    from cryptotrade.agents.pretrained import save_encoder
-    from cryptotrade.components import build
+    from cryptotrade.agents.encoder_weights import save_encoder
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.objective import prepare_data
 
-    check(cfg)
-    components = build(cfg)  # the launcher's preflight built (and checked) these
     policy = components.policy
     assert policy is not None
     cls = _extractor_class(policy.features_extractor_class)
@@ -74,10 +67,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     env = components.env.make(dataset.train, components.reward)  # checks split vs window
     extractor = cls(env.observation_space, **dict(policy.features_extractor_kwargs or {}))
     metrics = pretrain_encoder(
-        extractor, dataset.train, dataset.val, _settings(cfg), seed=components.seed
+        extractor, dataset.train, dataset.val, _settings(components), seed=components.seed
     )
     tracking.log_metrics(metrics)
-    path = save_encoder(extractor, output_dir / "encoder.pt")
+    path = save_encoder(extractor, context.output_dir / "encoder.pt")
     tracking.log_artifact(path, "pretrain")
     run_id = tracking.active_run_id()
     source = f"runs:/{run_id}/pretrain/encoder.pt" if run_id else str(path)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
+from cryptotrade.components import Components
 from cryptotrade.tasks.common import check_model_source, load_model
+from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig) -> None:
+def preflight(cfg: DictConfig, components: Components) -> None:
     """``model=...``: the model exists and was trained by the configured agent."""
     if cfg.model:
         check_model_source(cfg)
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(components: Components, context: RunContext) -> dict[str, float]:
     """Train (a curriculum's stages if configured) and return the selected model's metrics.
 
     Returns:
@@ -24,7 +24,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.optimize.objective import train
     from cryptotrade.tasks.curriculum import train_curriculum
 
-    model = load_model(cfg) if cfg.model else None
-    trainer = train_curriculum if cfg.train.curriculum else train
-    result, _ = trainer(cfg, output_dir, model=model)
+    cfg = context.cfg
+    model = load_model(cfg, components) if cfg.model else None
+    trainer = train_curriculum if components.train.curriculum else train
+    result, _ = trainer(cfg, context.output_dir, components=components, model=model)
     return {**result.val_metrics, "train/total_timesteps": float(result.num_timesteps)}

@@ -9,43 +9,46 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from omegaconf import DictConfig
 
+from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
 from cryptotrade.evaluation.metrics import performance
 from cryptotrade.evaluation.walkforward import FoldResult, aggregate, plot_curve, stitch
 from cryptotrade.launch import tracking
+from cryptotrade.tasks.context import RunContext
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """Train/select/test every fold in a nested run; log the stitched curve in the parent.
-
-    Args:
-        cfg: The composed config (``walkforward`` node: folds, test, val, train, embargo).
-        output_dir: The job's folder; fold ``k`` writes under ``output_dir/fold<k>``.
-
-    Returns:
-        The parent metrics of :func:`cryptotrade.evaluation.walkforward.aggregate`.
-    """
-    from omegaconf import OmegaConf
-
-    from cryptotrade.agents.training import train
-    from cryptotrade.agents.validation import backtest
-    from cryptotrade.components import build
-    from cryptotrade.data.dataset import build_folds
-    from cryptotrade.data.splits import WalkForward
-    from cryptotrade.evaluation.backtest import model_policy, target_policy
-
-    comps = build(cfg)
-    if comps.train.curriculum:
+def preflight(cfg: DictConfig, components: Components) -> None:
+    """Refuse a curriculum before the run opens: every fold trains in one stage."""
+    if components.train.curriculum:
         raise ConfigError(
             "task=walkforward trains each fold in one stage; drop train.curriculum (curricula "
             "run with task=pipeline)"
         )
+
+
+def run(comps: Components, context: RunContext) -> dict[str, float]:
+    """Train/select/test every fold in a nested run; log the stitched curve in the parent.
+
+    Args:
+        comps: The run's components.
+        context: The config (``walkforward`` node: folds, test, val, train, embargo) and the
+            job's folder; fold ``k`` writes under ``output_dir/fold<k>``.
+
+    Returns:
+        The parent metrics of :func:`cryptotrade.evaluation.walkforward.aggregate`.
+    """
+    from cryptotrade.agents.selection import backtest
+    from cryptotrade.agents.training import train
+    from cryptotrade.data.dataset import build_folds
+    from cryptotrade.data.splits import WalkForward
+    from cryptotrade.evaluation.backtest import model_policy, target_policy
+
+    cfg, output_dir = context.cfg, context.output_dir
     wf = cfg.walkforward
     splitter = WalkForward(
         folds=wf.folds, test=wf.test, val=wf.val, train=wf.train, embargo=wf.embargo
@@ -53,7 +56,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     start = time.perf_counter()
     datasets = build_folds(comps.data, comps.features, splitter)
     log.info("walk-forward data: %d folds in %.1f s", len(datasets), time.perf_counter() - start)
-    yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    yaml = context.config_yaml
     results = []
     for k, dataset in enumerate(datasets):
         with tracking.nested_run(f"fold{k}", tags={"fold": str(k)}, params={"fold": k}):

@@ -71,7 +71,7 @@ def _generation(cfg: Any, tmp: Path, workers: int) -> tuple[float, list[dict[str
     start = time.perf_counter()
     ga.search(cfg, space, pool, tmp / f"w{workers}")
     wall = time.perf_counter() - start
-    from cryptotrade.optimize.checkpoint import load_pickle, search_fingerprint
+    from cryptotrade.optimize.search_state import load_pickle, search_fingerprint
 
     scores = load_pickle(Path(ga.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}.scores.pkl")
     return wall, list(scores.values())

@@ -45,10 +45,10 @@ def test_the_curriculum_experiment_passes_the_launchers_checks():
     strict.check_config(cfg, TASKS)
     components = build(cfg, agent=False)  # the agent's imports are not what is tested
     assert [s["total_timesteps"] for s in components.train.curriculum] == [100_000] * 3
-    TASKS["pipeline"].preflight(cfg)  # optimizer=none: a curriculum may run
+    TASKS["pipeline"].preflight(cfg, components)  # optimizer=none: a curriculum may run
     searched = compose_cfg("experiment=curriculum", "optimizer=ga")
     with pytest.raises(ConfigError, match=r"train\.curriculum runs with optimizer=none"):
-        TASKS["pipeline"].preflight(searched)
+        TASKS["pipeline"].preflight(searched, components)
 
 
 def test_a_stage_without_a_budget_fails_naming_it():

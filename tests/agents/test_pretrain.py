@@ -9,6 +9,13 @@ import torch as th
 from hydra import compose, initialize_config_dir
 from stable_baselines3 import DQN, PPO
 
+from cryptotrade.agents.encoder_weights import (
+    FreezeEncoderCallback,
+    load_encoder,
+    prepare_extractor,
+    save_encoder,
+    sequence_extractors,
+)
 from cryptotrade.agents.extractors import LSTMExtractor, TCNExtractor
 from cryptotrade.agents.policy import PolicySpec
 from cryptotrade.agents.pretrain import (
@@ -18,13 +25,6 @@ from cryptotrade.agents.pretrain import (
     majority_baseline,
     pretrain_encoder,
     sign_labels,
-)
-from cryptotrade.agents.pretrained import (
-    FreezeEncoderCallback,
-    load_encoder,
-    prepare_extractor,
-    save_encoder,
-    sequence_extractors,
 )
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.data.market_data import MarketData

@@ -53,7 +53,7 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
     best = max(seen, key=lambda sm: sm[1]["val/sharpe"])
     assert result.selected_step == best[0] and result.val_metrics == best[1]
     # the returned model is that model: re-validating it reproduces its metrics
-    from cryptotrade.agents.validation import validation_metrics
+    from cryptotrade.agents.selection import validation_metrics
 
     assert (
         validation_metrics(components, result.model, objective.prepare_data(components).val)

@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 from cryptotrade import optimize
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.launch import tracking
-from cryptotrade.optimize.checkpoint import load_pickle, search_fingerprint
 from cryptotrade.optimize.runner import CandidateRunner
+from cryptotrade.optimize.search_state import load_pickle, search_fingerprint
 from cryptotrade.optimize.space import parse_space
 from cryptotrade.optimize.trial import TrialSpec
 from cryptotrade.optimize.workers import InlinePool, ProcessPool

@@ -3,7 +3,7 @@
 Bars are left-closed ``[open, open + step)`` and labelled by their open time; bin ``k`` opens at
 ``origin + k * step``. The kernels return every bin between the first and the last one, empty bins
 included (``count == 0``); what to do with empty bins (drop or forward-fill) is decided by the
-caller, in :func:`fill_empty`.
+caller, in :func:`fill_empty_nb`.
 """
 
 from __future__ import annotations
