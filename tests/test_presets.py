@@ -35,7 +35,7 @@ def conf() -> Iterator[None]:
 
 def reads_shared_data(cfg: DictConfig) -> bool:
     """Whether the run (or one of its curriculum stages) reads ``../shared/data``."""
-    text = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, ["data"]), resolve=True)
+    text = str(OmegaConf.to_container(cfg.data, resolve=True))
     stages = [o for s in cfg.train.curriculum for o in s.get("overrides", [])]
     return "shared/data" in text or any(o.startswith("data=") for o in stages)
 
