@@ -259,3 +259,14 @@ def test_sign_rule_of_the_study_is_the_momentum_probe_rule(markets):
     data = markets["momentum_lag1"]
     ours = reference_sides(EDGE_PROBES["momentum_lag1"], data, SETTINGS)
     np.testing.assert_array_equal(ours, rule_sides(data.close, 29, len(data) - 1))
+
+
+def test_a_bad_knob_fails_the_build_with_its_one_line_message():
+    """``components.build`` hands the constructor's ConfigError to the launcher (one line)."""
+    from cryptotrade.components import build
+    from cryptotrade.errors import ConfigError
+    from experiments.learnability.harness import compose_config
+
+    cfg = compose_config(["data=probe", "regime=planted", "regime.kind=trend"])
+    with pytest.raises(ConfigError, match=r"^regime\.kind='trend' must be one of momentum"):
+        build(cfg, agent=False)

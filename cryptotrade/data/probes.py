@@ -56,6 +56,7 @@ import numba
 import numpy as np
 
 from cryptotrade.data.synthetic import SyntheticPath, bridge_bar_nb, sample_spells_nb
+from cryptotrade.errors import ConfigError
 
 KINDS = ("momentum", "mean_reversion")
 GATES = ("none", "regime", "volume", "volatility")
@@ -185,7 +186,7 @@ class PlantedModel:
         volume_factor: Multiplies the source's base volume.
 
     Raises:
-        ValueError: Naming the setting and its valid range.
+        ConfigError: (a ``ValueError``) naming the setting and its valid range.
     """
 
     def __init__(
@@ -220,7 +221,7 @@ class PlantedModel:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
         self.kind, self.gate = kind, gate
         self.strength, self.lag = float(strength), int(lag)
         self.contrast, self.edge_share = float(contrast), float(edge_share)
@@ -307,7 +308,7 @@ class PlantedModel:
             The bars; ``regime`` labels each bar's state (index into :attr:`names`).
         """
         if num_samples <= self.lag:
-            raise ValueError(
+            raise ConfigError(
                 f"data.source.num_samples={num_samples} must exceed regime.lag={self.lag}"
             )
         rng = np.random.default_rng(seed)
@@ -369,7 +370,7 @@ class DriftModel:
         volume_factor: Multiplies the source's base volume.
 
     Raises:
-        ValueError: Naming the setting and its valid range.
+        ConfigError: (a ``ValueError``) naming the setting and its valid range.
     """
 
     names: tuple[str, ...] = ("drift",)
@@ -378,9 +379,9 @@ class DriftModel:
         self, drift: float = 0.0, volatility: float = 1.0, volume_factor: float = 1.0
     ) -> None:
         if not math.isfinite(drift):
-            raise ValueError(f"regime.drift={drift} must be finite")
+            raise ConfigError(f"regime.drift={drift} must be finite")
         if volatility <= 0.0 or volume_factor <= 0.0:
-            raise ValueError(
+            raise ConfigError(
                 f"regime.volatility={volatility} and regime.volume_factor={volume_factor} "
                 "must be > 0"
             )
