@@ -156,9 +156,10 @@ def test_drift_knobs_are_checked():
 
 
 def test_reference_rules_by_hand():
-    """sign(E[r[t+1] | bars <= t]) on hand-made closes (bar returns +, -, +, +, -)."""
+    """sign(E[r[t+1] | bars <= t]), kept where it is 0, on hand-made closes (bar returns +, -,
+    +, +, -)."""
     close = 100.0 * np.exp(np.cumsum([0.0, 0.01, -0.02, 0.01, 0.03, -0.01]))
-    labels = np.array([0, 1, 0, 1, 1, 0])
+    labels = np.array([0, 0, 1, 0, 1, 0])
     momentum = PlantedModel(kind="momentum", lag=1)
     np.testing.assert_array_equal(
         momentum.reference_sides(close, None, 1, 5, DT_15M), [1, -1, 1, 1]
@@ -167,8 +168,10 @@ def test_reference_rules_by_hand():
     # decision at t reads r[t - 1]: r[1] = +, r[2] = -, r[3] = +
     np.testing.assert_array_equal(reverting.reference_sides(close, None, 2, 5, DT_15M), [-1, 1, -1])
     gated = PlantedModel(gate="volume", lag=1)
-    # bars 1, 3, 4 are edge bars: trade after them, flat after the null bars 2
-    np.testing.assert_array_equal(gated.reference_sides(close, labels, 1, 5, DT_15M), [1, 0, 1, 1])
+    # bars 2 and 4 are edge bars: flat until the first, then re-decide after each, keep after 3
+    np.testing.assert_array_equal(
+        gated.reference_sides(close, labels, 1, 5, DT_15M), [0, -1, -1, 1]
+    )
     drifting = PlantedModel(gate="volume", lag=1, drift=10_000.0)  # the drift outweighs any move
     np.testing.assert_array_equal(drifting.reference_sides(close, labels, 1, 5, 1.0), [1, 1, 1, 1])
     assert list(DriftModel().reference_sides(close, None, 1, 5, DT_15M)) == [0, 0, 0, 0]

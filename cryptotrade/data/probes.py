@@ -29,12 +29,14 @@ return of an edge-state bar predicts the return ``k`` bars later, a null-state b
 With ``gate=none`` the stationary bar volatility is exactly ``sigma``; a gate makes it at most a
 factor ``1 / sqrt(1 - phi^2)`` smaller in null-state stretches.
 
-**Reference rule** (:meth:`PlantedModel.reference_sides`): the side decided at the close of bar
-``t`` is the sign of ``E[r[t + 1] | bars <= t] = mu + g[t + 1 - k] phi (r[t + 1 - k] - mu)``
-(flat where it is 0): momentum at lag ``k`` holds ``sign(r[t + 1 - k])``, mean reversion the
-opposite side, a gated edge trades only after edge-state bars and is flat otherwise. It reads
-bars ``<= t`` only: bars open at the previous close, so the order filled at ``open[t + 1]`` earns
-all of ``r[t + 1]``.
+**Reference rule** (:meth:`PlantedModel.reference_sides`, a position sequence): the position
+taken at the close of bar ``t`` is the sign of ``E[r[t + 1] | bars <= t] = mu + g[t + 1 - k] phi
+(r[t + 1 - k] - mu)``; where that is 0 (a gated edge after a null-state bar, no drift) the
+position is kept: the bar carries no information, and a trade would only pay fees (flat there
+instead earns less on every gate: measured in experiments/learnability/README.md). Momentum at lag
+``k`` holds ``sign(r[t + 1 - k])``, mean reversion the opposite side, a gated edge re-decides only
+after edge-state bars and is flat until the first one. It reads bars ``<= t`` only: bars open at
+the previous close, so the order filled at ``open[t + 1]`` earns all of ``r[t + 1]``.
 
 **Null markets** (:class:`DriftModel`): i.i.d. normal log returns with mean ``drift dt``. With
 ``drift = 0`` (a driftless random walk) no policy has a positive expected log return and every
@@ -150,6 +152,13 @@ def _simulate(
     starts = np.flatnonzero(np.diff(state, prepend=-1))  # one spell per run of equal states
     lengths = np.diff(np.append(starts, num_samples))
     return SyntheticPath(o, h, lo, c, v, state.astype(np.int8), state[starts], lengths)
+
+
+def hold_where_zero(side: np.ndarray) -> np.ndarray:
+    """Positions from per-bar signs: a 0 keeps the previous position (flat before the first
+    non-zero sign)."""
+    last = np.maximum.accumulate(np.where(side != 0, np.arange(len(side)), -1))
+    return np.where(last >= 0, side[np.maximum(last, 0)], 0.0)
 
 
 def _bar_returns(close: np.ndarray, start: int, end: int, lag: int) -> np.ndarray:
@@ -334,7 +343,7 @@ class PlantedModel:
     def reference_sides(
         self, close: np.ndarray, labels: np.ndarray | None, start: int, end: int, dt: float
     ) -> np.ndarray:
-        """The exact rule's side (+1 long, -1 short, 0 flat) decided at bars ``start .. end - 1``.
+        """The exact rule's position (+1 long, -1 short, 0 flat) taken at bars ``start .. end - 1``.
 
         Args:
             close: Close prices of the split (bars open at the previous close).
@@ -345,7 +354,8 @@ class PlantedModel:
             dt: Bar length in years (the drift per bar is ``drift x dt``).
 
         Returns:
-            ``sign(E[r[t + 1] | bars <= t])`` per decision bar ``t`` (module docstring).
+            ``sign(E[r[t + 1] | bars <= t])`` per decision bar ``t``, the previous position where
+            it is 0 (module docstring).
         """
         mu = self.drift * dt
         r = _bar_returns(close, start, end, self.lag)
@@ -356,7 +366,7 @@ class PlantedModel:
                 raise ValueError(f"regime.gate={self.gate!r} needs the bars' regime labels")
             first = start + 1 - self.lag
             on = (np.asarray(labels[first : end + 1 - self.lag]) == 1).astype(np.float64)
-        return np.sign(mu + on * self.phi * (r - mu))
+        return hold_where_zero(np.sign(mu + on * self.phi * (r - mu)))
 
 
 class DriftModel:
