@@ -143,9 +143,10 @@ def build_optimizer(cfg: DictConfig) -> Any:
 def _typed(schema: type[T], node: Any) -> T:
     """``node`` as an instance of the dataclass ``schema``.
 
-    Interpolations are resolved where ``node`` sits in its config first: merged on its own, a
-    node loses its root, and ``${train.total_timesteps}`` in a curriculum stage (experiment=
-    curriculum) would no longer resolve."""
+    ``node`` is resolved where it stands first: an interpolation inside it may point anywhere in
+    the whole config (``experiment=curriculum``'s stages read ``${train.total_timesteps}``), and
+    the merged copy has no root to resolve it against.
+    """
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))

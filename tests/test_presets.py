@@ -11,11 +11,11 @@ from conftest import SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import strict
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.data.sources import FileSource
-from cryptotrade.run import TASKS
+from cryptotrade.launch import strict
+from cryptotrade.tasks import TASKS
 
 register_configs()
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
