@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import TrainConfig
-from cryptotrade.errors import ConfigError
+from cryptotrade.errors import ConfigError, UserError
 from cryptotrade.evaluation.settings import EvaluationSettings
 
 if TYPE_CHECKING:
@@ -118,7 +119,14 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
     Raises:
         ConfigError: (or the ``ValueError`` of a constructor) naming the setting to fix.
     """
-    return _build(cfg, agent=agent)
+    try:
+        return _build(cfg, agent=agent)
+    except InstantiationException as exc:
+        # a constructor refused a setting: its message names it, so the launcher can print
+        # that one line instead of Hydra's wrapper (HYDRA_FULL_ERROR=1 still shows both)
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from exc
+        raise
 
 
 T = TypeVar("T")
@@ -165,24 +173,11 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
         seed=int(cfg.seed),
         torch_threads=int(cfg.torch_threads),
         evaluation=evaluation,
-        pretrain=_instantiate_settings(cfg.pretrain) if "pretrain" in cfg else None,
+        pretrain=instantiate(cfg.pretrain) if "pretrain" in cfg else None,
     )
     if agent:
         _check_agent(components)
     return components
-
-
-def _instantiate_settings(node: Any) -> Any:
-    """``instantiate(node)``, raising a constructor's :class:`ConfigError` itself rather than
-    Hydra's wrapper around it (the launcher prints it as one line)."""
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(node)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ConfigError):
-            raise err.__cause__ from None
-        raise
 
 
 def _check_train(train: TrainConfig) -> None:
