@@ -6,7 +6,9 @@ under ``debug=default`` (2,048 training steps) and once with ``train.total_times
 store, data cache and output folder (so both pay the same data preparation). Compilations are
 the ``compiled market #n`` DEBUG lines of :mod:`cryptotrade.env.compiled` (one per
 ``CompiledMarket.build``: price rows, feature block, params, spaces); their summed build time is
-reported beside them. Wall time is the child's; CPU time is its user + sys (``getrusage``).
+reported beside them. Wall time is the child's; CPU time is its user + sys (``getrusage``). An
+untimed ``debug=default`` run first fills numba's on-disk cache, so both timed runs load the
+kernels rather than compile them.
 
 Run: ``python -m experiments.benchmarks pipeline``. Writes the ``pipeline`` section of
 experiments/benchmarks/README.md (the numbers before one compiled market per split are kept
@@ -89,6 +91,9 @@ def table(runs: list[PipelineRun]) -> str:
 
 
 def main() -> None:
+    # untimed: fills numba's on-disk cache (a fresh checkout would otherwise pay the kernels'
+    # JIT compilation in the first timed run only)
+    measure("warm-up", RUNS["debug=default (2,048 steps)"])
     runs = [measure(label, overrides) for label, overrides in RUNS.items()]
     text = table(runs)
     print(text)
