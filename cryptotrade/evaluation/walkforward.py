@@ -5,9 +5,14 @@ trains on the fold's training window (normaliser fit there only), the model is s
 fold's validation block, and the selected model is backtested once on the fold's test block,
 which follows the validation block in time and is never read before that. The parent run gets
 the per-fold test metrics' mean (``walkforward/<metric>/mean``), the metrics of the stitched
-out-of-sample equity curve (``test/<metric>``), buy & hold stitched over the same blocks
-(``baseline/buy_hold/<metric>``) and the curves (``walkforward/equity.csv`` and
-``walkforward/equity.png``).
+out-of-sample equity curve (``test/<metric>``), every configured baseline
+(``evaluation.baselines``) stitched over the same blocks (``baseline/<name>/<metric>``; for
+``random`` that is its first seed's curve) and the curves (``walkforward/equity.csv``, one column
+per baseline, and ``walkforward/equity.png``).
+
+A fold is evaluated by :func:`cryptotrade.evaluation.evaluate_split`, the path of a plain run's
+test split: the fold's run holds the same ``test/`` and ``baseline/<name>/`` metrics, pictures
+and report.
 
 Each fold's test backtest starts flat with the initial capital; the stitched curve chains the
 folds' returns, so it is the equity of one account that restarts flat at every fold boundary.
@@ -40,12 +45,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FoldResult:
-    """One fold: its validation metrics (selection) and its single test backtest."""
+    """One fold: its validation metrics (selection), its single test backtest and baselines."""
 
     index: int
     val_metrics: dict[str, float]
     test: BacktestResult
-    buy_hold: BacktestResult
+    baselines: dict[str, BacktestResult]
 
 
 def stitch(results: list[BacktestResult], initial_cash: float) -> pd.DataFrame:
@@ -109,7 +114,7 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
     fig, ax = plt.subplots(figsize=(10, 4))
     dates = pd.to_datetime(curve["date"])
     ax.plot(dates, curve["equity"], lw=1.0, label="out-of-sample equity (stitched)")
-    if "buy_hold" in curve:
+    if "buy_hold" in curve:  # the reference line, when it is among evaluation.baselines
         ax.plot(dates, curve["buy_hold"], lw=0.8, color="grey", label="buy & hold (same folds)")
     for start in curve.groupby("fold")["date"].first().iloc[1:]:
         ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)  # type: ignore[arg-type]
@@ -140,11 +145,11 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from omegaconf import OmegaConf
 
     from cryptotrade.agents.training import train
-    from cryptotrade.agents.validation import backtest
     from cryptotrade.components import build
     from cryptotrade.data.dataset import build_folds
     from cryptotrade.data.splits import WalkForward
-    from cryptotrade.evaluation.backtest import model_policy, target_policy
+    from cryptotrade.evaluation import evaluate_split
+    from cryptotrade.evaluation.backtest import model_policy
 
     comps = build(cfg)
     if comps.train.curriculum:
@@ -160,6 +165,7 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     datasets = build_folds(comps.data, comps.features, splitter)
     log.info("walk-forward data: %d folds in %.1f s", len(datasets), time.perf_counter() - start)
     yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    regime = getattr(comps.data.source, "regime", None)
     results = []
     for k, dataset in enumerate(datasets):
         with tracking.nested_run(f"fold{k}", tags={"fold": str(k)}, params={"fold": k}):
@@ -170,11 +176,17 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             if cfg.tracking.log_model:
                 tracking.log_artifact(trained.path, "model")
             # the fold's test block is read once, after selection on its validation block
-            result = backtest(comps, model_policy(trained.model), dataset.test)
-            tracking.log_metrics({f"test/{m}": v for m, v in result.metrics.items()})
-            buy_hold = backtest(comps, target_policy(1.0), dataset.test)
-            tracking.log_metrics({f"baseline/buy_hold/{m}": v for m, v in buy_hold.metrics.items()})
-            results.append(FoldResult(k, trained.val_metrics, result, buy_hold))
+            evaluation = evaluate_split(
+                model_policy(trained.model),
+                comps.env.compile(dataset.test, comps.reward),
+                prefix="test",
+                seed=comps.seed,
+                settings=comps.evaluation,
+                regime_names=getattr(regime, "names", None),
+                config_yaml=yaml,
+            )
+            result = evaluation.agent
+            results.append(FoldResult(k, trained.val_metrics, result, evaluation.baselines.results))
             log.info(
                 "fold %d: %s=%.4g (selection), test/total_return=%.4g",
                 k,
@@ -184,16 +196,18 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             )
     curve = stitch([r.test for r in results], comps.env.initial_cash)
     metrics = aggregate(results, curve)
-    held = stitch([r.buy_hold for r in results], comps.env.initial_cash)
-    metrics |= {
-        f"baseline/buy_hold/{k}": float(v)
-        for k, v in performance(
-            held["equity"].to_numpy(),
-            held["date"].to_numpy(),
-            num_trades=sum(len(r.buy_hold.trades) for r in results),
-        ).items()
-    }
-    curve["buy_hold"] = held["equity"].to_numpy()
+    for name in results[0].baselines:
+        runs = [r.baselines[name] for r in results]
+        held = stitch(runs, comps.env.initial_cash)
+        metrics |= {
+            f"baseline/{name}/{k}": float(v)
+            for k, v in performance(
+                held["equity"].to_numpy(),
+                held["date"].to_numpy(),
+                num_trades=sum(len(run.trades) for run in runs),
+            ).items()
+        }
+        curve[name] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")
     tracking.log_dict(
