@@ -70,3 +70,18 @@ def test_bad_choices_fail_by_name_with_the_fix():
     with pytest.raises(ValueError, match=r"evaluation\.random_seeds is empty"):
         EvaluationSettings(baselines=["random"], random_seeds=[])
     EvaluationSettings(baselines=["flat"], random_seeds=[])  # no random: no seeds needed
+
+
+def test_agent_and_every_baseline_share_the_one_compiled_market(market):
+    from cryptotrade.env.compiled import compile_count
+
+    before = compile_count()
+    evaluate_split(
+        target_policy(1.0),
+        market,
+        prefix="test",
+        seed=0,
+        settings=EvaluationSettings(random_seeds=[0, 1]),
+        log_to_run=False,
+    )
+    assert compile_count() == before  # 6 backtests and the oracle's DP, no new compilation
