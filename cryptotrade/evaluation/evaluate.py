@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cryptotrade import tracking
 from cryptotrade.evaluation.backtest import BacktestResult, Policy
 from cryptotrade.evaluation.baselines import Baselines
 from cryptotrade.evaluation.metrics import log_return_fraction, simple_returns
 from cryptotrade.evaluation.settings import EvaluationSettings
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from cryptotrade.env.compiled import CompiledMarket
