@@ -177,9 +177,27 @@ class CandidateRunner:
     def log_generation(self, record: dict[str, Any]) -> None:
         """Per-generation fitness statistics as metrics of the parent run."""
         step = int(record["gen"])
-        names = ("min", "mean", "max", "failed", "trained")
-        tracking.log_metrics({f"{self.kind}/fitness_{k}": record[k] for k in names[:3]}, step)
-        tracking.log_metrics({f"{self.kind}/{k}": record[k] for k in names[3:]}, step)
+        tracking.log_metrics(
+            {f"{self.kind}/fitness_{k}": record[k] for k in ("min", "mean", "max")}, step
+        )
+        counts = ("failed", "trained", "diversity", "distinct")
+        tracking.log_metrics({f"{self.kind}/{k}": record[k] for k in counts if k in record}, step)
+
+    def log_hall_of_fame(self, entries: list[tuple[Point, float]]) -> None:
+        """The best candidates as a table artifact of the parent run (``<kind>/hall_of_fame.json``,
+        shown as a table in the MLflow UI): rank, fitness, child run id and the point's values."""
+        if not tracking.active_run_id() or not entries:
+            return
+        import mlflow
+
+        rows = []
+        for rank, (point, fitness) in enumerate(entries, start=1):
+            run_id = (self.cache.get(point_key(point)) or {}).get("run_id") or ""
+            rows.append({"rank": rank, self.metric: fitness, "run_id": run_id, **point})
+        columns = {name: [row.get(name) for row in rows] for name in dict.fromkeys(
+            name for row in rows for name in row
+        )}  # fmt: skip
+        mlflow.log_table(columns, artifact_file=f"{self.kind}/hall_of_fame.json")
 
     def log_plot(self, logbook: list[dict[str, Any]]) -> None:
         """Fitness over generations (min, mean, max of the valid candidates) as ``<kind>/``
