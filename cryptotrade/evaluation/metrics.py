@@ -8,7 +8,11 @@ pandas). Conventions (checked against empyrical-reloaded and quantstats in the t
   ``sharpe_per_bar`` / ``sortino_per_bar`` use the bar returns annualised with the bars per year.
   Risk-free rate 0; Sharpe uses the sample std (ddof 1); Sortino's downside deviation is
   ``sqrt(mean(min(r, 0)^2))`` over all returns (target 0).
-* ``cagr`` compounds over calendar time: ``(E_end / E_0) ** (365 days / span) - 1``.
+* ``cagr`` compounds over calendar time: ``(E_end / E_0) ** (365 days / span) - 1``, only for
+  a span of at least :data:`MIN_ANNUALISE_DAYS` (365) days; a shorter split has ``cagr`` and
+  ``calmar`` = NaN (shown as ``n/a``), read ``total_return`` instead. Compounding a 30-day
+  return to a year multiplies noise (a 30-day oracle showed a CAGR of 4e24 %), and the GIPS
+  standards forbid annualising returns of periods shorter than a year.
 * ``max_drawdown`` is a positive fraction (0.25 = -25 %); ``max_drawdown_duration`` is the
   longest time, in days, from a peak until equity regained it (or the backtest ended).
 * Trade metrics read the env's trade log (:data:`cryptotrade.market.TRADE_DTYPE`): ``win_rate``
@@ -21,6 +25,8 @@ pandas). Conventions (checked against empyrical-reloaded and quantstats in the t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cryptotrade.timeframes import SECONDS_PER_YEAR
@@ -31,6 +37,8 @@ _NS = 1_000_000_000
 
 # the headline metrics the summary table and the report show, in this order
 HEADLINE = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "num_trades")
+# shortest span (days) whose return is annualised (cagr, calmar); GIPS: never below a year
+MIN_ANNUALISE_DAYS = 365.0
 # the cost breakdown, quote currency
 COSTS = ("gross_pnl", "fees_paid", "funding_paid")
 
@@ -206,7 +214,7 @@ def performance(
     daily = simple_returns(daily_equity(equity, timestamps))
     per_bar = simple_returns(equity)
     bars_per_year = SECONDS_PER_YEAR / bar
-    growth = cagr(equity[0], equity[-1], days)
+    growth = cagr(equity[0], equity[-1], days) if days >= MIN_ANNUALISE_DAYS else float("nan")
     mdd = max_drawdown(equity)
     out = {
         "total_return": float(equity[-1] / equity[0] - 1.0),
@@ -214,7 +222,7 @@ def performance(
         "volatility": annual_volatility(daily, DAYS_PER_YEAR),
         "sharpe": sharpe_ratio(daily, DAYS_PER_YEAR),
         "sortino": sortino_ratio(daily, DAYS_PER_YEAR),
-        "calmar": growth / mdd if mdd > 1e-12 else 0.0,
+        "calmar": growth if math.isnan(growth) else (growth / mdd if mdd > 1e-12 else 0.0),
         "max_drawdown": mdd,
         "max_drawdown_duration": max_drawdown_duration(equity, timestamps),
     }

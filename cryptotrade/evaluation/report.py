@@ -13,11 +13,16 @@ PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "ex
 
 
 def fmt(name: str, value: float) -> str:
-    """A metric value for people: percentages, money with two decimals, ratios with three."""
+    """A metric value for people: percentages, money with two decimals, ratios with three.
+
+    ``n/a`` where there is no number to show: NaN (e.g. ``cagr``/``calmar`` of a split shorter
+    than a year, see :mod:`cryptotrade.evaluation.metrics`) and infinity (a ``sortino`` without
+    a losing day, a ``profit_factor`` without a losing trade).
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+        return "n/a"
     if math.isinf(value) or abs(value) >= 1e300:  # MLflow stores inf as the largest float
-        return "inf" if value > 0 else "-inf"
+        return "n/a"
     parts = [p for p in name.split("/") if p != "std"]
     base = parts[-1] if len(parts) > 1 and parts[0] == "regime" else parts[0]
     if base in PERCENT or base in ("return", "excess_vs_buy_hold"):
@@ -44,15 +49,62 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def summary_table(split: str, columns: Mapping[str, Mapping[str, float]]) -> str:
-    """One text table: agent vs each baseline on the headline metrics, then the cost breakdown.
+def _pct(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{100.0 * value:+.2f} %" if abs(value) < 10.0 else f"{100.0 * value:+.0f} %"
+
+
+def verdict(
+    columns: Mapping[str, Mapping[str, float]],
+    *,
+    ci: tuple[float, float] | None = None,
+    seeds: int | None = None,
+    method: str = "",
+) -> str:
+    """One line: the agent's return against buy & hold (difference in percentage points), flat
+    and the oracle, and the 95 % interval over seeds when there is one.
+
+    e.g. ``verdict: agent -16.96 % vs buy & hold +19.54 % (-36.50 pts), flat +0.00 %, oracle
+    +7520 %``.
+    """
+    agent = columns.get("agent", {}).get("total_return", float("nan"))
+    who = f"agent (mean of {seeds} seeds)" if seeds else "agent"
+    text = f"verdict: {who} {_pct(agent)}"
+    if "buy_hold" in columns:
+        hold = columns["buy_hold"].get("total_return", float("nan"))
+        text += f" vs buy & hold {_pct(hold)} ({100.0 * (agent - hold):+.2f} pts)"
+    for name, label in (("flat", "flat"), ("random", "random"), ("oracle", "oracle")):
+        if name in columns:
+            text += f", {label} {_pct(columns[name].get('total_return', float('nan')))}"
+    if ci is not None and all(math.isfinite(v) for v in ci):
+        text += f"; 95 % CI of the mean {_pct(ci[0])} to {_pct(ci[1])}"
+        text += f" ({method})" if method else ""
+    return text
+
+
+def summary_table(
+    split: str,
+    columns: Mapping[str, Mapping[str, float]],
+    *,
+    ci: tuple[float, float] | None = None,
+    seeds: int | None = None,
+    method: str = "",
+) -> str:
+    """One text table: agent vs each baseline on the headline metrics, then the cost
+    breakdown, closed by the one-line :func:`verdict`.
 
     Args:
         split: Split name for the title (``test``).
         columns: ``name -> metrics`` with the agent first.
+        ci: The 95 % interval of the agent's total return over seeds, if any.
+        seeds: How many seeds the agent's column averages.
+        method: How ``ci`` was computed (``student_t`` ...).
     """
     keys = HEADLINE + COSTS
-    return f"== {split}: agent vs baselines ==\n" + _table(["", *keys], _rows(columns, keys))
+    table = _table(["", *keys], _rows(columns, keys))
+    line = verdict(columns, ci=ci, seeds=seeds, method=method)
+    return f"== {split}: agent vs baselines ==\n{table}\n{line}"
 
 
 def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> str | None:
@@ -67,7 +119,13 @@ def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> 
         elif key.startswith("baseline/"):
             _, name, metric = key.split("/", 2)
             columns.setdefault(name, {})[metric] = value
-    return summary_table(prefix, columns)
+    low, high = (metrics.get(f"{prefix}/total_return/ci_{k}") for k in ("low", "high"))
+    if low is None or high is None or "seeds/n" not in metrics:
+        return summary_table(prefix, columns)
+    from cryptotrade.evaluation.seeds import ci_method
+
+    n = int(metrics["seeds/n"])
+    return summary_table(prefix, columns, ci=(low, high), seeds=n, method=ci_method(n))
 
 
 def html_report(

@@ -85,8 +85,15 @@ def test_pictures_summary_and_report(evaluation):
         "reward_components.png",
     }
     assert all(p.startswith(PNG) for p in ev.pictures.values())
-    rows = [line.split()[0] for line in ev.summary.splitlines()[3:]]
-    assert rows == ["agent", "buy_hold", "flat", "random", "oracle"]
+    *table, last = ev.summary.splitlines()
+    assert [line.split()[0] for line in table[3:]] == [
+        "agent",
+        "buy_hold",
+        "flat",
+        "random",
+        "oracle",
+    ]
+    assert last.startswith("verdict: agent ") and " vs buy & hold " in last and "oracle" in last
     assert ev.html.count("data:image/png;base64,") == 5 and "fees_paid" in ev.html
     band = equity_band_plot([ev.agent, ev.baselines.results["random"]], [0, 1], log_scale=True)
     assert band.startswith(PNG)
