@@ -186,8 +186,7 @@ def test_every_summary_ends_with_a_one_line_verdict():
     }
     last = summary_table("test", columns).splitlines()[-1]
     assert last == (
-        "verdict: agent -16.96 % vs buy & hold +19.54 % (-36.50 pts), flat +0.00 %, "
-        "oracle +7520 %"
+        "verdict: agent -16.96 % vs buy & hold +19.54 % (-36.50 pts), flat +0.00 %, oracle +7520 %"
     )
     flat = {"test/total_return": 0.1, "baseline/buy_hold/total_return": 0.05, "seeds/n": 3.0}
     flat |= {"test/total_return/ci_low": -0.02, "test/total_return/ci_high": 0.22}
