@@ -110,9 +110,7 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert evaluated.info.status == "FINISHED"
     for key in REQUIRED:
         if key.startswith(("test/", "baseline/buy_hold/", "baseline/oracle/")):
-            assert evaluated.data.metrics[key] == pytest.approx(
-                run.data.metrics[key], nan_ok=True
-            ), key
+            assert evaluated.data.metrics[key] == pytest.approx(run.data.metrics[key]), key
 
     # an override that changes the observation is refused with the cause named
     proc = run_cli("task=evaluate", "env.window=7", f"model=runs:/{run.info.run_id}/model")

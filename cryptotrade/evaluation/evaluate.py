@@ -19,6 +19,7 @@ from cryptotrade import tracking
 from cryptotrade.evaluation.backtest import BacktestResult, Policy, run_backtest
 from cryptotrade.evaluation.baselines import Baselines, run_baselines
 from cryptotrade.evaluation.metrics import log_return_fraction, simple_returns
+from cryptotrade.evaluation.report import currency_label
 from cryptotrade.evaluation.settings import EvaluationSettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Evaluation:
         summary: The terminal table (agent vs baselines, costs).
         html: The HTML report ('' when off).
         pictures: PNG bytes by file name.
+        currency: What the money metrics are in (the margin currency).
     """
 
     metrics: dict[str, float]
@@ -43,6 +45,7 @@ class Evaluation:
     summary: str = ""
     html: str = ""
     pictures: dict[str, bytes] = field(default_factory=dict)
+    currency: str = "quote currency"
 
 
 def regime_breakdown(result: BacktestResult, names: Sequence[str] | None) -> dict[str, float]:
@@ -114,11 +117,13 @@ def evaluate_split(
     try:
         agent = run_backtest(policy, env, seed=seed)
         close = np.asarray(env.unwrapped.data.close)
+        market = getattr(env.unwrapped, "market", None)
+        inverse = bool(getattr(market, "inverse", False))
     finally:
         env.close()
     metrics = {f"{prefix}/{k}": v for k, v in agent.metrics.items()}
     metrics |= {f"{prefix}/{k}": v for k, v in regime_breakdown(agent, regime_names).items()}
-    out = Evaluation(metrics=metrics, agent=agent)
+    out = Evaluation(metrics=metrics, agent=agent, currency=currency_label(inverse))
     if baselines:
         out.baselines = run_baselines(
             make_env,
@@ -141,7 +146,11 @@ def evaluate_split(
             from cryptotrade.evaluation.plots import all_plots
 
             out.pictures = all_plots(
-                agent, out.baselines.results, close, log_scale=settings.log_scale
+                agent,
+                out.baselines.results,
+                close,
+                log_scale=settings.log_scale,
+                currency=out.currency,
             )
         if settings.report:
             out.html = _report(prefix, columns, metrics, out, config_yaml)
@@ -178,6 +187,7 @@ def _report(
             "limit reached, see evaluation.oracle_*); without env.max_drawdown."
         ),
         "Timestamps are bar close times: when each equity point was marked.",
+        f"Money (equity, fees, funding, PnL) is in the margin currency: {out.currency}.",
     ]
     return html_report(
         title=f"cryptotrade evaluation: {prefix} split",
@@ -186,6 +196,7 @@ def _report(
         pictures=out.pictures,
         config_yaml=config_yaml,
         notes=notes,
+        currency=out.currency,
     )
 
 

@@ -10,14 +10,29 @@ from collections.abc import Mapping
 from cryptotrade.evaluation.metrics import COSTS, HEADLINE
 
 PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
+QUOTE = "quote currency"
+BASE = "base currency: inverse contract, margined in the coin"
+
+
+def currency_label(inverse: bool) -> str:
+    """What money is measured in: the margin currency (the coin for inverse contracts)."""
+    return BASE if inverse else QUOTE
+
+
+def money(value: float) -> str:
+    """Money with at least 4 significant digits and 2 decimals (a 0.0003 BTC fee is not 0.00)."""
+    if value == 0.0 or abs(value) >= 1e9:
+        return f"{value:,.2f}" if abs(value) < 1e9 else f"{value:.4g}"
+    decimals = min(max(2, 3 - math.floor(math.log10(abs(value)))), 10)
+    return f"{value:,.{decimals}f}"
 
 
 def fmt(name: str, value: float) -> str:
     """A metric value for people: percentages, money with two decimals, ratios with three.
 
-    ``n/a`` where there is no number to show: NaN (e.g. ``cagr``/``calmar`` of a split shorter
-    than a year, see :mod:`cryptotrade.evaluation.metrics`) and infinity (a ``sortino`` without
-    a losing day, a ``profit_factor`` without a losing trade).
+    ``n/a`` where there is no number to show: NaN and infinity (a ``sortino`` without a
+    losing day, a ``profit_factor`` without a losing trade); see :func:`cell` for the
+    annualised figures of short splits.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -30,12 +45,23 @@ def fmt(name: str, value: float) -> str:
     if base in ("num_trades", "liquidations", "bars"):
         return f"{value:.0f}"
     if base in COSTS or base in ("expectancy", "final_equity"):
-        return f"{value:,.2f}" if abs(value) < 1e9 else f"{value:.4g}"
+        return money(value)
     return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
+ANNUALISED = ("cagr", "calmar")  # n/a where the split is too short to annualise
+
+
+def cell(key: str, metrics: Mapping[str, float]) -> str:
+    """``fmt`` of ``metrics[key]``; ``n/a`` for an annualised figure of a split shorter than a
+    year (``annualised`` = 0, see :mod:`cryptotrade.evaluation.metrics`)."""
+    if key in ANNUALISED and metrics.get("annualised", 1.0) == 0.0:
+        return "n/a"
+    return fmt(key, metrics.get(key, float("nan")))
+
+
 def _rows(columns: Mapping[str, Mapping[str, float]], keys: tuple[str, ...]) -> list[list[str]]:
-    return [[name] + [fmt(k, m.get(k, float("nan"))) for k in keys] for name, m in columns.items()]
+    return [[name] + [cell(k, m) for k in keys] for name, m in columns.items()]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -136,6 +162,7 @@ def html_report(
     pictures: Mapping[str, bytes],
     config_yaml: str,
     notes: list[str],
+    currency: str = QUOTE,
 ) -> str:
     """A self-contained HTML page (pictures inlined as base64 PNG).
 
@@ -157,7 +184,7 @@ def html_report(
         head = "".join(f"<th>{html.escape(n)}</th>" for n in columns)
         body = "".join(
             f"<tr><td>{html.escape(k)}</td>"
-            + "".join(f"<td>{fmt(k, m.get(k, float('nan')))}</td>" for m in columns.values())
+            + "".join(f"<td>{cell(k, m)}</td>" for m in columns.values())
             + "</tr>"
             for k in keys
         )
@@ -186,7 +213,7 @@ pre {{ background: #f7f7f7; padding: 10px; font-size: 12px; overflow-x: auto; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <ul>{items}</ul>
-<h2>Cost breakdown (quote currency)</h2>{table(list(COSTS))}
+<h2>Cost breakdown ({html.escape(currency)})</h2>{table(list(COSTS))}
 <h2>Metrics: agent vs baselines</h2>{table(metric_keys)}
 <h2>Comparisons and regimes</h2><table><tr><th>metric</th><th>value</th></tr>{extra_rows}</table>
 <h2>Pictures</h2>{images}

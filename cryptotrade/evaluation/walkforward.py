@@ -241,8 +241,8 @@ def run_walkforward(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     curve = stitch([r.test for r in results], comps.env.initial_cash)
     metrics = aggregate(results, curve)
     held = stitch([r.buy_hold for r in results], comps.env.initial_cash)
-    buy_hold = stitched_performance([r.buy_hold for r in results], held)
-    metrics |= {f"baseline/buy_hold/{k}": v for k, v in buy_hold.items()}
+    held_metrics = stitched_performance([r.buy_hold for r in results], held)
+    metrics |= {f"baseline/buy_hold/{k}": v for k, v in held_metrics.items()}
     curve["buy_hold"] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")

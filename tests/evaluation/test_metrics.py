@@ -159,20 +159,21 @@ def test_summary_table_from_flat_metrics():
 
 def test_a_short_split_is_not_annualised_and_tables_show_no_inf():
     """30 days of hourly bars that only rise: the CAGR would be astronomical and the sortino
-    infinite; CAGR and calmar are n/a, the return is shown, the table has no inf."""
+    infinite; CAGR is the split's return (not annualised), the tables show n/a, no inf."""
     from cryptotrade.evaluation.report import summary_table
 
     n = 30 * 24
     equity = 1000.0 * np.cumprod(np.r_[1.0, np.full(n, 1.002)])
     perf = metrics.performance(equity, _hourly(n + 1))
-    assert np.isnan(perf["cagr"]) and np.isnan(perf["calmar"])
-    assert perf["total_return"] == pytest.approx(1.002**n - 1)
+    assert perf["annualised"] == 0.0
+    assert perf["cagr"] == perf["total_return"] == pytest.approx(1.002**n - 1)
     assert np.isinf(perf["sortino"])
     table = summary_table("test", {"agent": perf})
     assert "inf" not in table and "n/a" in table and "e+" not in table
     # a year or more is annualised
     year = 1000.0 * np.cumprod(np.r_[1.0, np.full(365 * 24, 1.00001)])
-    assert np.isfinite(metrics.performance(year, _hourly(365 * 24 + 1))["cagr"])
+    long = metrics.performance(year, _hourly(365 * 24 + 1))
+    assert long["annualised"] == 1.0 and long["cagr"] == pytest.approx(1.00001 ** (365 * 24) - 1)
 
 
 def test_every_summary_ends_with_a_one_line_verdict():
