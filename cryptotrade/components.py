@@ -133,7 +133,14 @@ def build_optimizer(cfg: DictConfig) -> Any:
 
 
 def _typed(schema: type[T], node: Any) -> T:
-    """``node`` as an instance of the dataclass ``schema``."""
+    """``node`` as an instance of the dataclass ``schema``.
+
+    ``node`` is resolved where it stands first: an interpolation inside it may point anywhere in
+    the whole config (``experiment=curriculum``'s stages read ``${train.total_timesteps}``), and
+    the merged copy has no root to resolve it against.
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
     value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
     assert isinstance(value, schema)
     return value
@@ -143,8 +150,8 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
     # typed even when the config was not composed on the schema (a saved best_config.yaml
     # run with --config-name, a config sent to a Ray worker): merging checks every value
-    # resolved here: train.select_metric defaults to ${optimizer.metric}, outside this node
-    train = _typed(TrainConfig, OmegaConf.to_container(cfg.train, resolve=True))
+    # (train.select_metric defaults to ${optimizer.metric}, outside its node: _typed resolves)
+    train = _typed(TrainConfig, cfg.train)
     evaluation = _typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
     _check_train(train)
     cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download

@@ -133,7 +133,7 @@ def tune_trial(
             if not reports:  # no validation in this attempt: report the final score once
                 report(int(cfg.train.total_timesteps), final)
             # the trial's fitness: the SELECTED model's metric, as a GA child logs it
-            from cryptotrade import tracking
+            from cryptotrade.launch import tracking
 
             tracking.log_metrics({FITNESS: score_of(final, metric, penalty)})
     except SystemExit:  # Tune stops a trial the scheduler dropped by raising SystemExit here
@@ -178,7 +178,7 @@ def _adopt_run(run_id: str, parent: tuple[str, str] | None, uri: str | None, ste
     that marked it FAILED meanwhile (its driver died) is removed: the run lives again."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from cryptotrade.liveness import NOTE, PREFIX
+    from cryptotrade.launch.liveness import NOTE, PREFIX
 
     client = _client(uri)
     client.set_tag(run_id, TAG_RESUMED, str(step))
