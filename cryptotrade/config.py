@@ -88,7 +88,9 @@ class TrainConfig:
     log_interval: int = 1  # SB3 logger interval (on-policy: rollouts, off-policy: episodes)
     progress_bar: bool | None = None  # null: a progress bar when stdout is a terminal
     eval_freq: int = 25_000  # env steps between validation backtests; 0: only at the end
-    select_metric: str = "val/sharpe"  # validation metric that picks the best model (higher wins)
+    # validation metric that picks the best checkpoint (higher wins); by default the search's
+    # fitness (optimizer.metric), so a search ranks candidates by what selected their models
+    select_metric: str = "${optimizer.metric}"
     select: str = "best"  # best: the best-on-validation model is kept; last: the final model
     checkpoint_freq: int = 50_000  # env steps between resumable checkpoints; 0: none
     tensorboard: bool = True  # TensorBoard event files under <output_dir>/tensorboard

@@ -51,7 +51,11 @@ def _png(fig: Any) -> bytes:
 
 
 def equity_plot(
-    agent: BacktestResult, baselines: Mapping[str, BacktestResult], *, log_scale: bool
+    agent: BacktestResult,
+    baselines: Mapping[str, BacktestResult],
+    *,
+    log_scale: bool,
+    currency: str = "quote currency",
 ) -> bytes:
     """Equity of the agent against every baseline (the oracle dashed), optionally log scale."""
     fig, ax = _figure(4.2)
@@ -70,7 +74,7 @@ def equity_plot(
     curves = [agent.equity, *(r.equity for r in baselines.values())]
     logged = _log_y(ax, curves, log_scale)
     ax.set_title("Equity (marked at each bar's close)" + (", log scale" if logged else ""))
-    ax.set_ylabel("equity (quote currency)")
+    ax.set_ylabel(f"equity ({currency})")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
@@ -196,10 +200,11 @@ def all_plots(
     close: np.ndarray,
     *,
     log_scale: bool,
+    currency: str = "quote currency",
 ) -> dict[str, bytes]:
-    """Every picture of one evaluation, by file name."""
+    """Every picture of one evaluation, by file name (money axes in ``currency``)."""
     return {
-        "equity.png": equity_plot(agent, baselines, log_scale=log_scale),
+        "equity.png": equity_plot(agent, baselines, log_scale=log_scale, currency=currency),
         "drawdown.png": drawdown_plot(agent, baselines.get("buy_hold")),
         "trades.png": trades_plot(agent, close),
         "position.png": position_plot(agent),

@@ -14,8 +14,13 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.evaluation.metrics import performance
-from cryptotrade.evaluation.walkforward import FoldResult, aggregate, plot_curve, stitch
+from cryptotrade.evaluation.walkforward import (
+    FoldResult,
+    aggregate,
+    plot_curve,
+    stitch,
+    stitched_performance,
+)
 from cryptotrade.launch import tracking
 
 log = logging.getLogger(__name__)
@@ -89,14 +94,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     for name in results[0].baselines:  # each configured baseline stitched over the same blocks
         runs = [r.baselines[name] for r in results]
         held = stitch(runs, comps.env.initial_cash)
-        metrics |= {
-            f"baseline/{name}/{k}": float(v)
-            for k, v in performance(
-                held["equity"].to_numpy(),
-                held["date"].to_numpy(),
-                num_trades=sum(len(run.trades) for run in runs),
-            ).items()
-        }
+        held_metrics = stitched_performance(runs, held)
+        metrics |= {f"baseline/{name}/{k}": v for k, v in held_metrics.items()}
         curve[name] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")

@@ -18,7 +18,11 @@ from cryptotrade.run import execute
 register_configs()
 SPOT = SHARED_DATA / "binance_spot_BTCUSDT_1h.parquet"
 pytestmark = pytest.mark.skipif(not SPOT.exists(), reason="../shared/data is absent")
-TRAIN = ["debug=default", "data=file", "train.total_timesteps=512", "train.eval_freq=256"]
+# 256 x 2 envs = one PPO update in the 512 steps
+TRAIN = [
+    "debug=default", "data=file", "train.total_timesteps=512", "train.eval_freq=256",
+    "env.n_envs=2",
+]  # fmt: skip
 
 
 def _execute(tmp_path, overrides: list[str]) -> dict[str, float]:
