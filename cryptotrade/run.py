@@ -251,5 +251,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if "--version" in sys.argv[1:]:  # the package's version, not Hydra's (its --version)
+        from cryptotrade import __version__
+
+        print(f"cryptotrade {__version__}")
+        sys.exit(0)
     main()
     sys.exit(sweeps.exit_code())
