@@ -8,6 +8,7 @@ only; the test split is never read here.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptotrade import tracking
+from cryptotrade.progress import Clock
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from cryptotrade.evaluation.backtest import BacktestResult, Policy
 
 OnValidation = Callable[[int, dict[str, float]], None]
+log = logging.getLogger(__name__)
 
 
 def backtest(components: Components, policy: Policy, data: MarketData) -> BacktestResult:
@@ -91,6 +94,7 @@ class ValidationCallback(BaseCallback):
         best_path: Where the best model so far is saved (atomically).
         eval_freq: Env steps between evaluations; 0: only when :meth:`validate` is called.
         on_validation: Called as ``on_validation(num_timesteps, val_metrics)`` after each one.
+        total_steps: The run's last env step, for the ETA in the log line of each validation.
     """
 
     def __init__(
@@ -102,14 +106,20 @@ class ValidationCallback(BaseCallback):
         best_path: Path,
         eval_freq: int,
         on_validation: OnValidation | None = None,
+        total_steps: int | None = None,
     ) -> None:
         super().__init__()
+        self.total_steps = total_steps
+        self.clock: Clock | None = None
         self.components = components
         self.data = data
         self.selection = selection
         self.best_path = best_path
         self.eval_freq = eval_freq
         self.on_validation = on_validation
+
+    def _on_training_start(self) -> None:
+        self.clock = Clock(self.total_steps or 0, done=self.num_timesteps)
 
     def _on_step(self) -> bool:
         due = self.num_timesteps - max(self.selection.last_step, 0) >= self.eval_freq
@@ -133,9 +143,26 @@ class ValidationCallback(BaseCallback):
         if not math.isnan(value) and (value > sel.best_value or sel.best_step < 0):
             save_atomic(model, self.best_path)
             sel.best_value, sel.best_step, sel.best_metrics = value, step, metrics
+        self._log_line(step, value)
         if self.on_validation is not None:
             self.on_validation(step, dict(metrics))
         return metrics
+
+    def _log_line(self, step: int, value: float) -> None:
+        """One line per validation: readable in a pipe or CI log, where no bar is drawn."""
+        sel = self.selection
+        clock = self.clock or Clock(self.total_steps or step, done=step)
+        total = f"/{self.total_steps:,}" if self.total_steps else ""
+        log.info(
+            "validation at step %s%s: %s %.4g (best %.4g at step %s), %s",
+            f"{step:,}",
+            total,
+            sel.metric,
+            value,
+            sel.best_value,
+            f"{sel.best_step:,}",
+            clock.summary(step),
+        )
 
 
 def save_atomic(model: BaseAlgorithm, path: Path) -> None:

@@ -112,10 +112,15 @@ class CandidateRunner:
         self.scores_path = scores_path
         self.cache: dict[str, dict[str, Any]] = (load_pickle(scores_path) or {}) if resume else {}
         self._trained: dict[int, int] = {}
+        self._cached: dict[int, int] = {}
 
     def trained_in(self, generation: int) -> int:
         """Candidates actually trained (not found in the cache) in ``generation``."""
         return self._trained.get(generation, 0)
+
+    def cached_in(self, generation: int) -> int:
+        """Candidates of ``generation`` scored from the cache (seen before) instead of trained."""
+        return self._cached.get(generation, 0)
 
     def score(self, points: list[Point], *, generation: int) -> list[float]:
         """The fitness of each point, training only those not scored before."""
@@ -147,6 +152,7 @@ class CandidateRunner:
 
         self.pool.map(self.evaluate, specs, on_result)
         self._trained[generation] = len(todo)
+        self._cached[generation] = len(keys) - len(todo)
         return [self.cache[k]["fitness"] for k in keys]
 
     def _store(self, key: str, outcome: Outcome, run_id: str | None, generation: int) -> None:
