@@ -452,10 +452,10 @@ def _share_config_store_on_copy() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Schema cache: deriving a schema imports its target, and the targets import numba, pandas and
-# gymnasium (~1.5 s), which --help, --cfg and a typo should not wait for. The derived schemas
-# are stored as JSON keyed by a hash of every option file and every module of the package, so
-# any edit re-derives them once.
+# Schema cache: deriving a schema imports its target, and the targets import the compiled
+# kernels, pandas and gymnasium (~1.5 s), which --help, --cfg and a typo should not wait for.
+# The derived schemas are stored as JSON keyed by a hash of every option file and every module
+# of the package, so any edit re-derives them once.
 # --------------------------------------------------------------------------------------------
 SCHEMA_CACHE_FORMAT = 1
 _TYPE_NAMES: dict[Any, str] = {int: "int", float: "float", str: "str", bool: "bool", Any: "any"}

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mlflow.pyfunc import PythonModel
+
+from cryptotrade.tracking import muted
 
 
 class PolicyModel(PythonModel):
@@ -75,10 +78,16 @@ def log_policy_model(
         files["settings"].write_text(json.dumps(dict(settings), default=str, indent=1))
         artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
         pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=PolicyModel(),
-            artifacts=artifacts,
-            pip_requirements=[*pins, "numpy", "cryptotrade"],
-        )
+        # MLflow's notices about this deliberate design: predict is left unannotated (see
+        # PolicyModel.predict) and the wrapper object is cloudpickled (it holds no state).
+        with warnings.catch_warnings(), muted("mlflow.pyfunc", "CloudPickle"):
+            warnings.filterwarnings(
+                "ignore", message=r".*Add type hints to the `predict` method", category=UserWarning
+            )
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=PolicyModel(),
+                artifacts=artifacts,
+                pip_requirements=[*pins, "numpy", "cryptotrade"],
+            )
     return str(info.model_uri)

@@ -70,6 +70,44 @@ def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> 
     return summary_table(prefix, columns)
 
 
+def verdict(metrics: Mapping[str, float], prefix: str = "test", key: str = "sharpe") -> str | None:
+    """One line: which baselines the agent beats on ``<prefix>/<key>``; the oracle (perfect
+    foresight) is the ceiling, not a rival. ``None`` without the agent's value.
+
+    Example: ``Verdict: on test sharpe the agent (0.412) beats flat, random but not buy_hold
+    (0.530); the oracle reaches 9.800.``
+    """
+    agent = metrics.get(f"{prefix}/{key}")
+    if agent is None or math.isnan(agent):
+        return None
+    rivals = {
+        name: value
+        for name, value in (
+            (k.split("/")[1], v)
+            for k, v in metrics.items()
+            if k.startswith("baseline/") and k.count("/") == 2 and k.endswith(f"/{key}")
+        )
+        if not math.isnan(value)
+    }
+    ceiling = rivals.pop("oracle", None)
+    beaten = sorted(n for n, v in rivals.items() if agent > v)
+    lost = sorted((n for n in rivals if n not in beaten), key=lambda n: -rivals[n])
+    head = f"Verdict: on {prefix} {key} the agent ({fmt(key, agent)})"
+    if not rivals:
+        text = f"{head} has no baseline to compare with"
+    elif not lost:
+        text = f"{head} beats every baseline ({', '.join(beaten)})"
+    elif not beaten:
+        best = lost[0]
+        text = f"{head} beats no baseline; the best is {best} ({fmt(key, rivals[best])})"
+    else:
+        worse = ", ".join(f"{n} ({fmt(key, rivals[n])})" for n in lost)
+        text = f"{head} beats {', '.join(beaten)} but not {worse}"
+    if ceiling is not None:
+        text += f"; the oracle reaches {fmt(key, ceiling)}"
+    return text + "."
+
+
 def html_report(
     *,
     title: str,

@@ -38,6 +38,7 @@ from cryptotrade.optimize.trial import (
     open_child_run,
     point_hash,
     point_key,
+    point_label,
     redacted,
     score_of,
 )
@@ -129,10 +130,10 @@ class CandidateRunner:
         by_key = dict(zip(keys, points, strict=True))
         uri = _tracking_uri()
         specs, run_ids = [], []
-        for key in todo:
+        for index, key in enumerate(todo):
             point = by_key[key]
             run_id = open_child_run(
-                f"{self.kind}-g{generation}-{point_hash(point)}",
+                f"g{generation}-{index} {point_label(point)}",
                 tags={TAG_KIND: self.kind, TAG_GENERATION: generation, TAG_GENOME: key},
                 params=point,
             )

@@ -154,3 +154,27 @@ def test_summary_table_from_flat_metrics():
     assert [ln.split()[0] for ln in lines[3:]] == ["agent", "buy_hold", "random", "oracle"]
     assert "10.00%" in lines[3] and "12.50" in lines[3] and "inf" in lines[6]
     assert summary_from_metrics({"val/sharpe": 1.0}) is None
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        (0.412, "the agent (0.412) beats flat, random but not buy_hold (0.530)"),
+        (1.0, "the agent (1.000) beats every baseline (buy_hold, flat, random)"),
+        (-1.0, "the agent (-1.000) beats no baseline; the best is buy_hold (0.530)"),
+    ],
+)
+def test_verdict_is_one_line_against_the_baselines_with_the_oracle_as_ceiling(agent, expected):
+    from cryptotrade.evaluation.report import verdict
+
+    metrics = {
+        "test/sharpe": agent,
+        "baseline/flat/sharpe": 0.0,
+        "baseline/random/sharpe": -0.3,
+        "baseline/random/sharpe/std": 5.0,  # a spread, not a rival
+        "baseline/buy_hold/sharpe": 0.53,
+        "baseline/oracle/sharpe": 9.8,
+    }
+    line = verdict(metrics)
+    assert line == f"Verdict: on test sharpe {expected}; the oracle reaches 9.800."
+    assert verdict({"train/loss": 1.0}) is None

@@ -54,3 +54,11 @@ def test_a_candidate_config_from_another_process_builds_like_the_driver_one(tmp_
     components = build(worker_cfg)
     assert isinstance(components.features, CachedFeatureSet)
     assert worker_cfg.env.window == 16
+
+
+def test_point_label_names_each_gene_briefly():
+    from cryptotrade.optimize.trial import point_label
+
+    point = {"agent.learning_rate": 0.000312345, "env.window": 30, "reward.kind": "pnl"}
+    assert point_label(point) == "learning_rate=0.000312 window=30 kind=pnl"
+    assert len(point_label({f"k{i}": 1.0 for i in range(40)})) == 80
