@@ -125,12 +125,21 @@ def _inputs(decision: Decision, data: Any, raw: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def side(exposure: float) -> str:
+    """``long``, ``short`` or ``flat`` for a signed exposure, with its size when partial
+    (``long 0.5``): what a trader reads instead of the action's index."""
+    if exposure == 0 or exposure != exposure:  # NaN: nothing to hold
+        return "flat"
+    name = "long" if exposure > 0 else "short"
+    return name if abs(exposure) == 1 else f"{name} {abs(exposure):.4g}"
+
+
 def _format(decision: Decision, inputs: dict[str, Any]) -> str:
     bar = inputs["bar"]
     lines = [
         f"bar {decision.time}  close {bar['close']:.8g}",
-        f"action {decision.action:g}  target position {decision.target:+.4g}  "
-        f"(equity {decision.equity:.2f}, position {decision.position:+.4g})",
+        f"decision: {side(decision.target)} (target position {decision.target:+.4g}, action "
+        f"{decision.action:g}; now {side(decision.position)}, equity {decision.equity:.2f})",
         "inputs (raw -> normalised):",
     ]
     for name, value in inputs["features_raw"].items():
