@@ -20,27 +20,38 @@ from mlflow.pyfunc import PythonModel
 
 from cryptotrade.tracking import muted
 
+# MLflow checks predict's type hints when the class is defined and warns that there are none;
+# they are left out on purpose (see predict). MLflow's check sets its own warning filter, so a
+# filter cannot silence it: the warnings are recorded and all but that one are raised again.
+_NO_HINTS = "Add type hints to the `predict` method"
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter("always")
 
-class PolicyModel(PythonModel):
-    """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
+    class PolicyModel(PythonModel):
+        """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
 
-    def load_context(self, context: Any) -> None:
-        """Load the SB3 model named by the logged ``agent.json``."""
-        import importlib
+        def load_context(self, context: Any) -> None:
+            """Load the SB3 model named by the logged ``agent.json``."""
+            import importlib
 
-        meta = json.loads(Path(context.artifacts["agent"]).read_text())
-        module, _, name = meta["class"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        self.model = cls.load(context.artifacts["model"], device="cpu")
+            meta = json.loads(Path(context.artifacts["agent"]).read_text())
+            module, _, name = meta["class"].rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+            self.model = cls.load(context.artifacts["model"], device="cpu")
 
-    # no annotation on model_input: MLflow would derive (and warn about) a schema from it
-    def predict(self, context, model_input, params=None):
-        """Deterministic actions for a batch of observations (array or DataFrame rows)."""
-        obs = np.asarray(model_input, dtype=np.float32)
-        if obs.ndim == 1:
-            obs = obs[None, :]
-        actions, _ = self.model.predict(obs, deterministic=True)
-        return np.asarray(actions)
+        # no annotation on model_input: MLflow would derive (and warn about) a schema from it
+        def predict(self, context, model_input, params=None):
+            """Deterministic actions for a batch of observations (array or DataFrame rows)."""
+            obs = np.asarray(model_input, dtype=np.float32)
+            if obs.ndim == 1:
+                obs = obs[None, :]
+            actions, _ = self.model.predict(obs, deterministic=True)
+            return np.asarray(actions)
+
+
+for _w in _caught:
+    if _NO_HINTS not in str(_w.message):
+        warnings.warn_explicit(_w.message, _w.category, _w.filename, _w.lineno)
 
 
 def log_policy_model(
@@ -78,12 +89,9 @@ def log_policy_model(
         files["settings"].write_text(json.dumps(dict(settings), default=str, indent=1))
         artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
         pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
-        # MLflow's notices about this deliberate design: predict is left unannotated (see
-        # PolicyModel.predict) and the wrapper object is cloudpickled (it holds no state).
-        with warnings.catch_warnings(), muted("mlflow.pyfunc", "CloudPickle"):
-            warnings.filterwarnings(
-                "ignore", message=r".*Add type hints to the `predict` method", category=UserWarning
-            )
+        # MLflow's notice about this deliberate design: the wrapper object is cloudpickled
+        # (it holds no state; the model and settings are artifacts).
+        with muted("mlflow.pyfunc", "CloudPickle"):
             info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=PolicyModel(),
