@@ -221,7 +221,7 @@ def test_help_and_compose_import_no_heavy_library():
         "import sys\n"
         "from hydra import compose, initialize_config_dir\n"
         "import cryptotrade.run as run\n"
-        "from cryptotrade import strict\n"
+        "from cryptotrade.launch import strict\n"
         "with initialize_config_dir(str(run.CONF_DIR), version_base='1.3'):\n"
         "    cfg = compose('config', overrides=['agent=qrdqn', 'extractor=tcn', 'optimizer=ga',"
         " 'data=binance'])\n"

@@ -9,9 +9,9 @@ import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import strict
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import strict
 from cryptotrade.run import TASKS
 
 register_configs()

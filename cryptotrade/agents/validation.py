@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 from cryptotrade.progress import Clock
 
 if TYPE_CHECKING:

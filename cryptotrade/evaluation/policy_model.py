@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-from cryptotrade.tracking import muted
+from cryptotrade.launch.tracking import muted
 
 # MLflow checks predict's type hints when the class is defined and warns that there are none;
 # they are left out on purpose (see predict). MLflow's check sets its own warning filter, so a

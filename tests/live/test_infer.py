@@ -111,7 +111,7 @@ def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_uri):
 
 
 def test_side_names_the_exposure():
-    from cryptotrade.live.infer import side
+    from cryptotrade.tasks.infer import side
 
     assert [side(x) for x in (1.0, -1.0, 0.0, 0.5, -0.25)] == [
         "long", "short", "flat", "long 0.5", "short 0.25",

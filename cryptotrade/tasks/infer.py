@@ -1,7 +1,7 @@
 """``task=infer model=<runs:/id/model or path>``: the policy's decision on the latest closed bar.
 
 The launcher restores the training run's data, features, env, reward and agent settings from the
-run's ``config.yaml`` (:func:`cryptotrade.evaluation.reload.restore_training_config`; overrides on
+run's ``config.yaml`` (:func:`cryptotrade.tasks.evaluate.restore`; overrides on
 the command line, e.g. another ``data.source``, apply on top). The observation is built from the
 configured source with the TRAINING split's saved normalisation (the run's
 ``data/normaliser.json``), never refit on new bars. With ``infer.paper=true`` a
@@ -16,18 +16,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from cryptotrade import tracking
 from cryptotrade.errors import ModelError
-from cryptotrade.live.observation import live_market, window_from, with_padding
-from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
+from cryptotrade.launch import tracking
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry imports this module: --help must not load pandas or numba
+    import pandas as pd
     from omegaconf import DictConfig
 
     from cryptotrade.components import Components
+    from cryptotrade.live.paper import Decision
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
     """
     model = str(cfg.model)
     if not model.startswith("runs:/"):
-        from cryptotrade.pipeline import prepare_data
+        from cryptotrade.optimize.objective import prepare_data
 
         log.info("model=%s is a local file: normaliser of the configured training split", model)
         return dict(prepare_data(components).normaliser)
@@ -56,17 +53,22 @@ def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
-def run_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Load the policy, build the latest observation, act (and paper-trade); print and log it.
 
     Returns:
         ``infer/action``, ``infer/target``, ``infer/equity``, ``infer/position`` and, with
         paper trading, ``paper/new_bars`` and ``paper/bars``.
     """
+    import numpy as np
+    import pandas as pd
+
     from cryptotrade.components import build
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
-    from cryptotrade.pipeline import load_model
+    from cryptotrade.live.observation import live_market, window_from, with_padding
+    from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
+    from cryptotrade.tasks.common import load_model
 
     comps = build(cfg)
     model = load_model(cfg, comps)
@@ -113,6 +115,9 @@ def run_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
 def _inputs(decision: Decision, data: Any, raw: pd.DataFrame) -> dict[str, Any]:
     """The latest bar and its features, raw and normalised (what the model's last row saw)."""
+    import numpy as np
+    import pandas as pd
+
     t = pd.Timestamp(decision.time)
     i = int(np.searchsorted(data.timestamps, t.tz_convert("UTC").tz_localize(None).to_datetime64()))
     bar = {k: float(getattr(data, k)[i]) for k in ("open", "high", "low", "close", "volume")}
