@@ -123,7 +123,9 @@ def main() -> None:
         "nodes are built only for the options a config chooses. `import cryptotrade` registers "
         "the gymnasium env id when gymnasium is first imported instead of importing it. A "
         "config error still composes the config twice (Hydra's `get_mode`, then the run), so "
-        "it costs more than `--cfg job`."
+        "it costs more than `--cfg job`. On a near-idle moment of this machine (load 1.3) the "
+        "before-tree took 8.0 s wall / 7.8 s CPU for `--help` and 2.4 s / 2.4 s for `--cfg "
+        "job`: idle wall time is the CPU time."
     )
     write_section("cli", f"{head}\n\n{table}\n\n{notes}")
 
