@@ -242,9 +242,7 @@ def reporter(paths: list[str], metric: str) -> Any:
         parameter_columns={p: p.rsplit(".", 1)[-1] for p in paths},
         max_report_frequency=30,
         max_progress_rows=10,
-        metric=SCORE,
-        mode="max",
-        sort_by_metric=True,
+        sort_by_metric=True,  # by the TuneConfig's metric and mode (set there, not twice)
     )
 
 
