@@ -175,6 +175,7 @@ def train(
         best_path=best_path,
         eval_freq=settings.eval_freq,
         on_validation=_chain(on_validation, reporter.notify if reporter else None),
+        total_steps=total,
     )
     callbacks: list[Any] = [RewardComponentsCallback(), validation, *encoder_callbacks]
     if reporter is not None:

@@ -19,6 +19,7 @@ validated model is one that SB3 trained; a model that never took a gradient step
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptotrade.launch import tracking
+from cryptotrade.progress import Clock
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 OnValidation = Callable[[int, dict[str, float]], None]
 Curve = tuple["np.ndarray", "np.ndarray"]  # (close times, equity) of one validation backtest
+log = logging.getLogger(__name__)
 
 
 def validation_metrics(
@@ -152,6 +155,7 @@ class ValidationCallback(BaseCallback):
         eval_freq: Env steps between evaluations; 0: only when :meth:`validate` is called.
         on_validation: Called as ``on_validation(num_timesteps, val_metrics)`` after each
             validation of a trained model.
+        total_steps: The run's last env step, for the ETA in the log line of each validation.
     """
 
     def __init__(
@@ -163,8 +167,11 @@ class ValidationCallback(BaseCallback):
         best_path: Path,
         eval_freq: int,
         on_validation: OnValidation | None = None,
+        total_steps: int | None = None,
     ) -> None:
         super().__init__()
+        self.total_steps = total_steps
+        self.clock: Clock | None = None
         self.components = components
         self.market = market
         self.selection = selection
@@ -185,6 +192,9 @@ class ValidationCallback(BaseCallback):
         step = int(self.model.num_timesteps)
         if self.eval_freq and step - max(self.selection.last_step, 0) >= self.eval_freq:
             self.validate(self.model)
+
+    def _on_training_start(self) -> None:
+        self.clock = Clock(self.total_steps or 0, done=self.num_timesteps)
 
     def _on_step(self) -> bool:
         return True
@@ -211,9 +221,26 @@ class ValidationCallback(BaseCallback):
             sel.best_value, sel.best_step, sel.best_metrics = value, step, metrics
             keep = {step}
         self.curves = {k: v for k, v in self.curves.items() if k in keep} | {step: curve}
+        self._log_line(step, value)
         if self.on_validation is not None:
             self.on_validation(step, dict(metrics))
         return metrics
+
+    def _log_line(self, step: int, value: float) -> None:
+        """One line per validation: readable in a pipe or CI log, where no bar is drawn."""
+        sel = self.selection
+        clock = self.clock or Clock(self.total_steps or step, done=step)
+        total = f"/{self.total_steps:,}" if self.total_steps else ""
+        log.info(
+            "validation at step %s%s: %s %.4g (best %.4g at step %s), %s",
+            f"{step:,}",
+            total,
+            sel.metric,
+            value,
+            sel.best_value,
+            f"{sel.best_step:,}",
+            clock.summary(step),
+        )
 
 
 def save_atomic(model: BaseAlgorithm, path: Path) -> None:

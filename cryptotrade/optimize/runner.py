@@ -40,6 +40,7 @@ from cryptotrade.optimize.trial import (
     open_child_run,
     point_hash,
     point_key,
+    point_label,
     redacted,
     score_of,
 )
@@ -114,10 +115,15 @@ class CandidateRunner:
         self.scores_path = scores_path
         self.cache: dict[str, dict[str, Any]] = (load_pickle(scores_path) or {}) if resume else {}
         self._trained: dict[int, int] = {}
+        self._cached: dict[int, int] = {}
 
     def trained_in(self, generation: int) -> int:
         """Candidates actually trained (not found in the cache) in ``generation``."""
         return self._trained.get(generation, 0)
+
+    def cached_in(self, generation: int) -> int:
+        """Candidates of ``generation`` scored from the cache (seen before) instead of trained."""
+        return self._cached.get(generation, 0)
 
     def score(self, points: list[Point], *, generation: int) -> list[float]:
         """The fitness of each point, training only those not scored before."""
@@ -126,10 +132,10 @@ class CandidateRunner:
         by_key = dict(zip(keys, points, strict=True))
         uri = _tracking_uri()
         specs, run_ids = [], []
-        for key in todo:
+        for index, key in enumerate(todo):
             point = by_key[key]
             run_id = open_child_run(
-                f"{self.kind}-g{generation}-{point_hash(point)}",
+                f"g{generation}-{index} {point_label(point)}",
                 tags={TAG_KIND: self.kind, TAG_GENERATION: generation, TAG_GENOME: key},
                 params=point,
             )
@@ -149,6 +155,7 @@ class CandidateRunner:
 
         self.pool.map(self.evaluate, specs, on_result)
         self._trained[generation] = len(todo)
+        self._cached[generation] = len(keys) - len(todo)
         return [self.cache[k]["fitness"] for k in keys]
 
     def _store(self, key: str, outcome: Outcome, run_id: str | None, generation: int) -> None:

@@ -198,7 +198,7 @@ def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: di
     that was left RUNNING (its worker was killed before any checkpoint) is marked FAILED."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from cryptotrade.optimize.trial import TAG_GENOME, point_key
+    from cryptotrade.optimize.trial import TAG_GENOME, point_key, point_label
 
     client = _client(uri)
     stale = client.search_runs(
@@ -213,7 +213,7 @@ def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: di
         client.set_terminated(run.info.run_id, "FAILED")
     run = client.create_run(
         parent[1],
-        run_name=f"tune-{trial_id}",
+        run_name=f"{trial_id} {point_label(point)}",
         tags={
             MLFLOW_PARENT_RUN_ID: parent[0],
             TAG_KIND: "tune",

@@ -14,13 +14,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.evaluation.walkforward import (
-    FoldResult,
-    aggregate,
-    plot_curve,
-    stitch,
-    stitched_performance,
-)
 from cryptotrade.launch import tracking
 
 log = logging.getLogger(__name__)
@@ -44,6 +37,13 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.data.splits import WalkForward
     from cryptotrade.evaluation import evaluate_split
     from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.walkforward import (
+        FoldResult,
+        aggregate,
+        plot_curve,
+        stitch,
+        stitched_performance,
+    )
 
     comps = build(cfg)
     if comps.train.curriculum:

@@ -60,7 +60,8 @@ def test_infer_needs_only_the_model_uri_and_uses_the_saved_normaliser(trained, t
     decision = _decision(uri)
     # the run's data (the whole real 1h file, not debug's last 4000 bars): its latest bar
     assert decision["decision"]["time"] == "2024-12-31T23:00:00+00:00"
-    assert "target position" in capsys.readouterr().out
+    side = {0.0: "short", 1.0: "flat", 2.0: "long"}[metrics["infer/action"]]
+    assert f"decision: {side} (target position" in capsys.readouterr().out
     mlflow.set_tracking_uri(uri)
     norm = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/data/normaliser.json"))
     raw = np.array([decision["inputs"]["features_raw"][c] for c in norm["columns"]])
@@ -111,3 +112,11 @@ def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_uri):
     client = mlflow.MlflowClient(mlflow_uri)
     ids = [e.experiment_id for e in client.search_experiments()]
     assert not ids or not client.search_runs(ids)  # refused before a run was opened
+
+
+def test_side_names_the_exposure():
+    from cryptotrade.tasks.infer import side
+
+    assert [side(x) for x in (1.0, -1.0, 0.0, 0.5, -0.25)] == [
+        "long", "short", "flat", "long 0.5", "short 0.25",
+    ]  # fmt: skip

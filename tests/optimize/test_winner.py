@@ -98,3 +98,11 @@ def test_a_tune_trial_logs_its_fitness_in_its_child_run(tmp_path, mlflow_store, 
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert child.data.metrics["search/fitness"] == 1.25 == reports[-1]["score"]
+
+
+def test_point_label_names_each_gene_briefly():
+    from cryptotrade.optimize.trial import point_label
+
+    point = {"agent.learning_rate": 0.000312345, "env.window": 30, "reward.kind": "pnl"}
+    assert point_label(point) == "learning_rate=0.000312 window=30 kind=pnl"
+    assert len(point_label({f"k{i}": 1.0 for i in range(40)})) == 80
