@@ -6,8 +6,13 @@ fold's training window (normaliser fit there only), the model is selected on the
 block, and the selected model is backtested once on the fold's test block, which follows the
 validation block in time and is never read before that. The parent run gets the per-fold test
 metrics' mean (``walkforward/<metric>/mean``), the metrics of the stitched out-of-sample equity
-curve (``test/<metric>``), buy & hold stitched over the same blocks (``baseline/buy_hold/<metric>``)
-and the curves (``walkforward/equity.csv`` and ``walkforward/equity.png``).
+curve (``test/<metric>``), every configured baseline (``evaluation.baselines``) stitched over the
+same blocks (``baseline/<name>/<metric>``; for ``random`` that is its first seed's curve) and the
+curves (``walkforward/equity.csv``, one column per baseline, and ``walkforward/equity.png``).
+
+A fold is evaluated by :func:`cryptotrade.evaluation.evaluate_split`, the path of a plain run's
+test split: the fold's run holds the same ``test/`` and ``baseline/<name>/`` metrics, pictures
+and report.
 
 Each fold's test backtest starts flat with the initial capital; the stitched curve chains the
 folds' returns, so it is the equity of one account that restarts flat at every fold boundary.
@@ -34,12 +39,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FoldResult:
-    """One fold: its validation metrics (selection) and its single test backtest."""
+    """One fold: its validation metrics (selection), its single test backtest and baselines."""
 
     index: int
     val_metrics: dict[str, float]
     test: BacktestResult
-    buy_hold: BacktestResult
+    baselines: dict[str, BacktestResult]
 
 
 def stitch(results: list[BacktestResult], initial_cash: float) -> pd.DataFrame:
@@ -103,7 +108,7 @@ def plot_curve(curve: pd.DataFrame) -> bytes | None:
     fig, ax = plt.subplots(figsize=(10, 4))
     dates = pd.to_datetime(curve["date"])
     ax.plot(dates, curve["equity"], lw=1.0, label="out-of-sample equity (stitched)")
-    if "buy_hold" in curve:
+    if "buy_hold" in curve:  # the reference line, when it is among evaluation.baselines
         ax.plot(dates, curve["buy_hold"], lw=0.8, color="grey", label="buy & hold (same folds)")
     for start in curve.groupby("fold")["date"].first().iloc[1:]:
         ax.axvline(pd.Timestamp(start), color="grey", ls="--", lw=0.7)  # type: ignore[arg-type]

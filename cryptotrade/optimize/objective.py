@@ -101,13 +101,10 @@ def evaluate_test(
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
 
-    def make_env() -> Any:
-        return components.env.make(
-            dataset.test, components.reward, seed=components.seed, evaluation=True
-        )
-
-    probe = make_env()  # refuse a model that cannot see this env's observations, by name
-    try:
+    # one compiled test market for the probe, the agent and every baseline
+    market = components.env.compile(dataset.test, components.reward)
+    probe = components.env.make(market, seed=components.seed, evaluation=True)
+    try:  # refuse a model that cannot see this env's observations, by name
         check_model_fits(model, probe, source=source)
     finally:
         probe.close()
@@ -115,7 +112,7 @@ def evaluate_test(
     start = time.perf_counter()
     result = evaluate_split(
         model_policy(model),
-        make_env,
+        market,
         prefix="test",
         seed=components.seed,
         settings=components.evaluation,

@@ -55,10 +55,8 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
     # the returned model is that model: re-validating it reproduces its metrics
     from cryptotrade.agents.validation import validation_metrics
 
-    assert (
-        validation_metrics(components, result.model, objective.prepare_data(components).val)
-        == (best[1])
-    )
+    val = components.env.compile(objective.prepare_data(components).val, components.reward)
+    assert validation_metrics(components, result.model, val) == best[1]
 
 
 def test_select_last_keeps_the_final_model(tmp_path):
