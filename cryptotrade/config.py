@@ -189,8 +189,11 @@ class SACConfig(OffPolicyConfig):
 class RayConfig:
     """Where searches run their evaluations (``optimizer=ga|tune``).
 
-    ``address`` empty starts a local Ray sized to ``num_cpus`` (null: every core); ``auto`` or
-    ``ray://<head>:10001`` joins an existing cluster with the same command (README: cluster).
+    ``address`` empty starts a new, private local Ray sized to ``num_cpus`` (null: every core),
+    even when a Ray head runs on this machine; ``auto`` (the Ray on this machine) or the head's GCS
+    address ``<head>:6379`` joins an existing cluster with the same command, without resource
+    arguments. A Ray Client address (``ray://...``) is refused before the run opens (README:
+    cluster, also for Ray's token authentication).
     ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
     """
 
