@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import TrainConfig
-from cryptotrade.errors import ConfigError
+from cryptotrade.errors import ConfigError, UserError
 from cryptotrade.evaluation.settings import EvaluationSettings
 
 if TYPE_CHECKING:
@@ -118,7 +119,14 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
     key = (OmegaConf.to_yaml(cfg, resolve=True), agent)
     if key not in _LAST:
         _LAST.clear()  # one entry: the run being launched
-        _LAST[key] = _build(cfg, agent=agent)
+        try:
+            _LAST[key] = _build(cfg, agent=agent)
+        except InstantiationException as exc:
+            # a constructor refused a setting: its message names it, so the launcher can print
+            # that one line instead of Hydra's wrapper (HYDRA_FULL_ERROR=1 still shows both)
+            if isinstance(exc.__cause__, UserError):
+                raise exc.__cause__ from exc
+            raise
     return _LAST[key]
 
 
@@ -150,6 +158,7 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
     # typed even when the config was not composed on the schema (a saved best_config.yaml
     # run with --config-name, a config sent to a Ray worker): merging checks every value
+    # (train.select_metric defaults to ${optimizer.metric}, outside its node: _typed resolves)
     train = _typed(TrainConfig, cfg.train)
     evaluation = _typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
     _check_train(train)
@@ -202,4 +211,12 @@ def _check_agent(components: Components) -> None:
         raise ConfigError(
             f"agent.learning_starts={starts} >= train.total_timesteps={budget}: the agent would "
             f"never take a gradient step; lower agent.learning_starts or raise the budget"
+        )
+    n_steps = keywords.get("n_steps")  # on-policy: one update per n_steps x n_envs samples
+    rollout = n_steps * components.env.n_envs if n_steps is not None else 0
+    if rollout > budget and not components.train.curriculum:
+        raise ConfigError(
+            f"agent.n_steps={n_steps} x env.n_envs={components.env.n_envs} = {rollout} > "
+            f"train.total_timesteps={budget}: the agent would never take a gradient step; "
+            "lower agent.n_steps or env.n_envs, or raise the budget"
         )

@@ -25,8 +25,12 @@ from cryptotrade.agents.validation import (
     OnValidation,
     Selection,
     ValidationCallback,
+    log_curve,
+    log_selected,
     save_atomic,
+    updates,
 )
+from cryptotrade.errors import ModelError
 from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
     from cryptotrade.components import Components
     from cryptotrade.data import Dataset
+    from cryptotrade.env.compiled import CompiledMarket
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +82,13 @@ def make_logger(output_dir: Path, *, verbose: int, tensorboard: bool) -> Logger:
     return Logger(folder=str(output_dir), output_formats=formats)
 
 
-def warm_up(components: Components, dataset: Dataset) -> float:
-    """Compile (or load from numba's cache) the market kernels on a throwaway env; seconds."""
+def warm_up(components: Components, market: CompiledMarket) -> float:
+    """Compile (or load from numba's cache) the market kernels on a throwaway env; seconds.
+
+    ``market`` is a compiled split (the validation one): the env shares it, nothing is rebuilt.
+    """
     start = time.perf_counter()
-    env = components.env.make(dataset.val, components.reward, seed=components.seed, evaluation=True)
+    env = components.env.make(market, seed=components.seed, evaluation=True)
     try:
         env.reset(seed=components.seed)
         env.step(env.action_for_target(0.0))
@@ -122,10 +130,14 @@ def train(
     settings = components.train
     total = total_timesteps or settings.total_timesteps
     output_dir.mkdir(parents=True, exist_ok=True)
-    seconds = warm_up(components, dataset)
+    # one compiled market per split, shared by the warm-up env, the training VecEnv and
+    # every validation
+    train_market = components.env.compile(dataset.train, components.reward)
+    val_market = components.env.compile(dataset.val, components.reward)
+    seconds = warm_up(components, val_market)
     log.info("compiling kernels: %.1f s", seconds)
 
-    venv = components.env.make_vec(dataset.train, components.reward, seed=components.seed)
+    venv = components.env.make_vec(train_market, seed=components.seed)
     selection = Selection(metric=settings.select_metric)
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
@@ -158,11 +170,12 @@ def train(
     reporter = ValidationCheckpoints(on_checkpoint, selection, best_path) if on_checkpoint else None
     validation = ValidationCallback(
         components,
-        dataset.val,
+        val_market,
         selection,
         best_path=best_path,
         eval_freq=settings.eval_freq,
         on_validation=_chain(on_validation, reporter.notify if reporter else None),
+        total_steps=total,
     )
     callbacks: list[Any] = [RewardComponentsCallback(), validation, *encoder_callbacks]
     if reporter is not None:
@@ -205,12 +218,21 @@ def train(
     if reporter is not None:  # the last validation's checkpoint, now that training has ended
         reporter.flush(model)
     log.info("evaluating on validation: %.1f s", time.perf_counter() - start)
-    if settings.select == "best" and selection.best_step != model.num_timesteps:
+    if updates(model) == 0:
+        raise ModelError(
+            f"{type(model).__name__} took no gradient step in {int(model.num_timesteps)} env "
+            "steps, so there is no trained model to select; raise train.total_timesteps (an "
+            "on-policy agent updates every agent.n_steps x env.n_envs steps, an off-policy one "
+            "after agent.learning_starts)"
+        )
+    # the final model is trained and validated; best_step < 0: every score was NaN
+    if settings.select == "best" and 0 <= selection.best_step != model.num_timesteps:
         final = components.agent_class.load(best_path, device="cpu")
         metrics, step = selection.best_metrics, selection.best_step
     else:
         final, metrics, step = model, selection.last_metrics, int(model.num_timesteps)
-    tracking.log_metrics({"val/selected_step": float(step)})
+    log_selected(metrics, step, num_timesteps=int(model.num_timesteps))
+    log_curve(validation.curve(step, final))
     path = output_dir / "model.zip"
     save_atomic(final, path)
     log.info(

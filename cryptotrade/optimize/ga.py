@@ -44,6 +44,7 @@ from cryptotrade.optimize.runner import CandidateRunner, report_winner, search_s
 from cryptotrade.optimize.space import SearchSpace
 from cryptotrade.optimize.trial import Evaluate, evaluate_candidate
 from cryptotrade.optimize.workers import Pool
+from cryptotrade.progress import Clock
 
 log = logging.getLogger(__name__)
 # Re-mutations of an offspring that repeats a known candidate before it is accepted as it is
@@ -227,6 +228,7 @@ class GeneticSearch:
             random.setstate(state["random"])
             np.random.set_state(state["numpy"])  # noqa: NPY002
             start = state["generation"] + 1
+        clock = Clock(self.generations, done=start)
         for gen in range(start, self.generations):
             if gen > 0:
                 seen = {k for k, v in runner.cache.items() if v["generation"] < gen}
@@ -241,6 +243,11 @@ class GeneticSearch:
             record = self._record(gen, population, runner, space)
             logbook.record(**record)
             runner.log_generation(record)
+            log.info(
+                "generation %d/%d: best %.4g, mean %.4g, %d trained, %d cached, %d failed; %s",
+                gen + 1, self.generations, record["max"], record["mean"], record["trained"],
+                runner.cached_in(gen), record["failed"], clock.summary(gen + 1),
+            )  # fmt: skip
             save_pickle(
                 {
                     "fingerprint": fingerprint, "generation": gen, "population": population,

@@ -101,13 +101,10 @@ def evaluate_test(
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
 
-    def make_env() -> Any:
-        return components.env.make(
-            dataset.test, components.reward, seed=components.seed, evaluation=True
-        )
-
-    probe = make_env()  # refuse a model that cannot see this env's observations, by name
-    try:
+    # one compiled test market for the probe, the agent and every baseline
+    market = components.env.compile(dataset.test, components.reward)
+    probe = components.env.make(market, seed=components.seed, evaluation=True)
+    try:  # refuse a model that cannot see this env's observations, by name
         check_model_fits(model, probe, source=source)
     finally:
         probe.close()
@@ -115,7 +112,7 @@ def evaluate_test(
     start = time.perf_counter()
     result = evaluate_split(
         model_policy(model),
-        make_env,
+        market,
         prefix="test",
         seed=components.seed,
         settings=components.evaluation,
@@ -254,18 +251,20 @@ def _config_yaml(cfg: DictConfig) -> str:
 def objective_seeds(
     cfg: DictConfig, output_dir: Path, seeds: list[int], *, trainer: Trainer = train
 ) -> dict[str, float]:
-    """Train, select and test one nested run per seed; log mean, IQM and bootstrap CI here.
+    """Train, select and test one nested run per seed; log mean, IQM and a 95 % CI here.
 
     Every child run holds its own full evaluation; this run gets ``test/<m>/{mean,iqm,std,
-    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`), ``test/<m>`` = the mean, the
-    ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
+    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`: Student t below 10 seeds, bootstrap
+    from 10, named by the ``seeds/ci_method`` tag and ``test/seeds.txt``), ``test/<m>`` = the
+    mean, the ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
     """
     from omegaconf import open_dict
 
     from cryptotrade.evaluation.evaluate import log_files
     from cryptotrade.evaluation.plots import equity_band_plot
-    from cryptotrade.evaluation.seeds import aggregate_seeds
+    from cryptotrade.evaluation.seeds import aggregate_seeds, ci_method, describe
 
+    note = describe(len(seeds))  # warns now, before training, when there are too few seeds
     per_seed, curves = [], []
     dataset = None
     for seed in seeds:
@@ -285,8 +284,11 @@ def objective_seeds(
         curves.append(evaluation.agent)
     metrics = aggregate_seeds(per_seed, "test") | aggregate_seeds(per_seed, "val")
     metrics |= {k: v for k, v in per_seed[0].items() if k.startswith("baseline/")}
+    metrics["seeds/n"] = float(len(per_seed))
     tracking.log_metrics(metrics)
-    tracking.set_tags({"seeds": ",".join(map(str, seeds))})
+    method = ci_method(len(seeds))
+    tracking.set_tags({"seeds": ",".join(map(str, seeds)), "seeds/ci_method": method})
+    tracking.log_text(note + "\n", "test/seeds.txt")
     if cfg.evaluation.plots:
         png = equity_band_plot(curves, seeds, log_scale=cfg.evaluation.log_scale)
         log_files({"equity_band.png": png}, "test/plots")

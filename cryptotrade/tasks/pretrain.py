@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from cryptotrade.agents.pretrain import PretrainSettings, pretrain_encoder
 from cryptotrade.errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry imports this module: --help must not load numpy & co
     from cryptotrade.agents.extractors import SequenceExtractor
+    from cryptotrade.agents.pretrain import PretrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     Reads only the training and validation splits. The weights are saved atomically to
     ``output_dir/encoder.pt`` and logged to the run as ``pretrain/encoder.pt``.
     """
+    from cryptotrade.agents.pretrain import pretrain_encoder
     from cryptotrade.agents.pretrained import save_encoder
     from cryptotrade.components import build
     from cryptotrade.launch import tracking

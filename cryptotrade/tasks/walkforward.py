@@ -14,8 +14,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.evaluation.metrics import performance
-from cryptotrade.evaluation.walkforward import FoldResult, aggregate, plot_curve, stitch
 from cryptotrade.launch import tracking
 
 log = logging.getLogger(__name__)
@@ -34,11 +32,18 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from omegaconf import OmegaConf
 
     from cryptotrade.agents.training import train
-    from cryptotrade.agents.validation import backtest
     from cryptotrade.components import build
     from cryptotrade.data.dataset import build_folds
     from cryptotrade.data.splits import WalkForward
-    from cryptotrade.evaluation.backtest import model_policy, target_policy
+    from cryptotrade.evaluation import evaluate_split
+    from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.walkforward import (
+        FoldResult,
+        aggregate,
+        plot_curve,
+        stitch,
+        stitched_performance,
+    )
 
     comps = build(cfg)
     if comps.train.curriculum:
@@ -54,6 +59,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     datasets = build_folds(comps.data, comps.features, splitter)
     log.info("walk-forward data: %d folds in %.1f s", len(datasets), time.perf_counter() - start)
     yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    regime = getattr(comps.data.source, "regime", None)
     results = []
     for k, dataset in enumerate(datasets):
         with tracking.nested_run(f"fold{k}", tags={"fold": str(k)}, params={"fold": k}):
@@ -64,11 +70,18 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             if cfg.tracking.log_model:
                 tracking.log_artifact(trained.path, "model")
             # the fold's test block is read once, after selection on its validation block
-            result = backtest(comps, model_policy(trained.model), dataset.test)
-            tracking.log_metrics({f"test/{m}": v for m, v in result.metrics.items()})
-            buy_hold = backtest(comps, target_policy(1.0), dataset.test)
-            tracking.log_metrics({f"baseline/buy_hold/{m}": v for m, v in buy_hold.metrics.items()})
-            results.append(FoldResult(k, trained.val_metrics, result, buy_hold))
+            # (evaluate_split, the path of a plain run's test split, with the configured baselines)
+            evaluation = evaluate_split(
+                model_policy(trained.model),
+                comps.env.compile(dataset.test, comps.reward),
+                prefix="test",
+                seed=comps.seed,
+                settings=comps.evaluation,
+                regime_names=getattr(regime, "names", None),
+                config_yaml=yaml,
+            )
+            result = evaluation.agent
+            results.append(FoldResult(k, trained.val_metrics, result, evaluation.baselines.results))
             log.info(
                 "fold %d: %s=%.4g (selection), test/total_return=%.4g",
                 k,
@@ -78,16 +91,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
             )
     curve = stitch([r.test for r in results], comps.env.initial_cash)
     metrics = aggregate(results, curve)
-    held = stitch([r.buy_hold for r in results], comps.env.initial_cash)
-    metrics |= {
-        f"baseline/buy_hold/{k}": float(v)
-        for k, v in performance(
-            held["equity"].to_numpy(),
-            held["date"].to_numpy(),
-            num_trades=sum(len(r.buy_hold.trades) for r in results),
-        ).items()
-    }
-    curve["buy_hold"] = held["equity"].to_numpy()
+    for name in results[0].baselines:  # each configured baseline stitched over the same blocks
+        runs = [r.baselines[name] for r in results]
+        held = stitch(runs, comps.env.initial_cash)
+        held_metrics = stitched_performance(runs, held)
+        metrics |= {f"baseline/{name}/{k}": v for k, v in held_metrics.items()}
+        curve[name] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")
     tracking.log_dict(
