@@ -261,7 +261,7 @@ def test_hall_of_fame_is_logged_as_a_table(tmp_path, mlflow_uri):
     columns = table["columns"]
     rows = [dict(zip(columns, row, strict=True)) for row in table["data"]]
     assert [r["rank"] for r in rows] == [1, 2, 3]
-    assert [r["val/sharpe"] for r in rows] == [ind.fitness.values[0] for ind in hof]
+    assert [r["val/sharpe"] for r in rows] == pytest.approx([i.fitness.values[0] for i in hof])
     assert rows[0]["env.window"] in (16, 30, 48)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "ga/diversity")
     assert [m.step for m in history] == [0, 1, 2]
