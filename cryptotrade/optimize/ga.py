@@ -11,8 +11,9 @@ run out of distinct points. Without this a small population collapses: tournamen
 copied unchanged and the generation trains nothing new. The first generation is drawn uniformly.
 Each generation logs its ``diversity`` (mean pairwise distance of the genomes over the
 largest possible, ``sqrt(genes)``: 0 when all are equal) and its ``distinct`` candidates; the
-hall of fame is logged as a table (``ga/hall_of_fame.json``). ``generations`` counts evaluated generations, the
-first included, so a search trains at most ``population x generations`` candidates.
+hall of fame is logged as a table (``ga/hall_of_fame.json``). ``generations`` counts evaluated
+generations, the first included, so a search trains at most ``population x generations``
+candidates.
 
 Fitness is ``optimizer.metric`` (a ``val/`` metric) of the candidate's pipeline run. A candidate
 whose evaluation raises or runs past ``eval_timeout`` gets ``penalty`` (finite, so DEAP's
