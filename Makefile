@@ -51,8 +51,9 @@ bench: install ## Benchmarks vs peer tools; tables go to experiments/benchmarks/
 	$(PIP) --no-deps gym-trading-env==0.3.5 $(QUIET)
 	$(PY) -m experiments.benchmarks $(ARGS)
 
-ui: install ## MLflow UI on the local store (http://127.0.0.1:5000)
-	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+PORT ?= 5000
+ui: install ## MLflow UI on the local store (http://127.0.0.1:$(PORT); make ui PORT=5001)
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(PORT)
 
 clean: ## Remove outputs and .cache (numba, prepared datasets, downloads); keeps .venv, mlflow.db
 	rm -rf outputs multirun .cache .pytest_cache .ruff_cache .mypy_cache

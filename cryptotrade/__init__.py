@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.util
 import os
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 
 def _key_numba_cache_by_source() -> None:
@@ -30,15 +35,30 @@ def _key_numba_cache_by_source() -> None:
 
 _key_numba_cache_by_source()
 
+
+def __getattr__(name: str) -> Any:
+    """``cryptotrade.__version__``: the installed distribution's version (``pyproject.toml``),
+    looked up on first use (importlib.metadata costs ~40 ms that ``--help`` need not pay)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'cryptotrade' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("cryptotrade")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 ENV_ID = "cryptotrade/Trading-v0"
 
 
 def register_envs() -> None:
     """Register :class:`~cryptotrade.env.TradingEnv` with gymnasium as ``cryptotrade/Trading-v0``.
 
-    Runs at ``import cryptotrade``, so ``gymnasium.make("cryptotrade/Trading-v0")`` works after
-    it (with no ``data`` the env trades the default synthetic market). The entry point is a
-    string: the env module and its numba kernels load only when an env is made.
+    Runs when both ``cryptotrade`` and ``gymnasium`` are imported, in either order, so
+    ``gymnasium.make("cryptotrade/Trading-v0")`` works after them (with no ``data`` the env
+    trades the default synthetic market). The entry point is a string: the env module and its
+    numba kernels load only when an env is made.
     """
     import gymnasium
 
@@ -46,4 +66,33 @@ def register_envs() -> None:
         gymnasium.register(id=ENV_ID, entry_point="cryptotrade.env.trading_env:TradingEnv")
 
 
-register_envs()
+class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder):
+    """Registers the env right after ``gymnasium`` is first imported.
+
+    Importing gymnasium (and numpy with it) costs ~0.2 s, which ``--help``, ``--cfg`` and config
+    errors would pay for nothing if ``import cryptotrade`` imported it to register the id.
+    """
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        """Find gymnasium's real spec and make its loader register the env after loading."""
+        if name != "gymnasium":
+            return None
+        sys.meta_path.remove(self)  # one shot; the lookup below must not find this finder
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        load = loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            load(module)
+            register_envs()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+if "gymnasium" in sys.modules:
+    register_envs()
+else:
+    sys.meta_path.insert(0, _RegisterWhenGymnasiumLoads())

@@ -156,6 +156,7 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     spec = instantiate(cfg.data)
     # typed even when the config was not composed on the schema (a saved best_config.yaml
     # run with --config-name, a config sent to a Ray worker): merging checks every value
+    # (train.select_metric defaults to ${optimizer.metric}, outside its node: _typed resolves)
     train = _typed(TrainConfig, cfg.train)
     evaluation = _typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
     _check_train(train)
@@ -209,4 +210,12 @@ def _check_agent(components: Components) -> None:
         raise ConfigError(
             f"agent.learning_starts={starts} >= train.total_timesteps={budget}: the agent would "
             f"never take a gradient step; lower agent.learning_starts or raise the budget"
+        )
+    n_steps = keywords.get("n_steps")  # on-policy: one update per n_steps x n_envs samples
+    rollout = n_steps * components.env.n_envs if n_steps is not None else 0
+    if rollout > budget and not components.train.curriculum:
+        raise ConfigError(
+            f"agent.n_steps={n_steps} x env.n_envs={components.env.n_envs} = {rollout} > "
+            f"train.total_timesteps={budget}: the agent would never take a gradient step; "
+            "lower agent.n_steps or env.n_envs, or raise the budget"
         )

@@ -20,13 +20,18 @@ A file's schema is found by its ``_target_`` (:func:`schema_for`), never by its 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import enum
 import functools
+import hashlib
 import importlib
 import inspect
+import json
+import os
 import secrets
+import sys
 import types
 import typing
 from collections import abc
@@ -36,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from hydra.core.config_store import ConfigNode, ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cryptotrade.evaluation.settings import EvaluationSettings
 
@@ -89,7 +94,9 @@ class TrainConfig:
     log_interval: int = 1  # SB3 logger interval (on-policy: rollouts, off-policy: episodes)
     progress_bar: bool | None = None  # null: a progress bar when stdout is a terminal
     eval_freq: int = 25_000  # env steps between validation backtests; 0: only at the end
-    select_metric: str = "val/sharpe"  # validation metric that picks the best model (higher wins)
+    # validation metric that picks the best checkpoint (higher wins); by default the search's
+    # fitness (optimizer.metric), so a search ranks candidates by what selected their models
+    select_metric: str = "${optimizer.metric}"
     select: str = "best"  # best: the best-on-validation model is kept; last: the final model
     checkpoint_freq: int = 50_000  # env steps between resumable checkpoints; 0: none
     tensorboard: bool = True  # TensorBoard event files under <output_dir>/tensorboard
@@ -183,8 +190,11 @@ class SACConfig(OffPolicyConfig):
 class RayConfig:
     """Where searches run their evaluations (``optimizer=ga|tune``).
 
-    ``address`` empty starts a local Ray sized to ``num_cpus`` (null: every core); ``auto`` or
-    ``ray://<head>:10001`` joins an existing cluster with the same command (README: cluster).
+    ``address`` empty starts a new, private local Ray sized to ``num_cpus`` (null: every core),
+    even when a Ray head runs on this machine; ``auto`` (the Ray on this machine) or the head's GCS
+    address ``<head>:6379`` joins an existing cluster with the same command, without resource
+    arguments. A Ray Client address (``ray://...``) is refused before the run opens (README:
+    cluster, also for Ray's token authentication).
     ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
     """
 
@@ -204,6 +214,9 @@ SCHEMAS: dict[str, type] = {
     "sb3_contrib.QRDQN": DQNConfig,
     "stable_baselines3.SAC": SACConfig,
 }
+# Option files without a `_target_` (plain settings) keyed by group. (Every optimizer option
+# names its class, so its schema comes from the class's signature.)
+UNTARGETED: dict[str, type] = {}
 
 
 @dataclass
@@ -386,6 +399,9 @@ def schema_from_target(
     return dataclasses.make_dataclass(name, fields)
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster
+
+
 def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
     """``(group, option, node)`` for every option file under ``conf_dir``.
 
@@ -395,7 +411,7 @@ def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
     found = []
     for path in sorted(conf_dir.glob("*/*.yaml")):
         text = path.read_text()
-        node = yaml.safe_load(text) or {}
+        node = yaml.load(text, Loader=_YAML_LOADER) or {}
         if text.startswith("# @package _global_"):
             node = node.get(path.parent.name) or {}
         found.append((path.parent.name, path.stem, node))
@@ -404,10 +420,10 @@ def _option_files(conf_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
 
 def schema_for(group: str, option: str, node: dict[str, Any]) -> type | None:
     """The schema of one option file: by its ``_target_`` (see :data:`SCHEMAS`), else derived
-    from the target's signature; ``None`` for files without a ``_target_`` (not typed here)."""
+    from the target's signature; ``None`` for files that are not typed by a schema."""
     target = node.get("_target_")
     if target is None:
-        return None
+        return UNTARGETED.get(group)
     if target in SCHEMAS:
         return SCHEMAS[target]
     return schema_from_target(
@@ -427,6 +443,165 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
     return "\n".join(lines)
 
 
+def _share_config_store_on_copy() -> None:
+    """Let deep copies of Hydra's repository share the one ConfigStore instead of copying it.
+
+    Hydra 1.3 deep-copies its config repository, and with it every schema in the ConfigStore,
+    each time it builds a caching repository: once per compose and once per config group that
+    ``--help`` lists (156 copies of ~50 schemas, ~6 s on 2 cores). ``ConfigStore.load`` already
+    returns a deep copy of the node it serves, so sharing the store is safe; Hydra's own fix
+    (facebookresearch/hydra#2928, not in a 1.3 release) makes the copied source read the live
+    singleton the same way.
+    """
+    if "__deepcopy__" not in vars(ConfigStore):
+        setattr(ConfigStore, "__deepcopy__", lambda self, memo: self)  # noqa: B010 (mypy)
+
+
+# --------------------------------------------------------------------------------------------
+# Schema cache: deriving a schema imports its target, and the targets import the compiled
+# kernels, pandas and gymnasium (~1.5 s), which --help, --cfg and a typo should not wait for.
+# The derived schemas are stored as JSON keyed by a hash of every option file and every module
+# of the package, so any edit re-derives them once.
+# --------------------------------------------------------------------------------------------
+SCHEMA_CACHE_FORMAT = 1
+_TYPE_NAMES: dict[Any, str] = {int: "int", float: "float", str: "str", bool: "bool", Any: "any"}
+_TYPE_NAMES |= {list[Any]: "list", dict[str, Any]: "dict"}
+_TYPES = {name: t for t, name in _TYPE_NAMES.items()}
+
+
+def _schema_spec(schema: type) -> dict[str, Any]:
+    """A JSON-able description of a derived schema dataclass (see :func:`_schema_from_spec`).
+
+    Raises:
+        TypeError: A field type or default that the JSON form cannot hold.
+    """
+    fields = []
+    for f in dataclasses.fields(schema):
+        kind: Any = f.type
+        optional = typing.get_origin(kind) is typing.Union
+        if optional:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        entry: dict[str, Any] = {"name": f.name, "optional": optional}
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            entry["schema"] = _schema_spec(kind)
+        else:
+            if kind not in _TYPE_NAMES:
+                raise TypeError(f"{schema.__name__}.{f.name}: type {kind!r} is not cacheable")
+            entry["type"] = _TYPE_NAMES[kind]
+            if f.default_factory is not dataclasses.MISSING:
+                entry["default"] = f.default_factory()
+            elif f.default is not MISSING and f.default is not dataclasses.MISSING:
+                entry["default"] = f.default
+            entry["open"] = bool(f.metadata.get(OPEN_MAPPING))
+        fields.append(entry)
+    spec = {"name": schema.__name__, "fields": fields}
+    json.dumps(spec, allow_nan=True)  # TypeError on a default JSON cannot hold
+    return spec
+
+
+def _schema_from_spec(spec: dict[str, Any]) -> type:
+    """Rebuild the dataclass :func:`_schema_spec` described, without importing its target."""
+    fields: list[tuple[str, Any, Any]] = []
+    for entry in spec["fields"]:
+        if "schema" in entry:
+            sub = _schema_from_spec(entry["schema"])
+            kind: Any = sub
+            default = field(default_factory=sub)
+        else:
+            kind = _TYPES[entry["type"]]
+            default = _default(entry["default"]) if "default" in entry else MISSING
+            if not isinstance(default, dataclasses.Field):
+                default = field(default=default)
+            if entry["open"]:
+                default.metadata = types.MappingProxyType({OPEN_MAPPING: True})
+        if entry["optional"]:
+            kind = typing.Optional[kind]  # noqa: UP045  (OmegaConf 2.3 reads typing.Optional)
+        fields.append((entry["name"], kind, default))
+    return dataclasses.make_dataclass(spec["name"], fields)
+
+
+def _sources_key(conf_dir: Path) -> str:
+    """A hash of every option file under ``conf_dir`` and every module of the package."""
+    digest = hashlib.sha256(f"{SCHEMA_CACHE_FORMAT} {sys.version}".encode())
+    package = Path(__file__).resolve().parent
+    for path in [*sorted(conf_dir.glob("*/*.yaml")), *sorted(package.rglob("*.py"))]:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _derived_schemas(conf_dir: Path) -> list[tuple[str, str, type]]:
+    """``(group, option, schema)`` for every typed option file: from the cache when the sources
+    are unchanged, else derived (importing the targets) and cached for the next process."""
+    cache = PROJECT_ROOT / ".cache" / "schemas" / f"{_sources_key(conf_dir)}.json"
+    found: list[tuple[str, str, type]] = []
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # absent or damaged
+        for group, option, kind, value in json.loads(cache.read_text()):
+            cached = _schema_from_spec(value) if kind == "spec" else _NAMED[kind][value]
+            found.append((group, option, cached))
+        return found
+    found, entries = [], []
+    cacheable = True
+    for group, option, node in _option_files(conf_dir):
+        schema = schema_for(group, option, node)
+        if schema is None:
+            continue
+        found.append((group, option, schema))
+        if schema is SCHEMAS.get(node.get("_target_", "")):
+            entries.append((group, option, "target", node["_target_"]))
+        elif node.get("_target_") is None:
+            entries.append((group, option, "group", group))
+        else:
+            try:
+                entries.append((group, option, "spec", _schema_spec(schema)))
+            except TypeError:
+                cacheable = False
+    if cacheable:
+        with contextlib.suppress(OSError):  # a read-only install: derive every time
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entries))
+            tmp.replace(cache)  # atomic: parallel launchers never read half a file
+    return found
+
+
+_NAMED: dict[str, dict[str, type]] = {"target": SCHEMAS, "group": UNTARGETED}
+
+
+class _LazyNode(ConfigNode):
+    """A ConfigStore entry whose node is built from its schema on first use.
+
+    Hydra reads only the schemas of the options a config chooses; building all ~50 typed nodes
+    up front cost ~0.3 s of every start. ``ConfigStore.load`` still deep-copies what it serves.
+    """
+
+    def __init__(self, name: str, group: str, schema: type) -> None:
+        self._schema: type = schema
+        self._node: DictConfig | None = None
+        empty: Any = None  # built on first read of .node
+        super().__init__(name=name, node=empty, group=group, package=None, provider=None)
+
+    @property
+    def node(self) -> DictConfig:
+        """The typed node (open mappings unlocked), built once."""
+        if self._node is None:
+            stored = OmegaConf.structured(self._schema)
+            _open_mappings(stored, self._schema)
+            self._node = stored
+        return self._node
+
+    @node.setter
+    def node(self, value: DictConfig | None) -> None:
+        self._node = value
+
+
+def _store_lazily(cs: ConfigStore, group: str, option: str, schema: type) -> None:
+    """``cs.store(group=group, name=option, node=<schema's node>)``, built on first load."""
+    folder = cs.repo
+    for part in group.split("/"):
+        folder = folder.setdefault(part, {})
+    folder[f"{option}.yaml"] = _LazyNode(f"{option}.yaml", group, schema)
+
+
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
     if not OmegaConf.has_resolver("cryptotrade_uid"):
@@ -436,12 +611,8 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
         )
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
+    _share_config_store_on_copy()
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, option, node in _option_files(conf_dir):
-        schema = schema_for(group, option, node)
-        if schema is None:
-            continue
-        stored = OmegaConf.structured(schema)
-        _open_mappings(stored, schema)
-        cs.store(group=f"schema/{group}", name=option, node=stored)
+    for group, option, schema in _derived_schemas(conf_dir):
+        _store_lazily(cs, f"schema/{group}", option, schema)

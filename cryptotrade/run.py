@@ -101,14 +101,16 @@ def execute(
             run.info.run_id,
             uri,
         )
-        for key in sorted(metrics):
-            if not key.startswith("baseline/"):  # the baselines are in the table below
-                log.info("  %-40s %.6g", key, metrics[key])
         from cryptotrade.evaluation.report import summary_from_metrics
 
+        # every metric in one artifact; the terminal ends with the table and a verdict
+        tracking.log_dict({"metrics": dict(sorted(metrics.items()))}, "summary/metrics.json")
         summary = summary_from_metrics(metrics)
         if summary:  # the run's closing table: agent vs each baseline, cost breakdown
-            print(summary, flush=True)
+            print(summary, flush=True)  # its last line is the verdict
+        else:  # tasks without a test backtest: their few metrics, one line each
+            for key in sorted(metrics):
+                log.info("  %-40s %.6g", key, metrics[key])
     return metrics
 
 
@@ -150,5 +152,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if "--version" in sys.argv[1:]:  # the package's version, not Hydra's (its --version)
+        from cryptotrade import __version__
+
+        print(f"cryptotrade {__version__}")
+        sys.exit(0)
     main()
     sys.exit(sweeps.exit_code())

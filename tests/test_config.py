@@ -183,3 +183,61 @@ def test_scalar_mappings_are_open_and_other_fields_stay_strict():
     cfg.weights.b = 2.0  # an open mapping takes new keys
     with pytest.raises(Exception, match="Key 'nope' not in"):
         cfg.nope = 1
+
+
+def test_cached_schemas_equal_the_derived_ones():
+    # the JSON cache that spares --help the target imports must rebuild every derived schema
+    # field for field: same types, defaults, open mappings and nested schemas
+    import dataclasses
+
+    from cryptotrade import config
+
+    def fields(schema):
+        return [(f.name, str(f.type), dict(f.metadata)) for f in dataclasses.fields(schema)]
+
+    derived = 0
+    for group, option, node in config._option_files(CONF_DIR):
+        schema = config.schema_for(group, option, node)
+        if schema is None or schema in config.SCHEMAS.values():
+            continue
+        rebuilt = config._schema_from_spec(config._schema_spec(schema))
+        assert fields(rebuilt) == fields(schema), f"{group}/{option}"
+        yaml = OmegaConf.to_yaml(OmegaConf.structured(schema))
+        assert OmegaConf.to_yaml(OmegaConf.structured(rebuilt)) == yaml, f"{group}/{option}"
+        derived += 1
+    assert derived > 20
+
+
+def test_help_and_compose_import_no_heavy_library():
+    # --help, --cfg and config errors must not wait for torch & co (issue 19: <= 1.5 s). One
+    # subprocess: import the launcher, compose a config that names every heavy option, check it.
+    import subprocess
+    import sys
+
+    from cryptotrade import config
+
+    config._derived_schemas(CONF_DIR)  # the schema cache a fresh checkout writes on first use
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "import cryptotrade.run as run\n"
+        "from cryptotrade.launch import strict\n"
+        "with initialize_config_dir(str(run.CONF_DIR), version_base='1.3'):\n"
+        "    cfg = compose('config', overrides=['agent=qrdqn', 'extractor=tcn', 'optimizer=ga',"
+        " 'data=binance'])\n"
+        "strict.check_config(cfg, run.TASKS)\n"
+        "heavy = ['torch', 'stable_baselines3', 'sb3_contrib', 'mlflow', 'ray', 'ccxt', 'numba',"
+        " 'pandas', 'matplotlib', 'gymnasium', 'deap', 'optuna', 'scipy']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [], f"loaded at import/compose time: {out.stdout}"
+
+
+def test_cli_version_is_the_package_version():
+    import importlib.metadata
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"cryptotrade {importlib.metadata.version('cryptotrade')}"

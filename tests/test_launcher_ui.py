@@ -72,3 +72,21 @@ def test_mlflow_ui_shows_one_sweep_parent_with_four_children(tmp_path, mlflow_ur
         ui.terminate()
         ui.wait(timeout=60)
     assert (tmp_path / "mlflow-sweep.png").stat().st_size > 10_000
+
+
+def test_make_ui_takes_a_port():
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    for args, port in (([], "5000"), (["PORT=5123"], "5123")):
+        # -n prints the recipe without running it (nor the install it depends on)
+        out = subprocess.run(
+            [make, "-n", "-o", ".venv/.installed", "ui", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        line = next(x for x in out.splitlines() if "mlflow ui" in x)
+        assert line.endswith(f"--host 127.0.0.1 --port {port}")

@@ -33,6 +33,7 @@ FLOORS: dict[str, float] = {
     "errors": 9,
     "io": 9,
     "timeframes": 9,
+    "progress": 9,  # elapsed time and ETA of the progress log lines (a leaf)
     "__init__": 9,  # the package itself (ENV_ID, the numba cache folder)
 }
 

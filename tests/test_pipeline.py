@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -75,7 +77,8 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert tags["overrides"] == "debug=default"
     assert len(tags["data_fingerprint"]) == 16
     assert len(tags["data_hash"]) == 16
-    assert run.data.params["agent._target_"] == "stable_baselines3.PPO"
+    assert tags["class/agent"] == "stable_baselines3.PPO"
+    assert not [k for k in run.data.params if k.rsplit(".", 1)[-1].startswith("_")], "Hydra keys"
     client = mlflow.MlflowClient(mlflow_uri)
     top = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "test", "data"} <= top
@@ -85,6 +88,16 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert "test/plots/equity.png" in plots and len(plots) == 5
     assert "== test: agent vs baselines ==" in proc.stdout and "oracle" in proc.stdout
     assert "MLflow run" in proc.stderr + proc.stdout
+    # quiet: the terminal ends with the table and a verdict; no library notices, no bars, no
+    # metric dump (every metric is in summary/metrics.json)
+    assert proc.stdout.strip().splitlines()[-1].startswith("verdict: agent ")
+    output = proc.stdout + proc.stderr
+    for noise in ("Warning", "CloudPickle", "Downloading artifacts", "Creating initial MLflow"):
+        assert noise not in output, noise
+    assert "val/sortino_per_bar" not in output
+    summary = client.download_artifacts(run.info.run_id, "summary/metrics.json")
+    logged = json.loads(Path(summary).read_text())["metrics"]
+    assert set(REQUIRED) <= set(logged) and logged["test/sharpe"] == run.data.metrics["test/sharpe"]
     # the policy is a logged (registrable) MLflow model that acts on observations
     (logged,) = client.search_logged_models(
         experiment_ids=[run.info.experiment_id],
@@ -230,7 +243,7 @@ def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
     for key in REQUIRED:
         assert key in metrics
     (run,) = _runs(mlflow_uri)
-    assert run.data.params["agent._target_"] == "stable_baselines3.DQN"
+    assert run.data.tags["class/agent"] == "stable_baselines3.DQN"
     assert "train/loss" in run.data.metrics
 
 

@@ -188,3 +188,28 @@ def test_retry_repeats_locked_writes_only():
     assert store.retry(flaky) == "ok" and len(calls) == 3
     with pytest.raises(ValueError, match="other"):
         store.retry(lambda: (_ for _ in ()).throw(ValueError("other")))
+
+
+def test_hydra_keys_are_tags_not_params_and_the_experiment_says_what_to_show(
+    tmp_path, mlflow_store
+):
+    cfg = _cfg(tmp_path)
+    cfg.agent.merge_with(
+        {"_target_": "stable_baselines3.PPO", "_partial_": True, "_convert_": "partial"}
+    )
+    cfg.data = {"source": {"_target_": "cryptotrade.data.sources.FileSource", "path": "x"}}
+    with tracking.start_run(cfg, run_name="tidy", tags={"task": "unit"}):
+        pass
+    (run,) = _runs(mlflow_store)
+    assert not [k for k in run.data.params if k.rsplit(".", 1)[-1] in tracking.HYDRA_KEYS]
+    assert run.data.params["data.source.path"] == "x"
+    assert run.data.tags["class/agent"] == "stable_baselines3.PPO"
+    assert run.data.tags["class/data.source"] == "cryptotrade.data.sources.FileSource"
+    assert tracking.run_class(mlflow_store, run.info.run_id, "agent") == "stable_baselines3.PPO"
+    client = mlflow.MlflowClient(mlflow_store)
+    note = client.get_experiment(run.info.experiment_id).tags["mlflow.note.content"]
+    assert "Model training" in note and "val/sharpe" in note
+    # a run logged before the tag existed: the class comes from its old _target_ param
+    with mlflow.start_run(experiment_id=run.info.experiment_id) as old:
+        mlflow.log_param("agent._target_", "stable_baselines3.DQN")
+    assert tracking.run_class(mlflow_store, old.info.run_id, "agent") == "stable_baselines3.DQN"

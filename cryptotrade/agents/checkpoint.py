@@ -164,8 +164,9 @@ class ValidationCheckpoints(BaseCallback):
     fresh temporary folder in the job folder: ``checkpoints/`` as :func:`save_checkpoint` writes
     it, plus the best model so far (``best_model.zip``). ``on_checkpoint(step, metrics,
     folder)`` gets the validation's step and metrics; the folder is removed when it returns, so
-    the hook copies what it keeps (``ray.tune.report`` persists it to Tune's storage). When
-    several validations fall within one rollout, each is handed on in order and only the last
+    the hook copies what it keeps (``ray.tune.report`` persists it to Tune's storage). The
+    validation callback runs at rollout starts, so a validation and its checkpoint normally
+    coincide; should several be pending at once, each is handed on in order and only the last
     with the checkpoint (``folder=None`` for the others).
 
     Args:

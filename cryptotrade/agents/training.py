@@ -25,8 +25,12 @@ from cryptotrade.agents.selection import (
     OnValidation,
     Selection,
     ValidationCallback,
+    log_curve,
+    log_selected,
     save_atomic,
+    updates,
 )
+from cryptotrade.errors import ModelError
 from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
@@ -171,6 +175,7 @@ def train(
         best_path=best_path,
         eval_freq=settings.eval_freq,
         on_validation=_chain(on_validation, reporter.notify if reporter else None),
+        total_steps=total,
     )
     callbacks: list[Any] = [RewardComponentsCallback(), validation, *encoder_callbacks]
     if reporter is not None:
@@ -213,12 +218,21 @@ def train(
     if reporter is not None:  # the last validation's checkpoint, now that training has ended
         reporter.flush(model)
     log.info("evaluating on validation: %.1f s", time.perf_counter() - start)
-    if settings.select == "best" and selection.best_step != model.num_timesteps:
+    if updates(model) == 0:
+        raise ModelError(
+            f"{type(model).__name__} took no gradient step in {int(model.num_timesteps)} env "
+            "steps, so there is no trained model to select; raise train.total_timesteps (an "
+            "on-policy agent updates every agent.n_steps x env.n_envs steps, an off-policy one "
+            "after agent.learning_starts)"
+        )
+    # the final model is trained and validated; best_step < 0: every score was NaN
+    if settings.select == "best" and 0 <= selection.best_step != model.num_timesteps:
         final = components.agent_class.load(best_path, device="cpu")
         metrics, step = selection.best_metrics, selection.best_step
     else:
         final, metrics, step = model, selection.last_metrics, int(model.num_timesteps)
-    tracking.log_metrics({"val/selected_step": float(step)})
+    log_selected(metrics, step, num_timesteps=int(model.num_timesteps))
+    log_curve(validation.curve(step, final))
     path = output_dir / "model.zip"
     save_atomic(final, path)
     log.info(

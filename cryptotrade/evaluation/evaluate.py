@@ -19,6 +19,7 @@ import numpy as np
 from cryptotrade.evaluation.backtest import BacktestResult, Policy
 from cryptotrade.evaluation.baselines import Baselines
 from cryptotrade.evaluation.metrics import log_return_fraction, simple_returns
+from cryptotrade.evaluation.report import currency_label
 from cryptotrade.evaluation.settings import EvaluationSettings
 from cryptotrade.launch import tracking
 
@@ -39,6 +40,7 @@ class Evaluation:
         summary: The terminal table (agent vs baselines, costs).
         html: The HTML report ('' when off).
         pictures: PNG bytes by file name.
+        currency: What the money metrics are in (the margin currency).
     """
 
     metrics: dict[str, float]
@@ -47,6 +49,7 @@ class Evaluation:
     summary: str = ""
     html: str = ""
     pictures: dict[str, bytes] = field(default_factory=dict)
+    currency: str = "quote currency"
 
 
 def regime_breakdown(result: BacktestResult, names: Sequence[str] | None) -> dict[str, float]:
@@ -127,7 +130,7 @@ def evaluate_split(
     if regime_names is not None:
         breakdown = regime_breakdown(agent, regime_names)
         metrics |= {f"{prefix}/{k}": v for k, v in breakdown.items()}
-    out = Evaluation(metrics=metrics, agent=agent)
+    out = Evaluation(metrics=metrics, agent=agent, currency=currency_label(market.inverse))
     if baselines:
         out.baselines = run_baselines(market, seed=seed, settings=settings)
         for name, m in out.baselines.metrics.items():
@@ -147,6 +150,7 @@ def evaluate_split(
                 out.baselines.results,
                 np.asarray(market.data.close),
                 log_scale=settings.log_scale,
+                currency=out.currency,
             )
         if settings.report:
             out.html = _report(prefix, columns, metrics, out, config_yaml)
@@ -183,6 +187,7 @@ def _report(
             "limit reached, see evaluation.oracle_*); without env.max_drawdown."
         ),
         "Timestamps are bar close times: when each equity point was marked.",
+        f"Money (equity, fees, funding, PnL) is in the margin currency: {out.currency}.",
     ]
     return html_report(
         title=f"cryptotrade evaluation: {prefix} split",
@@ -191,6 +196,7 @@ def _report(
         pictures=out.pictures,
         config_yaml=config_yaml,
         notes=notes,
+        currency=out.currency,
     )
 
 

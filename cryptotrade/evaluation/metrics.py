@@ -8,14 +8,20 @@ pandas). Conventions (checked against empyrical-reloaded and quantstats in the t
   ``sharpe_per_bar`` / ``sortino_per_bar`` use the bar returns annualised with the bars per year.
   Risk-free rate 0; Sharpe uses the sample std (ddof 1); Sortino's downside deviation is
   ``sqrt(mean(min(r, 0)^2))`` over all returns (target 0).
-* ``cagr`` compounds over calendar time: ``(E_end / E_0) ** (365 days / span) - 1``.
+* ``cagr`` compounds over calendar time: ``(E_end / E_0) ** (365 days / span) - 1``, only for
+  a span of at least :data:`MIN_ANNUALISE_DAYS` (365) days (``annualised`` = 1). A shorter
+  split is not annualised (``annualised`` = 0): ``cagr`` is then the split's own return and
+  ``calmar`` that return over the max drawdown, and the tables show both as ``n/a``.
+  Compounding a 30-day return to a year multiplies noise (a 30-day oracle showed a CAGR of
+  4e24 %), and the GIPS standards forbid annualising returns of periods shorter than a year.
 * ``max_drawdown`` is a positive fraction (0.25 = -25 %); ``max_drawdown_duration`` is the
   longest time, in days, from a peak until equity regained it (or the backtest ended).
 * Trade metrics read the env's trade log (:data:`cryptotrade.market.TRADE_DTYPE`): ``win_rate``
   (net PnL > 0), ``profit_factor`` (gross wins / gross losses; ``inf`` without losses),
-  ``expectancy`` (mean net PnL per trade, quote currency), ``avg_holding_bars``.
+  ``expectancy`` (mean net PnL per trade, margin currency), ``avg_holding_bars``.
 * ``fees_paid``, ``funding_paid`` (negative = received), ``gross_pnl`` (net PnL + fees + funding)
-  are quote currency; ``exposure`` is the fraction of steps ending with an open position;
+  are in the margin currency (quote for linear contracts, the coin for inverse ones: the
+  reports name it); ``exposure`` is the fraction of steps ending with an open position;
   ``turnover`` is the traded notional over the mean equity (1 = the capital traded once).
 """
 
@@ -31,7 +37,9 @@ _NS = 1_000_000_000
 
 # the headline metrics the summary table and the report show, in this order
 HEADLINE = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "num_trades")
-# the cost breakdown, quote currency
+# shortest span (days) whose return is annualised (cagr, calmar); GIPS: never below a year
+MIN_ANNUALISE_DAYS = 365.0
+# the cost breakdown, margin currency
 COSTS = ("gross_pnl", "fees_paid", "funding_paid")
 
 
@@ -206,15 +214,18 @@ def performance(
     daily = simple_returns(daily_equity(equity, timestamps))
     per_bar = simple_returns(equity)
     bars_per_year = SECONDS_PER_YEAR / bar
-    growth = cagr(equity[0], equity[-1], days)
+    annualised = days >= MIN_ANNUALISE_DAYS
+    total = float(equity[-1] / equity[0] - 1.0)
+    growth = cagr(equity[0], equity[-1], days) if annualised else total
     mdd = max_drawdown(equity)
     out = {
-        "total_return": float(equity[-1] / equity[0] - 1.0),
+        "total_return": total,
         "cagr": growth,
         "volatility": annual_volatility(daily, DAYS_PER_YEAR),
         "sharpe": sharpe_ratio(daily, DAYS_PER_YEAR),
         "sortino": sortino_ratio(daily, DAYS_PER_YEAR),
         "calmar": growth / mdd if mdd > 1e-12 else 0.0,
+        "annualised": float(annualised),
         "max_drawdown": mdd,
         "max_drawdown_duration": max_drawdown_duration(equity, timestamps),
     }

@@ -40,9 +40,22 @@ def _log_y(ax: Any, values: Sequence[np.ndarray], log_scale: bool) -> bool:
     return False
 
 
+def _concise_dates(fig: Any) -> None:
+    """Date axes labelled by matplotlib's ConciseDateFormatter: the year or month once, at the
+    first tick or in the offset, so labels stay short and never overlap."""
+    from matplotlib import dates as mdates
+
+    for ax in fig.axes:
+        if type(ax.xaxis.get_major_formatter()).__module__ == mdates.__name__:  # a date axis
+            locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
+    _concise_dates(fig)
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
@@ -51,7 +64,11 @@ def _png(fig: Any) -> bytes:
 
 
 def equity_plot(
-    agent: BacktestResult, baselines: Mapping[str, BacktestResult], *, log_scale: bool
+    agent: BacktestResult,
+    baselines: Mapping[str, BacktestResult],
+    *,
+    log_scale: bool,
+    currency: str = "quote currency",
 ) -> bytes:
     """Equity of the agent against every baseline (the oracle dashed), optionally log scale."""
     fig, ax = _figure(4.2)
@@ -70,7 +87,7 @@ def equity_plot(
     curves = [agent.equity, *(r.equity for r in baselines.values())]
     logged = _log_y(ax, curves, log_scale)
     ax.set_title("Equity (marked at each bar's close)" + (", log scale" if logged else ""))
-    ax.set_ylabel("equity (quote currency)")
+    ax.set_ylabel(f"equity ({currency})")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
@@ -93,14 +110,39 @@ def drawdown_plot(agent: BacktestResult, buy_hold: BacktestResult | None) -> byt
     return _png(fig)
 
 
-def trades_plot(agent: BacktestResult, close: np.ndarray) -> bytes:
-    """Close price with the agent's entries (triangles) and exits (crosses), coloured by side.
+MAX_MARKERS = 200  # more trades than this: counted per period instead of one marker each
+# Period lengths for aggregated pictures: the shortest giving at most MAX_PERIODS bars.
+PERIODS: tuple[tuple[str, int], ...] = (
+    ("1 h", 1), ("4 h", 4), ("12 h", 12), ("day", 24), ("2 days", 48), ("week", 168),
+    ("2 weeks", 336), ("month", 720), ("quarter", 2190),
+)  # fmt: skip
+MAX_PERIODS = 120
 
-    Entries and exits fill at a bar's open, so they are drawn at that bar's open time.
+
+def _period(times: np.ndarray) -> tuple[str, np.ndarray]:
+    """A readable period for ``times`` (``datetime64``) and the bin edges that tile them."""
+    start, end = times[0], times[-1]
+    hours = float((end - start) / np.timedelta64(1, "h"))
+    name, size = next(((n, h) for n, h in PERIODS if hours / h <= MAX_PERIODS), PERIODS[-1])
+    step = np.timedelta64(size, "h")
+    count = int(np.ceil(hours / size)) + 1
+    edges = start.astype("datetime64[h]") + np.arange(count + 1) * step
+    return name, edges.astype("datetime64[ns]")
+
+
+def trades_plot(agent: BacktestResult, close: np.ndarray) -> bytes:
+    """Close price with the agent's trades.
+
+    Up to :data:`MAX_MARKERS` trades: every entry (triangle) and exit (cross), coloured by side;
+    entries and exits fill at a bar's open, so they are drawn at that bar's open time. More:
+    markers would hide the price, so a panel below counts the entries per period instead (long
+    up, short down).
     """
+    trades = agent.trades
+    if len(trades) > MAX_MARKERS:
+        return _trades_per_period(agent, close)
     fig, ax = _figure(4.0)
     ax.plot(agent.close_times, close[agent.index], lw=0.8, color="black", label="close")
-    trades = agent.trades
     if len(trades):
         sides = ((1, "#2ca02c", "^", "long"), (-1, "#d62728", "v", "short"))
         # exits first, entries on top: a reversal's exit and entry share a bar and a price
@@ -136,12 +178,61 @@ def trades_plot(agent: BacktestResult, close: np.ndarray) -> bytes:
     return _png(fig)
 
 
+def _trades_per_period(agent: BacktestResult, close: np.ndarray) -> bytes:
+    """The price above, the entries per period below (long up, short down)."""
+    import matplotlib.pyplot as plt
+    from matplotlib import dates as mdates
+
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 5.0), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    top.plot(agent.close_times, close[agent.index], lw=0.8, color="black", label="close")
+    top.set_ylabel("price")
+    trades = agent.trades
+    name, edges = _period(np.asarray(agent.close_times, dtype="datetime64[ns]"))
+    left = mdates.date2num(edges[:-1])
+    width = np.diff(mdates.date2num(edges))
+    for side, colour, label in ((1, "#2ca02c", "long"), (-1, "#d62728", "short")):
+        entries = trades["entry_time"][trades["side"] == side].astype("datetime64[ns]")
+        counts, _ = np.histogram(entries.astype(np.int64), bins=edges.astype(np.int64))
+        bottom.bar(left, side * counts, width=width, align="edge", color=colour, alpha=0.8,
+                   label=f"{label} entries ({int(counts.sum())})")  # fmt: skip
+    bottom.axhline(0.0, color="black", lw=0.6)
+    bottom.set_ylabel(f"entries per {name}")
+    bottom.legend(loc="upper left", fontsize=8, ncol=2)
+    win = float(np.mean(trades["pnl"] > 0)) if len(trades) else float("nan")
+    top.set_title(
+        f"Price with the agent's {len(trades)} trades, counted per {name} below "
+        f"({100 * win:.0f}% winners)"
+    )
+    return _png(fig)
+
+
 def position_plot(agent: BacktestResult) -> bytes:
-    """Exposure over time: signed notional / equity after each step."""
-    fig, ax = _figure(2.6)
-    ax.step(agent.close_times, agent.position, where="post", lw=0.9, color=COLOURS["agent"])
+    """Exposure over time (signed notional / equity after each step) as a filled area: long
+    above zero in green, short below in red; with many changes, the mean per period on top."""
+    fig, ax = _figure(2.8)
+    times, pos = agent.close_times, np.asarray(agent.position, dtype=float)
+    for above, colour, label in ((True, "#2ca02c", "long"), (False, "#d62728", "short")):
+        mask = pos > 0 if above else pos < 0
+        ax.fill_between(times, pos, 0.0, where=mask, step="post", color=colour, alpha=0.45,
+                        lw=0, label=label)  # fmt: skip
+    changes = int(np.count_nonzero(np.diff(pos)))
+    if changes > MAX_MARKERS:  # the areas alone are a barcode: show the mean per period
+        name, edges = _period(np.asarray(times, dtype="datetime64[ns]"))
+        periods = len(edges) - 1
+        slot = np.searchsorted(edges, np.asarray(times, dtype="datetime64[ns]"), side="right") - 1
+        sums = np.bincount(slot, weights=pos, minlength=periods)[:periods]
+        counts = np.bincount(slot, minlength=periods)[:periods]
+        used = counts > 0
+        centres = edges[:-1] + (edges[1:] - edges[:-1]) // 2
+        ax.plot(centres[used], sums[used] / counts[used], color="black", lw=1.2,
+                label=f"mean per {name}")  # fmt: skip
     ax.axhline(0.0, color="black", lw=0.6)
-    ax.set_title("Position (signed notional / equity)")
+    ax.set_title(f"Position (signed notional / equity; {changes} changes)")
+    ax.legend(loc="upper left", fontsize=8, ncol=3)
     return _png(fig)
 
 
@@ -196,10 +287,11 @@ def all_plots(
     close: np.ndarray,
     *,
     log_scale: bool,
+    currency: str = "quote currency",
 ) -> dict[str, bytes]:
-    """Every picture of one evaluation, by file name."""
+    """Every picture of one evaluation, by file name (money axes in ``currency``)."""
     return {
-        "equity.png": equity_plot(agent, baselines, log_scale=log_scale),
+        "equity.png": equity_plot(agent, baselines, log_scale=log_scale, currency=currency),
         "drawdown.png": drawdown_plot(agent, baselines.get("buy_hold")),
         "trades.png": trades_plot(agent, close),
         "position.png": position_plot(agent),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,27 +18,40 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+from cryptotrade.launch.tracking import muted
 
-class PolicyModel(PythonModel):
-    """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
+# MLflow checks predict's type hints when the class is defined and warns that there are none;
+# they are left out on purpose (see predict). MLflow's check sets its own warning filter, so a
+# filter cannot silence it: the warnings are recorded and all but that one are raised again.
+_NO_HINTS = "Add type hints to the `predict` method"
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter("always")
 
-    def load_context(self, context: Any) -> None:
-        """Load the SB3 model named by the logged ``agent.json``."""
-        import importlib
+    class PolicyModel(PythonModel):
+        """pyfunc wrapper of an SB3 policy: observations in, deterministic actions out."""
 
-        meta = json.loads(Path(context.artifacts["agent"]).read_text())
-        module, _, name = meta["class"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        self.model = cls.load(context.artifacts["model"], device="cpu")
+        def load_context(self, context: Any) -> None:
+            """Load the SB3 model named by the logged ``agent.json``."""
+            import importlib
 
-    # no annotation on model_input: MLflow would derive (and warn about) a schema from it
-    def predict(self, context, model_input, params=None):
-        """Deterministic actions for a batch of observations (array or DataFrame rows)."""
-        obs = np.asarray(model_input, dtype=np.float32)
-        if obs.ndim == 1:
-            obs = obs[None, :]
-        actions, _ = self.model.predict(obs, deterministic=True)
-        return np.asarray(actions)
+            meta = json.loads(Path(context.artifacts["agent"]).read_text())
+            module, _, name = meta["class"].rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+            self.model = cls.load(context.artifacts["model"], device="cpu")
+
+        # no annotation on model_input: MLflow would derive (and warn about) a schema from it
+        def predict(self, context, model_input, params=None):
+            """Deterministic actions for a batch of observations (array or DataFrame rows)."""
+            obs = np.asarray(model_input, dtype=np.float32)
+            if obs.ndim == 1:
+                obs = obs[None, :]
+            actions, _ = self.model.predict(obs, deterministic=True)
+            return np.asarray(actions)
+
+
+for _w in _caught:
+    if _NO_HINTS not in str(_w.message):
+        warnings.warn_explicit(_w.message, _w.category, _w.filename, _w.lineno)
 
 
 def log_policy_model(
@@ -75,10 +89,13 @@ def log_policy_model(
         files["settings"].write_text(json.dumps(dict(settings), default=str, indent=1))
         artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
         pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=PolicyModel(),
-            artifacts=artifacts,
-            pip_requirements=[*pins, "numpy", "cryptotrade"],
-        )
+        # MLflow's notice about this deliberate design: the wrapper object is cloudpickled
+        # (it holds no state; the model and settings are artifacts).
+        with muted("mlflow.pyfunc", "CloudPickle"):
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=PolicyModel(),
+                artifacts=artifacts,
+                pip_requirements=[*pins, "numpy", "cryptotrade"],
+            )
     return str(info.model_uri)

@@ -10,14 +10,34 @@ from collections.abc import Mapping
 from cryptotrade.evaluation.metrics import COSTS, HEADLINE
 
 PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
+QUOTE = "quote currency"
+BASE = "base currency: inverse contract, margined in the coin"
+
+
+def currency_label(inverse: bool) -> str:
+    """What money is measured in: the margin currency (the coin for inverse contracts)."""
+    return BASE if inverse else QUOTE
+
+
+def money(value: float) -> str:
+    """Money with at least 4 significant digits and 2 decimals (a 0.0003 BTC fee is not 0.00)."""
+    if value == 0.0 or abs(value) >= 1e9:
+        return f"{value:,.2f}" if abs(value) < 1e9 else f"{value:.4g}"
+    decimals = min(max(2, 3 - math.floor(math.log10(abs(value)))), 10)
+    return f"{value:,.{decimals}f}"
 
 
 def fmt(name: str, value: float) -> str:
-    """A metric value for people: percentages, money with two decimals, ratios with three."""
+    """A metric value for people: percentages, money with two decimals, ratios with three.
+
+    ``n/a`` where there is no number to show: NaN and infinity (a ``sortino`` without a
+    losing day, a ``profit_factor`` without a losing trade); see :func:`cell` for the
+    annualised figures of short splits.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+        return "n/a"
     if math.isinf(value) or abs(value) >= 1e300:  # MLflow stores inf as the largest float
-        return "inf" if value > 0 else "-inf"
+        return "n/a"
     parts = [p for p in name.split("/") if p != "std"]
     base = parts[-1] if len(parts) > 1 and parts[0] == "regime" else parts[0]
     if base in PERCENT or base in ("return", "excess_vs_buy_hold"):
@@ -25,12 +45,23 @@ def fmt(name: str, value: float) -> str:
     if base in ("num_trades", "liquidations", "bars"):
         return f"{value:.0f}"
     if base in COSTS or base in ("expectancy", "final_equity"):
-        return f"{value:,.2f}" if abs(value) < 1e9 else f"{value:.4g}"
+        return money(value)
     return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
+ANNUALISED = ("cagr", "calmar")  # n/a where the split is too short to annualise
+
+
+def cell(key: str, metrics: Mapping[str, float]) -> str:
+    """``fmt`` of ``metrics[key]``; ``n/a`` for an annualised figure of a split shorter than a
+    year (``annualised`` = 0, see :mod:`cryptotrade.evaluation.metrics`)."""
+    if key in ANNUALISED and metrics.get("annualised", 1.0) == 0.0:
+        return "n/a"
+    return fmt(key, metrics.get(key, float("nan")))
+
+
 def _rows(columns: Mapping[str, Mapping[str, float]], keys: tuple[str, ...]) -> list[list[str]]:
-    return [[name] + [fmt(k, m.get(k, float("nan"))) for k in keys] for name, m in columns.items()]
+    return [[name] + [cell(k, m) for k in keys] for name, m in columns.items()]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -44,15 +75,62 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def summary_table(split: str, columns: Mapping[str, Mapping[str, float]]) -> str:
-    """One text table: agent vs each baseline on the headline metrics, then the cost breakdown.
+def _pct(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{100.0 * value:+.2f} %" if abs(value) < 10.0 else f"{100.0 * value:+.0f} %"
+
+
+def verdict(
+    columns: Mapping[str, Mapping[str, float]],
+    *,
+    ci: tuple[float, float] | None = None,
+    seeds: int | None = None,
+    method: str = "",
+) -> str:
+    """One line: the agent's return against buy & hold (difference in percentage points), flat
+    and the oracle, and the 95 % interval over seeds when there is one.
+
+    e.g. ``verdict: agent -16.96 % vs buy & hold +19.54 % (-36.50 pts), flat +0.00 %, oracle
+    +7520 %``.
+    """
+    agent = columns.get("agent", {}).get("total_return", float("nan"))
+    who = f"agent (mean of {seeds} seeds)" if seeds else "agent"
+    text = f"verdict: {who} {_pct(agent)}"
+    if "buy_hold" in columns:
+        hold = columns["buy_hold"].get("total_return", float("nan"))
+        text += f" vs buy & hold {_pct(hold)} ({100.0 * (agent - hold):+.2f} pts)"
+    for name, label in (("flat", "flat"), ("random", "random"), ("oracle", "oracle")):
+        if name in columns:
+            text += f", {label} {_pct(columns[name].get('total_return', float('nan')))}"
+    if ci is not None and all(math.isfinite(v) for v in ci):
+        text += f"; 95 % CI of the mean {_pct(ci[0])} to {_pct(ci[1])}"
+        text += f" ({method})" if method else ""
+    return text
+
+
+def summary_table(
+    split: str,
+    columns: Mapping[str, Mapping[str, float]],
+    *,
+    ci: tuple[float, float] | None = None,
+    seeds: int | None = None,
+    method: str = "",
+) -> str:
+    """One text table: agent vs each baseline on the headline metrics, then the cost
+    breakdown, closed by the one-line :func:`verdict`.
 
     Args:
         split: Split name for the title (``test``).
         columns: ``name -> metrics`` with the agent first.
+        ci: The 95 % interval of the agent's total return over seeds, if any.
+        seeds: How many seeds the agent's column averages.
+        method: How ``ci`` was computed (``student_t`` ...).
     """
     keys = HEADLINE + COSTS
-    return f"== {split}: agent vs baselines ==\n" + _table(["", *keys], _rows(columns, keys))
+    table = _table(["", *keys], _rows(columns, keys))
+    line = verdict(columns, ci=ci, seeds=seeds, method=method)
+    return f"== {split}: agent vs baselines ==\n{table}\n{line}"
 
 
 def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> str | None:
@@ -67,7 +145,13 @@ def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> 
         elif key.startswith("baseline/"):
             _, name, metric = key.split("/", 2)
             columns.setdefault(name, {})[metric] = value
-    return summary_table(prefix, columns)
+    low, high = (metrics.get(f"{prefix}/total_return/ci_{k}") for k in ("low", "high"))
+    if low is None or high is None or "seeds/n" not in metrics:
+        return summary_table(prefix, columns)
+    from cryptotrade.evaluation.seeds import ci_method
+
+    n = int(metrics["seeds/n"])
+    return summary_table(prefix, columns, ci=(low, high), seeds=n, method=ci_method(n))
 
 
 def html_report(
@@ -78,6 +162,7 @@ def html_report(
     pictures: Mapping[str, bytes],
     config_yaml: str,
     notes: list[str],
+    currency: str = QUOTE,
 ) -> str:
     """A self-contained HTML page (pictures inlined as base64 PNG).
 
@@ -99,7 +184,7 @@ def html_report(
         head = "".join(f"<th>{html.escape(n)}</th>" for n in columns)
         body = "".join(
             f"<tr><td>{html.escape(k)}</td>"
-            + "".join(f"<td>{fmt(k, m.get(k, float('nan')))}</td>" for m in columns.values())
+            + "".join(f"<td>{cell(k, m)}</td>" for m in columns.values())
             + "</tr>"
             for k in keys
         )
@@ -128,7 +213,7 @@ pre {{ background: #f7f7f7; padding: 10px; font-size: 12px; overflow-x: auto; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <ul>{items}</ul>
-<h2>Cost breakdown (quote currency)</h2>{table(list(COSTS))}
+<h2>Cost breakdown ({html.escape(currency)})</h2>{table(list(COSTS))}
 <h2>Metrics: agent vs baselines</h2>{table(metric_keys)}
 <h2>Comparisons and regimes</h2><table><tr><th>metric</th><th>value</th></tr>{extra_rows}</table>
 <h2>Pictures</h2>{images}

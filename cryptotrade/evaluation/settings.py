@@ -21,7 +21,8 @@ class EvaluationSettings:
         log_scale: Equity pictures on a log scale (the oracle grows by orders of magnitude).
         report: Log the self-contained HTML report of the test evaluation.
         seeds: Training seeds; non-empty: one nested run per seed, and the run logs each test
-            metric's mean, IQM and 95 % bootstrap CI over them (empty: the run's ``seed`` only).
+            metric's mean, IQM and 95 % CI over them (Student t below 10 seeds, bootstrap from
+            10; :mod:`cryptotrade.evaluation.seeds`) (empty: the run's ``seed`` only).
     """
 
     baselines: list[str] = field(default_factory=lambda: ["buy_hold", "flat", "random", "oracle"])

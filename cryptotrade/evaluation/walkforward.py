@@ -5,9 +5,10 @@ of :class:`~cryptotrade.data.splits.WalkForward` is one nested MLflow run: the a
 fold's training window (normaliser fit there only), the model is selected on the fold's validation
 block, and the selected model is backtested once on the fold's test block, which follows the
 validation block in time and is never read before that. The parent run gets the per-fold test
-metrics' mean (``walkforward/<metric>/mean``), the metrics of the stitched out-of-sample equity
-curve (``test/<metric>``), every configured baseline (``evaluation.baselines``) stitched over the
-same blocks (``baseline/<name>/<metric>``; for ``random`` that is its first seed's curve) and the
+metrics' mean (``walkforward/<metric>/mean``; costs and counts also ``.../sum``), the metrics of
+the stitched out-of-sample equity curve with the folds' trades and costs (``test/<metric>``,
+:func:`aggregate`), every configured baseline (``evaluation.baselines``) stitched over the same
+blocks (``baseline/<name>/<metric>``; for ``random`` that is its first seed's curve) and the
 curves (``walkforward/equity.csv``, one column per baseline, and ``walkforward/equity.png``).
 
 A fold is evaluated by :func:`cryptotrade.evaluation.evaluate_split`, the path of a plain run's
@@ -75,19 +76,74 @@ def stitch(results: list[BacktestResult], initial_cash: float) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# per-fold metrics that add up over folds (logged as walkforward/<metric>/sum too)
+ADDITIVE = ("num_trades", "fees_paid", "funding_paid", "gross_pnl", "liquidations")
+MONEY = ("pnl", "fees", "funding")  # trade-log fields in the margin currency
+
+
+def fold_scales(results: list[BacktestResult], initial_cash: float) -> list[float]:
+    """How much the stitched account holds per unit of each fold's own account: fold ``k``
+    starts with ``initial_cash`` times the growth of folds ``0..k-1`` (see :func:`stitch`)."""
+    scales, level = [], float(initial_cash)
+    for res in results:
+        scales.append(level / float(res.equity[0]))
+        level *= float(res.equity[-1] / res.equity[0])
+    return scales
+
+
+def stitched_trades(results: list[BacktestResult], scales: list[float]) -> np.ndarray:
+    """The folds' trade logs in the stitched account: money fields times the fold's scale."""
+    logs = []
+    for res, scale in zip(results, scales, strict=True):
+        if res.trades.dtype.names:
+            trades = res.trades.copy()
+            for name in MONEY:
+                trades[name] = trades[name] * scale
+            logs.append(trades)
+    if not logs:
+        from cryptotrade.market.records import TRADE_DTYPE
+
+        return np.zeros(0, dtype=TRADE_DTYPE)
+    return np.concatenate(logs)
+
+
+def stitched_performance(results: list[BacktestResult], curve: pd.DataFrame) -> dict:
+    """:func:`~cryptotrade.evaluation.metrics.performance` of the stitched account (the curve
+    of :func:`stitch` over ``results``) with the folds' trades, costs and traded notional."""
+    equity = curve["equity"].to_numpy()
+    scales = fold_scales(results, float(equity[0]))
+    notional = sum(
+        r.metrics.get("turnover", 0.0) * float(np.mean(r.equity)) * scale
+        for r, scale in zip(results, scales, strict=True)
+    )
+    out = performance(
+        equity,
+        curve["date"].to_numpy(),
+        trades=stitched_trades(results, scales),
+        position=curve["position"].to_numpy(),
+        traded_notional=notional,
+    )
+    return {k: float(v) for k, v in out.items()}
+
+
 def aggregate(folds: list[FoldResult], curve: pd.DataFrame) -> dict[str, float]:
-    """Parent metrics: the stitched curve's ``test/...`` and per-fold means and spreads."""
-    trades = sum(len(f.test.trades) for f in folds)
-    metrics = {
-        f"test/{k}": float(v)
-        for k, v in performance(
-            curve["equity"].to_numpy(), curve["date"].to_numpy(), num_trades=trades
-        ).items()
-    }
+    """Parent metrics: the stitched curve's ``test/...`` and per-fold means, spreads and sums.
+
+    The stitched account's trade and cost metrics come from the folds' trade logs, money
+    scaled like the fold's equity in the stitched curve (:func:`fold_scales`; a fold that
+    starts the stitched account at its initial capital keeps its own numbers): ``fees_paid``,
+    ``funding_paid``, ``gross_pnl``, ``win_rate``, ``profit_factor``, ``expectancy``,
+    ``avg_holding_bars``, ``exposure`` (the stitched positions) and ``turnover`` (the folds'
+    traded notional over the stitched mean equity).
+    """
+    stitched = stitched_performance([f.test for f in folds], curve)
+    metrics = {f"test/{k}": v for k, v in stitched.items()}
     for key in folds[0].test.metrics:
         values = np.array([f.test.metrics[key] for f in folds], dtype=np.float64)
         metrics[f"walkforward/{key}/mean"] = float(np.mean(values))
         metrics[f"walkforward/{key}/std"] = float(np.std(values))
+        if key in ADDITIVE:
+            metrics[f"walkforward/{key}/sum"] = float(np.sum(values))
     metrics["walkforward/folds"] = float(len(folds))
     return metrics
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 MAX_PARAM_VALUE = 6000
 MAX_PARAM_KEY = 250
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
+# Download progress bars: MLflow draws one per artifact download (model reloads, reports), in the
+# driver and in every search worker, which inherit the environment; the logs say what happens.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow's INFO lines when it creates or migrates a store (the store is ours to set up).
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
 _heartbeats: dict[str, liveness.Heartbeat] = {}
 redact = redaction.redact  # for callers that write configs elsewhere (Ray trial configs)
 
@@ -71,15 +77,24 @@ def param_key(key: str) -> str:
     return "/".join(parts)[:MAX_PARAM_KEY] or "_"
 
 
+# Hydra's instantiation keys: plumbing, not parameters. The classes (``_target_``) become
+# ``class/<node>`` tags instead (:func:`class_tags`).
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
+CLASS_TAG = "class/"
+
+
 def flatten_params(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Flatten a config into ``{key: value}`` strings with MLflow-valid, distinct keys.
 
     Keys become ``a.b.c`` sanitised by :func:`param_key`; lists are JSON. Two keys that would
     become the same name keep both values: the later one gets a ``_2``, ``_3`` ... suffix.
     Values are not cut here: :func:`split_long_params` sends the long ones to artifacts.
+    Hydra's own keys (:data:`HYDRA_KEYS`) are left out.
     """
     out: dict[str, str] = {}
     for key, value in _flat_items(cfg, prefix):
+        if key.rsplit(".", 1)[-1] in HYDRA_KEYS:
+            continue
         name = base = param_key(key)
         n = 1
         while name in out:
@@ -96,6 +111,17 @@ def _flat_items(cfg: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]
             yield from _flat_items(value, f"{name}.")
         else:
             yield name, json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def class_tags(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"class/<node>": <_target_>}`` for every node of ``cfg`` built from a ``_target_``
+    (``class/agent``: ``stable_baselines3.PPO``; ``class/data.source``: ...)."""
+    tags: dict[str, str] = {}
+    for key, value in _flat_items(cfg, prefix):
+        node, _, last = key.rpartition(".")
+        if last == "_target_":
+            tags[f"{CLASS_TAG}{param_key(node or '_')}"] = value
+    return tags
 
 
 def split_long_params(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -211,15 +237,17 @@ def start_run(
     """
     import mlflow
 
+    quiet_mlflow()
     uri = tracking_uri(cfg.tracking.uri, cfg.paths.root)
     mlflow.set_tracking_uri(uri)
     experiment_id = store.experiment_id(
         uri, cfg.tracking.experiment, artifact_root(uri, cfg.paths.root)
     )
+    describe_experiment(uri, experiment_id)
     config = plain(cfg)
     # later log lines and artifacts that echo a secret of the config mask it too
     redaction.remember(redaction.secret_values(config) | redaction.secret_values(dict(tags)))
-    all_tags = {**redaction.redact(dict(tags)), **liveness.identity()}
+    all_tags = {**class_tags(config), **redaction.redact(dict(tags)), **liveness.identity()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     if output_dir is not None:
@@ -245,6 +273,62 @@ def start_run(
             store.retry(mlflow.log_text, OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
         with _sigterm_as_exception():
             yield run
+
+
+EXPERIMENT_NOTE = """cryptotrade: one run per launcher call; sweeps, GA candidates, Tune
+trials, seeds and walk-forward folds are child runs (expand a parent with its + sign).
+
+MLflow 3 opens in its GenAI view: switch the experiment type to **Model training** (the toggle
+beside the experiment name) to get the runs table and the metric charts.
+
+Columns worth adding to the runs table (Columns button):
+- metrics: `val/sharpe` (what model selection and searches rank by), `test/sharpe`,
+  `test/total_return`, `test/max_drawdown`, `test/num_trades`, `search/fitness` (GA/Tune children)
+- tags: `choice/agent`, `choice/data`, `choice/extractor`, `task`, `overrides`
+- params: the ones a sweep varies, e.g. `agent.learning_rate`, `seed`
+
+A run's `summary/metrics.json` artifact holds every metric it logged; `test/report.html` is the
+test-split report with its plots."""
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's store-setup INFO lines off the terminal (warnings still show); runs at
+    import and again when a run starts (in case logging was reconfigured in between)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+quiet_mlflow()
+
+
+@contextlib.contextmanager
+def muted(logger: str, *fragments: str) -> Iterator[None]:
+    """Drop the records of ``logger`` whose message contains one of ``fragments`` while the block
+    runs: a targeted silence for a known, harmless library notice, nothing else."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in fragments)
+
+    target = logging.getLogger(logger)
+    target.addFilter(keep)
+    try:
+        yield
+    finally:
+        target.removeFilter(keep)
+
+
+def describe_experiment(uri: str, experiment_id: str) -> None:
+    """Give the experiment the description above (MLflow's ``mlflow.note.content`` tag) unless
+    it has one: a user's own description is kept."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    with contextlib.suppress(Exception):  # cosmetic: never block a run on it
+        tags = store.retry(client.get_experiment, experiment_id).tags
+        if "mlflow.note.content" not in tags:
+            store.retry(
+                client.set_experiment_tag, experiment_id, "mlflow.note.content", EXPERIMENT_NOTE
+            )
 
 
 def _heartbeat(uri: str, interval_s: float) -> liveness.Heartbeat:
@@ -377,19 +461,25 @@ def active_run_id() -> str | None:
     return run.info.run_id if run else None
 
 
-def run_params(uri: str, run_id: str) -> dict[str, str]:
-    """The params of run ``run_id`` in the store at ``uri``.
+def run_class(uri: str, run_id: str, node: str) -> str | None:
+    """The class run ``run_id`` built for config node ``node`` (its ``class/<node>`` tag, or the
+    ``<node>._target_`` param that runs logged before the tag have); ``None`` if neither.
 
     Raises:
-        ModelError: If the store has no such run, naming the store that was searched.
+        ModelError: If the store has no such run.
     """
+    data = _get_run(uri, run_id).data
+    return data.tags.get(f"{CLASS_TAG}{node}") or data.params.get(f"{node}._target_")
+
+
+def _get_run(uri: str, run_id: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from cryptotrade.errors import ModelError
 
     try:
-        return dict(mlflow.MlflowClient(uri).get_run(run_id).data.params)
+        return mlflow.MlflowClient(uri).get_run(run_id)
     except MlflowException as exc:
         raise ModelError(
             f"no MLflow run {run_id} in {uri}; check the run id (make ui) or set tracking.uri"

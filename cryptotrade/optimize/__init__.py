@@ -70,14 +70,18 @@ def build(cfg: DictConfig) -> Optimizer:
 
 def preflight(cfg: DictConfig) -> Optimizer:
     """Check the optimizer's settings and search space against ``cfg`` before any run starts:
-    an unknown path, an empty range or a value the config rejects fails here.
+    an unknown path, an empty range or a value the config rejects fails here, and so does a
+    search's ``ray.address`` that cannot work (a Ray Client ``ray://`` address).
 
     Returns:
         The optimizer, checked.
     """
     from cryptotrade.optimize.space import parse_space
+    from cryptotrade.optimize.workers import check_ray_address
 
     optimizer = build(cfg)
+    if not isinstance(optimizer, NoSearch):
+        check_ray_address((cfg.get("ray") or {}).get("address"))
     if optimizer.space:
         parse_space(optimizer.space, cfg)
     check = getattr(optimizer, "check", None)

@@ -4,8 +4,16 @@ Each individual is a list of genes in ``[0, 1]``, one per dimension of the space
 (:meth:`~cryptotrade.optimize.space.SearchSpace.decode` turns it into config values). A
 generation: tournament selection, simulated-binary crossover and polynomial mutation (both
 bounded to ``[0, 1]``, DEAP's real-coded operators), the ``elitism`` best carried over unchanged.
-The first generation is drawn uniformly. ``generations`` counts evaluated generations, the
-first included, so a search trains at most ``population x generations`` candidates.
+An offspring that decodes to a candidate already scored in an earlier generation, or to one
+already in its own generation, is mutated again (every gene, up to ``MAX_REDRAWS`` times), so each
+generation after the first trains ``population - elitism`` new candidates unless the space has
+run out of distinct points. Without this a small population collapses: tournament winners are
+copied unchanged and the generation trains nothing new. The first generation is drawn uniformly.
+Each generation logs its ``diversity`` (mean pairwise distance of the genomes over the
+largest possible, ``sqrt(genes)``: 0 when all are equal) and its ``distinct`` candidates; the
+hall of fame is logged as a table (``ga/hall_of_fame.json``). ``generations`` counts evaluated
+generations, the first included, so a search trains at most ``population x generations``
+candidates.
 
 Fitness is ``optimizer.metric`` (a ``val/`` metric) of the candidate's pipeline run. A candidate
 whose evaluation raises or runs past ``eval_timeout`` gets ``penalty`` (finite, so DEAP's
@@ -37,11 +45,15 @@ from cryptotrade.optimize.search_state import load_pickle, save_pickle, search_f
 from cryptotrade.optimize.space import SearchSpace
 from cryptotrade.optimize.trial import Evaluate, evaluate_candidate
 from cryptotrade.optimize.workers import Pool
+from cryptotrade.progress import Clock
 
 if TYPE_CHECKING:
     from cryptotrade.components import Components
 
 log = logging.getLogger(__name__)
+# Re-mutations of an offspring that repeats a known candidate before it is accepted as it is
+# (a small discrete space can run out of new points).
+MAX_REDRAWS = 20
 
 
 class FitnessMax(base.Fitness):
@@ -226,9 +238,11 @@ class GeneticSearch:
             random.setstate(state["random"])
             np.random.set_state(state["numpy"])  # noqa: NPY002
             start = state["generation"] + 1
+        clock = Clock(self.generations, done=start)
         for gen in range(start, self.generations):
             if gen > 0:
-                population = self._breed(population, toolbox)
+                seen = {k for k, v in runner.cache.items() if v["generation"] < gen}
+                population = self._breed(population, toolbox, space, seen)
             # the RNGs after breeding: checkpointed, and restored after the evaluations
             rng = (random.getstate(), np.random.get_state())  # noqa: NPY002
             todo = [ind for ind in population if not ind.fitness.valid]
@@ -236,9 +250,14 @@ class GeneticSearch:
             for ind, score in zip(todo, scores, strict=True):
                 ind.fitness.values = (score,)
             hof.update(population)
-            record = self._record(gen, population, runner)
+            record = self._record(gen, population, runner, space)
             logbook.record(**record)
             runner.log_generation(record)
+            log.info(
+                "generation %d/%d: best %.4g, mean %.4g, %d trained, %d cached, %d failed; %s",
+                gen + 1, self.generations, record["max"], record["mean"], record["trained"],
+                runner.cached_in(gen), record["failed"], clock.summary(gen + 1),
+            )  # fmt: skip
             save_pickle(
                 {
                     "fingerprint": fingerprint, "generation": gen, "population": population,
@@ -251,6 +270,7 @@ class GeneticSearch:
             if on_generation is not None:
                 on_generation(gen, record)
         runner.log_plot(logbook)
+        runner.log_hall_of_fame([(space.decode(ind), ind.fitness.values[0]) for ind in hof])
         return hof, logbook
 
     def _toolbox(self) -> base.Toolbox:
@@ -264,9 +284,22 @@ class GeneticSearch:
         toolbox.register("select", tools.selTournament, tournsize=self.tournament_size)
         return toolbox
 
-    def _breed(self, population: list[Individual], toolbox: base.Toolbox) -> list[Individual]:
-        """The next generation: elites unchanged, the rest by tournament, SBX and mutation."""
+    def _breed(
+        self,
+        population: list[Individual],
+        toolbox: base.Toolbox,
+        space: SearchSpace,
+        seen: set[str],
+    ) -> list[Individual]:
+        """The next generation: elites unchanged, the rest by tournament, SBX and mutation.
+
+        ``seen`` holds the point keys scored in earlier generations: an offspring that repeats
+        one of them (or another offspring) is mutated again, every gene, up to
+        :data:`MAX_REDRAWS` times.
+        """
         import copy
+
+        from cryptotrade.optimize.trial import point_key
 
         elites = [copy.deepcopy(ind) for ind in tools.selBest(population, self.elitism)]
         chosen = toolbox.select(population, len(population) - self.elitism)
@@ -279,12 +312,25 @@ class GeneticSearch:
             if random.random() < self.mutation[0]:
                 toolbox.mutate(ind)
                 del ind.fitness.values
+        taken = set(seen) | {point_key(space.decode(ind)) for ind in elites}
+        for ind in offspring:
+            key = point_key(space.decode(ind))
+            redraws = 0
+            while key in taken and redraws < MAX_REDRAWS:
+                tools.mutPolynomialBounded(ind, eta=self.mutation[1], low=0.0, up=1.0, indpb=1.0)
+                key = point_key(space.decode(ind))
+                redraws += 1
+            if redraws and ind.fitness.valid:
+                del ind.fitness.values  # scored afresh (a cache hit if it is still a known point)
+            taken.add(key)
         return elites + offspring
 
     def _record(
-        self, gen: int, population: list[Individual], runner: CandidateRunner
+        self, gen: int, population: list[Individual], runner: CandidateRunner, space: SearchSpace
     ) -> dict[str, Any]:
-        """Statistics of one generation over its valid (non-penalty) fitnesses."""
+        """Statistics of one generation over its valid (non-penalty) fitnesses, and diversity."""
+        from cryptotrade.optimize.trial import point_key
+
         values = [ind.fitness.values[0] for ind in population]
         valid = [v for v in values if v > self.penalty and math.isfinite(v)]
         stats = (
@@ -297,4 +343,20 @@ class GeneticSearch:
             **stats,
             "failed": len(values) - len(valid),
             "trained": runner.trained_in(gen),
+            "diversity": diversity(population),
+            "distinct": len({point_key(space.decode(ind)) for ind in population}),
         }
+
+
+def diversity(population: list[Individual]) -> float:
+    """Mean pairwise Euclidean distance of the genomes over its maximum ``sqrt(genes)``.
+
+    0 when every genome is the same, up to 1 (two opposite corners of the unit cube).
+    """
+    genes = np.asarray([list(ind) for ind in population], dtype=float)
+    if len(genes) < 2 or genes.shape[1] == 0:
+        return 0.0
+    diff = genes[:, None, :] - genes[None, :, :]
+    dist = np.sqrt((diff**2).sum(axis=-1))
+    pairs = len(genes) * (len(genes) - 1)
+    return float(dist.sum() / pairs / math.sqrt(genes.shape[1]))

@@ -261,18 +261,20 @@ def _config_yaml(cfg: DictConfig) -> str:
 def objective_seeds(
     cfg: DictConfig, output_dir: Path, seeds: list[int], *, trainer: Trainer = train
 ) -> dict[str, float]:
-    """Train, select and test one nested run per seed; log mean, IQM and bootstrap CI here.
+    """Train, select and test one nested run per seed; log mean, IQM and a 95 % CI here.
 
     Every child run holds its own full evaluation; this run gets ``test/<m>/{mean,iqm,std,
-    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`), ``test/<m>`` = the mean, the
-    ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
+    ci_low,ci_high}`` (:mod:`cryptotrade.evaluation.seeds`: Student t below 10 seeds, bootstrap
+    from 10, named by the ``seeds/ci_method`` tag and ``test/seeds.txt``), ``test/<m>`` = the
+    mean, the ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
     """
     from omegaconf import open_dict
 
     from cryptotrade.evaluation.evaluate import log_files
     from cryptotrade.evaluation.plots import equity_band_plot
-    from cryptotrade.evaluation.seeds import aggregate_seeds
+    from cryptotrade.evaluation.seeds import aggregate_seeds, ci_method, describe
 
+    note = describe(len(seeds))  # warns now, before training, when there are too few seeds
     per_seed, curves = [], []
     dataset = None
     for seed in seeds:
@@ -295,8 +297,11 @@ def objective_seeds(
         curves.append(evaluation.agent)
     metrics = aggregate_seeds(per_seed, "test") | aggregate_seeds(per_seed, "val")
     metrics |= {k: v for k, v in per_seed[0].items() if k.startswith("baseline/")}
+    metrics["seeds/n"] = float(len(per_seed))
     tracking.log_metrics(metrics)
-    tracking.set_tags({"seeds": ",".join(map(str, seeds))})
+    method = ci_method(len(seeds))
+    tracking.set_tags({"seeds": ",".join(map(str, seeds)), "seeds/ci_method": method})
+    tracking.log_text(note + "\n", "test/seeds.txt")
     if cfg.evaluation.plots:
         png = equity_band_plot(curves, seeds, log_scale=cfg.evaluation.log_scale)
         log_files({"equity_band.png": png}, "test/plots")

@@ -6,14 +6,16 @@
 * :class:`CandidateRunner`: scores points through a pool, each in its own MLflow child run,
   caching scores by point so an identical candidate is never trained twice, with the penalty
   for a failed or hung evaluation.
-* :func:`report_winner`: the winner's config as a ready-to-run YAML, then the one and only
-  test-split evaluation, in the parent run.
+* :func:`report_winner`: the search's multiple-testing statistics (deflated Sharpe ratio and
+  PBO, :func:`log_search_statistics`), the winner's config as a ready-to-run YAML, then the one
+  and only test-split evaluation, in the parent run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,7 @@ from cryptotrade.optimize.trial import (
     open_child_run,
     point_hash,
     point_key,
+    point_label,
     redacted,
     score_of,
 )
@@ -112,10 +115,15 @@ class CandidateRunner:
         self.scores_path = scores_path
         self.cache: dict[str, dict[str, Any]] = (load_pickle(scores_path) or {}) if resume else {}
         self._trained: dict[int, int] = {}
+        self._cached: dict[int, int] = {}
 
     def trained_in(self, generation: int) -> int:
         """Candidates actually trained (not found in the cache) in ``generation``."""
         return self._trained.get(generation, 0)
+
+    def cached_in(self, generation: int) -> int:
+        """Candidates of ``generation`` scored from the cache (seen before) instead of trained."""
+        return self._cached.get(generation, 0)
 
     def score(self, points: list[Point], *, generation: int) -> list[float]:
         """The fitness of each point, training only those not scored before."""
@@ -124,10 +132,10 @@ class CandidateRunner:
         by_key = dict(zip(keys, points, strict=True))
         uri = _tracking_uri()
         specs, run_ids = [], []
-        for key in todo:
+        for index, key in enumerate(todo):
             point = by_key[key]
             run_id = open_child_run(
-                f"{self.kind}-g{generation}-{point_hash(point)}",
+                f"g{generation}-{index} {point_label(point)}",
                 tags={TAG_KIND: self.kind, TAG_GENERATION: generation, TAG_GENOME: key},
                 params=point,
             )
@@ -147,6 +155,7 @@ class CandidateRunner:
 
         self.pool.map(self.evaluate, specs, on_result)
         self._trained[generation] = len(todo)
+        self._cached[generation] = len(keys) - len(todo)
         return [self.cache[k]["fitness"] for k in keys]
 
     def _store(self, key: str, outcome: Outcome, run_id: str | None, generation: int) -> None:
@@ -177,9 +186,27 @@ class CandidateRunner:
     def log_generation(self, record: dict[str, Any]) -> None:
         """Per-generation fitness statistics as metrics of the parent run."""
         step = int(record["gen"])
-        names = ("min", "mean", "max", "failed", "trained")
-        tracking.log_metrics({f"{self.kind}/fitness_{k}": record[k] for k in names[:3]}, step)
-        tracking.log_metrics({f"{self.kind}/{k}": record[k] for k in names[3:]}, step)
+        tracking.log_metrics(
+            {f"{self.kind}/fitness_{k}": record[k] for k in ("min", "mean", "max")}, step
+        )
+        counts = ("failed", "trained", "diversity", "distinct")
+        tracking.log_metrics({f"{self.kind}/{k}": record[k] for k in counts if k in record}, step)
+
+    def log_hall_of_fame(self, entries: list[tuple[Point, float]]) -> None:
+        """The best candidates as a table artifact of the parent run (``<kind>/hall_of_fame.json``,
+        shown as a table in the MLflow UI): rank, fitness, child run id and the point's values."""
+        if not tracking.active_run_id() or not entries:
+            return
+        import mlflow
+
+        rows = []
+        for rank, (point, fitness) in enumerate(entries, start=1):
+            run_id = (self.cache.get(point_key(point)) or {}).get("run_id") or ""
+            rows.append({"rank": rank, self.metric: fitness, "run_id": run_id, **point})
+        columns = {name: [row.get(name) for row in rows] for name in dict.fromkeys(
+            name for row in rows for name in row
+        )}  # fmt: skip
+        mlflow.log_table(columns, artifact_file=f"{self.kind}/hall_of_fame.json")
 
     def log_plot(self, logbook: list[dict[str, Any]]) -> None:
         """Fitness over generations (min, mean, max of the valid candidates) as ``<kind>/``
@@ -211,6 +238,51 @@ def _tracking_uri() -> str | None:
     import mlflow
 
     return mlflow.get_tracking_uri() if mlflow.active_run() else None
+
+
+def log_search_statistics(point: Point, *, kind: str) -> dict[str, float]:
+    """``search/deflated_sharpe``, ``search/pbo`` (:mod:`~cryptotrade.optimize.statistics`)
+    and ``search/report.txt`` in the parent run, from the ``val/equity.csv`` of every child run
+    of this search (the selected model of each candidate on the validation split).
+
+    Candidates scored in an earlier launcher run (a resumed search) are not this run's children
+    and are left out. Returns the logged metrics (empty without an active run).
+    """
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from cryptotrade.optimize.statistics import search_statistics
+
+    parent = mlflow.active_run()
+    if parent is None:
+        return {}
+    client = mlflow.MlflowClient()
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`{TAG_KIND}` = '{kind}'"
+        ),
+    )
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for child in children:
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/val/equity.csv")
+        except Exception:  # a failed or early-stopped candidate selected no model
+            continue
+        frame = pd.read_csv(io.StringIO(text), parse_dates=["close_time"])
+        times = frame["close_time"].to_numpy(dtype="datetime64[ns]")
+        curves[child.data.tags.get(TAG_GENOME, child.info.run_id)] = (
+            times,
+            frame["equity"].to_numpy(dtype=np.float64),
+        )
+    genomes = {child.data.tags.get(TAG_GENOME, child.info.run_id) for child in children}
+    stats = search_statistics(curves, point_key(point), n_trials=len(genomes))
+    metrics = stats.metrics()
+    tracking.log_metrics(metrics)
+    tracking.log_text(stats.report() + "\n", "search/report.txt")
+    log.info("%s", stats.report())
+    return metrics
 
 
 def winner_config(cfg: DictConfig, point: Point) -> DictConfig:
@@ -246,6 +318,7 @@ def report_winner(
     tracking.log_dict(point, "best/point.json")
     tracking.set_tags({"search/best_genome": point_key(point), "search/kind": kind})
     log.info("best candidate (%s = %.6g): %s", cfg.optimizer.metric, fitness, point_key(point))
+    log_search_statistics(point, kind=kind)
     metrics = final_objective(apply_point(cfg, point), output_dir / "best")
     metrics["search/best_fitness"] = fitness
     tracking.log_metrics({"search/best_fitness": fitness})

@@ -82,6 +82,17 @@ def point_hash(point: Mapping[str, Any]) -> str:
     return hashlib.sha256(point_key(point).encode()).hexdigest()[:10]
 
 
+def point_label(point: Mapping[str, Any], limit: int = 80) -> str:
+    """``learning_rate=0.000312 window=30``: each searched value under the last part of its key
+    (floats to 3 significant digits), for run names people can read in the MLflow UI."""
+
+    def short(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    text = " ".join(f"{k.rsplit('.', 1)[-1]}={short(v)}" for k, v in point.items())
+    return text if len(text) <= limit else text[: limit - 1] + "~"
+
+
 def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
     """The base config with ``point`` applied, resolved to plain containers (picklable).
 

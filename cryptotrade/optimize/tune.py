@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -169,7 +171,8 @@ class TuneSearch:
         path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
         with ray_session(str(cfg.ray.address or ""), cfg.ray.num_cpus):
             tuner = self._tuner(trainable, space.to_tune(grid=self.search == "grid"), path, cfg)
-            results = tuner.fit()
+            with legacy_output():  # Tune's new output ignores a chosen reporter
+                results = tuner.fit()
             _raise_if_interrupted(results, path)
             best = results.get_best_result(metric=SCORE, mode="max", scope="all")
         if best is None or best.metrics is None or SCORE not in best.metrics:
@@ -227,6 +230,7 @@ class TuneSearch:
                     num_to_keep=self.checkpoints_to_keep or None
                 ),
                 callbacks=self._callbacks(),
+                progress_reporter=reporter(list(param_space), self.metric),
                 verbose=1,
             ),
         )
@@ -234,6 +238,36 @@ class TuneSearch:
     def _callbacks(self) -> list[Any]:
         """The Tune callbacks of a new experiment (a restored one keeps its own)."""
         return [CloseRuns()]
+
+
+def reporter(paths: list[str], metric: str) -> Any:
+    """Tune's status table with a few columns: the score, steps, time and the searched values
+    (named by their last key), best trials first, at most every 30 s (plain text, so it reads
+    the same in a pipe or a CI log)."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        metric_columns={SCORE: metric, "timesteps": "steps", "time_total_s": "seconds"},
+        parameter_columns={p: p.rsplit(".", 1)[-1] for p in paths},
+        max_report_frequency=30,
+        max_progress_rows=10,
+        sort_by_metric=True,  # by the TuneConfig's metric and mode (set there, not twice)
+    )
+
+
+@contextlib.contextmanager
+def legacy_output() -> Iterator[None]:
+    """``RAY_AIR_NEW_OUTPUT=0`` for the driver while it fits: Ray's new console output ignores
+    ``progress_reporter`` (its own columns: every parameter and metric, ~30 wide)."""
+    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = before
 
 
 def _raise_if_interrupted(results: Any, path: Path) -> None:

@@ -45,6 +45,7 @@ RUN_ID = "mlflow_run_id"
 STATE = "trial.json"  # in every Tune checkpoint: {"run_id": ..., "step": ...}
 TAG_TRIAL = "search/trial_id"
 TAG_RESUMED = "search/resumed_from_step"
+FITNESS = "search/fitness"  # logged in every finished trial's child run, as in a GA child
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def tune_trial(
             )
             if not reports:  # no validation in this attempt: report the final score once
                 report(int(cfg.train.total_timesteps), final)
+            # the trial's fitness: the SELECTED model's metric, as a GA child logs it
+            from cryptotrade.launch import tracking
+
+            tracking.log_metrics({FITNESS: score_of(final, metric, penalty)})
     except SystemExit:  # Tune stops a trial the scheduler dropped by raising SystemExit here
         if run_id is not None:
             with contextlib.suppress(Exception):
@@ -193,7 +198,7 @@ def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: di
     that was left RUNNING (its worker was killed before any checkpoint) is marked FAILED."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from cryptotrade.optimize.trial import TAG_GENOME, point_key
+    from cryptotrade.optimize.trial import TAG_GENOME, point_key, point_label
 
     client = _client(uri)
     stale = client.search_runs(
@@ -208,7 +213,7 @@ def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: di
         client.set_terminated(run.info.run_id, "FAILED")
     run = client.create_run(
         parent[1],
-        run_name=f"tune-{trial_id}",
+        run_name=f"{trial_id} {point_label(point)}",
         tags={
             MLFLOW_PARENT_RUN_ID: parent[0],
             TAG_KIND: "tune",

@@ -6,8 +6,9 @@ raises gives an outcome with the traceback; one that runs longer than ``timeout`
 killed (its process, or its Ray worker) and gives an outcome with a timeout error. Either way
 the other evaluations continue.
 
-* :class:`RayPool` (``ray.enabled=true``): Ray tasks on the local Ray or a cluster
-  (:func:`ray_session`), killed with ``ray.cancel(force=True)`` on timeout.
+* :class:`RayPool` (``ray.enabled=true``): Ray tasks on a private local Ray or a cluster
+  (:func:`ray_session`; ``ray.address`` is checked by :func:`check_ray_address`), killed with
+  ``ray.cancel(force=True)`` on timeout.
 * :class:`ProcessPool` (``ray.enabled=false``): spawned worker processes, reused across
   candidates; one that hangs is killed and replaced.
 * :class:`InlinePool` (``optimizer.workers=0``): in the driver, one at a time, for debugging;
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
 
 log = logging.getLogger(__name__)
@@ -234,22 +236,112 @@ class RayPool:
         return [results[i] for i in range(len(specs))]
 
 
+CLIENT_REFUSAL = (
+    "ray.address={address} is a Ray Client address, which searches cannot use "
+    "(tune.with_parameters fails under Ray Client); run the driver on a cluster node with "
+    "ray.address=<head>:6379 (the head's GCS address) or ray.address=auto"
+)
+
+
+def check_ray_address(address: str | None) -> str:
+    """The ``ray.address`` setting, checked: empty (a private local Ray), ``auto`` (the Ray
+    started on this machine with ``ray start``) or a GCS address ``host:port``.
+
+    Args:
+        address: The setting as given (``None`` counts as empty).
+
+    Returns:
+        The address, stripped.
+
+    Raises:
+        ConfigError: A Ray Client address (``ray://...``) or anything that is not ``host:port``;
+            the message names the working alternative.
+    """
+    value = str(address or "").strip()
+    if value in ("", "auto"):
+        return value
+    if value.startswith("ray://"):
+        raise ConfigError(CLIENT_REFUSAL.format(address=value))
+    host, sep, port = value.rpartition(":")
+    if "://" in value or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"ray.address={value} is not a Ray address: leave it empty for a private local Ray, "
+            "or give auto or the head's GCS address <head>:6379"
+        )
+    return value
+
+
+def ray_init_kwargs(address: str, num_cpus: int | None) -> dict[str, Any]:
+    """The arguments :func:`ray_session` passes to ``ray.init``.
+
+    An empty ``address`` starts a new, private Ray instance (``address="local"``) sized to
+    ``num_cpus`` (or every core), even when a Ray head already runs on this machine; any other
+    address joins that cluster without resource arguments (the cluster's nodes declare theirs).
+
+    Args:
+        address: A checked ``ray.address`` (:func:`check_ray_address`).
+        num_cpus: CPUs of the private local Ray; ignored when joining a cluster.
+
+    Returns:
+        Keyword arguments for ``ray.init``.
+    """
+    if not address:
+        return {
+            "address": "local",
+            "num_cpus": num_cpus or os.cpu_count(),
+            "include_dashboard": False,
+        }
+    return {"address": address, "log_to_driver": True}
+
+
+def enable_token_auth(address: str) -> bool:
+    """Turn on Ray's token authentication for a join by GCS address when a token is at hand.
+
+    Ray (2.5x and later) sends its token (``RAY_AUTH_TOKEN``, the file named by
+    ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``) by itself only when it finds the cluster
+    itself (``auto``); for an explicit ``host:port`` it needs ``RAY_AUTH_MODE=token``. This does
+    what Ray does for ``auto``: with ``RAY_AUTH_MODE`` unset and a token available, it sets
+    ``RAY_AUTH_MODE=token`` for this process (an explicit ``RAY_AUTH_MODE`` is respected).
+
+    Args:
+        address: A checked ``ray.address``; only ``host:port`` is acted on.
+
+    Returns:
+        Whether token authentication is on for the join.
+    """
+    if address in ("", "auto"):
+        return False  # Ray handles a new local instance and `auto` itself
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return False
+    enabled = bool(maybe_enable_token_auth_if_token_available(warn_if_disabled=False))
+    if enabled:
+        log.info("Ray: token authentication on for %s (RAY_AUTH_MODE=token)", address)
+    return enabled
+
+
 @contextlib.contextmanager
 def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[None]:
-    """Start a local Ray (``address`` empty: sized to ``num_cpus`` or the machine) or join a
-    cluster (``auto``, ``ray://host:10001``, ``host:6379``); shut down what we started.
+    """Start a private local Ray (``address`` empty: sized to ``num_cpus`` or the machine) or
+    join a cluster (``auto``, ``<head>:6379``); shut down what we started.
 
     Ray is left alone if the process already initialised it (a test fixture, a notebook).
+    See :func:`check_ray_address`, :func:`ray_init_kwargs` and :func:`enable_token_auth`.
+
+    Raises:
+        ConfigError: ``address`` is a Ray Client address or malformed.
     """
+    address = check_ray_address(address)
     import ray
 
     if ray.is_initialized():
         yield
         return
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+    enable_token_auth(address)
+    ray.init(**ray_init_kwargs(address, num_cpus))
     log.info("Ray: %s", ray.cluster_resources())
     try:
         yield

@@ -30,7 +30,7 @@ def check_model_source(cfg: DictConfig) -> None:
         return
     run_id = str(cfg.model).removeprefix("runs:/").split("/")[0]
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    trained = tracking.run_params(uri, run_id).get("agent._target_")
+    trained = tracking.run_class(uri, run_id, "agent")
     if trained and trained != cfg.agent._target_:
         raise ModelError(
             f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "

@@ -16,18 +16,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from cryptotrade.errors import ModelError
 from cryptotrade.launch import tracking
-from cryptotrade.live.observation import live_market, window_from, with_padding
-from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry imports this module: --help must not load pandas or numba
+    import pandas as pd
     from omegaconf import DictConfig
 
     from cryptotrade.components import Components
+    from cryptotrade.live.paper import Decision
     from cryptotrade.tasks.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -64,8 +61,13 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
         ``infer/action``, ``infer/target``, ``infer/equity``, ``infer/position`` and, with
         paper trading, ``paper/new_bars`` and ``paper/bars``.
     """
+    import numpy as np
+    import pandas as pd
+
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
+    from cryptotrade.live.observation import live_market, window_from, with_padding
+    from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
     from cryptotrade.tasks.common import load_model
 
     cfg = context.cfg
@@ -113,6 +115,9 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
 
 def _inputs(decision: Decision, data: Any, raw: pd.DataFrame) -> dict[str, Any]:
     """The latest bar and its features, raw and normalised (what the model's last row saw)."""
+    import numpy as np
+    import pandas as pd
+
     t = pd.Timestamp(decision.time)
     i = int(np.searchsorted(data.timestamps, t.tz_convert("UTC").tz_localize(None).to_datetime64()))
     bar = {k: float(getattr(data, k)[i]) for k in ("open", "high", "low", "close", "volume")}
@@ -125,12 +130,21 @@ def _inputs(decision: Decision, data: Any, raw: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def side(exposure: float) -> str:
+    """``long``, ``short`` or ``flat`` for a signed exposure, with its size when partial
+    (``long 0.5``): what a trader reads instead of the action's index."""
+    if exposure == 0 or exposure != exposure:  # NaN: nothing to hold
+        return "flat"
+    name = "long" if exposure > 0 else "short"
+    return name if abs(exposure) == 1 else f"{name} {abs(exposure):.4g}"
+
+
 def _format(decision: Decision, inputs: dict[str, Any]) -> str:
     bar = inputs["bar"]
     lines = [
         f"bar {decision.time}  close {bar['close']:.8g}",
-        f"action {decision.action:g}  target position {decision.target:+.4g}  "
-        f"(equity {decision.equity:.2f}, position {decision.position:+.4g})",
+        f"decision: {side(decision.target)} (target position {decision.target:+.4g}, action "
+        f"{decision.action:g}; now {side(decision.position)}, equity {decision.equity:.2f})",
         "inputs (raw -> normalised):",
     ]
     for name, value in inputs["features_raw"].items():

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from cryptotrade.agents.pretrain import PretrainSettings, pretrain_encoder
-from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
 from cryptotrade.tasks.context import RunContext
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry imports this module: --help must not load numpy & co
     from cryptotrade.agents.extractors import SequenceExtractor
+    from cryptotrade.agents.pretrain import PretrainSettings
+    from cryptotrade.components import Components
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def run(components: Components, context: RunContext) -> dict[str, float]:
     ``output_dir/encoder.pt`` and logged to the run as ``pretrain/encoder.pt``.
     """
     from cryptotrade.agents.encoder_weights import save_encoder
+    from cryptotrade.agents.pretrain import pretrain_encoder
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.objective import prepare_data
 

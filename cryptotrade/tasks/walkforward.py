@@ -14,8 +14,6 @@ from omegaconf import DictConfig
 
 from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
-from cryptotrade.evaluation.metrics import performance
-from cryptotrade.evaluation.walkforward import FoldResult, aggregate, plot_curve, stitch
 from cryptotrade.launch import tracking
 from cryptotrade.tasks.context import RunContext
 
@@ -47,6 +45,13 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
     from cryptotrade.data.splits import WalkForward
     from cryptotrade.evaluation import evaluate_split
     from cryptotrade.evaluation.backtest import model_policy
+    from cryptotrade.evaluation.walkforward import (
+        FoldResult,
+        aggregate,
+        plot_curve,
+        stitch,
+        stitched_performance,
+    )
 
     cfg, output_dir = context.cfg, context.output_dir
     wf = cfg.walkforward
@@ -92,14 +97,8 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
     for name in results[0].baselines:  # each configured baseline stitched over the same blocks
         runs = [r.baselines[name] for r in results]
         held = stitch(runs, comps.env.initial_cash)
-        metrics |= {
-            f"baseline/{name}/{k}": float(v)
-            for k, v in performance(
-                held["equity"].to_numpy(),
-                held["date"].to_numpy(),
-                num_trades=sum(len(run.trades) for run in runs),
-            ).items()
-        }
+        held_metrics = stitched_performance(runs, held)
+        metrics |= {f"baseline/{name}/{k}": v for k, v in held_metrics.items()}
         curve[name] = held["equity"].to_numpy()
     tracking.log_metrics(metrics)
     tracking.log_text(curve.to_csv(index=False), "walkforward/equity.csv")

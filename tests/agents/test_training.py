@@ -32,11 +32,14 @@ def test_every_agent_takes_gradient_steps_under_debug(tmp_path, agent):
     result = train(components, dataset, tmp_path, on_validation=lambda s, m: seen.append((s, m)))
     assert result.num_timesteps >= cfg.train.total_timesteps
     trained = type(result.model).load(tmp_path / "model.zip")
-    assert trained._n_updates >= 1, f"{agent} never took a gradient step under debug=default"
-    # one validation half-way (eval_freq 1024) and one at the end, each reported
+    assert trained._n_updates >= 2, f"{agent} took < 2 gradient updates under debug=default"
+    # one validation half-way (eval_freq 1024) and one at the end, each of a trained model
     assert len(seen) >= 2 and seen[-1][0] == result.num_timesteps
     assert all(set(m) >= {"val/sharpe", "val/total_return"} for _, m in seen)
     assert result.val_metrics == seen[-1][1]
+    # the first validation comes after an update (PPO's first is at n_steps x n_envs)
+    n_steps = getattr(result.model, "n_steps", 0) * cfg.env.n_envs
+    assert seen[0][0] >= max(n_steps, cfg.train.eval_freq)
 
 
 def test_best_on_validation_is_the_selected_model(tmp_path):
@@ -64,6 +67,46 @@ def test_select_last_keeps_the_final_model(tmp_path):
     components = build(cfg)
     result = train(components, objective.prepare_data(components), tmp_path)
     assert result.selected_step == result.num_timesteps
+
+
+def test_two_candidates_get_different_scores_under_debug(tmp_path):
+    """Under debug=default a search ranks trained networks: different hyperparameters, different
+    validation scores (before, every PPO candidate was validated untrained: one score)."""
+    scores = []
+    for lr in ("1e-5", "3e-3"):
+        cfg = compose_cfg("agent=ppo", f"agent.learning_rate={lr}", "agent.ent_coef=0.0")
+        objective.seed_everything(cfg.seed, 1)
+        metrics = objective.objective(cfg, tmp_path / lr, test=False)
+        scores.append((metrics["val/total_return"], metrics["val/sharpe"]))
+    assert scores[0] != scores[1], scores
+
+
+def test_an_untrained_model_is_never_selected(tmp_path, monkeypatch):
+    """A validation of a model that took no gradient step is on the curve only."""
+    from cryptotrade.agents.validation import Selection, ValidationCallback
+
+    cfg = compose_cfg("agent=a2c")
+    components = build(cfg)
+    dataset = objective.prepare_data(components)
+    model = components.make_agent(components.env.make_vec(dataset.train, components.reward))
+    selection = Selection(metric="val/sharpe")
+    seen = []
+    callback = ValidationCallback(
+        components, dataset.val, selection, best_path=tmp_path / "best.zip", eval_freq=1,
+        on_validation=lambda s, m: seen.append(s),
+    )  # fmt: skip
+    callback.validate(model)
+    assert model._n_updates == 0 and selection.best_step == -1 and not seen
+    assert not (tmp_path / "best.zip").exists()
+    model._n_updates = 1  # as SB3 counts after its first update
+    callback.validate(model)
+    assert selection.best_step == 0 and seen == [0]
+
+
+def test_a_budget_below_one_rollout_fails_naming_the_fix():
+    cfg = compose_cfg("agent=ppo", "train.total_timesteps=1000")
+    with pytest.raises(ConfigError, match=r"agent\.n_steps=256 x env\.n_envs=4 = 1024 > "):
+        build(cfg)
 
 
 def test_learning_starts_beyond_the_budget_fails_naming_the_fix():
@@ -101,15 +144,33 @@ def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_ur
     assert "test/sharpe" in metrics and "val/sharpe" in metrics
 
 
-def test_sb3_metric_names_reach_mlflow_and_tensorboard(tmp_path, mlflow_uri):
+def test_sb3_metric_names_reach_mlflow_and_tensorboard(tmp_path, mlflow_uri, caplog):
+    """MLflow's ``val/`` values are the selected model's (what the terminal says), the curve of
+    every validation lives under ``val_curve/``."""
+    import logging
+    import re
+
     from cryptotrade.run import execute
 
-    cfg = compose_cfg("agent=ppo")
-    execute(cfg, output_dir=tmp_path, choices={"agent": "ppo"})
+    cfg = compose_cfg("agent=ppo", "train.eval_freq=512")
+    with caplog.at_level(logging.INFO, logger="cryptotrade.agents.training"):
+        metrics = execute(cfg, output_dir=tmp_path, choices={"agent": "ppo"})
     client = mlflow.MlflowClient(mlflow_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cryptotrade").experiment_id])
-    assert {"train/value_loss", "train/policy_gradient_loss", "time/fps"} <= set(run.data.metrics)
-    history = client.get_metric_history(run.info.run_id, "val/sharpe")
-    assert sorted(m.step for m in history) == [1024, 2048] or len(history) >= 2
+    shown = run.data.metrics
+    assert {"train/value_loss", "train/policy_gradient_loss", "time/fps"} <= set(shown)
+    # validations after each PPO update (1,024 env steps with 4 envs), none before the first
+    curve = client.get_metric_history(run.info.run_id, "val_curve/sharpe")
+    assert sorted(m.step for m in curve) == [1024, 2048]
+    (selected,) = client.get_metric_history(run.info.run_id, "val/sharpe")  # logged once
+    step = int(shown["val/selected_step"])
+    at_step = {m.step: m.value for m in curve}[step]
+    assert shown["val/sharpe"] == pytest.approx(at_step, rel=1e-12) == selected.value
+    assert metrics["val/sharpe"] == pytest.approx(shown["val/sharpe"], rel=1e-12)
+    returns = client.get_metric_history(run.info.run_id, "val_curve/total_return")
+    assert shown["val/total_return"] == pytest.approx({m.step: m.value for m in returns}[step])
+    said = re.search(r"selected the model of step (\d+) \(val/sharpe=(\S+)\)", caplog.text)
+    assert said and int(said[1]) == step
+    assert float(said[2]) == pytest.approx(shown["val/sharpe"], rel=1e-3)  # printed with %.4g
     events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard event files in the run's output folder"

@@ -296,3 +296,17 @@ def test_funding_published_after_the_download_is_fetched_by_the_next_one(tmp_pat
     ref = pd.read_parquet(shared_file(FUNDING)).set_index("date")["open"]
     due = bars.index[bars.index >= ref.index[ref.index >= "2024-01-05"][0]][0]
     assert bars["funding_rate"].loc[due] == ref.loc["2024-01-05":].iloc[0] != 0
+
+
+def test_an_unreachable_exchange_is_one_line_naming_it(spot_rows, tmp_path) -> None:
+    # the launcher prints a UserError as one line instead of a 146-line traceback
+    from cryptotrade.errors import UserError
+
+    server = make_server(spot=spot_rows, now_ms=ms("2024-06-01"), errors={1: "reset", 2: "reset"})
+    src = source(server, tmp_path, start="2024-01-01", end="2024-01-20", max_retries=1)
+    with pytest.raises(CcxtSourceError) as info:
+        src.load()
+    assert isinstance(info.value, UserError) and isinstance(info.value, RuntimeError)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400
+    assert message.startswith("binance BTC/USDT: NetworkError persisted after 1 retries")

@@ -87,8 +87,15 @@ def test_pictures_summary_and_report(evaluation):
         "reward_components.png",
     }
     assert all(p.startswith(PNG) for p in ev.pictures.values())
-    rows = [line.split()[0] for line in ev.summary.splitlines()[3:]]
-    assert rows == ["agent", "buy_hold", "flat", "random", "oracle"]
+    *table, last = ev.summary.splitlines()
+    assert [line.split()[0] for line in table[3:]] == [
+        "agent",
+        "buy_hold",
+        "flat",
+        "random",
+        "oracle",
+    ]
+    assert last.startswith("verdict: agent ") and " vs buy & hold " in last and "oracle" in last
     assert ev.html.count("data:image/png;base64,") == 5 and "fees_paid" in ev.html
     band = equity_band_plot([ev.agent, ev.baselines.results["random"]], [0, 1], log_scale=True)
     assert band.startswith(PNG)
@@ -114,3 +121,28 @@ def test_model_policy_restarts_the_recurrent_state_every_n_steps(reset_every, ex
     for _ in range(8):
         act(np.zeros(3), None)
     assert [i for i, start in enumerate(model.starts) if start] == expected
+
+
+def test_money_shows_small_coin_fees():
+    from cryptotrade.evaluation.report import fmt, money
+
+    assert fmt("fees_paid", 0.0003) == "0.0003000"  # was 0.00
+    assert fmt("expectancy", -0.000123456) == "-0.0001235"
+    assert fmt("fees_paid", 1234.5) == "1,234.50" and fmt("gross_pnl", 0.0) == "0.00"
+    assert money(12.3456) == "12.35"
+
+
+def test_an_inverse_contract_reports_money_in_the_coin():
+    from cryptotrade.evaluation.report import BASE
+
+    data = random_walk(n=160, n_features=2, seed=3)
+
+    def make_env() -> TradingEnv:
+        return TradingEnv(data, settings=EnvSettings(window=8, contract="inverse"), evaluation=True)
+
+    ev = evaluate_split(
+        lambda obs, env: 1, make_env, prefix="test", seed=0, log_to_run=False,
+        settings=EvaluationSettings(random_seeds=[0], oracle=False, plots=False),
+    )  # fmt: skip
+    assert ev.currency == BASE
+    assert f"Cost breakdown ({BASE})" in ev.html and "quote currency" not in ev.html

@@ -151,6 +151,47 @@ def test_summary_table_from_flat_metrics():
     table = summary_from_metrics(flat)
     lines = table.splitlines()
     assert lines[0] == "== test: agent vs baselines =="
-    assert [ln.split()[0] for ln in lines[3:]] == ["agent", "buy_hold", "random", "oracle"]
-    assert "10.00%" in lines[3] and "12.50" in lines[3] and "inf" in lines[6]
+    assert [ln.split()[0] for ln in lines[3:-1]] == ["agent", "buy_hold", "random", "oracle"]
+    assert "10.00%" in lines[3] and "12.50" in lines[3] and "n/a" in lines[6]
+    assert "inf" not in table
     assert summary_from_metrics({"val/sharpe": 1.0}) is None
+
+
+def test_a_short_split_is_not_annualised_and_tables_show_no_inf():
+    """30 days of hourly bars that only rise: the CAGR would be astronomical and the sortino
+    infinite; CAGR is the split's return (not annualised), the tables show n/a, no inf."""
+    from cryptotrade.evaluation.report import summary_table
+
+    n = 30 * 24
+    equity = 1000.0 * np.cumprod(np.r_[1.0, np.full(n, 1.002)])
+    perf = metrics.performance(equity, _hourly(n + 1))
+    assert perf["annualised"] == 0.0
+    assert perf["cagr"] == perf["total_return"] == pytest.approx(1.002**n - 1)
+    assert np.isinf(perf["sortino"])
+    table = summary_table("test", {"agent": perf})
+    assert "inf" not in table and "n/a" in table and "e+" not in table
+    # a year or more is annualised
+    year = 1000.0 * np.cumprod(np.r_[1.0, np.full(365 * 24, 1.00001)])
+    long = metrics.performance(year, _hourly(365 * 24 + 1))
+    assert long["annualised"] == 1.0 and long["cagr"] == pytest.approx(1.00001 ** (365 * 24) - 1)
+
+
+def test_every_summary_ends_with_a_one_line_verdict():
+    from cryptotrade.evaluation.report import summary_from_metrics, summary_table
+
+    columns = {
+        "agent": {"total_return": -0.1696},
+        "buy_hold": {"total_return": 0.1954},
+        "flat": {"total_return": 0.0},
+        "oracle": {"total_return": 75.2},
+    }
+    last = summary_table("test", columns).splitlines()[-1]
+    assert last == (
+        "verdict: agent -16.96 % vs buy & hold +19.54 % (-36.50 pts), flat +0.00 %, oracle +7520 %"
+    )
+    flat = {"test/total_return": 0.1, "baseline/buy_hold/total_return": 0.05, "seeds/n": 3.0}
+    flat |= {"test/total_return/ci_low": -0.02, "test/total_return/ci_high": 0.22}
+    assert summary_from_metrics(flat).splitlines()[-1] == (
+        "verdict: agent (mean of 3 seeds) +10.00 % vs buy & hold +5.00 % (+5.00 pts); "
+        "95 % CI of the mean -2.00 % to +22.00 % (student_t)"
+    )

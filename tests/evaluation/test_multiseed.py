@@ -27,6 +27,11 @@ def test_seed_loop_logs_children_and_confidence_intervals(mlflow_uri):
     assert m["test/total_return/ci_low"] <= m["test/total_return/mean"]
     assert m["test/total_return/mean"] <= m["test/total_return/ci_high"]
     assert "test/total_return/iqm" in m and "baseline/buy_hold/total_return" in m
+    # two seeds: a Student t interval, named beside the numbers, with a warning
+    assert parent.data.tags["seeds/ci_method"] == "student_t" and m["seeds/n"] == 2
+    note = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/test/seeds.txt")
+    assert "Student t" in note and "WARNING: only 2 seeds" in note
+    assert "only 2 seeds" in proc.stdout + proc.stderr  # the warning on the terminal
     plots = {f.path for f in client.list_artifacts(parent.info.run_id, "test/plots")}
     assert plots == {"test/plots/equity_band.png"}
     assert "== test: agent vs baselines ==" in proc.stdout

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryptotrade.evaluation.seeds import aggregate_seeds, bootstrap_ci, interquartile_mean
+from cryptotrade.evaluation.seeds import (
+    aggregate_seeds,
+    bootstrap_ci,
+    confidence_interval,
+    describe,
+    interquartile_mean,
+)
 
 
 def test_interquartile_mean_drops_the_outer_quarters():
@@ -35,3 +41,33 @@ def test_aggregate_names_and_values():
     assert out["test/total_return/ci_low"] < 0.3 < out["test/total_return/ci_high"]
     assert out["test/sharpe/mean"] == pytest.approx(2.0)  # the infinite seed is left out
     assert not any(k.startswith("baseline/") for k in out)
+
+
+def test_few_seeds_get_a_student_t_interval_wider_than_their_range():
+    """Three seeds: the percentile bootstrap gave exactly their range; Student t does not."""
+    values = np.array([0.1, 0.4, 0.2])
+    low, high, method = confidence_interval(values)
+    assert method == "student_t"
+    half = 4.30265273 * values.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert (low, high) == pytest.approx((values.mean() - half, values.mean() + half), rel=1e-8)
+    assert low < values.min() and high > values.max()
+    out = aggregate_seeds([{"test/total_return": v} for v in values])
+    assert out["test/total_return/ci_low"] == pytest.approx(low, rel=1e-12)
+
+
+def test_ten_seeds_get_the_bootstrap():
+    values = np.linspace(-0.1, 0.3, 10)
+    low, high, method = confidence_interval(values)
+    assert method == "percentile_bootstrap" and (low, high) == bootstrap_ci(values)
+
+
+def test_fewer_than_five_seeds_warn_and_the_method_is_named(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="cryptotrade.evaluation.seeds"):
+        text = describe(3)
+    assert "Student t" in text and "only 3 seeds" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cryptotrade.evaluation.seeds"):
+        assert "percentile bootstrap" in describe(12)
+    assert not caplog.text

@@ -113,3 +113,73 @@ def test_walkforward_synthetic_nested_folds_and_stitched_curve(tmp_path, mlflow_
 def test_walkforward_on_real_binance_1h_rolling_windows(tmp_path, mlflow_uri):
     metrics = _execute(tmp_path, "data=file", "walkforward.train=1500", "walkforward.embargo=5")
     _check_parent_and_folds(mlflow_uri, metrics, folds=3)
+
+
+def _fold(equity, start, trades, turnover=0.0, position=None):
+    from cryptotrade.evaluation.walkforward import FoldResult
+    from cryptotrade.market.records import TRADE_DTYPE
+
+    res = _result(equity, start)
+    log = np.zeros(len(trades), dtype=TRADE_DTYPE)
+    for i, (entry, exit_, pnl, fees, funding) in enumerate(trades):
+        log[i] = (entry, exit_, 0, 0, 1, 1.0, 1.0, 1.0, fees, funding, pnl, False)
+    pos = np.asarray(position if position is not None else np.zeros(len(equity)), float)
+    res = BacktestResult(**(res.__dict__ | {"trades": log, "position": pos}))
+    res.metrics.update(turnover=turnover, fees_paid=float(log["fees"].sum()))
+    return FoldResult(0, {}, res, res)
+
+
+def test_parent_costs_and_trade_stats_come_from_the_folds_trades():
+    """Hand-added: fold 0 ends where it started (scale 1 for fold 1), so the parent's costs are
+    the folds' sums; before, fees, win rate, profit factor, exposure and turnover were 0."""
+    from cryptotrade.evaluation.walkforward import aggregate
+
+    a = _fold(
+        [1000.0, 1010.0, 1000.0], "2024-01-01", [(0, 2, 20.0, 3.0, 1.0), (2, 3, -20.0, 4.0, 0.0)],
+        turnover=2.0, position=[0.0, 1.0, 0.0],
+    )  # fmt: skip
+    b = _fold(
+        [1000.0, 990.0, 1050.0], "2024-01-01 03:00", [(5, 9, 50.0, 5.0, -2.0)],
+        turnover=1.0, position=[0.0, -1.0, 1.0],
+    )  # fmt: skip
+    curve = stitch([a.test, b.test], initial_cash=1000.0)
+    m = aggregate([a, b], curve)
+    assert m["test/fees_paid"] == pytest.approx(3.0 + 4.0 + 5.0)
+    assert m["test/funding_paid"] == pytest.approx(1.0 + 0.0 - 2.0)
+    assert m["test/num_trades"] == 3 and m["walkforward/fees_paid/sum"] == 12.0
+    assert m["test/win_rate"] == pytest.approx(2 / 3)
+    assert m["test/profit_factor"] == pytest.approx((20.0 + 50.0) / 20.0)
+    assert m["test/expectancy"] == pytest.approx(50.0 / 3)
+    assert m["test/avg_holding_bars"] == pytest.approx((2 + 1 + 4) / 3)
+    # net +50 over the folds, plus 12 of fees and -1 of funding paid
+    assert m["test/gross_pnl"] == pytest.approx(50.0 + 12.0 - 1.0)
+    assert m["test/exposure"] == pytest.approx(3 / 4)  # 4 steps, 3 end in a position
+    notional = 2.0 * np.mean([1000.0, 1010.0, 1000.0]) + 1.0 * np.mean([1000.0, 990.0, 1050.0])
+    assert m["test/turnover"] == pytest.approx(notional / curve["equity"].mean())
+
+
+def test_a_later_fold_is_scaled_by_the_stitched_account():
+    from cryptotrade.evaluation.walkforward import aggregate
+
+    a = _fold([1000.0, 1100.0], "2024-01-01", [(0, 1, 100.0, 1.0, 0.0)])
+    b = _fold([1000.0, 1000.0], "2024-01-01 02:00", [(3, 4, 0.0, 2.0, 0.0)])
+    m = aggregate([a, b], stitch([a.test, b.test], initial_cash=1000.0))
+    assert m["test/fees_paid"] == pytest.approx(1.0 + 2.0 * 1.1)  # fold 1 trades 1,100
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "binance_spot_BTCUSDT_1h.parquet").exists(), reason="data")
+def test_debug_walkforward_folds_fit_the_debug_bars():
+    """``debug=default task=walkforward data=file``: the folds fit the 4,000 debug bars (the
+    defaults, 4 x (1,000 + 500) bars, did not)."""
+    from cryptotrade.components import build
+    from cryptotrade.data.dataset import build_folds
+    from cryptotrade.data.splits import WalkForward
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=default", "task=walkforward", "data=file"])
+    comps = build(cfg)
+    wf = cfg.walkforward
+    splitter = WalkForward(folds=wf.folds, test=wf.test, val=wf.val, train=wf.train)
+    folds = build_folds(comps.data, comps.features, splitter)
+    assert len(folds) == 2 and all(len(f.test) == wf.test for f in folds)
+    assert len(folds[0].train) > comps.env.window + cfg.env.episode_length

@@ -18,7 +18,11 @@ from cryptotrade.run import execute
 register_configs()
 SPOT = SHARED_DATA / "binance_spot_BTCUSDT_1h.parquet"
 pytestmark = pytest.mark.skipif(not SPOT.exists(), reason="../shared/data is absent")
-TRAIN = ["debug=default", "data=file", "train.total_timesteps=512", "train.eval_freq=256"]
+# 256 x 2 envs = one PPO update in the 512 steps
+TRAIN = [
+    "debug=default", "data=file", "train.total_timesteps=512", "train.eval_freq=256",
+    "env.n_envs=2",
+]  # fmt: skip
 
 
 def _execute(tmp_path, overrides: list[str]) -> dict[str, float]:
@@ -56,7 +60,8 @@ def test_infer_needs_only_the_model_uri_and_uses_the_saved_normaliser(trained, t
     decision = _decision(uri)
     # the run's data (the whole real 1h file, not debug's last 4000 bars): its latest bar
     assert decision["decision"]["time"] == "2024-12-31T23:00:00+00:00"
-    assert "target position" in capsys.readouterr().out
+    side = {0.0: "short", 1.0: "flat", 2.0: "long"}[metrics["infer/action"]]
+    assert f"decision: {side} (target position" in capsys.readouterr().out
     mlflow.set_tracking_uri(uri)
     norm = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/data/normaliser.json"))
     raw = np.array([decision["inputs"]["features_raw"][c] for c in norm["columns"]])
@@ -107,3 +112,11 @@ def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_uri):
     client = mlflow.MlflowClient(mlflow_uri)
     ids = [e.experiment_id for e in client.search_experiments()]
     assert not ids or not client.search_runs(ids)  # refused before a run was opened
+
+
+def test_side_names_the_exposure():
+    from cryptotrade.tasks.infer import side
+
+    assert [side(x) for x in (1.0, -1.0, 0.0, 0.5, -0.25)] == [
+        "long", "short", "flat", "long 0.5", "short 0.25",
+    ]  # fmt: skip

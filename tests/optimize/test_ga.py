@@ -220,3 +220,48 @@ def test_bad_ga_settings_fail_at_build(tmp_path, override, message):
         chain.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     assert message in "\n".join(chain)
+
+
+def test_a_small_population_keeps_exploring(tmp_path):
+    # population 4 used to collapse: tournament copies of the best, nothing new to train
+    cfg = compose_ga(
+        tmp_path, "optimizer.population=4", "optimizer.generations=4",
+        "optimizer.mutation_prob=0.0", "optimizer.crossover_prob=0.0",
+    )  # fmt: skip
+    calls = tmp_path / "calls.txt"
+    _, logbook = search(cfg, tmp_path, Recorder(calls))
+    trained = [r["trained"] for r in logbook]
+    assert trained[0] == 4
+    assert all(t >= 4 - cfg.optimizer.elitism for t in trained[1:]), trained
+    points = calls.read_text().splitlines()
+    assert len(points) == len(set(points)) == sum(trained), "every training is a new candidate"
+    assert all(r["distinct"] == 4 for r in logbook)
+    assert all(0 < r["diversity"] <= 1 for r in logbook)
+
+
+def test_diversity_is_zero_for_copies_and_one_for_opposite_corners():
+    from cryptotrade.optimize.ga import Individual, diversity
+
+    assert diversity([Individual([0.3, 0.7])] * 3) == 0.0
+    assert diversity([Individual([0.0, 0.0]), Individual([1.0, 1.0])]) == pytest.approx(1.0)
+    spread = [Individual([0.0, 0.0]), Individual([1.0, 0.0]), Individual([0.0, 1.0])]
+    assert diversity(spread) == pytest.approx((1 + 1 + math.sqrt(2)) / 3 / math.sqrt(2))
+
+
+def test_hall_of_fame_is_logged_as_a_table(tmp_path, mlflow_uri):
+    cfg = compose_ga(tmp_path, "optimizer.hall_of_fame=3")
+    with mlflow.start_run() as run:
+        hof, _ = search(cfg, tmp_path, Recorder(tmp_path / "calls.txt"))
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="ga/hall_of_fame.json", dst_path=str(tmp_path)
+    )
+    import json
+
+    table = json.loads(Path(path).read_text())
+    columns = table["columns"]
+    rows = [dict(zip(columns, row, strict=True)) for row in table["data"]]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert [r["val/sharpe"] for r in rows] == pytest.approx([i.fitness.values[0] for i in hof])
+    assert rows[0]["env.window"] in (16, 30, 48)
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "ga/diversity")
+    assert [m.step for m in history] == [0, 1, 2]

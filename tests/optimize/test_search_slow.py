@@ -39,6 +39,11 @@ def _check_parent(uri: str, parent, kind: str) -> list:
     assert parent.info.status == "FINISHED"
     metrics = parent.data.metrics
     assert "search/best_fitness" in metrics
+    # multiple-testing statistics of every search, explained in its report
+    assert 0.0 <= metrics["search/deflated_sharpe"] <= 1.0
+    assert 0.0 <= metrics["search/pbo"] <= 1.0
+    report = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/search/report.txt")
+    assert "deflated Sharpe ratio" in report
     for key in ("test/sharpe", "test/total_return", "baseline/buy_hold/total_return"):
         assert key in metrics, key
     top = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(parent.info.run_id)}
@@ -103,6 +108,12 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     assert len(children) >= 3
     assert parent.data.metrics["tune/trials"] == 3
     assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    # a Tune child carries its fitness (its selected model's val/sharpe), like a GA child, and
+    # trials with different hyperparameters are ranked on trained networks: different scores
+    for child in finished:
+        assert child.data.metrics["search/fitness"] == child.data.metrics["val/sharpe"]
+    assert len({c.data.metrics["search/fitness"] for c in finished}) == len(finished)
     assert list((tmp_path / "tune").glob("tune-*/experiment_state*.json")), "restorable state"
 
 

@@ -26,7 +26,7 @@ from cryptotrade.optimize.tune_trial import RUN_ID, TAG_RESUMED
 
 pytestmark = pytest.mark.slow
 register_configs()
-# PPO rollouts of 32 x 8 envs: validations (and checkpoints) at 512 and 1,024 env steps
+# PPO rollouts of 32 x 4 envs: validations (and checkpoints) at 512 and 1,024 env steps
 TINY = (
     "debug=default", "optimizer=tune", "ray.num_cpus=2", "optimizer.scheduler=fifo",
     "agent.n_steps=32", "agent.batch_size=64", "agent.n_epochs=1", "train.checkpoint_freq=0",
@@ -107,7 +107,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint_in_the_same_run(
     assert child.info.run_id == reports[0][RUN_ID] == reports[1][RUN_ID]
     assert child.info.status == "FINISHED"
     assert child.data.tags[TAG_RESUMED] == "512"
-    history = client.get_metric_history(child.info.run_id, "val/sharpe")
+    history = client.get_metric_history(child.info.run_id, "val_curve/sharpe")
     assert sorted({m.step for m in history}) == [512, 1024]
     assert not any(k.startswith("test/") for k in child.data.metrics), "no test split"
 

@@ -54,3 +54,55 @@ def test_a_candidate_config_from_another_process_builds_like_the_driver_one(tmp_
     components = build(worker_cfg)
     assert isinstance(components.features, CachedFeatureSet)
     assert worker_cfg.env.window == 16
+
+
+def test_checkpoint_selection_uses_the_search_metric_by_default():
+    """experiment=ga_bitmex ranks candidates by val/total_return: their models are selected on
+    it too (before, checkpoints were selected on val/sharpe and ranked on val/total_return)."""
+    from cryptotrade.components import build
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        bitmex = compose("config", overrides=["experiment=ga_bitmex"])
+        tune = compose("config", overrides=["optimizer=tune", "optimizer.metric=val/sortino"])
+        explicit = compose("config", overrides=["optimizer=ga", "train.select_metric=val/calmar"])
+    assert bitmex.train.select_metric == bitmex.optimizer.metric == "val/total_return"
+    assert build(tune, agent=False).train.select_metric == "val/sortino"
+    assert explicit.train.select_metric == "val/calmar", "an explicit choice still wins"
+    # a candidate's resolved config carries the candidate's own metric
+    assert candidate_config(tune, {})["train"]["select_metric"] == "val/sortino"
+
+
+def test_a_tune_trial_logs_its_fitness_in_its_child_run(tmp_path, mlflow_store, monkeypatch):
+    import mlflow
+    from ray import tune
+
+    import cryptotrade.optimize.tune_trial as tune_trial
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=default", "optimizer=tune"])
+    monkeypatch.setattr(
+        tune_trial, "evaluate_candidate", lambda spec, **kw: {"val/sharpe": 1.25, "val/x": 2.0}
+    )
+    context = type("Context", (), {"get_trial_id": lambda self: "t1"})()
+    monkeypatch.setattr(tune, "get_context", lambda: context)
+    reports: list = []
+    monkeypatch.setattr(tune, "report", lambda payload, **kw: reports.append(payload))
+    with mlflow.start_run() as parent:
+        tune_trial.tune_trial(
+            {"agent.gamma": 0.95}, base=OmegaConf.to_container(cfg), metric="val/sharpe",
+            penalty=-1e9, parent=(parent.info.run_id, parent.info.experiment_id),
+            uri=mlflow_store, output_root=str(tmp_path), checkpoints=False,
+        )  # fmt: skip
+    client = mlflow.MlflowClient(mlflow_store)
+    (child,) = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert child.data.metrics["search/fitness"] == 1.25 == reports[-1]["score"]
+
+
+def test_point_label_names_each_gene_briefly():
+    from cryptotrade.optimize.trial import point_label
+
+    point = {"agent.learning_rate": 0.000312345, "env.window": 30, "reward.kind": "pnl"}
+    assert point_label(point) == "learning_rate=0.000312 window=30 kind=pnl"
+    assert len(point_label({f"k{i}": 1.0 for i in range(40)})) == 80

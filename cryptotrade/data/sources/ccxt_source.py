@@ -33,6 +33,7 @@ from cryptotrade.data.sources.cache import merge_rows, missing_ranges, read_cach
 from cryptotrade.data.sources.frames import bars_frame, dt_index, parse_date
 from cryptotrade.data.sources.funding import align_funding
 from cryptotrade.data.sources.mark import candle_marks, put_marks
+from cryptotrade.errors import DataError
 from cryptotrade.timeframes import timeframe_to_ms
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,18 @@ class ExchangeClient(Protocol):
     def fetch_mark_ohlcv(self, symbol: str, timeframe: str, since: int, limit: int) -> list: ...
 
 
-class CcxtSourceError(RuntimeError):
-    """A non-retryable exchange error, or retries exhausted; the message says what to fix."""
+class CcxtSourceError(DataError, RuntimeError):
+    """A non-retryable exchange error, or retries exhausted; the message says what to fix.
+
+    A :class:`~cryptotrade.errors.UserError`: the launcher prints it as one line (an exchange
+    that cannot be reached is not a bug to trace); ``HYDRA_FULL_ERROR=1`` shows the trace.
+    """
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The start of an exception's message: ccxt's network errors carry whole HTTP bodies."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class CcxtSource:
@@ -292,7 +303,7 @@ class CcxtSource:
                 if attempt == self.max_retries:
                     raise CcxtSourceError(
                         f"{self.exchange} {self.symbol}: {type(exc).__name__} persisted after "
-                        f"{self.max_retries} retries ({exc}); try later or raise "
+                        f"{self.max_retries} retries ({_first_line(exc)}); try later or raise "
                         "data.source.max_retries"
                     ) from exc
                 delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
@@ -309,7 +320,7 @@ class CcxtSource:
                 fix = _FIXES.get(type(exc).__name__, "this error is not transient; not retried")
                 raise CcxtSourceError(
                     f"{self.exchange} {self.symbol} {self.timeframe}: {type(exc).__name__}: "
-                    f"{exc}; {fix}"
+                    f"{_first_line(exc)}; {fix}"
                 ) from exc
         raise AssertionError("unreachable")
 

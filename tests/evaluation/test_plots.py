@@ -1,0 +1,88 @@
+"""Pictures stay readable at thousands of trades, and date labels never crowd (issue 19)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from cryptotrade.evaluation import plots
+from cryptotrade.evaluation.backtest import BacktestResult
+from cryptotrade.market.records import TRADE_DTYPE
+
+
+def result(bars: int, seed: int = 0) -> tuple[BacktestResult, np.ndarray]:
+    """A 15-minute backtest whose position changes often (a trade every ~10 bars), and its
+    close prices."""
+    rng = np.random.default_rng(seed)
+    opens = np.datetime64("2024-01-01T00:00", "ns") + np.arange(bars) * np.timedelta64(15, "m")
+    close = 40_000 * np.exp(np.cumsum(rng.normal(0, 0.002, bars)))
+    draws = rng.choice([-1.0, 0.0, 1.0], bars)
+    pos = np.zeros(bars)
+    for i in range(1, bars):  # hold, or with 15 % chance move to a random side
+        pos[i] = draws[i] if rng.random() < 0.15 else pos[i - 1]
+    edges = np.flatnonzero(np.diff(pos) != 0) + 1
+    rows = [
+        (a, b, opens[a], opens[b], int(pos[a]), 1.0, close[a], close[b], 0.0, 0.0, 1.0, False)
+        for a, b in itertools.pairwise(edges)
+        if pos[a] != 0
+    ]
+    n = bars - 1
+    return BacktestResult(
+        timestamps=opens, close_times=opens + np.timedelta64(15, "m"), index=np.arange(bars),
+        equity=np.full(bars, 1e4), position=pos, units=pos, rewards=np.zeros(n),
+        components=np.zeros((n, 10)), trades=np.array(rows, dtype=TRADE_DTYPE), metrics={},
+    ), close  # fmt: skip
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions render (their PNG bytes are not inspectable)."""
+    seen = []
+    render = plots._png
+
+    def keep(fig):
+        seen.append(fig)
+        return render(fig)
+
+    monkeypatch.setattr(plots, "_png", keep)
+    return seen
+
+
+def test_thousands_of_trades_are_counted_per_period_not_drawn_one_by_one(figures):
+    from matplotlib import dates as mdates
+
+    agent, close = result(10_000)
+    trades = agent.trades
+    assert len(trades) > 3 * plots.MAX_MARKERS
+    assert plots.trades_plot(agent, close).startswith(b"\x89PNG")
+    (fig,) = figures
+    price, counts = fig.axes
+    assert not price.collections, "no marker per trade"
+    heights = np.array([bar.get_height() for bar in counts.patches])
+    assert heights[heights > 0].sum() == np.sum(trades["side"] == 1)
+    assert -heights[heights < 0].sum() == np.sum(trades["side"] == -1)
+    assert len(counts.patches) <= 2 * (plots.MAX_PERIODS + 2)
+    for ax in fig.axes:
+        assert isinstance(ax.xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
+
+
+def test_a_few_trades_keep_their_markers_and_position_is_a_filled_area(figures):
+    agent, close = result(300)
+    assert 0 < len(agent.trades) <= plots.MAX_MARKERS
+    plots.trades_plot(agent, close)
+    plots.position_plot(agent)
+    markers, position = figures
+    assert len(markers.axes[0].collections) == 4  # entries and exits of each side
+    ax = position.axes[0]
+    assert [c.get_label() for c in ax.collections] == ["long", "short"]  # two filled areas
+    assert not ax.lines[1:], "no mean line for a position that changes a few times"
+
+
+def test_periods_are_readable_and_tile_the_span():
+    times = np.datetime64("2024-01-01", "ns") + np.arange(0, 90 * 24) * np.timedelta64(1, "h")
+    name, edges = plots._period(times)
+    assert name == "day"
+    assert edges[0] <= times[0] and edges[-1] > times[-1]
+    assert len(edges) - 1 <= plots.MAX_PERIODS + 2
