@@ -84,7 +84,8 @@ def _positive(x: float) -> bool:
 
 RULES = [
     Rule("agent.learning_rate", _positive, "must be > 0"),
-    Rule("agent.gamma", lambda x: 0 < x <= 1, "must be in (0, 1]"),
+    # gamma 0 is a valid one-step (myopic) value target: SB3 accepts it and agent=dqn uses it
+    Rule("agent.gamma", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("agent.gae_lambda", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("agent.batch_size", _positive, "must be > 0"),
     Rule("agent.n_steps", _positive, "must be > 0"),

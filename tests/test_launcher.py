@@ -30,7 +30,7 @@ def compose_cfg(*overrides: str):
         ("+data.split.tain=0.5", "data.split.tain (did you mean train?)"),
         ("task=dat", "task=dat is unknown; choose one of: pipeline, data, train, evaluate"),
         ("agent.learning_rate=0", "agent.learning_rate=0.0 must be > 0"),
-        ("agent.gamma=1.5", "agent.gamma=1.5 must be in (0, 1]"),
+        ("agent.gamma=1.5", "agent.gamma=1.5 must be in [0, 1]"),
         ("train.total_timesteps=0", "train.total_timesteps=0 must be > 0"),
         ("reward.pnl=nan", "reward.pnl=nan must be a finite number"),
     ],
