@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import TrainConfig
-from cryptotrade.errors import ConfigError
+from cryptotrade.errors import ConfigError, UserError
 from cryptotrade.evaluation.settings import EvaluationSettings
 
 if TYPE_CHECKING:
@@ -118,7 +119,14 @@ def build(cfg: DictConfig, *, agent: bool = True) -> Components:
     key = (OmegaConf.to_yaml(cfg, resolve=True), agent)
     if key not in _LAST:
         _LAST.clear()  # one entry: the run being launched
-        _LAST[key] = _build(cfg, agent=agent)
+        try:
+            _LAST[key] = _build(cfg, agent=agent)
+        except InstantiationException as exc:
+            # a constructor refused a setting: its message names it, so the launcher can print
+            # that one line instead of Hydra's wrapper (HYDRA_FULL_ERROR=1 still shows both)
+            if isinstance(exc.__cause__, UserError):
+                raise exc.__cause__ from exc
+            raise
     return _LAST[key]
 
 
@@ -133,7 +141,14 @@ def build_optimizer(cfg: DictConfig) -> Any:
 
 
 def _typed(schema: type[T], node: Any) -> T:
-    """``node`` as an instance of the dataclass ``schema``."""
+    """``node`` as an instance of the dataclass ``schema``.
+
+    ``node`` is resolved where it stands first: an interpolation inside it may point anywhere in
+    the whole config (``experiment=curriculum``'s stages read ``${train.total_timesteps}``), and
+    the merged copy has no root to resolve it against.
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
     value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
     assert isinstance(value, schema)
     return value

@@ -9,9 +9,9 @@ import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import strict
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import strict
 from cryptotrade.run import TASKS
 
 register_configs()
@@ -31,6 +31,7 @@ def compose_cfg(*overrides: str):
         ("task=dat", "task=dat is unknown; choose one of: pipeline, data, train, evaluate"),
         ("agent.learning_rate=0", "agent.learning_rate=0.0 must be > 0"),
         ("agent.gamma=1.5", "agent.gamma=1.5 must be in [0, 1]"),
+        ("agent.gamma=-0.1", "agent.gamma=-0.1 must be in [0, 1]"),
         ("train.total_timesteps=0", "train.total_timesteps=0 must be > 0"),
         ("reward.pnl=nan", "reward.pnl=nan must be a finite number"),
     ],

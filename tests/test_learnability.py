@@ -20,7 +20,7 @@ from experiments.learnability.oracle import replay_sides, rule_result, rule_side
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """The preset's dataset (regime=ar1 on data=synthetic) and its env factory."""
-    from cryptotrade.pipeline import prepare_data
+    from cryptotrade.optimize.objective import prepare_data
 
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_config(["regime=ar1", f"paths.data_dir={data_dir}"])
@@ -173,3 +173,35 @@ def test_learnability_presets_compose_on_the_planted_market(agent, target):
     assert cfg.data.source.num_samples == 100_000
     if agent == "sac":  # SAC acts in a Box: the preset brings the continuous action mode
         assert cfg.env.action_mode == "continuous"
+
+
+def test_cli_takes_agents_and_overrides_and_writes_outside_the_repository():
+    from experiments.learnability.__main__ import OUT, ROOT, cell_overrides, parse
+
+    args = parse(["ppo", "--no-preset", "data=probe", "regime=planted", "dqn", "--seeds", "3"])
+    assert args.agents == ["ppo", "dqn"] and args.seeds == [3] and not args.preset
+    assert args.overrides == ["data=probe", "regime=planted"]
+    assert not OUT.resolve().is_relative_to(ROOT) and not args.publish
+    assert cell_overrides("ppo", "mlp", 3, args.overrides, preset=False) == [
+        "agent=ppo", "extractor=mlp", "seed=3", "data=probe", "regime=planted",
+    ]  # fmt: skip
+    assert cell_overrides("dqn", "mlp", 0, ["data=file"])[0] == "experiment=learnability_dqn"
+    with pytest.raises(SystemExit):  # README.md's table is the study market's, with its presets
+        parse(["ppo", "data=probe", "--publish"])
+
+
+def test_market_table_sets_a_cell_beside_its_reference():
+    from experiments.learnability.__main__ import market_table
+
+    cell = {
+        "agent": "ppo", "extractor": "mlp", "seed": 0, "preset": False, "extra": ["data=probe"],
+        "timesteps": 200_000, "selected_step": 50_000, "train_cpu_s": 61.0,
+        "test/log_return": 0.9, "test/rule": 1.2, "test/sign_rule": 0.5, "test/oracle": 40.0,
+        "test/buy_hold": 0.1, "test/trades": 30.0, "test/bars": 3000.0, "test/fees": 0.012,
+        "test/gross_pnl": 0.9,
+    }  # fmt: skip
+    row = market_table([cell]).splitlines()[-1]
+    assert "| data=probe | no | ppo | mlp | 0 | 0.2M | 0.900 (0.900) | 1.200 (rule) | 75% |" in row
+    assert "| 10.0 | 1.20% | 90.00% | 50k | 61 |" in row  # 30 trades in 3,000 bars, fees, gross
+    flat = cell | {"test/rule": 0.0}  # a null market's flat rule: no share of it
+    assert "| 0.000 (rule) |  |" in market_table([flat])

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptotrade import tracking
 from cryptotrade.agents.checkpoint import (
     BEST,
     CheckpointCallback,
@@ -28,6 +27,7 @@ from cryptotrade.agents.validation import (
     ValidationCallback,
     save_atomic,
 )
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from cryptotrade.components import Components
     from cryptotrade.data import Dataset
+    from cryptotrade.env.compiled import CompiledMarket
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,13 @@ def make_logger(output_dir: Path, *, verbose: int, tensorboard: bool) -> Logger:
     return Logger(folder=str(output_dir), output_formats=formats)
 
 
-def warm_up(components: Components, dataset: Dataset) -> float:
-    """Compile (or load from numba's cache) the market kernels on a throwaway env; seconds."""
+def warm_up(components: Components, market: CompiledMarket) -> float:
+    """Compile (or load from numba's cache) the market kernels on a throwaway env; seconds.
+
+    ``market`` is a compiled split (the validation one): the env shares it, nothing is rebuilt.
+    """
     start = time.perf_counter()
-    env = components.env.make(dataset.val, components.reward, seed=components.seed, evaluation=True)
+    env = components.env.make(market, seed=components.seed, evaluation=True)
     try:
         env.reset(seed=components.seed)
         env.step(env.action_for_target(0.0))
@@ -122,10 +126,14 @@ def train(
     settings = components.train
     total = total_timesteps or settings.total_timesteps
     output_dir.mkdir(parents=True, exist_ok=True)
-    seconds = warm_up(components, dataset)
+    # one compiled market per split, shared by the warm-up env, the training VecEnv and
+    # every validation
+    train_market = components.env.compile(dataset.train, components.reward)
+    val_market = components.env.compile(dataset.val, components.reward)
+    seconds = warm_up(components, val_market)
     log.info("compiling kernels: %.1f s", seconds)
 
-    venv = components.env.make_vec(dataset.train, components.reward, seed=components.seed)
+    venv = components.env.make_vec(train_market, seed=components.seed)
     selection = Selection(metric=settings.select_metric)
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
@@ -158,7 +166,7 @@ def train(
     reporter = ValidationCheckpoints(on_checkpoint, selection, best_path) if on_checkpoint else None
     validation = ValidationCallback(
         components,
-        dataset.val,
+        val_market,
         selection,
         best_path=best_path,
         eval_freq=settings.eval_freq,

@@ -1,8 +1,9 @@
 """Model selection on the validation split: periodic deterministic backtests, best model kept.
 
 Validation runs through the same path as the final test report
-(:func:`cryptotrade.evaluation.backtest.run_backtest` and its metrics), on the validation split
-only; the test split is never read here.
+(:func:`cryptotrade.evaluation.evaluate_split`, without baselines), on the validation split's
+compiled market only (one per run, shared by every validation); the test split is never read
+here.
 """
 
 from __future__ import annotations
@@ -16,35 +17,39 @@ from typing import TYPE_CHECKING
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
     from cryptotrade.components import Components
-    from cryptotrade.data import MarketData
-    from cryptotrade.evaluation.backtest import BacktestResult, Policy
+    from cryptotrade.env.compiled import CompiledMarket
 
 OnValidation = Callable[[int, dict[str, float]], None]
 
 
-def backtest(components: Components, policy: Policy, data: MarketData) -> BacktestResult:
-    """One deterministic backtest of ``policy`` over the whole of ``data`` (an evaluation env)."""
-    from cryptotrade.evaluation.backtest import run_backtest
+def validation_metrics(
+    components: Components, model: BaseAlgorithm, market: CompiledMarket
+) -> dict[str, float]:
+    """``val/<metric>`` of ``model`` acting deterministically on the validation split.
 
-    env = components.env.make(data, components.reward, seed=components.seed, evaluation=True)
-    try:
-        return run_backtest(policy, env, seed=components.seed)
-    finally:
-        env.close()
-
-
-def validation_metrics(components: Components, model: BaseAlgorithm, data: MarketData) -> dict:
-    """``val/<metric>`` of ``model`` acting deterministically on the validation split."""
+    Args:
+        components: The run's components (the seed).
+        model: The model to evaluate.
+        market: The validation split's compiled market (``components.env.compile``).
+    """
+    from cryptotrade.evaluation import evaluate_split
     from cryptotrade.evaluation.backtest import model_policy
 
-    result = backtest(components, model_policy(model), data)
-    return {f"val/{k}": float(v) for k, v in result.metrics.items()}
+    evaluation = evaluate_split(
+        model_policy(model),
+        market,
+        prefix="val",
+        seed=components.seed,
+        baselines=False,
+        log_to_run=False,  # the callback logs them at the training step
+    )
+    return {k: float(v) for k, v in evaluation.metrics.items()}
 
 
 @dataclass
@@ -86,7 +91,7 @@ class ValidationCallback(BaseCallback):
 
     Args:
         components: The run's components (env factory, reward, seed).
-        data: The validation split.
+        market: The validation split's compiled market (shared by every validation).
         selection: The running selection state (updated in place).
         best_path: Where the best model so far is saved (atomically).
         eval_freq: Env steps between evaluations; 0: only when :meth:`validate` is called.
@@ -96,7 +101,7 @@ class ValidationCallback(BaseCallback):
     def __init__(
         self,
         components: Components,
-        data: MarketData,
+        market: CompiledMarket,
         selection: Selection,
         *,
         best_path: Path,
@@ -105,7 +110,7 @@ class ValidationCallback(BaseCallback):
     ) -> None:
         super().__init__()
         self.components = components
-        self.data = data
+        self.market = market
         self.selection = selection
         self.best_path = best_path
         self.eval_freq = eval_freq
@@ -120,7 +125,7 @@ class ValidationCallback(BaseCallback):
     def validate(self, model: BaseAlgorithm) -> dict[str, float]:
         """Evaluate ``model`` now; save it if it is the best so far. Returns its metrics."""
         step = int(model.num_timesteps)
-        metrics = validation_metrics(self.components, model, self.data)
+        metrics = validation_metrics(self.components, model, self.market)
         tracking.log_metrics(metrics, step=step)
         sel = self.selection
         if sel.metric not in metrics:

@@ -26,13 +26,17 @@ optionally, a synthetic perpetual ``funding_rate``); it is the ``source`` of
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import numba
 import numpy as np
 import pandas as pd
+import yaml
 
 from cryptotrade.data.sources.funding import align_funding
 from cryptotrade.timeframes import SECONDS_PER_YEAR, timeframe_seconds
@@ -46,56 +50,21 @@ REGIME_FIELDS = (
     "max_duration",
 )
 
-DEFAULT_REGIMES: dict[str, dict[str, float]] = {
-    # drift and volatility annualised; mean_reversion in 1/year; durations in bars
-    "uptrend": {
-        "drift": 0.8,
-        "volatility": 0.5,
-        "mean_reversion": 0.0,
-        "volume_factor": 1.2,
-        "min_duration": 200,
-        "max_duration": 1500,
-    },
-    "downtrend": {
-        "drift": -0.8,
-        "volatility": 0.65,
-        "mean_reversion": 0.0,
-        "volume_factor": 1.4,
-        "min_duration": 150,
-        "max_duration": 1000,
-    },
-    "ranging": {
-        "drift": 0.0,
-        "volatility": 0.35,
-        "mean_reversion": 30.0,
-        "volume_factor": 0.8,
-        "min_duration": 300,
-        "max_duration": 2000,
-    },
-    "expansion": {
-        "drift": 0.0,
-        "volatility": 1.2,
-        "mean_reversion": 0.0,
-        "volume_factor": 2.0,
-        "min_duration": 50,
-        "max_duration": 300,
-    },
-    "contraction": {
-        "drift": 0.0,
-        "volatility": 0.2,
-        "mean_reversion": 15.0,
-        "volume_factor": 0.6,
-        "min_duration": 200,
-        "max_duration": 1000,
-    },
-}
-DEFAULT_TRANSITIONS: dict[str, dict[str, float]] = {
-    "uptrend": {"ranging": 0.4, "expansion": 0.2, "contraction": 0.2, "downtrend": 0.2},
-    "downtrend": {"ranging": 0.4, "expansion": 0.3, "contraction": 0.1, "uptrend": 0.2},
-    "ranging": {"uptrend": 0.3, "downtrend": 0.3, "contraction": 0.3, "expansion": 0.1},
-    "expansion": {"uptrend": 0.3, "downtrend": 0.3, "ranging": 0.2, "contraction": 0.2},
-    "contraction": {"expansion": 0.6, "uptrend": 0.15, "downtrend": 0.15, "ranging": 0.1},
-}
+# conf/regime/default.yaml is the one source of the default regimes and transitions:
+# RegimeModel() without them reads that preset (so ``gym.make`` and tests trade the same market
+# as ``regime=default``).
+DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "conf" / "regime" / "default.yaml"
+
+
+@functools.cache
+def _default_preset() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_PRESET.read_text())
+
+
+def default_regimes() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``(regimes, transitions)`` of ``conf/regime/default.yaml`` (fresh copies)."""
+    preset = _default_preset()
+    return copy.deepcopy(preset["regimes"]), copy.deepcopy(preset["transitions"])
 
 
 @dataclass(frozen=True)
@@ -220,12 +189,14 @@ class RegimeModel:
 
     Args:
         regimes: ``name -> {drift, volatility, mean_reversion, volume_factor, min_duration,
-            max_duration}``. ``drift`` and ``volatility`` are annualised (365-day year; 0.8 =
-            +80 %/year), ``mean_reversion`` is the OU pull strength in 1/year (0 = pure GBM),
-            ``volume_factor`` multiplies the base volume, durations are in bars (inclusive).
-            The order of the names is the integer regime label.
+            max_duration}``; ``None``: those of ``conf/regime/default.yaml``. ``drift`` and
+            ``volatility`` are annualised (365-day year; 0.8 = +80 %/year), ``mean_reversion``
+            is the OU pull strength in 1/year (0 = pure GBM), ``volume_factor`` multiplies the
+            base volume, durations are in bars (inclusive). The order of the names is the
+            integer regime label.
         transitions: ``from -> {to: probability}``; each row must sum to 1; missing entries are
-            0. A self-transition starts a fresh spell of the same regime.
+            0. A self-transition starts a fresh spell of the same regime. ``None``: those of
+            ``conf/regime/default.yaml``.
         process: ``ou`` applies each regime's mean reversion; ``gbm`` ignores it everywhere.
         initial: Name of the first regime, or ``None`` to draw it uniformly.
     """
@@ -237,8 +208,9 @@ class RegimeModel:
         process: Literal["gbm", "ou"] = "ou",
         initial: str | None = None,
     ) -> None:
-        regimes = dict(DEFAULT_REGIMES if regimes is None else regimes)
-        transitions = dict(DEFAULT_TRANSITIONS if transitions is None else transitions)
+        preset_regimes, preset_transitions = default_regimes()
+        regimes = dict(preset_regimes if regimes is None else regimes)
+        transitions = dict(preset_transitions if transitions is None else transitions)
         if not regimes:
             raise ValueError("regime.regimes is empty; define at least one regime")
         self.names: tuple[str, ...] = tuple(regimes)

@@ -9,6 +9,8 @@ and :class:`~cryptotrade.env.vec_env.NativeVecEnv` both step the numba kernels o
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,19 @@ from cryptotrade.env.core import (
 from cryptotrade.env.reward import WeightedReward
 from cryptotrade.env.settings import EnvSettings
 from cryptotrade.env.spaces import WindowedBox
+
+log = logging.getLogger(__name__)
+_builds = [0]  # CompiledMarket.build calls in this process (a debug counter, see compile_count)
+
+
+def compile_count() -> int:
+    """How many markets :meth:`CompiledMarket.build` compiled in this process so far.
+
+    Each build also logs ``compiled market #n`` at DEBUG level (``hydra.verbose=
+    cryptotrade.env.compiled`` shows them); ``experiments/benchmarks/bench_pipeline.py`` counts
+    them for the default pipeline.
+    """
+    return _builds[0]
 
 
 def price_rows(data: MarketData) -> np.ndarray:
@@ -108,10 +123,11 @@ class CompiledMarket:
             evaluation: Whether the envs run whole-split evaluation episodes (then
                 ``episode_length`` need not fit in the split).
         """
+        start = time.perf_counter()
         settings = settings or EnvSettings()
         reward = reward or WeightedReward()
         settings.check_data(data, evaluation)
-        return cls(
+        market = cls(
             data=data,
             settings=settings,
             reward=reward,
@@ -125,6 +141,15 @@ class CompiledMarket:
             ),
             action_space=action_space_for(settings.action_mode),
         )
+        _builds[0] += 1
+        log.debug(
+            "compiled market #%d: %d bars x %d features in %.2f ms",
+            _builds[0],
+            len(data),
+            data.num_features,
+            (time.perf_counter() - start) * 1e3,
+        )
+        return market
 
     # ------------------------------------------------------------------ observation layout
     @property

@@ -28,6 +28,7 @@ step carries no branch on it.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,14 +64,55 @@ from cryptotrade.market.kernels import (
     target_units_nb,
 )
 
-# env fields of the state row, after the account fields
-T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH, LOGGED = range(
-    N_ACCOUNT, N_ACCOUNT + 10
+
+class EnvStateLayout(NamedTuple):
+    """Env fields of the state row, after the account's ``N_ACCOUNT`` fields (vectorbt-style:
+    an immutable tuple of indices; the kernels read the module constants below, plain ints
+    numba folds in at compile time)."""
+
+    t: int  # the last closed bar the agent has seen
+    start: int  # first and last bar of the episode
+    end: int
+    pos_steps: int  # steps in the current position / flat (idle penalty)
+    flat_steps: int
+    level: int  # buy_sell_hold inventory level
+    ret_count: int  # step returns in the rolling Sharpe buffer
+    ep_return: int  # episode return and length (the VecEnv's episode info)
+    ep_length: int
+    logged: int  # trades written to the episode's trade log
+    ep_sums: int  # first of N_COMPONENTS episode sums of the weighted reward components
+
+
+ENV_STATE = EnvStateLayout(*range(N_ACCOUNT, N_ACCOUNT + len(EnvStateLayout._fields)))
+T, START, END, POS_STEPS, FLAT_STEPS, LEVEL, RET_COUNT, EP_RETURN, EP_LENGTH, LOGGED, EP_SUMS = (
+    ENV_STATE
 )
-EP_SUMS = N_ACCOUNT + 10  # then N_COMPONENTS episode sums of the weighted reward components
 N_STATE = EP_SUMS + N_COMPONENTS
 
-# params vector
+
+class ParamsLayout(NamedTuple):
+    """Indices of the float64 params vector (:meth:`EnvSettings.params` fills it)."""
+
+    fee: int  # fee rate of the order type
+    slip_bps: int  # slippage, basis points of the fill price
+    slip_range: int  # extra slippage, fraction of the last seen bar's range
+    leverage: int
+    mmr: int  # maintenance margin rate
+    liq_fee: int  # liquidation fee rate
+    funding: int  # 1.0: settle funding
+    allow_short: int  # 1.0: shorts allowed
+    max_dd: int  # drawdown limit (inf: none)
+    cash: int  # initial cash
+    min_trade: int  # continuous mode: smallest exposure change traded
+    levels: int  # buy_sell_hold inventory levels
+    mode: int  # MODE_* action mode
+    window: int  # observation window
+    inc_cash: int  # 1.0: the observation carries free margin / equity
+    inc_inv: int  # 1.0: the observation carries the inventory level
+    idle_t: int  # idle threshold of the idle penalty
+
+
+PARAMS = ParamsLayout(*range(len(ParamsLayout._fields)))
 (
     P_FEE,
     P_SLIP_BPS,
@@ -89,8 +131,8 @@ N_STATE = EP_SUMS + N_COMPONENTS
     P_INC_CASH,
     P_INC_INV,
     P_IDLE_T,
-) = range(17)
-N_PARAMS = 17
+) = PARAMS
+N_PARAMS = len(PARAMS)
 
 MODE_DISCRETE4, MODE_DISCRETE3, MODE_BSH, MODE_CONTINUOUS = 0, 1, 2, 3
 # rows of the (N_PRICE_ROWS, T) price array the step reads; the mark rows are the mark price at

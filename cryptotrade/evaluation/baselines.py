@@ -1,9 +1,17 @@
 """Baselines on the same split, fees and fill rule as the agent, through the same backtest.
 
-``buy_hold`` (long all the time), ``flat`` (never trades), ``random`` (uniform actions, several
-seeds: the mean of each metric, and its standard deviation as ``<metric>/std``) and the
-perfect-foresight ``oracle`` (:mod:`cryptotrade.evaluation.oracle`; ``oracle_lower_bound`` in the
-continuous action mode).
+:data:`BASELINES` is the registry; ``evaluation.baselines`` in the config lists which of them a
+run measures (default all four, in this order):
+
+- ``buy_hold``: long all the time;
+- ``flat``: never trades;
+- ``random``: uniform actions, one backtest per ``evaluation.random_seeds`` seed: the mean of
+  each metric, and its standard deviation as ``<metric>/std``;
+- ``oracle``: perfect foresight by dynamic programming (:mod:`cryptotrade.evaluation.oracle`;
+  reported as ``oracle_lower_bound`` in the continuous action mode).
+
+A baseline is a function ``(market, seed, settings) -> BaselineRun``; adding one is one entry in
+:data:`BASELINES` plus its name in ``evaluation.baselines``.
 """
 
 from __future__ import annotations
@@ -11,22 +19,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cryptotrade.evaluation.backtest import (
-    BacktestResult,
-    random_policy,
-    run_backtest,
-    sequence_policy,
-    target_policy,
-)
-from cryptotrade.evaluation.oracle import solve_oracle
+if TYPE_CHECKING:
+    from cryptotrade.env.compiled import CompiledMarket
+    from cryptotrade.evaluation.backtest import BacktestResult, Policy
+    from cryptotrade.evaluation.settings import EvaluationSettings
+
+# The backtest and the oracle (numba) are imported where they run: EvaluationSettings checks
+# its names against BASELINES when the config schema is built, which must stay light.
 
 log = logging.getLogger(__name__)
 
-EnvMaker = Callable[[], Any]  # a fresh evaluation TradingEnv of the split
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """One baseline's outcome on a split.
+
+    Attributes:
+        name: Its metric namespace (``baseline/<name>/``); the oracle reports itself as
+            ``oracle_lower_bound`` where it is not the exact optimum by construction.
+        result: Its backtest (``random``: the first seed's, for the pictures).
+        metrics: Its metrics (``random``: the mean over seeds plus ``<m>/std``).
+        exact: Only the oracle: whether its value is the exact optimum.
+    """
+
+    name: str
+    result: BacktestResult
+    metrics: dict[str, float]
+    exact: bool | None = None
 
 
 @dataclass
@@ -44,8 +67,16 @@ class Baselines:
     oracle_exact: bool = False
 
 
-def _backtest(make_env: EnvMaker, policy: Any, seed: int) -> BacktestResult:
-    env = make_env()
+def backtest_on(market: CompiledMarket, policy: Policy, seed: int) -> BacktestResult:
+    """One deterministic backtest of ``policy`` over the whole split of ``market``.
+
+    Every backtest of a split (agent, validation, each baseline) runs on a fresh evaluation env
+    over the same compiled market: the market is shared, the env's state is its own.
+    """
+    from cryptotrade.env.trading_env import TradingEnv
+    from cryptotrade.evaluation.backtest import run_backtest
+
+    env = TradingEnv(market=market, evaluation=True)
     try:
         return run_backtest(policy, env, seed=seed)
     finally:
@@ -64,49 +95,79 @@ def random_metrics(results: Sequence[BacktestResult]) -> dict[str, float]:
     return out
 
 
-def run_baselines(
-    make_env: EnvMaker,
-    *,
-    seed: int,
-    random_seeds: Sequence[int],
-    oracle: bool = True,
-    oracle_frontier: int = 2,
-    oracle_max_hold: int | None = None,
-) -> Baselines:
-    """Backtest every baseline on the split ``make_env`` builds.
+def buy_hold(market: CompiledMarket, seed: int, settings: EvaluationSettings) -> BaselineRun:
+    """Long all the time (target exposure 1)."""
+    from cryptotrade.evaluation.backtest import target_policy
+
+    result = backtest_on(market, target_policy(1.0), seed)
+    return BaselineRun("buy_hold", result, result.metrics)
+
+
+def flat(market: CompiledMarket, seed: int, settings: EvaluationSettings) -> BaselineRun:
+    """Never trades (target exposure 0)."""
+    from cryptotrade.evaluation.backtest import target_policy
+
+    result = backtest_on(market, target_policy(0.0), seed)
+    return BaselineRun("flat", result, result.metrics)
+
+
+def random_actions(market: CompiledMarket, seed: int, settings: EvaluationSettings) -> BaselineRun:
+    """Uniform random actions, one backtest per ``settings.random_seeds`` seed."""
+    from cryptotrade.evaluation.backtest import random_policy
+
+    runs = [backtest_on(market, random_policy(s), seed) for s in settings.random_seeds]
+    return BaselineRun("random", runs[0], random_metrics(runs))
+
+
+def oracle(market: CompiledMarket, seed: int, settings: EvaluationSettings) -> BaselineRun:
+    """Perfect foresight: the DP's action sequence replayed through the env."""
+    from cryptotrade.env.trading_env import TradingEnv
+    from cryptotrade.evaluation.backtest import sequence_policy
+    from cryptotrade.evaluation.oracle import solve_oracle
+
+    solution = solve_oracle(
+        TradingEnv(market=market, evaluation=True),  # read, never stepped
+        k_max=settings.oracle_frontier,
+        max_hold=settings.oracle_max_hold,
+    )
+    result = backtest_on(market, sequence_policy(solution.actions), seed)
+    replayed = result.equity[-1]
+    if not np.isclose(replayed, solution.value, rtol=1e-9):
+        log.warning(
+            "oracle replay ended at %.6g but the DP promised %.6g (e.g. env.max_drawdown "
+            "stopped the replay); reporting the replay",
+            replayed,
+            solution.value,
+        )
+    metrics = result.metrics | {"exact": float(solution.exact)}
+    if not np.isnan(solution.gap):  # no certified bound under a hold limit: nothing to log
+        metrics["gap"] = solution.gap
+    return BaselineRun(solution.name, result, metrics, exact=solution.exact)
+
+
+Baseline = Callable[["CompiledMarket", int, "EvaluationSettings"], BaselineRun]
+# The registry: evaluation.baselines names entries of it (checked by EvaluationSettings).
+BASELINES: dict[str, Baseline] = {
+    "buy_hold": buy_hold,
+    "flat": flat,
+    "random": random_actions,
+    "oracle": oracle,
+}
+
+
+def run_baselines(market: CompiledMarket, *, seed: int, settings: EvaluationSettings) -> Baselines:
+    """Backtest the baselines ``settings.baselines`` names, in that order, on ``market``.
 
     Args:
-        make_env: Builds a fresh evaluation env (the agent's settings, the whole split).
+        market: The split's compiled market (the agent's settings, the whole split).
         seed: Env reset seed (the same as the agent's backtest).
-        random_seeds: Seeds of the random policy.
-        oracle: Compute the perfect-foresight oracle.
-        oracle_frontier: Frontier capacity of the oracle DP per (bar, side).
-        oracle_max_hold: Longest hold the oracle DP considers, in bars (None: no limit).
+        settings: Which baselines, the random seeds and the oracle's limits.
     """
     out = Baselines()
-    for name, target in (("buy_hold", 1.0), ("flat", 0.0)):
-        out.results[name] = _backtest(make_env, target_policy(target), seed)
-        out.metrics[name] = out.results[name].metrics
-    if random_seeds:
-        runs = [_backtest(make_env, random_policy(s), seed) for s in random_seeds]
-        out.results["random"] = runs[0]
-        out.metrics["random"] = random_metrics(runs)
-    if oracle:
-        env = make_env()
-        solution = solve_oracle(env, k_max=oracle_frontier, max_hold=oracle_max_hold)
-        env.close()
-        result = _backtest(make_env, sequence_policy(solution.actions), seed)
-        replayed = result.equity[-1]
-        if not np.isclose(replayed, solution.value, rtol=1e-9):
-            log.warning(
-                "oracle replay ended at %.6g but the DP promised %.6g (e.g. env.max_drawdown "
-                "stopped the replay); reporting the replay",
-                replayed,
-                solution.value,
-            )
-        out.results[solution.name] = result
-        out.metrics[solution.name] = result.metrics | {"exact": float(solution.exact)}
-        if not np.isnan(solution.gap):  # no certified bound under a hold limit: nothing to log
-            out.metrics[solution.name]["gap"] = solution.gap
-        out.oracle_exact = solution.exact
+    for key in settings.baselines:
+        run = BASELINES[key](market, seed, settings)
+        out.results[run.name] = run.result
+        out.metrics[run.name] = run.metrics
+        if run.exact is not None:
+            out.oracle_exact = run.exact
     return out

@@ -1,25 +1,29 @@
 """Evaluate a policy on one split: backtest, baselines, comparisons, regimes, pictures, report.
 
-:func:`evaluate_split` is the one function the pipeline calls for the test split (and may call
-for validation with ``baselines=False``); a seed loop or a fold loop calls it once per seed or
-fold with its own ``prefix``. It returns ``/``-namespaced metrics and, when an MLflow run is
-active, logs them with the artifacts under ``<prefix>/``.
+:func:`evaluate_split` is the one evaluation path: model selection calls it on the validation
+split (``baselines=False``), the pipeline on the test split, a seed loop once per seed and
+walk-forward once per fold. It takes the split's compiled market (one per split, shared by every
+env on it) and returns ``/``-namespaced metrics and, when an MLflow run is active, logs them with
+the artifacts under ``<prefix>/``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cryptotrade import tracking
-from cryptotrade.evaluation.backtest import BacktestResult, Policy, run_backtest
-from cryptotrade.evaluation.baselines import Baselines, run_baselines
+from cryptotrade.evaluation.backtest import BacktestResult, Policy
+from cryptotrade.evaluation.baselines import Baselines
 from cryptotrade.evaluation.metrics import log_return_fraction, simple_returns
 from cryptotrade.evaluation.settings import EvaluationSettings
+from cryptotrade.launch import tracking
+
+if TYPE_CHECKING:
+    from cryptotrade.env.compiled import CompiledMarket
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ def comparisons(agent: dict[str, float], baselines: Baselines) -> dict[str, floa
 
 def evaluate_split(
     policy: Policy,
-    make_env: Callable[[], Any],
+    market: CompiledMarket,
     *,
     prefix: str,
     seed: int,
@@ -93,41 +97,39 @@ def evaluate_split(
     config_yaml: str = "",
     log_to_run: bool = True,
 ) -> Evaluation:
-    """Backtest ``policy`` on the split ``make_env`` builds and measure it against baselines.
+    """Backtest ``policy`` on the split of ``market`` and measure it against the baselines.
+
+    The one evaluation path: model selection on validation (``baselines=False``, not logged
+    here), the test split, every walk-forward fold and every training seed call it; the agent
+    and every baseline run on fresh envs over the one compiled ``market``.
 
     Args:
         policy: The agent (``model_policy(model)``).
-        make_env: Builds a fresh evaluation env of the split (``evaluation=True``).
+        market: The split's compiled market (``components.env.compile(split, reward)``).
         prefix: Metric and artifact namespace (``test``, ``val``, ``seed3/test`` ...).
         seed: Env reset seed.
         settings: Baselines, oracle, pictures and report settings (default: the defaults).
-        baselines: Run the baselines (``buy_hold``, ``flat``, ``random``, ``oracle``).
-        regime_names: Names of the regime labels (synthetic markets).
+        baselines: Run the baselines ``settings.baselines`` names (then also the comparisons,
+            summary table, pictures and report); ``False``: the agent's metrics only.
+        regime_names: Names of the regime labels (synthetic markets); with them, and regime
+            labels in the data, the per-regime breakdown is added.
         config_yaml: The run's composed config, for the report.
         log_to_run: Log metrics and artifacts to the active MLflow run.
 
     Returns:
         The metrics, backtests, summary table, report and pictures.
     """
+    from cryptotrade.evaluation.baselines import backtest_on, run_baselines
+
     settings = settings or EvaluationSettings()
-    env = make_env()
-    try:
-        agent = run_backtest(policy, env, seed=seed)
-        close = np.asarray(env.unwrapped.data.close)
-    finally:
-        env.close()
+    agent = backtest_on(market, policy, seed)
     metrics = {f"{prefix}/{k}": v for k, v in agent.metrics.items()}
-    metrics |= {f"{prefix}/{k}": v for k, v in regime_breakdown(agent, regime_names).items()}
+    if regime_names is not None:
+        breakdown = regime_breakdown(agent, regime_names)
+        metrics |= {f"{prefix}/{k}": v for k, v in breakdown.items()}
     out = Evaluation(metrics=metrics, agent=agent)
     if baselines:
-        out.baselines = run_baselines(
-            make_env,
-            seed=seed,
-            random_seeds=settings.random_seeds,
-            oracle=settings.oracle,
-            oracle_frontier=settings.oracle_frontier,
-            oracle_max_hold=settings.oracle_max_hold,
-        )
+        out.baselines = run_baselines(market, seed=seed, settings=settings)
         for name, m in out.baselines.metrics.items():
             metrics |= {f"baseline/{name}/{k}": v for k, v in m.items()}
         metrics |= {
@@ -141,7 +143,10 @@ def evaluate_split(
             from cryptotrade.evaluation.plots import all_plots
 
             out.pictures = all_plots(
-                agent, out.baselines.results, close, log_scale=settings.log_scale
+                agent,
+                out.baselines.results,
+                np.asarray(market.data.close),
+                log_scale=settings.log_scale,
             )
         if settings.report:
             out.html = _report(prefix, columns, metrics, out, config_yaml)

@@ -105,7 +105,8 @@ def solve_oracle(env: Any, k_max: int = K_MAX, max_hold: int | None = None) -> O
     if mode == MODE_BSH and base.settings.inventory_levels > 1:
         raise ValueError(
             f"the oracle supports buy_sell_hold with env.inventory_levels=1 only (got "
-            f"{base.settings.inventory_levels}); set evaluation.oracle=false or use 1 level"
+            f"{base.settings.inventory_levels}); drop oracle from evaluation.baselines or use "
+            "1 level"
         )
     params[P_MAX_DD] = math.inf
     hold, move = _action_tables(base)

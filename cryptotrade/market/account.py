@@ -28,18 +28,63 @@ A closed trade is one row of ``N_TRADE_FIELDS`` floats in the trade buffer (``F_
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from cryptotrade.market.jit import kernel
 from cryptotrade.market.kernels import equity_nb, fee_nb, fill_nb, funding_payment_nb, pnl_nb
 
-BALANCE, UNITS, ENTRY, EQUITY, PEAK = 0, 1, 2, 3, 4
-TR_ENTRY_T, TR_FEES, TR_FUNDING, TR_PNL, TR_SIZE = 5, 6, 7, 8, 9
-N_ACCOUNT = 10
 
-F_ENTRY_T, F_EXIT_T, F_SIDE, F_SIZE, F_ENTRY_PRICE, F_EXIT_PRICE = 0, 1, 2, 3, 4, 5
-F_FEES, F_FUNDING, F_PNL, F_LIQUIDATED = 6, 7, 8, 9
-N_TRADE_FIELDS = 10
+class AccountLayout(NamedTuple):
+    """Indices of the account fields of a state row (the table above); vectorbt-style, the
+    kernels read the module constants below (plain ints numba folds in at compile time)."""
+
+    balance: int
+    units: int
+    entry: int
+    equity: int
+    peak: int
+    tr_entry_t: int
+    tr_fees: int
+    tr_funding: int
+    tr_pnl: int
+    tr_size: int
+
+
+class TradeLayout(NamedTuple):
+    """Columns of a closed-trade row of the trade buffer (``TRADE_DTYPE`` in records.py)."""
+
+    entry_t: int
+    exit_t: int
+    side: int
+    size: int
+    entry_price: int
+    exit_price: int
+    fees: int
+    funding: int
+    pnl: int
+    liquidated: int
+
+
+ACCOUNT = AccountLayout(*range(len(AccountLayout._fields)))
+BALANCE, UNITS, ENTRY, EQUITY, PEAK, TR_ENTRY_T, TR_FEES, TR_FUNDING, TR_PNL, TR_SIZE = ACCOUNT
+N_ACCOUNT = len(ACCOUNT)
+
+TRADE = TradeLayout(*range(len(TradeLayout._fields)))
+(
+    F_ENTRY_T,
+    F_EXIT_T,
+    F_SIDE,
+    F_SIZE,
+    F_ENTRY_PRICE,
+    F_EXIT_PRICE,
+    F_FEES,
+    F_FUNDING,
+    F_PNL,
+    F_LIQUIDATED,
+) = TRADE
+N_TRADE_FIELDS = len(TRADE)
 MAX_TRADES_PER_STEP = 3  # a flip, an intrabar liquidation or the forced close at episode end
 
 

@@ -19,6 +19,7 @@ from cryptotrade.market.account import (
     F_PNL,
     F_SIDE,
     F_SIZE,
+    N_TRADE_FIELDS,
 )
 
 TRADE_DTYPE = np.dtype(
@@ -49,7 +50,7 @@ def trades_to_records(rows: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     Returns:
         A structured array with one record per closed trade, in closing order.
     """
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, N_TRADE_FIELDS)
     out = np.zeros(len(rows), dtype=TRADE_DTYPE)
     if len(rows) == 0:
         return out

@@ -1,14 +1,26 @@
-"""Train every agent x extractor on the planted-edge market and write README.md's table.
+"""Train agents x extractors on a market and tabulate them against the market's references.
 
 ``python -m experiments.learnability`` runs every pairing of ``conf/agent`` x ``conf/extractor``
-for the seeds below; ``python -m experiments.learnability ppo dqn`` only those agents,
+for the seeds below on the planted-edge study's market; ``... ppo dqn`` only those agents,
 ``... ppo --seeds 1 2`` other seeds, ``... ppo dqn --extractors mlp tcn --seeds 0`` only those
-extractors. Each agent runs its preset
-``experiment=learnability_<agent>`` (PPO and DQN tuned on this market; the others carry their
-lessons over untuned), ``experiment=learnability`` (the agent's own defaults) where none exists.
-Each finished cell is appended to
-``results.jsonl`` (so a long run can be resumed: done cells are skipped) and the table in
-README.md is rewritten from that file.
+extractors. Each agent runs its preset ``experiment=learnability_<agent>`` (PPO and DQN tuned on
+this market; the others carry their lessons over untuned), ``experiment=learnability`` (the
+agent's own defaults) where none exists; ``--no-preset`` runs the agent's default configuration
+(``agent=<a> extractor=<e>``, nothing else).
+
+Any argument with ``=`` is a Hydra override applied after the cell's own, so any market works:
+
+* a probe market: ``... ppo data=probe regime=planted regime.kind=mean_reversion regime.lag=4``
+  (its exact rule becomes the reference: ``cryptotrade/data/probes.py``);
+* a file: ``... ppo data=file data.source.path=/path/bars.parquet``;
+* budgets and costs: ``train.total_timesteps=200000 env.taker_fee=0.001``.
+
+Results go **outside the repository**: every finished cell is appended to
+``<out>/results.jsonl`` (``--out``, default ``$TMPDIR/cryptotrade-learnability``; done cells,
+keyed by agent, extractor, seed, preset and overrides, are skipped, so a long run resumes) and
+``<out>/table.md`` is rewritten from it. ``--publish`` instead appends to this folder's
+``results.jsonl`` and rewrites README.md's table: only the study's own cells (presets, no
+overrides) belong there.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +36,37 @@ from cryptotrade.io import atomic_write
 from experiments.learnability.harness import ROOT, run_config
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results.jsonl"
+RESULTS = HERE / "results.jsonl"  # the published study's cells (README.md's table)
+OUT = Path(tempfile.gettempdir()) / "cryptotrade-learnability"
 SEEDS: tuple[int, ...] = (0, 1)
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
 
 
-def cell_overrides(agent: str, extractor: str, seed: int) -> list[str]:
-    """Overrides of one table cell (the tuned preset where there is one)."""
-    preset = HERE.parents[1] / "conf" / "experiment" / f"learnability_{agent}.yaml"
-    experiment = f"learnability_{agent}" if preset.exists() else "learnability"
-    cell = [f"experiment={experiment}", f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
-    return cell  # agent=sac brings env.action_mode=continuous itself
+def cell_overrides(
+    agent: str, extractor: str, seed: int, extra: list[str] | None = None, *, preset: bool = True
+) -> list[str]:
+    """Overrides of one cell: the tuned preset where there is one (``preset``), the agent, the
+    extractor, the seed, then ``extra`` (a market, budgets: they win over the preset)."""
+    cell = [f"agent={agent}", f"extractor={extractor}", f"seed={seed}"]
+    if preset:
+        file = HERE.parents[1] / "conf" / "experiment" / f"learnability_{agent}.yaml"
+        cell.insert(
+            0, f"experiment=learnability_{agent}" if file.exists() else "experiment=learnability"
+        )
+    return cell + list(extra or [])  # agent=sac brings env.action_mode=continuous itself
 
 
-def load_results() -> list[dict[str, Any]]:
-    """Every finished cell so far."""
-    if not RESULTS.exists():
+def load_results(path: Path = RESULTS) -> list[dict[str, Any]]:
+    """Every finished cell so far in ``path``."""
+    if not path.exists():
         return []
-    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cell_key(cell: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies a cell: agent, extractor, seed, preset and the extra overrides."""
+    extra = tuple(cell.get("extra", ()))
+    return (cell["agent"], cell["extractor"], cell["seed"], cell.get("preset", True), extra)
 
 
 def selected(cell: dict[str, Any]) -> str:
@@ -88,6 +114,50 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _mean(cells: list[dict[str, Any]], key: str) -> float:
+    values = [c[key] for c in cells if key in c]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def market_table(results: list[dict[str, Any]]) -> str:
+    """Markdown table of any market's cells: one row per overrides x preset x agent x extractor.
+
+    ``reference`` is the probe market's exact rule where there is one (``rule``), else the sign
+    rule; "of ref" is the mean test log return over it (blank where the reference is flat: a
+    null market, judged by its return, trades and fees); "oracle" is the DP oracle's log return
+    (a lower bound of the perfect-foresight optimum when its hold is limited)."""
+    rows: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in results:
+        key = (" ".join(r.get("extra", [])), r.get("preset", True), r["agent"], r["extractor"])
+        rows.setdefault(key, []).append(r)
+    lines = [
+        "| overrides | preset | agent | extractor | seeds | steps | test log return (per seed) "
+        "| reference | of ref | oracle | buy & hold | trades / 1k bars | fees | gross | "
+        "selected at | train CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (extra, preset, agent, extractor), cells in sorted(rows.items()):
+        cells = sorted(cells, key=lambda c: c["seed"])
+        mean = _mean(cells, "test/log_return")
+        ref_key = "test/rule" if "test/rule" in cells[0] else "test/sign_rule"
+        ref = _mean(cells, ref_key)
+        share = f"{mean / ref:.0%}" if abs(ref) > 1e-12 else ""
+        per_1k = 1000 * _mean(cells, "test/trades") / _mean(cells, "test/bars")
+        per_seed = ", ".join(f"{c['test/log_return']:.3f}" for c in cells)
+        lines.append(
+            f"| {extra or '(study market)'} | {'yes' if preset else 'no'} | {agent} | "
+            f"{extractor} | {','.join(str(c['seed']) for c in cells)} | "
+            f"{cells[0]['timesteps'] / 1e6:.2g}M | "
+            f"{mean:.3f} ({per_seed}) | "
+            f"{ref:.3f} ({ref_key.split('/')[1]}) | {share} | {_mean(cells, 'test/oracle'):.1f} | "
+            f"{_mean(cells, 'test/buy_hold'):.3f} | {per_1k:.1f} | "
+            f"{_mean(cells, 'test/fees'):.2%} | {_mean(cells, 'test/gross_pnl'):.2%} | "
+            f"{', '.join(selected(c) for c in cells)} | "
+            f"{', '.join(str(round(c['train_cpu_s'])) for c in cells)} |"
+        )
+    return "\n".join(lines)
+
+
 def write_readme(results: list[dict[str, Any]]) -> None:
     """Replace the table between the markers in README.md."""
     readme = HERE / "README.md"
@@ -97,29 +167,70 @@ def write_readme(results: list[dict[str, Any]]) -> None:
         fh.write((text[:start] + "\n" + table(results) + "\n" + text[stop:]).encode())
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.learnability")
-    parser.add_argument("agents", nargs="*", help="conf/agent options (default: all)")
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line: agents, ``key=value`` overrides and the options of the docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.learnability",
+        description="Train agents x extractors on a market against its references "
+        "(experiments/learnability/README.md).",
+    )
+    parser.add_argument(
+        "items", nargs="*", metavar="AGENT|OVERRIDE",
+        help="conf/agent options (default: all) and Hydra overrides (key=value: a market, budgets)",
+    )  # fmt: skip
     parser.add_argument("--extractors", nargs="+", help="conf/extractor options (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    args = parser.parse_args(argv)
-    seeds = args.seeds
+    parser.add_argument(
+        "--no-preset", dest="preset", action="store_false",
+        help="the agent's default configuration instead of experiment=learnability_<agent>",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=OUT, help=f"results folder (default: {OUT})")
+    parser.add_argument(
+        "--publish", action="store_true",
+        help="write this folder's results.jsonl and README.md's table (the study's cells only)",
+    )  # fmt: skip
+    args = parser.parse_intermixed_args(argv)  # agents and overrides before or after options
+    args.overrides = [a for a in args.items if "=" in a]
+    args.agents = [a for a in args.items if "=" not in a]
+    if args.publish and (args.overrides or not args.preset):
+        parser.error(
+            "--publish writes README.md's table of the study market with the presets; run "
+            f"overrides or --no-preset with --out (got {' '.join(args.overrides) or '--no-preset'})"
+        )
+    return args
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
     agents = args.agents or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))
     extractors = args.extractors or sorted(
         p.stem for p in (ROOT / "conf" / "extractor").glob("*.yaml")
     )
-    done = {(r["agent"], r["extractor"], r["seed"]) for r in load_results()}
+    results = RESULTS if args.publish else args.out / "results.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = {cell_key(r) for r in load_results(results)}
     for agent in agents:
         for extractor in extractors:
-            for seed in seeds:
-                if (agent, extractor, seed) in done:
+            for seed in args.seeds:
+                cell = {"agent": agent, "extractor": extractor, "seed": seed}
+                cell |= {"preset": args.preset, "extra": args.overrides}
+                if cell_key(cell) in done:
                     continue
-                print(f"== {agent} x {extractor}, seed {seed}", flush=True)
-                result = run_config(cell_overrides(agent, extractor, seed))
-                result |= {"agent": agent, "extractor": extractor, "seed": seed}
-                with RESULTS.open("a") as fh:
+                print(
+                    f"== {agent} x {extractor}, seed {seed} {' '.join(args.overrides)}", flush=True
+                )
+                overrides = cell_overrides(
+                    agent, extractor, seed, args.overrides, preset=args.preset
+                )
+                result = run_config(overrides) | cell
+                with results.open("a") as fh:  # one line per cell: parallel runs append safely
                     fh.write(json.dumps(result) + "\n")
-                write_readme(load_results())
+                if args.publish:
+                    write_readme(load_results())
+                else:
+                    with atomic_write(args.out / "table.md") as fh:
+                        fh.write((market_table(load_results(results)) + "\n").encode())
+                    print(f"results: {results}, table: {args.out / 'table.md'}", flush=True)
 
 
 if __name__ == "__main__":

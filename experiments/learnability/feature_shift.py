@@ -33,7 +33,7 @@ def column_stats(features: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, .
 
 
 def main(argv: list[str]) -> None:
-    from cryptotrade.pipeline import prepare_data
+    from cryptotrade.optimize.objective import prepare_data
     from experiments.learnability.harness import compose_config
 
     dataset = prepare_data(compose_config(argv))

@@ -1,10 +1,12 @@
-"""Train one configuration on the planted-edge market and measure it against the rules.
+"""Train one configuration on a market and measure it against the rules.
 
-:func:`run_config` composes the real config tree (``conf/``) with overrides, prepares the data,
-trains the agent through :func:`cryptotrade.pipeline.train`, and backtests the trained model on
-the validation and test splits through :func:`~cryptotrade.evaluation.backtest.run_backtest`.
-Each split's log return is set beside the rules of :mod:`experiments.learnability.oracle`
-(sign rule; band rule with its threshold fit on the training split) and buy & hold.
+:func:`run_config` composes the real config tree (``conf/``) with overrides (any market: the
+planted-edge study's, a probe market, a file), prepares the data, trains the agent through
+:func:`cryptotrade.optimize.objective.train`, and backtests the trained model on the validation
+and test splits through :func:`~cryptotrade.evaluation.backtest.run_backtest`. Each split's log
+return is set beside the references of :func:`references`: the rules of
+:mod:`experiments.learnability.oracle` (sign rule; band rule with its threshold fit on the
+training split; a probe market's own exact rule), buy & hold and the DP oracle.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from experiments.learnability.oracle import best_threshold, rule_result
+from experiments.learnability.oracle import (
+    best_threshold,
+    probe_model,
+    reference_result,
+    rule_result,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 THRESHOLDS = np.linspace(0.0, 0.01, 41)  # band-rule grid, |log return| of the last bar
@@ -42,21 +49,43 @@ def log_return(equity: np.ndarray) -> float:
 
 
 def references(cfg: DictConfig, dataset: Any) -> dict[str, float]:
-    """Log returns of the sign rule, the train-fit band rule and buy & hold, per split."""
+    """Log returns of the references, per split (``val/...``, ``test/...``).
+
+    * ``sign_rule`` and ``band_rule`` (threshold fit on train): the AR(1) study's rules, on any
+      data (on a file they are a plain lag-1 momentum rule);
+    * ``rule``: a probe market's exact rule (``regime=planted|random_walk|gbm``) with its
+      ``rule_trades`` and ``rule_fees`` (fraction of the initial cash); absent for other markets;
+    * ``buy_hold``; ``oracle``: the DP oracle through the market model
+      (:func:`cryptotrade.evaluation.oracle.solve_oracle` with ``evaluation.oracle_frontier`` and
+      ``oracle_max_hold``: a lower bound of the perfect-foresight optimum when the hold is
+      limited), when ``evaluation.baselines`` lists ``oracle``.
+    """
+    from cryptotrade.components import build
     from cryptotrade.env.trading_env import TradingEnv
     from cryptotrade.evaluation.backtest import run_backtest, target_policy
+    from cryptotrade.evaluation.oracle import solve_oracle
 
-    factory = instantiate(cfg.env)
+    components = build(cfg, agent=False)
     # the rules trade sides (discrete3) whatever action mode the agent uses (SAC: continuous)
-    settings = dataclasses.replace(factory.settings, action_mode="discrete3")
+    settings = dataclasses.replace(components.env.settings, action_mode="discrete3")
+    probe = probe_model(components.data.source)
     threshold = best_threshold(dataset.train, settings, THRESHOLDS)
     out = {"band_threshold": threshold}
     for name in ("val", "test"):
         split = getattr(dataset, name)
         out[f"{name}/sign_rule"] = rule_result(split, settings).log_return
         out[f"{name}/band_rule"] = rule_result(split, settings, threshold=threshold).log_return
-        env = TradingEnv(split, instantiate(cfg.reward), settings, evaluation=True)
+        if probe is not None:
+            rule = reference_result(probe, split, settings)
+            out[f"{name}/rule"] = rule.log_return
+            out[f"{name}/rule_trades"] = float(rule.num_trades)
+            out[f"{name}/rule_fees"] = rule.fees / float(rule.equity[0])
+        env = TradingEnv(split, components.reward, settings, evaluation=True)
         out[f"{name}/buy_hold"] = log_return(run_backtest(target_policy(1.0), env, seed=0).equity)
+        ev = components.evaluation
+        if "oracle" in ev.baselines:  # evaluation.baselines (the registry) names the oracle
+            best = solve_oracle(env, k_max=ev.oracle_frontier, max_hold=ev.oracle_max_hold)
+            out[f"{name}/oracle"] = math.log(best.value / settings.initial_cash)
     return out
 
 
@@ -73,6 +102,7 @@ def evaluate_model(cfg: DictConfig, model: Any, dataset: Any) -> dict[str, float
         )
         result = run_backtest(model_policy(model), env, seed=cfg.seed)
         out[f"{name}/log_return"] = log_return(result.equity)
+        out[f"{name}/bars"] = float(len(result.equity) - 1)  # decisions: trades per bar
         out[f"{name}/trades"] = float(len(result.trades))
         cash = float(result.equity[0])
         if len(result.trades):
@@ -90,16 +120,16 @@ def evaluate_model(cfg: DictConfig, model: Any, dataset: Any) -> dict[str, float
 def run_config(overrides: list[str], *, with_references: bool = True) -> dict[str, Any]:
     """Train the configuration of ``overrides`` and measure it (see the module docstring).
 
-    Training goes through :func:`cryptotrade.pipeline.train`: the model it returns is the one
-    selected on the validation split (``train.select``); the test split is backtested once.
+    Training goes through :func:`cryptotrade.optimize.objective.train`: the model it returns is
+    the one selected on the validation split (``train.select``); the test split is backtested once.
 
     Returns:
         Metrics: ``train_cpu_s`` / ``train_wall_s`` (training with its validation backtests,
         without data preparation), ``selected_step``, ``val_curve`` (``[step, validation log
         return, val/sharpe]`` at every periodic validation), ``val/...``, ``test/...`` and, with
-        ``with_references``, the rules' and buy & hold's log returns.
+        ``with_references``, the references' log returns (:func:`references`).
     """
-    from cryptotrade.pipeline import prepare_data, seed_everything, train
+    from cryptotrade.optimize.objective import prepare_data, seed_everything, train
 
     cfg = compose_config(overrides)
     seed_everything(cfg.seed, cfg.torch_threads)

@@ -16,6 +16,10 @@ re-implemented here in plain Python so an error in the env's numba kernels canno
 * the account is marked at each close; at the last bar an open position is closed at the close
   with slippage and fee.
 
+A probe market (:mod:`cryptotrade.data.probes`: ``regime=planted``, ``random_walk``, ``gbm``)
+brings its own exact rule: :func:`reference_sides` asks the market model for it and
+:func:`reference_result` replays it the same way.
+
 ``tests/test_learnability.py`` checks that this replay and the env's
 :func:`~cryptotrade.evaluation.backtest.run_backtest` of the same rule agree to rounding.
 """
@@ -24,11 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env.settings import EnvSettings
+from cryptotrade.evaluation.metrics import bar_seconds
+from cryptotrade.timeframes import SECONDS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,35 @@ def rule_result(data: MarketData, settings: EnvSettings, *, threshold: float = 0
     """The rule's replay over the env's evaluation episode of ``data`` (window - 1 to the end)."""
     start, end = settings.window - 1, len(data) - 1
     return replay_sides(data, rule_sides(data.close, start, end, threshold), settings, start=start)
+
+
+class ProbeModel(Protocol):
+    """A market model that knows its exact rule (:mod:`cryptotrade.data.probes`)."""
+
+    def reference_sides(
+        self, close: np.ndarray, labels: np.ndarray | None, start: int, end: int, dt: float
+    ) -> np.ndarray: ...
+
+
+def probe_model(source: Any) -> ProbeModel | None:
+    """The probe model of a data source (``data=probe``/``synthetic`` with ``regime=planted``,
+    ``random_walk`` or ``gbm``), or ``None`` for any other source (a file, the regime market)."""
+    model = getattr(source, "regime", None)
+    return model if callable(getattr(model, "reference_sides", None)) else None
+
+
+def reference_sides(model: ProbeModel, data: MarketData, settings: EnvSettings) -> np.ndarray:
+    """The probe's exact rule over the env's evaluation episode of ``data`` (window - 1 to the
+    end): +1 long, -1 short, 0 flat per decision bar (``PlantedModel.reference_sides``)."""
+    start, end = settings.window - 1, len(data) - 1
+    dt = bar_seconds(data.timestamps) / SECONDS_PER_YEAR
+    return model.reference_sides(data.close, data.regime, start, end, dt)
+
+
+def reference_result(model: ProbeModel, data: MarketData, settings: EnvSettings) -> RuleResult:
+    """The probe rule's replay (:func:`replay_sides`) over the evaluation episode of ``data``."""
+    sides = reference_sides(model, data, settings)
+    return replay_sides(data, sides, settings, start=settings.window - 1)
 
 
 def best_threshold(data: MarketData, settings: EnvSettings, grid: np.ndarray) -> float:

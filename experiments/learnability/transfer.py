@@ -43,7 +43,7 @@ def cpu_seconds() -> float:
 def measure(overrides: list[str], *, train_curve: bool = False) -> dict[str, Any]:
     """Train and measure ``overrides`` (see the module docstring)."""
     from cryptotrade.evaluation.backtest import model_policy, run_backtest
-    from cryptotrade.pipeline import prepare_data, seed_everything, train
+    from cryptotrade.optimize.objective import prepare_data, seed_everything, train
     from experiments.learnability.harness import (
         compose_config,
         evaluate_model,

@@ -16,11 +16,11 @@ import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import pipeline
 from cryptotrade.agents.checkpoint import latest_checkpoint
 from cryptotrade.agents.training import train
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize import objective
 
 register_configs()
 
@@ -40,7 +40,7 @@ def test_resume_from_a_checkpoint_is_deterministic_and_reaches_the_budget(tmp_pa
     episodes), which the README documents."""
     cfg = compose_cfg("agent=dqn", "train.total_timesteps=3072", "train.select=last")
     components = build(cfg)
-    dataset = pipeline.prepare_data(components)
+    dataset = objective.prepare_data(components)
     full = train(components, dataset, tmp_path / "full")
     checkpoint = latest_checkpoint(tmp_path / "full")
     assert checkpoint is not None and 0 < checkpoint.step < 3072

@@ -159,12 +159,13 @@ def test_data_option_source_and_split_nodes_instantiate():
     assert list(split.split(np.arange(100).astype("datetime64[h]"))) == ["train", "val", "test"]
 
 
-def test_experiment_10y_overrides_num_samples():
-    node = OmegaConf.load(CONF / "experiment" / "synthetic_10y_15m.yaml")
-    assert node.data.source.num_samples == 10 * 365 * 96
-    assert node.data.source.timeframe == "15m"
+def test_experiment_10y_chooses_the_10y_data_option():
+    node = OmegaConf.load(CONF / "data" / "synthetic_10y_15m.yaml")
+    assert node.source.num_samples == 10 * 365 * 96
+    assert node.source.timeframe == "15m"
     text = (CONF / "experiment" / "synthetic_10y_15m.yaml").read_text()
     assert text.startswith("# @package _global_")
+    assert "override /data: synthetic_10y_15m" in text
 
 
 @pytest.mark.parametrize("preset", ["default", "bull", "choppy"])

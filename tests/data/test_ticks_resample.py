@@ -200,7 +200,7 @@ def test_ticks_option_instantiates_and_loads() -> None:
     policy = data_option_node("ticks", "validation")
     bars, counts = policy.apply(TickSource(str(src.path), timeframe=src.timeframe,
                                            symbol=src.symbol, empty=src.empty,
-                                           funding_path=src.funding_path).load())  # fmt: skip
+                                           funding_path=src.funding.path).load())  # fmt: skip
     assert len(bars) > 2000 and (bars["funding_rate"] != 0).sum() > 2000
     assert counts["ohlc"] == 0
 

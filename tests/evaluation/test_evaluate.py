@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cryptotrade.env import EnvSettings, TradingEnv
+from cryptotrade.env import CompiledMarket, EnvSettings, TradingEnv
 from cryptotrade.evaluation import evaluate_split
 from cryptotrade.evaluation.backtest import run_backtest, target_policy
 from cryptotrade.evaluation.plots import equity_band_plot
@@ -22,15 +22,17 @@ def evaluation():
     data = random_walk(n=240, n_features=2, seed=11)
     data = replace(data, regime=(np.arange(240) // 60 % 2).astype(np.int8))
 
+    market = CompiledMarket.build(data, settings=EnvSettings(window=8), evaluation=True)
+
     def make_env() -> TradingEnv:
-        return TradingEnv(data, settings=EnvSettings(window=8), evaluation=True)
+        return TradingEnv(market=market, evaluation=True)
 
     def policy(obs, env):
         return 2 if (env.current_index // 20) % 2 else 0
 
     return evaluate_split(
         policy,
-        make_env,
+        market,
         prefix="test",
         seed=0,
         settings=EvaluationSettings(random_seeds=[0, 1, 2]),

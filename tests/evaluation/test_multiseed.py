@@ -10,7 +10,7 @@ def test_seed_loop_logs_children_and_confidence_intervals(mlflow_uri):
     proc = run_cli(
         "debug=default",
         "evaluation.seeds=[0,1]",
-        "evaluation.oracle=false",
+        "evaluation.baselines=[buy_hold,flat,random]",
         "evaluation.report=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cryptotrade.env import EnvSettings, TradingEnv
+from cryptotrade.env import CompiledMarket, EnvSettings
 from cryptotrade.evaluation import evaluate_split
 from cryptotrade.evaluation.settings import EvaluationSettings
 from tests.env.env_testdata import random_walk
@@ -22,8 +22,7 @@ def _report(tmp_path: Path) -> Path:
     data = random_walk(n=400, n_features=2, seed=4)
     data = replace(data, regime=(np.arange(400) // 100 % 2).astype(np.int8))
 
-    def make_env() -> TradingEnv:
-        return TradingEnv(data, settings=EnvSettings(window=10), evaluation=True)
+    market = CompiledMarket.build(data, settings=EnvSettings(window=10), evaluation=True)
 
     def policy(obs, env):  # a simple trend follower: long after an up bar, short after a down bar
         t = env.current_index
@@ -31,7 +30,7 @@ def _report(tmp_path: Path) -> Path:
 
     result = evaluate_split(
         policy,
-        make_env,
+        market,
         prefix="test",
         seed=0,
         settings=EvaluationSettings(random_seeds=[0, 1]),

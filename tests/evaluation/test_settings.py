@@ -27,7 +27,7 @@ def test_defaults_and_presets_build_settings():
 
 
 def test_typed_node_rejects_bad_values_at_compose_time():
-    with pytest.raises(Exception, match="oracle"):
-        _compose("evaluation.oracle=maybe")
+    with pytest.raises(Exception, match="plots"):
+        _compose("evaluation.plots=maybe")
     with pytest.raises(ValueError, match="oracle_frontier"):
         EvaluationSettings(oracle_frontier=0)

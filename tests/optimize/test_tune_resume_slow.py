@@ -30,7 +30,8 @@ register_configs()
 TINY = (
     "debug=default", "optimizer=tune", "ray.num_cpus=2", "optimizer.scheduler=fifo",
     "agent.n_steps=32", "agent.batch_size=64", "agent.n_epochs=1", "train.checkpoint_freq=0",
-    "train.total_timesteps=1024", "train.eval_freq=512", "evaluation.oracle=false",
+    "train.total_timesteps=1024", "train.eval_freq=512",
+    "evaluation.baselines=[buy_hold,flat,random]",
     "evaluation.plots=false", "evaluation.report=false", "tracking.log_model=false",
 )  # fmt: skip
 

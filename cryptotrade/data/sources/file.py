@@ -26,7 +26,7 @@ from cryptotrade.data.sources.frames import (
     dt_index,
     parse_date,
 )
-from cryptotrade.data.sources.funding import funding_column, load_funding
+from cryptotrade.data.sources.funding import FundingFile
 from cryptotrade.data.sources.mark import check_marks, last_in_bar, mark_file
 from cryptotrade.data.sources.tables import has_header, numeric_column, parse_times, read_table
 from cryptotrade.data.sources.ticks import resample_bars
@@ -78,15 +78,11 @@ class FileSource:
         csv_header: ``True`` if the CSV has a header row, ``False`` if not (then it must have the
             12 Binance kline columns), ``None`` to detect it.
         csv_delimiter: CSV field separator (``;`` for many European exports).
-        funding_path: Optional funding history aligned into the ``funding_rate`` column.
-        funding_symbol: Symbol filter for the funding file (default: ``symbol``).
-        funding_time_column: The funding file's settlement-time column; ``None`` detects a known
-            layout (BitMEX, Binance, ccxt rows).
-        funding_rate_column: Its rate column (``interest_1h`` for Deribit); ``None`` detects.
-        funding_rate_interval: The period the rate is quoted for when it differs from the
-            funding file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly rows).
-        funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
-            funding charged on them; logged and counted in the data summary).
+        funding_path, funding_symbol, funding_time_column, funding_rate_column,
+        funding_rate_interval, funding_coverage: An optional funding history file aligned into
+            the ``funding_rate`` column and how to read it (shared with the other file-based
+            source; documented and checked by
+            :class:`~cryptotrade.data.sources.funding.FundingFile`).
         resample_to: Aggregate the bars into longer bars (e.g. ``1h`` from a 1-minute file),
             epoch-aligned; bars missing any input bar are dropped and extra columns are not
             carried over (the mark price is: the mark of a bar's last input bar). ``None`` keeps
@@ -129,7 +125,7 @@ class FileSource:
         funding_time_column: str | None = None,
         funding_rate_column: str | None = None,
         funding_rate_interval: str | None = None,
-        funding_coverage: Literal["reject", "warn"] = "reject",
+        funding_coverage: Literal["reject", "warn"] = FundingFile.coverage,
         resample_to: str | None = None,
         mark_path: str | None = None,
         mark_column: str | None = None,
@@ -147,10 +143,6 @@ class FileSource:
             raise ConfigError(
                 f"data.source.timestamp_unit={timestamp_unit!r}; use auto, s, ms, us or ns"
             )
-        if funding_coverage not in ("reject", "warn"):
-            raise ConfigError(
-                f"data.source.funding_coverage={funding_coverage!r}; use reject or warn"
-            )
         self.path = Path(path)
         self.columns = dict(columns or {})
         self.timestamp_column = timestamp_column
@@ -167,13 +159,15 @@ class FileSource:
         self.keep_columns = list(keep_columns or [])
         self.csv_header = csv_header
         self.csv_delimiter = csv_delimiter
-        self.funding_path = funding_path
-        self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
-        self.funding_columns = (funding_time_column, funding_rate_column)
-        self.funding_rate_interval = funding_rate_interval
-        if funding_rate_interval is not None:
-            _setting_ns("funding_rate_interval", funding_rate_interval)
-        self.funding_coverage = funding_coverage
+        self.funding = FundingFile.from_settings(
+            funding_path,
+            funding_symbol,
+            funding_time_column,
+            funding_rate_column,
+            funding_rate_interval,
+            funding_coverage,
+            bars_symbol=symbol,
+        )
         self.resample_to = resample_to
         if resample_to is not None:
             _setting_ns("resample_to", resample_to)  # fail at construction on a bad bar length
@@ -266,24 +260,14 @@ class FileSource:
                 frame["mark_price"] = last_in_bar(
                     dt_index(fine).asi8, fine["mark_price"].to_numpy(), dt_index(frame).asi8, step
                 )
-        if self.funding_path is not None:
-            rates = load_funding(
-                self.funding_path,
-                *self.funding_columns,
-                symbol=self.funding_symbol,
-                rate_interval=self.funding_rate_interval,
-            )
-            frame["funding_rate"], frame.attrs["funding"] = funding_column(
-                pd.DatetimeIndex(frame.index),
-                rates,
-                path=self.funding_path,
-                bars_name=str(self.path),
-                coverage=self.funding_coverage,
+        if self.funding is not None:
+            frame["funding_rate"], frame.attrs["funding"] = self.funding.column(
+                pd.DatetimeIndex(frame.index), self.funding.rates(), bars_name=str(self.path)
             )
             if frame.attrs["funding"]["bars_uncovered"]:
                 warnings.append(
                     f"{frame.attrs['funding']['bars_uncovered']} bar(s) outside the funding file "
-                    f"{self.funding_path} are charged no funding"
+                    f"{self.funding.path} are charged no funding"
                 )
         if own_mark:
             frame.attrs["mark"] = {"path": str(self.path), "column": own_mark}

@@ -14,6 +14,7 @@ gap (the position was held across it). Every source (ccxt, files, ticks) aligns 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,10 +23,96 @@ import pandas as pd
 
 from cryptotrade.data.sources.frames import iso_utc
 from cryptotrade.data.sources.tables import numeric_column, parse_times, read_table
-from cryptotrade.errors import DataError
+from cryptotrade.errors import ConfigError, DataError
 from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FundingFile:
+    """The ``funding_*`` settings the file and tick sources share, checked and used in one place.
+
+    Both sources take them as six flat arguments (``data.source.funding_path=...`` on the command
+    line) and hand them to :meth:`from_settings`; this is where they are documented.
+
+    Attributes:
+        path: ``funding_path``: the funding history (BitMEX CSV export, Binance or Deribit
+            funding file) aligned into the ``funding_rate`` column.
+        symbol: ``funding_symbol``: symbol filter for the funding file (default: the bars'
+            ``symbol``).
+        time_column: ``funding_time_column``: the file's settlement-time column; ``None``
+            detects a known layout (BitMEX, Binance, ccxt rows).
+        rate_column: ``funding_rate_column``: its rate column (``interest_1h`` for Deribit);
+            ``None`` detects.
+        rate_interval: ``funding_rate_interval``: the period the rate is quoted for when it
+            differs from the file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly
+            rows).
+        coverage: ``funding_coverage``: bars outside the file's range: ``reject``, or ``warn``
+            (no funding charged on them; logged and counted in the data summary).
+    """
+
+    path: str
+    symbol: str | None = None
+    time_column: str | None = None
+    rate_column: str | None = None
+    rate_interval: str | None = None
+    coverage: Literal["reject", "warn"] = "reject"
+
+    @classmethod
+    def from_settings(
+        cls,
+        path: str | None,
+        symbol: str | None,
+        time_column: str | None,
+        rate_column: str | None,
+        rate_interval: str | None,
+        coverage: str,
+        *,
+        bars_symbol: str | None,
+    ) -> FundingFile | None:
+        """Check a source's six ``funding_*`` arguments; ``None`` without ``funding_path``.
+
+        Raises:
+            ConfigError: A bad ``funding_coverage`` or ``funding_rate_interval`` (even without a
+                file: a typo fails at construction, not when a file is added later).
+        """
+        if coverage not in ("reject", "warn"):
+            raise ConfigError(f"data.source.funding_coverage={coverage!r}; use reject or warn")
+        if rate_interval is not None:
+            try:
+                timeframe_to_ns(rate_interval)
+            except ValueError as exc:
+                raise ConfigError(f"data.source.funding_rate_interval: {exc}") from exc
+        if path is None:
+            return None
+        return cls(
+            path=str(path),
+            symbol=symbol if symbol is not None else bars_symbol,
+            time_column=time_column,
+            rate_column=rate_column,
+            rate_interval=rate_interval,
+            coverage=coverage,  # type: ignore[arg-type]  # checked above
+        )
+
+    def rates(self) -> pd.Series:
+        """The file's settlements (:func:`load_funding`)."""
+        return load_funding(
+            self.path,
+            self.time_column,
+            self.rate_column,
+            symbol=self.symbol,
+            rate_interval=self.rate_interval,
+        )
+
+    def column(
+        self, bar_open: pd.DatetimeIndex, rates: pd.Series, *, bars_name: str
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """``rates`` aligned to the bars and checked for coverage (:func:`funding_column`)."""
+        return funding_column(
+            bar_open, rates, path=self.path, bars_name=bars_name, coverage=self.coverage
+        )
+
 
 # (timestamp column, rate column) of the layouts we know, tried in order.
 KNOWN_LAYOUTS = (

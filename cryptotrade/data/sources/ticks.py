@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cryptotrade.data.sources.frames import bars_frame, clip_dates, dt_index, parse_date
-from cryptotrade.data.sources.funding import funding_column, load_funding
+from cryptotrade.data.sources.funding import FundingFile
 from cryptotrade.data.sources.resample_nb import (
     TRADE_BAR_FIELDS,
     fill_empty_nb,
@@ -54,16 +54,11 @@ class TickSource:
         end: Bar open time to stop before (exclusive); ``None`` = to the last trade.
         cache_dir: Where the converted trades parquet is kept (reused while the source file is
             unchanged); ``None`` converts in memory on every load.
-        funding_path: Optional funding history (BitMEX CSV export or Binance funding file)
-            aligned into ``funding_rate``.
-        funding_symbol: Symbol filter for the funding file (default: ``symbol``).
-        funding_time_column: The funding file's settlement-time column; ``None`` detects a
-            known layout (BitMEX, Binance, ccxt rows).
-        funding_rate_column: Its rate column (``interest_1h`` for Deribit); ``None`` detects.
-        funding_rate_interval: The period the rate is quoted for when it differs from the
-            funding file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly rows).
-        funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
-            funding charged on them; logged and counted in the data summary).
+        funding_path, funding_symbol, funding_time_column, funding_rate_column,
+        funding_rate_interval, funding_coverage: An optional funding history file aligned into
+            the ``funding_rate`` column and how to read it (shared with the other file-based
+            source; documented and checked by
+            :class:`~cryptotrade.data.sources.funding.FundingFile`).
     """
 
     def __init__(
@@ -82,7 +77,7 @@ class TickSource:
         funding_time_column: str | None = None,
         funding_rate_column: str | None = None,
         funding_rate_interval: str | None = None,
-        funding_coverage: Literal["reject", "warn"] = "reject",
+        funding_coverage: Literal["reject", "warn"] = FundingFile.coverage,
     ) -> None:
         if empty not in ("drop", "ffill"):
             raise ValueError(f"empty={empty!r}; use 'drop' (remove bars without trades) or 'ffill'")
@@ -98,11 +93,15 @@ class TickSource:
             if value is not None:
                 parse_date(value)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.funding_path = funding_path
-        self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
-        self.funding_columns = (funding_time_column, funding_rate_column)
-        self.funding_rate_interval = funding_rate_interval
-        self.funding_coverage = funding_coverage
+        self.funding = FundingFile.from_settings(
+            funding_path,
+            funding_symbol,
+            funding_time_column,
+            funding_rate_column,
+            funding_rate_interval,
+            funding_coverage,
+            bars_symbol=symbol,
+        )
 
     def __repr__(self) -> str:
         return f"TickSource(path={str(self.path)!r}, timeframes={self.timeframes})"
@@ -114,25 +113,14 @@ class TickSource:
     def load_all(self) -> dict[str, pd.DataFrame]:
         """Bars for ``timeframe`` and every ``extra_timeframes``, from one read of the trades."""
         ts, price, size, is_buy = self.trades()
-        rates = None
-        if self.funding_path is not None:
-            rates = load_funding(
-                self.funding_path,
-                *self.funding_columns,
-                symbol=self.funding_symbol,
-                rate_interval=self.funding_rate_interval,
-            )
+        rates = None if self.funding is None else self.funding.rates()
         out = {}
         for tf, step in self.steps.items():
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
             bars = clip_dates(bars, self.start, self.end)
-            if rates is not None:
-                bars["funding_rate"], bars.attrs["funding"] = funding_column(
-                    dt_index(bars),
-                    rates,
-                    path=str(self.funding_path),
-                    bars_name=str(self.path),
-                    coverage=self.funding_coverage,
+            if self.funding is not None and rates is not None:
+                bars["funding_rate"], bars.attrs["funding"] = self.funding.column(
+                    dt_index(bars), rates, bars_name=str(self.path)
                 )
             bars.attrs["timeframe"] = tf
             out[tf] = bars

@@ -15,7 +15,11 @@ without ``+`` (``data.source.columns={homeNotional:volume}``). :func:`open_mappi
 the README shows the list for the shipped options.
 
 :data:`RULES` refuse hyperparameters that SB3 or the env would reject only after data is loaded
-(``learning_rate<=0``, ``gamma`` outside (0, 1], NaN reward weights, ``total_timesteps<=0``).
+(``learning_rate<=0``, ``gamma`` outside [0, 1], NaN reward weights, ``total_timesteps<=0``).
+A rule accepts what the agents accept: SB3 and sb3-contrib check none of these themselves, so
+each range is the one their updates are defined on (``gamma=0``: the one-step reward is the
+whole action value, a valid DQN/QR-DQN/SAC/PPO target; ``gamma=1``: undiscounted, fine on the
+env's bounded episodes).
 """
 
 from __future__ import annotations
@@ -84,7 +88,6 @@ def _positive(x: float) -> bool:
 
 RULES = [
     Rule("agent.learning_rate", _positive, "must be > 0"),
-    # gamma 0 is a valid one-step (myopic) value target: SB3 accepts it and agent=dqn uses it
     Rule("agent.gamma", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("agent.gae_lambda", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("agent.batch_size", _positive, "must be > 0"),

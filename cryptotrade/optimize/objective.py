@@ -2,10 +2,12 @@
 
 ``objective(cfg, output_dir, *, test, on_validation)``: data -> train with periodic validation
 -> the selected model's ``val/`` metrics, plus (only with ``test=True``) one backtest on the test
-split and the baselines. The steps are also exposed one by one (``prepare_data``, ``evaluate``)
-for the launcher's tasks. Objects come from :func:`cryptotrade.components.build`, the one
-place that calls ``hydra.utils.instantiate``; training lives in
-:mod:`cryptotrade.agents.training`.
+split and the baselines. The steps are also exposed one by one (``prepare_data``, ``train``,
+``evaluate``) for the tasks (:mod:`cryptotrade.tasks`). Objects come from
+:func:`cryptotrade.components.build`, the one place that calls ``hydra.utils.instantiate``;
+training lives in :mod:`cryptotrade.agents.training`. A curriculum is trained by the
+``trainer`` the curriculum tasks hand in (:func:`cryptotrade.tasks.curriculum.train_curriculum`):
+this module sits below the tasks and never imports them.
 """
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import tracking
 from cryptotrade.components import Components, build, data_fingerprint
-from cryptotrade.errors import ConfigError, ModelError
+from cryptotrade.errors import ConfigError
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
     from cryptotrade.agents.checkpoint import OnCheckpoint
     from cryptotrade.data import Dataset
-    from cryptotrade.data.leakage import LeakageReport
     from cryptotrade.evaluation.evaluate import Evaluation
 
 log = logging.getLogger(__name__)
-__all__ = ["build", "data_fingerprint", "objective"]
+__all__ = ["Trainer", "build", "data_fingerprint", "objective"]
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
@@ -47,7 +48,11 @@ def prepare_data(cfg_or_components: DictConfig | Components) -> Dataset:
     """Load, validate, featurise, split and normalise the configured data (cached)."""
     from cryptotrade.data import build_dataset
 
-    comps = _components(cfg_or_components, agent=False)
+    comps = (
+        cfg_or_components
+        if isinstance(cfg_or_components, Components)
+        else build(cfg_or_components, agent=False)
+    )
     start = time.perf_counter()
     dataset = build_dataset(
         comps.data, comps.features, cache_dir=comps.cache_dir, fingerprint=comps.fingerprint
@@ -65,67 +70,6 @@ def prepare_data(cfg_or_components: DictConfig | Components) -> Dataset:
         tracking.log_dict(dataset.normaliser, "data/normaliser.json")
         tracking.log_metrics({f"data/{k}_rows": len(v) for k, v in dataset.splits.items()})
     return dataset
-
-
-def _components(obj: DictConfig | Components, *, agent: bool) -> Components:
-    return obj if isinstance(obj, Components) else build(obj, agent=agent)
-
-
-def check_leakage(cfg: DictConfig) -> LeakageReport:
-    """Run the look-ahead checks of the configured features on the configured (validated) bars."""
-    from cryptotrade.data import check_features, load_bars
-
-    comps = build(cfg, agent=False)
-    _, bars, _ = load_bars(comps.data)
-    report = check_features(comps.features, bars, seed=cfg.seed)
-    failed = {col for cols in report.offending.values() for col in cols}
-    tracking.log_metrics(
-        {"check/columns": len(report.columns), "check/offending_columns": len(failed)}
-    )
-    tracking.log_text(report.format(), "check/report.txt")
-    return report
-
-
-def preflight(cfg: DictConfig, *, agent: bool) -> Components:
-    """Check what can be checked without data, before a run starts or any data is loaded.
-
-    Builds the run's components (:func:`cryptotrade.components.build`): constructors validate
-    their settings, and with ``agent`` the agent/env/budget combination is checked too, so
-    ``agent=dqn env.action_mode=continuous`` fails at once with the fix in the message. The
-    task that runs next gets the very same components (``build`` returns them again).
-    """
-    return build(cfg, agent=agent)
-
-
-def check_model_source(cfg: DictConfig) -> None:
-    """``model=...``: a model is given and, if it comes from an MLflow run, was trained by the
-    configured agent class (loading a DQN as PPO would fail deep inside SB3)."""
-    if not cfg.model:
-        raise ConfigError(
-            f"task={cfg.task} needs a trained model: add model=runs:/<run_id>/model "
-            "(or a path to a saved model.zip)"
-        )
-    if not str(cfg.model).startswith("runs:/"):
-        return
-    run_id = str(cfg.model).removeprefix("runs:/").split("/")[0]
-    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    trained = tracking.run_params(uri, run_id).get("agent._target_")
-    if trained and trained != cfg.agent._target_:
-        raise ModelError(
-            f"model={cfg.model} was trained by {trained} but agent is {cfg.agent._target_}; "
-            "choose the matching agent (e.g. agent=dqn) to use it"
-        )
-
-
-def load_model(cfg: DictConfig, components: Components | None = None) -> BaseAlgorithm:
-    """Load ``cfg.model`` (``runs:/<id>/model``, a folder or a zip) as the configured agent."""
-    comps = components or build(cfg)
-    path = tracking.download_artifact(cfg.model)
-    if path.is_dir():
-        path = path / "model.zip"
-    if not path.exists():
-        raise ModelError(f"model={cfg.model} has no model.zip (looked at {path})")
-    return comps.agent_class.load(path, device="cpu")
 
 
 def evaluate(
@@ -157,13 +101,10 @@ def evaluate_test(
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
 
-    def make_env() -> Any:
-        return components.env.make(
-            dataset.test, components.reward, seed=components.seed, evaluation=True
-        )
-
-    probe = make_env()  # refuse a model that cannot see this env's observations, by name
-    try:
+    # one compiled test market for the probe, the agent and every baseline
+    market = components.env.compile(dataset.test, components.reward)
+    probe = components.env.make(market, seed=components.seed, evaluation=True)
+    try:  # refuse a model that cannot see this env's observations, by name
         check_model_fits(model, probe, source=source)
     finally:
         probe.close()
@@ -171,7 +112,7 @@ def evaluate_test(
     start = time.perf_counter()
     result = evaluate_split(
         model_policy(model),
-        make_env,
+        market,
         prefix="test",
         seed=components.seed,
         settings=components.evaluation,
@@ -182,56 +123,28 @@ def evaluate_test(
     return result
 
 
-def resume_config(cfg: DictConfig) -> DictConfig:
-    """``resume=<run id>``: the config of that (killed) run, to continue it in the same run.
-
-    The stored ``config.yaml`` of the run wins over the command line (the run must continue as
-    it started); ``tracking.uri`` and ``resume`` are kept from the command line.
-
-    Raises:
-        ConfigError: The run does not exist, already finished, or left no checkpoint.
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from cryptotrade.agents.checkpoint import latest_checkpoint
-    from cryptotrade.config import Config
-
-    run_id = str(cfg.resume)
-    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    mlflow.set_tracking_uri(uri)
-    try:
-        run = mlflow.MlflowClient(uri).get_run(run_id)
-        stored = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    except MlflowException as exc:
-        raise ConfigError(
-            f"resume={run_id}: no such MLflow run (or it has no config.yaml) in {uri}; "
-            "check the run id (make ui) or set tracking.uri"
-        ) from exc
-    if run.info.status == "FINISHED":
-        raise ConfigError(f"resume={run_id}: the run already FINISHED; nothing to resume")
-    folder = run.data.tags.get("checkpoint_dir")
-    if not folder or latest_checkpoint(Path(folder)) is None:
-        raise ConfigError(
-            f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
-            "checkpoints are written every train.checkpoint_freq env steps"
-        )
-    resumed = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(stored))
-    assert isinstance(resumed, DictConfig)
-    resumed.resume = run_id
-    resumed.tracking.uri = cfg.tracking.uri
-    if resumed.train.curriculum:
-        raise ConfigError(f"resume={run_id}: resuming a curriculum run is not supported")
-    log.info("resuming run %s from %s", run_id, folder)
-    return resumed
-
-
 def _resume_dir(cfg: DictConfig) -> Path:
     import mlflow
 
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     tags = mlflow.MlflowClient(uri).get_run(str(cfg.resume)).data.tags
     return Path(tags["checkpoint_dir"])
+
+
+class Trainer(Protocol):
+    """What trains a run: :func:`train` (one stage) or a curriculum's trainer."""
+
+    def __call__(
+        self,
+        cfg: DictConfig,
+        output_dir: Path,
+        *,
+        on_validation: Callable[[int, dict[str, float]], None] | None = None,
+        dataset: Dataset | None = None,
+        model: BaseAlgorithm | None = None,
+        on_checkpoint: OnCheckpoint | None = None,
+        resume: bool = False,
+    ) -> tuple[Any, Dataset]: ...
 
 
 def train(
@@ -244,48 +157,53 @@ def train(
     on_checkpoint: OnCheckpoint | None = None,
     resume: bool = False,
 ) -> tuple[Any, Dataset]:
-    """Data -> train (curriculum stages if configured) -> the :class:`TrainResult` and dataset.
+    """Data -> train -> the :class:`TrainResult` and dataset (one stage; see :class:`Trainer`).
 
     ``on_checkpoint`` and ``resume`` (continue from the latest checkpoint in ``output_dir``, as
-    a search trial does) are passed to :func:`cryptotrade.agents.training.train`; a curriculum
-    supports neither. Logs the selected model to the MLflow run when ``tracking.log_model``.
+    a search trial does) are passed to :func:`cryptotrade.agents.training.train`. Logs the
+    selected model to the MLflow run when ``tracking.log_model``.
+
+    Raises:
+        ConfigError: ``train.curriculum`` is set (its stages are trained by
+            :func:`cryptotrade.tasks.curriculum.train_curriculum`).
     """
     from cryptotrade.agents.training import train as train_agent
 
     comps = build(cfg)
+    if comps.train.curriculum:
+        raise ConfigError(
+            "train.curriculum runs with task=pipeline or task=train and optimizer=none "
+            "(a search trains each candidate in one stage); drop train.curriculum to search"
+        )
     if cfg.get("resume"):
         output_dir = _resume_dir(cfg)  # where the killed run left its checkpoints
     else:
         # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
         tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
-    if comps.train.curriculum:
-        from cryptotrade.agents.curriculum import train_curriculum
-
-        if on_checkpoint is not None or resume:
-            raise ConfigError("a train.curriculum run cannot hand out or resume checkpoints")
-
-        result, dataset = train_curriculum(cfg, output_dir, on_validation=on_validation)
-    else:
-        dataset = dataset or prepare_data(comps)
-        result = train_agent(
-            comps,
-            dataset,
-            output_dir,
-            on_validation=on_validation,
-            on_checkpoint=on_checkpoint,
-            model=model,
-            resume=bool(cfg.get("resume")) or resume,
-        )
-    if cfg.tracking.log_model:
-        tracking.log_artifact(result.path, "model")
-        from cryptotrade.evaluation.policy_model import log_policy_model
-
-        # a registrable MLflow model: the policy with the normaliser and settings it needs
-        sections = {k: tracking.plain(cfg[k]) for k in ("data", "features", "env")}
-        log_policy_model(
-            result.path, cfg.agent._target_, normaliser=dataset.normaliser, settings=sections
-        )
+    dataset = dataset or prepare_data(comps)
+    result = train_agent(
+        comps,
+        dataset,
+        output_dir,
+        on_validation=on_validation,
+        on_checkpoint=on_checkpoint,
+        model=model,
+        resume=bool(cfg.get("resume")) or resume,
+    )
+    log_trained_model(cfg, result.path, dataset)
     return result, dataset
+
+
+def log_trained_model(cfg: DictConfig, path: Path, dataset: Dataset) -> None:
+    """Log the selected model (``path``) to the run, when ``tracking.log_model``: the SB3 zip
+    and a registrable MLflow model carrying the normaliser and settings it needs."""
+    if not cfg.tracking.log_model:
+        return
+    tracking.log_artifact(path, "model")
+    from cryptotrade.evaluation.policy_model import log_policy_model
+
+    sections = {k: tracking.plain(cfg[k]) for k in ("data", "features", "env")}
+    log_policy_model(path, cfg.agent._target_, normaliser=dataset.normaliser, settings=sections)
 
 
 def objective(
@@ -296,6 +214,7 @@ def objective(
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
     on_checkpoint: OnCheckpoint | None = None,
     resume: bool = False,
+    trainer: Trainer = train,
 ) -> dict[str, float]:
     """Data -> train with validation-based selection -> metrics of the selected model.
 
@@ -308,14 +227,15 @@ def objective(
         on_checkpoint: Called after every validation with a complete checkpoint, as
             ``(num_timesteps, val_metrics, folder)`` (a Tune trial reports it).
         resume: Continue from the latest checkpoint in ``output_dir`` (a resumed trial).
+        trainer: Trains the run: :func:`train`, or a curriculum's trainer.
 
     Returns:
         ``val/...`` of the selected model; with ``test`` also ``test/...`` and
         ``baseline/<name>/...``.
     """
     if test and cfg.evaluation.seeds:
-        return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds))
-    result, dataset = train(
+        return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds), trainer=trainer)
+    result, dataset = trainer(
         cfg, output_dir, on_validation=on_validation, on_checkpoint=on_checkpoint, resume=resume
     )
     metrics = dict(result.val_metrics)
@@ -328,7 +248,9 @@ def _config_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def objective_seeds(cfg: DictConfig, output_dir: Path, seeds: list[int]) -> dict[str, float]:
+def objective_seeds(
+    cfg: DictConfig, output_dir: Path, seeds: list[int], *, trainer: Trainer = train
+) -> dict[str, float]:
     """Train, select and test one nested run per seed; log mean, IQM and bootstrap CI here.
 
     Every child run holds its own full evaluation; this run gets ``test/<m>/{mean,iqm,std,
@@ -352,7 +274,7 @@ def objective_seeds(cfg: DictConfig, output_dir: Path, seeds: list[int]) -> dict
         seed_dir = output_dir / f"seed{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         with tracking.nested_run(f"seed{seed}", tags={"seed": str(seed)}, params={"seed": seed}):
-            result, dataset = train(seed_cfg, seed_dir, dataset=dataset)
+            result, dataset = trainer(seed_cfg, seed_dir, dataset=dataset)
             evaluation = evaluate_test(
                 build(seed_cfg), result.model, dataset, config_yaml=_config_yaml(seed_cfg)
             )
