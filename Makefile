@@ -29,8 +29,10 @@ install: $(STAMP) ## Create .venv with CPU torch and the package (+dev extras); 
 run: install ## Run the default pipeline (synthetic market -> PPO -> test-split report)
 	$(PY) -m cryptotrade.run $(ARGS)
 
-test: install ## Fast test suite
-	$(PY) -m pytest -q $(ARGS)
+# The fast suite runs on both cores (pytest-xdist); the slow one serially (its Ray clusters,
+# servers and training runs use the cores themselves).
+test: install ## Fast test suite (< 3 min on 2 cores)
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 test-full: install ## Every test, slow ones included
 	$(PY) -m pytest -q -m '' $(ARGS)

@@ -93,7 +93,10 @@ class TrainConfig:
     total_timesteps: int = 200_000  # env steps (all envs together); ~40 s with PPO on 2 cores
     log_interval: int = 1  # SB3 logger interval (on-policy: rollouts, off-policy: episodes)
     progress_bar: bool | None = None  # null: a progress bar when stdout is a terminal
-    eval_freq: int = 25_000  # env steps between validation backtests; 0: only at the end
+    # env steps between validation backtests; 0: only at the end. 10k, not 25k: DQN's validation
+    # peaks within its first 25k steps and then decays while its training return keeps rising
+    # (experiments/learnability/README.md, "Transfer"), so selection needs a finer grid
+    eval_freq: int = 10_000
     # validation metric that picks the best checkpoint (higher wins); by default the search's
     # fitness (optimizer.metric), so a search ranks candidates by what selected their models
     select_metric: str = "${optimizer.metric}"

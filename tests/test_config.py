@@ -101,6 +101,7 @@ def test_cli_unknown_task_fails_with_the_choices(mlflow_uri):
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists()
 
 
+@pytest.mark.slow
 def test_cli_help_lists_groups_and_cfg_job_prints_config():
     proc = run_cli("--help")
     assert proc.returncode == 0
@@ -117,6 +118,7 @@ def test_paths_resolve_under_the_project_root():
     assert Path(cfg.paths.data_dir).is_relative_to(ROOT)
 
 
+@pytest.mark.slow
 def test_cli_agent_action_mode_mismatch_fails_before_any_run(mlflow_uri):
     proc = run_cli("agent=dqn", "env.action_mode=continuous")
     assert proc.returncode != 0
@@ -126,6 +128,7 @@ def test_cli_agent_action_mode_mismatch_fails_before_any_run(mlflow_uri):
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
 
 
+@pytest.mark.slow
 def test_cli_invalid_data_setting_fails_before_any_run(mlflow_uri):
     proc = run_cli("task=data", "data.split.train=0.9")  # fractions no longer add up
     assert proc.returncode != 0
@@ -133,6 +136,7 @@ def test_cli_invalid_data_setting_fails_before_any_run(mlflow_uri):
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
 
 
+@pytest.mark.slow
 def test_cli_evaluate_without_a_model_fails_before_any_run(mlflow_uri):
     proc = run_cli("task=evaluate")
     assert proc.returncode != 0

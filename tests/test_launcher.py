@@ -83,6 +83,7 @@ def test_cli_typo_fails_as_one_line_before_any_run_or_folder(tmp_path, mlflow_ur
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
 
 
+@pytest.mark.slow
 def test_cli_user_error_in_preflight_is_one_line_and_full_error_shows_the_trace(
     tmp_path, mlflow_uri
 ):

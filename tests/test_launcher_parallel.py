@@ -84,6 +84,7 @@ def _run_id(proc: subprocess.Popen[bytes]) -> str:
     return proc.stdout.readline().decode().strip()
 
 
+@pytest.mark.slow
 def test_sigkilled_run_is_failed_by_the_next_launcher_start_unless_resumed(tmp_path, mlflow_store):
     killed, other = (_open_run_and_hang(tmp_path, mlflow_store) for _ in range(2))
     run_id, resumed_id = _run_id(killed), _run_id(other)
@@ -149,6 +150,7 @@ def test_failed_sweep_job_keeps_its_log_and_the_summary_names_it(tmp_path, mlflo
     assert sorted(r.info.status for r in runs if r is not parent) == ["FINISHED", "FINISHED"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [["-m", "seed=0,1"], []], ids=["multirun", "single"])
 def test_secret_override_appears_nowhere_on_disk(tmp_path, mlflow_store, mode):
     """An exchange key given as an override (not the supported env variable) is masked in the

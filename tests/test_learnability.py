@@ -70,6 +70,7 @@ def test_ar1_rejects_non_stationary_or_zero_volatility(kwargs, message):
         AR1Model(**kwargs)
 
 
+@pytest.mark.slow
 def test_preset_edge_beats_buy_and_hold_on_every_split(planted):
     cfg, dataset, factory = planted
     assert "ret_1" in dataset.test.feature_names  # the agent observes the predictive return

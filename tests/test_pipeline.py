@@ -62,6 +62,7 @@ def _execute(tmp_path, *overrides: str) -> dict[str, float]:
     return execute(cfg, output_dir=tmp_path / "out", choices={"agent": "ppo"})
 
 
+@pytest.mark.slow
 def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     proc = run_cli("debug=default")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -131,6 +132,7 @@ def test_debug_pipeline_end_to_end_logs_a_finished_run(mlflow_uri):
     assert "expects observations of shape" in proc.stderr and "env.window=7" in proc.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, mlflow_uri):
     first = _execute(tmp_path, "seed=3")
     second = _execute(tmp_path, "seed=3")
@@ -148,6 +150,7 @@ def test_run_that_raises_ends_failed(tmp_path, mlflow_uri):
     assert "error" in {f.path for f in client.list_artifacts(run.info.run_id)}
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed(mlflow_uri):
     # create the store before the child process uses it
     mlflow.MlflowClient(mlflow_uri).search_experiments()
@@ -181,6 +184,7 @@ def test_sigterm_ends_the_run_killed(mlflow_uri):
     assert proc.returncode != 0
 
 
+@pytest.mark.slow
 def test_task_data_prints_the_summary(mlflow_uri):
     proc = run_cli("debug=default", "task=data")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -189,6 +193,7 @@ def test_task_data_prints_the_summary(mlflow_uri):
     assert run.data.metrics["data/train_rows"] > 0
 
 
+@pytest.mark.slow
 def test_multirun_makes_one_run_per_job(mlflow_uri):
     proc = run_cli("-m", "debug=default", "seed=0,1")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -199,6 +204,7 @@ def test_multirun_makes_one_run_per_job(mlflow_uri):
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
+@pytest.mark.slow
 def test_task_check_passes_on_shipped_features_and_catches_a_planted_leak(mlflow_uri):
     proc = run_cli("debug=default", "task=check")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -212,6 +218,7 @@ def test_task_check_passes_on_shipped_features_and_catches_a_planted_leak(mlflow
     assert statuses == ["FAILED", "FINISHED"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vectorized", ["true", "false"])
 def test_reward_components_reach_mlflow(tmp_path, mlflow_uri, vectorized):
     _execute(
@@ -227,6 +234,7 @@ def test_reward_components_reach_mlflow(tmp_path, mlflow_uri, vectorized):
     assert {"train/episode_reward/pnl", "train/episode_reward/drawdown"} <= logged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["file", "ticks"])
 def test_debug_runs_any_data_option_on_its_last_bars(tmp_path, mlflow_uri, option):
     if not SHARED_DATA.exists():
@@ -238,6 +246,7 @@ def test_debug_runs_any_data_option_on_its_last_bars(tmp_path, mlflow_uri, optio
     assert 0 < total <= 4000  # debug keeps the last data.max_bars bars, minus the warm-up
 
 
+@pytest.mark.slow
 def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
     metrics = _execute(tmp_path, "agent=dqn", "agent.learning_starts=64", "agent.buffer_size=1000")
     for key in REQUIRED:

@@ -145,6 +145,7 @@ def test_secrets_are_redacted_in_params_tags_and_config(tmp_path, mlflow_store):
         assert "SEKRET" not in text, name
 
 
+@pytest.mark.slow
 def test_concurrent_first_writers_on_a_fresh_store_all_succeed(tmp_path):
     """Four processes open runs at once on a store that does not exist yet: MLflow's table
     creation and the experiment creation must not race (``_alembic_tmp_tags already exists``)."""

@@ -58,7 +58,7 @@ def references(cfg: DictConfig, dataset: Any) -> dict[str, float]:
     * ``buy_hold``; ``oracle``: the DP oracle through the market model
       (:func:`cryptotrade.evaluation.oracle.solve_oracle` with ``evaluation.oracle_frontier`` and
       ``oracle_max_hold``: a lower bound of the perfect-foresight optimum when the hold is
-      limited), unless ``evaluation.oracle=false``.
+      limited), when ``evaluation.baselines`` lists ``oracle``.
     """
     from cryptotrade.components import build
     from cryptotrade.env.trading_env import TradingEnv
@@ -83,7 +83,7 @@ def references(cfg: DictConfig, dataset: Any) -> dict[str, float]:
         env = TradingEnv(split, components.reward, settings, evaluation=True)
         out[f"{name}/buy_hold"] = log_return(run_backtest(target_policy(1.0), env, seed=0).equity)
         ev = components.evaluation
-        if ev.oracle:
+        if "oracle" in ev.baselines:  # evaluation.baselines (the registry) names the oracle
             best = solve_oracle(env, k_max=ev.oracle_frontier, max_hold=ev.oracle_max_hold)
             out[f"{name}/oracle"] = math.log(best.value / settings.initial_cash)
     return out

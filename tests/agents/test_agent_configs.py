@@ -96,6 +96,7 @@ print("torch" in sys.modules, "stable_baselines3" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_composing_every_agent_and_extractor_does_not_import_torch():
     proc = subprocess.run(
         [sys.executable, "-c", COMPOSE_ALL, json.dumps([AGENTS, EXTRACTORS])],
@@ -108,6 +109,7 @@ def test_composing_every_agent_and_extractor_does_not_import_torch():
     assert proc.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_help_does_not_import_torch():
     code = (
         "import sys, runpy; sys.argv=['cryptotrade.run', '--help']\n"

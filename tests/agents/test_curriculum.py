@@ -22,6 +22,7 @@ def compose_cfg(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
+@pytest.mark.slow
 def test_shipped_curriculum_goes_from_calm_to_the_regime_mix_to_real_data():
     stages = stage_configs(compose_cfg(*BASE), BASE)
     assert [name for name, _ in stages] == ["calm", "regime_mix", "binance_1h"]

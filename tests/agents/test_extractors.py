@@ -90,6 +90,7 @@ def test_every_extractor_option_composes_and_builds(name: str) -> None:
     assert out.shape == (1, extractor.features_dim)
 
 
+@pytest.mark.slow
 def test_composing_a_sequence_extractor_does_not_import_torch() -> None:
     code = (
         "import sys\n"

@@ -212,6 +212,7 @@ def _execute(tmp_path, *overrides: str) -> dict[str, float]:
     return execute(cfg, output_dir=tmp_path / "out", choices={"extractor": "lstm"})
 
 
+@pytest.mark.slow
 def test_pretrain_task_then_train_with_its_weights(tmp_path, mlflow_uri) -> None:
     small = [
         "extractor=lstm",
@@ -261,6 +262,7 @@ def test_pretrain_refuses_an_extractor_without_encoder(tmp_path, mlflow_uri) -> 
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
+@pytest.mark.slow
 def test_config_errors_stop_a_training_run_before_it_starts(tmp_path, mlflow_uri) -> None:
     with pytest.raises(ConfigError, match="num_blocks"):
         _execute(

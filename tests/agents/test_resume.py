@@ -34,6 +34,7 @@ def _params(model) -> list[np.ndarray]:
     return [p.detach().numpy().copy() for p in model.policy.parameters()]
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_is_deterministic_and_reaches_the_budget(tmp_path):
     """Two resumes from one checkpoint give identical models; the uninterrupted run differs
     only because the envs' episode state is not checkpointed (a resumed run starts new
@@ -120,12 +121,14 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     assert again.returncode != 0 and "already FINISHED" in again.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_an_unknown_run_fails_before_any_work(mlflow_uri):
     proc = run_cli("resume=0123456789abcdef")
     assert proc.returncode != 0
     assert "resume=0123456789abcdef: no such MLflow run" in proc.stderr
 
 
+@pytest.mark.slow
 def test_task_train_continues_a_given_model(tmp_path, mlflow_uri):
     from cryptotrade.run import execute
 

@@ -23,6 +23,7 @@ def compose_cfg(*overrides: str):
         return compose("config", overrides=["debug=default", *overrides])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", AGENTS)
 def test_every_agent_takes_gradient_steps_under_debug(tmp_path, agent):
     cfg = compose_cfg(f"agent={agent}", "train.select=last")
@@ -69,6 +70,7 @@ def test_select_last_keeps_the_final_model(tmp_path):
     assert result.selected_step == result.num_timesteps
 
 
+@pytest.mark.slow
 def test_two_candidates_get_different_scores_under_debug(tmp_path):
     """Under debug=default a search ranks trained networks: different hyperparameters, different
     validation scores (before, every PPO candidate was validated untrained: one score)."""
@@ -144,6 +146,7 @@ def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_ur
     assert "test/sharpe" in metrics and "val/sharpe" in metrics
 
 
+@pytest.mark.slow
 def test_sb3_metric_names_reach_mlflow_and_tensorboard(tmp_path, mlflow_uri, caplog):
     """MLflow's ``val/`` values are the selected model's (what the terminal says), the curve of
     every validation lives under ``val_curve/``."""

@@ -177,7 +177,7 @@ def test_higher_timeframe_handles_missing_base_bars(bars):
 
 def test_plain_instantiate_without_convert_works(bars):
     # the pipeline calls instantiate(cfg.features): the dicts arrive as DictConfig
-    node = OmegaConf.load(CONF / "features" / "default.yaml")
+    node = OmegaConf.load(CONF / "features" / "full.yaml")  # the set with 4h columns
     node.pop("defaults")
     node.keep_raw = ["rsi"]
     fs = instantiate(node)

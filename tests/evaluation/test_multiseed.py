@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import mlflow
+import pytest
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_seed_loop_logs_children_and_confidence_intervals(mlflow_uri):
     proc = run_cli(
         "debug=default",

@@ -109,6 +109,7 @@ def test_walkforward_synthetic_nested_folds_and_stitched_curve(tmp_path, mlflow_
     _check_parent_and_folds(mlflow_uri, metrics, folds=3)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real Binance 1h) is absent")
 def test_walkforward_on_real_binance_1h_rolling_windows(tmp_path, mlflow_uri):
     metrics = _execute(tmp_path, "data=file", "walkforward.train=1500", "walkforward.embargo=5")

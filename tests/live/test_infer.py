@@ -50,6 +50,7 @@ def _decision(uri: str) -> dict:
     return json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/infer/decision.json"))
 
 
+@pytest.mark.slow
 def test_infer_needs_only_the_model_uri_and_uses_the_saved_normaliser(trained, tmp_path, capsys):
     run_id, uri = trained
     metrics = _execute(
@@ -71,6 +72,7 @@ def test_infer_needs_only_the_model_uri_and_uses_the_saved_normaliser(trained, t
     np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_paper_trading_resumes_over_new_candles_like_one_pass(trained, tmp_path):
     run_id, uri = trained
     bars = pd.read_parquet(SPOT)

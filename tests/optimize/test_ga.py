@@ -160,6 +160,7 @@ def raise_or_hang(spec: TrialSpec) -> dict[str, float]:
     return {"val/sharpe": 0.5}
 
 
+@pytest.mark.slow
 def test_failed_and_hung_candidates_get_the_penalty_and_a_failed_run(tmp_path, mlflow_uri):
     cfg = compose_ga(tmp_path, "optimizer.eval_timeout=30")
     ga = optimize.build(cfg)

@@ -126,6 +126,7 @@ def test_tune_domains_match_the_genes():
         parse_space({"b": "float(0, 1)"}).to_tune(grid=True)
 
 
+@pytest.mark.slow
 def test_cli_bad_space_fails_before_any_run(mlflow_uri):
     from pathlib import Path
 
