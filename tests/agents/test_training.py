@@ -85,7 +85,7 @@ def test_two_candidates_get_different_scores_under_debug(tmp_path):
 
 def test_an_untrained_model_is_never_selected(tmp_path, monkeypatch):
     """A validation of a model that took no gradient step is on the curve only."""
-    from cryptotrade.agents.validation import Selection, ValidationCallback
+    from cryptotrade.agents.selection import Selection, ValidationCallback
 
     cfg = compose_cfg("agent=a2c")
     components = build(cfg)
