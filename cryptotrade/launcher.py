@@ -16,13 +16,44 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from cryptotrade import redaction, sweeps
 from cryptotrade.errors import UserError
 
 log = logging.getLogger("cryptotrade")
 SHOWN_IN_NAME = ("task", "data", "agent", "seed")  # already in the name's first part
+# Hydra flags that print the config (or parts of it) and exit without running a job: no
+# launcher callback runs, so the terminal itself is masked (see mask_terminal).
+PRINTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
+
+
+class RedactingStream:
+    """A text stream that masks secrets (:func:`cryptotrade.redaction.redact_text`) in every
+    write and delegates everything else (``isatty``, ``fileno``, ``encoding``) to ``stream``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with its secrets masked."""
+        return self._stream.write(redaction.redact_text(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_terminal(argv: Sequence[str]) -> None:
+    """Mask the secrets of the command line wherever they would reach the terminal.
+
+    The values of credential-like overrides (``+data.source.options.apiKey=...``) are
+    remembered, so every later log line and error masks them; and when Hydra is asked to print
+    the config (``--cfg job``, ``--info``, ``--help``), which it does with ``print`` before any
+    callback, stdout is wrapped in a :class:`RedactingStream`.
+    """
+    redaction.remember(redaction.secret_values(list(argv)))
+    if any(arg.split("=")[0] in PRINTING_FLAGS for arg in argv):
+        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
 
 
 def full_error() -> bool:

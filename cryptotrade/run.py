@@ -251,5 +251,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    launcher.mask_terminal(sys.argv[1:])
     main()
     sys.exit(sweeps.exit_code())
