@@ -125,6 +125,19 @@ def check_task(name: str) -> Task:
     return TASKS[name]
 
 
+def _baseline(cfg: DictConfig, overrides: list[str]) -> DictConfig | None:
+    """The config without the user's overrides (a resume's command line is compared with it),
+    or ``None`` outside a Hydra app (then every setting counts as given)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return None
+    kept = [o for o in overrides if o.lstrip("+~").startswith(("resume=", "tracking.", "hydra."))]
+    name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "config"
+    return compose(config_name=name or "config", overrides=kept)
+
+
 def execute(
     cfg: DictConfig,
     *,
@@ -147,8 +160,10 @@ def execute(
         sweep: The multirun this job belongs to: its run becomes a child of the sweep's run.
         job_num: The job's number in the sweep.
     """
+    resumed: dict[str, tuple[Any, Any]] = {}
     if cfg.get("resume"):
-        cfg = pipeline.resume_config(cfg)  # continue the killed run with its own config
+        # continue the killed run with its own config; the budget may change, nothing else
+        cfg, resumed = pipeline.resume_config(cfg, _baseline(cfg, overrides or []))
     task = check_task(cfg.task)
     if cfg.task in ("evaluate", "infer") and cfg.model:
         from cryptotrade.evaluation.reload import restore_training_config
@@ -180,6 +195,8 @@ def execute(
     }
     if sweep is not None:
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
+    # what a resume changed: the params keep the values the run started with
+    tags |= {f"resume/{k}": f"{old} -> {new}" for k, (old, new) in resumed.items()}
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         tracking.mark_stale_runs(cfg, spare=cfg.get("resume"))

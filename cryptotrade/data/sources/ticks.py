@@ -64,6 +64,9 @@ class TickSource:
             funding file's row spacing (``8h`` for Deribit's ``interest_8h`` on hourly rows).
         funding_coverage: Bars outside the funding file's range: ``reject``, or ``warn`` (no
             funding charged on them; logged and counted in the data summary).
+        timezone: Zone of trade and funding times written without one (``UTC``,
+            ``Europe/Berlin``); ``None`` refuses such times. Times with a zone (BitMEX's ``Z``)
+            and epoch numbers are unaffected.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class TickSource:
         funding_rate_column: str | None = None,
         funding_rate_interval: str | None = None,
         funding_coverage: Literal["reject", "warn"] = "reject",
+        timezone: str | None = None,
     ) -> None:
         if empty not in ("drop", "ffill"):
             raise ValueError(f"empty={empty!r}; use 'drop' (remove bars without trades) or 'ffill'")
@@ -98,6 +102,7 @@ class TickSource:
             if value is not None:
                 parse_date(value)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.timezone = timezone
         self.funding_path = funding_path
         self.funding_symbol = funding_symbol if funding_symbol is not None else symbol
         self.funding_columns = (funding_time_column, funding_rate_column)
@@ -121,6 +126,7 @@ class TickSource:
                 *self.funding_columns,
                 symbol=self.funding_symbol,
                 rate_interval=self.funding_rate_interval,
+                timezone=self.timezone,
             )
         out = {}
         for tf, step in self.steps.items():
@@ -166,7 +172,7 @@ class TickSource:
         stat = self.path.stat()
         return {"source": str(self.path.resolve()), "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns, "symbol": self.symbol,
-                "volume_column": self.volume_column}  # fmt: skip
+                "volume_column": self.volume_column, "timezone": self.timezone}  # fmt: skip
 
     def _convert(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         wanted = ["timestamp", "side", "price", self.volume_column]
@@ -184,7 +190,7 @@ class TickSource:
             raise DataError(
                 f"{self.path} has no trades for symbol {self.symbol!r}; set data.source.symbol"
             )
-        ts = parse_times(table["timestamp"], self.path, "timestamp")[0].asi8
+        ts = parse_times(table["timestamp"], self.path, "timestamp", timezone=self.timezone)[0].asi8
         side = table["side"].astype(str).str.lower()
         unknown = ~side.isin(_BUY | _SELL)
         if unknown.any():
