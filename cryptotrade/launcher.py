@@ -119,6 +119,54 @@ def remove_folder(output_dir: Path, root: str | Path) -> None:
         parent = parent.parent
 
 
+def config_error_line(exc: BaseException) -> str | None:
+    """A Hydra composition error or an OmegaConf error (``train=3``, ``agent=nope``, a missing
+    key) as one line, or ``None`` for any other exception (unexpected: it keeps its trace)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        return None
+    parts = [str(exc)]
+    if isinstance(exc.__cause__, OmegaConfBaseException) and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    lines = [line.strip() for part in parts for line in part.splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith("object_type="))
+    return text.split(" Config search path:")[0]  # Hydra's list of folders: noise here
+
+
+def one_line_config_errors() -> None:
+    """Print Hydra's composition errors (``train=3``, ``agent=nope``, ``+seed=1``) as one
+    ``Error:`` line and exit 1, like every other user error (``HYDRA_FULL_ERROR=1``: Hydra's
+    own report).
+
+    Hydra reports them from ``hydra._internal.utils.run_and_report``, several lines or a trace
+    each; that function is wrapped here (hydra-core is pinned to 1.3 in pyproject.toml, and
+    ``tests/test_reliability.py`` fails if the hook stops being called).
+    """
+    import hydra._internal.utils as hydra_utils
+
+    report = hydra_utils.run_and_report
+    if getattr(report, "__wrapped_by_cryptotrade__", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        def guarded() -> Any:
+            try:
+                return func()
+            except Exception as exc:
+                line = config_error_line(exc)
+                if line is None or full_error():
+                    raise
+                print_error(line)
+                raise SystemExit(1) from None
+
+        return report(guarded)
+
+    run_and_report.__wrapped_by_cryptotrade__ = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
 def fail_single_run(exc: Exception, output_dir: Path, output_root: str | Path) -> None:
     """A single run failed: keep the folder only if its MLflow run opened; a user error becomes
     one line and exit code 1 (unless ``HYDRA_FULL_ERROR=1``); anything else is re-raised."""
@@ -129,6 +177,10 @@ def fail_single_run(exc: Exception, output_dir: Path, output_root: str | Path) -
         remove_folder(output_dir, output_root)
     if isinstance(exc, UserError) and not full_error():
         print_error(exc)
+        raise SystemExit(1) from None
+    line = config_error_line(exc)  # a key the config lacks or cannot hold
+    if line is not None and not full_error():
+        print_error(line)
         raise SystemExit(1) from None
     raise exc
 

@@ -269,5 +269,6 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     launcher.mask_terminal(sys.argv[1:])
+    launcher.one_line_config_errors()
     main()
     sys.exit(sweeps.exit_code())
