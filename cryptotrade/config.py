@@ -26,7 +26,6 @@ import enum
 import functools
 import importlib
 import inspect
-import secrets
 import types
 import typing
 from collections import abc
@@ -431,11 +430,12 @@ def group_listing(conf_dir: Path = CONF_DIR) -> str:
 
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
-    if not OmegaConf.has_resolver("cryptotrade_uid"):
-        # cached per config: every use in one composed config (run dir, log file) agrees
-        OmegaConf.register_new_resolver(
-            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
-        )
+    if not OmegaConf.has_resolver("cryptotrade_folder"):
+        from cryptotrade.io import claim_folder
+
+        # the job's output folder, created by an exclusive mkdir (never shared with another
+        # launcher); the same base in one process gives the same folder
+        OmegaConf.register_new_resolver("cryptotrade_folder", claim_folder)
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()
