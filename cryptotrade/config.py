@@ -184,11 +184,15 @@ class RayConfig:
     ``address`` empty starts a local Ray sized to ``num_cpus`` (null: every core); ``auto`` or
     ``ray://<head>:10001`` joins an existing cluster with the same command (README: cluster).
     ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
+    ``object_store_memory`` caps a local Ray's shared-memory object store (bytes; Ray's own
+    default is 30 % of RAM, more than a small ``/dev/shm`` of a container holds); null leaves
+    Ray's default. A cluster sizes its own store.
     """
 
     address: str = ""
     enabled: bool = True
     num_cpus: int | None = None
+    object_store_memory: int | None = 1_000_000_000  # candidates pass configs and small models
 
 
 # Schemas of third-party targets, found by an option file's `_target_`: composing a config

@@ -101,6 +101,11 @@ RULES = [
     Rule("agent.buffer_size", _positive, "must be > 0"),
     Rule("agent.exploration_fraction", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("train.total_timesteps", _positive, "must be > 0"),
+    Rule(
+        "ray.object_store_memory",
+        lambda x: x >= 75 * 1024 * 1024,
+        "must be >= 78643200 bytes (Ray's 75 MB minimum), or null for Ray's default",
+    ),
 ]
 
 

@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
 
 log = logging.getLogger(__name__)
 OnResult = Callable[[int, Outcome], None]
 POLL_SECONDS = 0.05
+MIN_OBJECT_STORE = 75 * 1024 * 1024  # ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES
 
 
 class Pool(Protocol):
@@ -235,21 +237,36 @@ class RayPool:
 
 
 @contextlib.contextmanager
-def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[None]:
-    """Start a local Ray (``address`` empty: sized to ``num_cpus`` or the machine) or join a
-    cluster (``auto``, ``ray://host:10001``, ``host:6379``); shut down what we started.
+def ray_session(
+    address: str = "", num_cpus: int | None = None, object_store_memory: int | None = None
+) -> Iterator[None]:
+    """Start a local Ray (``address`` empty: sized to ``num_cpus`` or the machine, its object
+    store capped at ``object_store_memory`` bytes) or join a cluster (``auto``,
+    ``ray://host:10001``, ``host:6379``); shut down what we started.
 
     Ray is left alone if the process already initialised it (a test fixture, a notebook).
+
+    Raises:
+        ConfigError: ``ray.object_store_memory`` below Ray's minimum (75 MB).
     """
     import ray
 
+    if object_store_memory is not None and object_store_memory < MIN_OBJECT_STORE:
+        raise ConfigError(
+            f"ray.object_store_memory={object_store_memory} is below Ray's minimum of "
+            f"{MIN_OBJECT_STORE} bytes (75 MB); raise it or set it to null (Ray's default)"
+        )
     if ray.is_initialized():
         yield
         return
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=object_store_memory,
+        )
     log.info("Ray: %s", ray.cluster_resources())
     try:
         yield
@@ -266,12 +283,13 @@ def make_pool(
     workers: int | None,
     timeout: float | None,
     cpus_per_task: float = 1,
+    object_store_memory: int | None = None,
 ) -> Iterator[Pool]:
     """The pool the config asks for (see the module docstring), inside its Ray session."""
     if workers == 0:
         yield InlinePool()
     elif ray_enabled:
-        with ray_session(address, num_cpus):
+        with ray_session(address, num_cpus, object_store_memory):
             yield RayPool(workers, timeout, cpus_per_task)
     else:
         pool = ProcessPool(workers or num_cpus or os.cpu_count() or 1, timeout)
