@@ -53,7 +53,7 @@ def mask_terminal(argv: Sequence[str]) -> None:
     """
     redaction.remember(redaction.secret_values(list(argv)))
     if any(arg.split("=")[0] in PRINTING_FLAGS for arg in argv):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(sys.stdout)
 
 
 def full_error() -> bool:
@@ -100,7 +100,7 @@ def record_failure(exc: BaseException, output_dir: Path | None) -> None:
         (output_dir / "error" / "traceback.txt").write_text(text)
 
 
-def print_error(exc: BaseException, prefix: str = "") -> None:
+def print_error(exc: BaseException | str, prefix: str = "") -> None:
     """``Error: <message>`` on stderr (a user error's one line)."""
     message = redaction.redact_text(str(exc))
     print(f"Error: {prefix}{message}", file=sys.stderr, flush=True)

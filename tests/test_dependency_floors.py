@@ -8,9 +8,9 @@ the floors in ``pyproject.toml`` name them); this test makes CI fail on such an 
 from __future__ import annotations
 
 import importlib.metadata as md
-import tomllib
 
 import pytest
+import tomllib
 from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.version import Version

@@ -84,14 +84,20 @@ def test_no_credential_reaches_any_file_or_the_terminal(tmp_path, mlflow_store, 
     try:
         driver = tmp_path / "driver.py"
         spot = SHARED_DATA / "binance_spot_BTCUSDT_1h.parquet"
-        driver.write_text(
-            DRIVER.format(tests_data=str(ROOT / "tests" / "data"), spot=str(spot))
-        )
+        driver.write_text(DRIVER.format(tests_data=str(ROOT / "tests" / "data"), spot=str(spot)))
+        overrides = [
+            "debug=default",
+            "data=binance",
+            "data.source.start=2024-01-01",
+            "data.source.end=2024-08-01",
+            "data.source.max_retries=0",
+            _options(),
+            f"paths.root={tmp_path}",
+            "evaluation.plots=false",
+            *search,
+        ]
         proc = subprocess.run(
-            [sys.executable, str(driver), "debug=default", "data=binance",
-             "data.source.start=2024-01-01", "data.source.end=2024-08-01",
-             "data.source.max_retries=0", _options(), f"paths.root={tmp_path}",
-             "evaluation.plots=false", *search],  # fmt: skip
+            [sys.executable, str(driver), *overrides],
             cwd=ROOT,
             capture_output=True,
             text=True,

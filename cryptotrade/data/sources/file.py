@@ -3,10 +3,10 @@
 Whatever is wrong with the file is a one-line :class:`~cryptotrade.errors.DataError` naming the
 file, the column or row and the fix (see :mod:`cryptotrade.data.sources.tables`); times written
 without a zone are refused unless ``data.source.timezone`` names it. What the source tolerated
-(bars outside the funding file under ``funding_coverage=warn``) is logged and listed in ``frame.attrs["warnings"]``; the funding file's
-range and settlements are in ``frame.attrs["funding"]``, the mark-price series' source and
-coverage in ``frame.attrs["mark"]`` (see :mod:`cryptotrade.data.sources.mark`). The dataset
-summary reports them all.
+(bars outside the funding file under ``funding_coverage=warn``) is logged and listed in
+``frame.attrs["warnings"]``; the funding file's range and settlements are in
+``frame.attrs["funding"]``, the mark-price series' source and coverage in ``frame.attrs["mark"]``
+(see :mod:`cryptotrade.data.sources.mark`). The dataset summary reports them all.
 """
 
 from __future__ import annotations
