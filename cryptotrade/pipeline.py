@@ -275,8 +275,9 @@ def resume_config(
             f"resume={run_id}: the run left no checkpoint (in {folder or 'no output folder'}); "
             "checkpoints are written every train.checkpoint_freq env steps"
         )
+    resumed, changes = apply_resume(stored, cfg, baseline)
     log.info("resuming run %s from %s", run_id, folder)
-    return apply_resume(stored, cfg, baseline)
+    return resumed, changes
 
 
 def apply_resume(

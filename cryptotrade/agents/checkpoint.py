@@ -5,9 +5,12 @@ and renamed into place (atomic on one filesystem), then named in ``checkpoints/l
 replaced atomically); older checkpoints are removed afterwards. A process killed at any moment
 leaves either the previous complete checkpoint or the new one, never a half-written one.
 
-What is not checkpointed: the training envs' episode state (a resumed run starts new
-episodes) and, for on-policy agents, nothing is lost because checkpoints are taken at rollout
-boundaries (after an update, before the next rollout).
+The native VecEnv's state (each env's account, episode position, next episode and generator)
+and the action space's RNG are checkpointed too, and the model keeps its last observation, so a
+resumed run continues the very episodes and equals the uninterrupted run; only a DummyVecEnv
+(``env.vectorized=false``) is not checkpointed (its resumed run starts new episodes). For
+on-policy agents nothing is lost because checkpoints are taken at rollout boundaries (after an
+update, before the next rollout).
 
 :class:`ValidationCheckpoints` hands such a checkpoint (with the best model so far) to a hook
 after each validation, in a temporary folder: a Tune trial reports it with its validation score
