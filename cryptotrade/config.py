@@ -438,8 +438,9 @@ def register_configs(conf_dir: Path = CONF_DIR) -> None:
         from cryptotrade.io import claim_folder
 
         # the job's output folder, created by an exclusive mkdir (never shared with another
-        # launcher); the same base in one process gives the same folder
-        OmegaConf.register_new_resolver("cryptotrade_folder", claim_folder)
+        # launcher); cached like Hydra's `now`, so sweep jobs (whose configs Hydra composes
+        # anew, copying the resolver cache, possibly in other processes) get the same folder
+        OmegaConf.register_new_resolver("cryptotrade_folder", claim_folder, use_cache=True)
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     cs = ConfigStore.instance()

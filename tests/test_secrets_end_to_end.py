@@ -118,3 +118,20 @@ def test_no_credential_reaches_any_file_or_the_terminal(tmp_path, mlflow_store, 
         assert _leaks(ray_tmp, secrets) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--info", "config"]])
+def test_printed_configs_mask_every_credential(flags):
+    """Hydra prints these before any launcher callback runs (``--info`` printed them in clear)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryptotrade.run", "data=binance", _options(), *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    terminal = proc.stdout + proc.stderr
+    assert "twofa: '***'" in terminal or "twofa: ***" in terminal
+    assert [s for s in [*VALUES.values(), URI_PASSWORD] if s in terminal] == []

@@ -121,9 +121,9 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1:] == [
         f"Error: resume={run.info.run_id}: these settings cannot change on resume: "
-        "agent.learning_rate (0.0001 -> 0.001); only train.checkpoint_freq, train.log_interval, "
-        "train.progress_bar, train.tensorboard, train.total_timesteps, torch_threads can (start "
-        "a new run to change the others)"
+        "agent.learning_rate (0.0001 -> 0.001); only torch_threads, train.checkpoint_freq, "
+        "train.log_interval, train.progress_bar, train.tensorboard, train.total_timesteps can "
+        "(start a new run to change the others)"
     ]
     total += 1024  # the budget may change: applied, logged and tagged
     done = run_cli(
@@ -135,7 +135,7 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     (after,) = _runs(mlflow_uri)  # the same run, no new one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert "resuming run" in done.stdout + done.stderr
-    assert f"train.total_timesteps changed from {total - 1024} to {total}" in done.stderr
+    assert f"train.total_timesteps changed from {total - 1024} to {total}" in done.stdout
     assert after.data.tags["resume/train.total_timesteps"] == f"{total - 1024} -> {total}"
     model_path = mlflow.artifacts.download_artifacts(
         f"runs:/{run.info.run_id}/model/model.zip", dst_path=str(tmp_path / "dl")
