@@ -133,7 +133,14 @@ def build_optimizer(cfg: DictConfig) -> Any:
 
 
 def _typed(schema: type[T], node: Any) -> T:
-    """``node`` as an instance of the dataclass ``schema``."""
+    """``node`` as an instance of the dataclass ``schema``.
+
+    ``node`` is resolved where it stands first: an interpolation inside it may point anywhere in
+    the whole config (``experiment=curriculum``'s stages read ``${train.total_timesteps}``), and
+    the merged copy has no root to resolve it against.
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
     value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
     assert isinstance(value, schema)
     return value

@@ -243,7 +243,7 @@ class InferConfig:
 class Config:
     """The composed run config. Group nodes are typed by their own schemas."""
 
-    task: str = "pipeline"  # a name in cryptotrade.run.TASKS (pipeline, walkforward, infer ...)
+    task: str = "pipeline"  # a name in cryptotrade.tasks.TASKS (pipeline, walkforward, infer ...)
     seed: int = 0  # seeds python, numpy, torch and the env
     torch_threads: int = 1  # one thread is faster than two for small networks on CPU
     model: str | None = None  # evaluate/train: runs:/<run_id>/model or a .zip to load

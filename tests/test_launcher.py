@@ -9,9 +9,9 @@ import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import strict
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import strict
 from cryptotrade.run import TASKS
 
 register_configs()
@@ -94,7 +94,7 @@ def test_one_line_hook_turns_hydra_composition_errors_into_one_line(monkeypatch,
     import hydra._internal.utils as hydra_utils
     from hydra.errors import ConfigCompositionException
 
-    from cryptotrade import launcher
+    from cryptotrade.launch import launcher
 
     monkeypatch.setattr(hydra_utils, "run_and_report", hydra_utils.run_and_report)  # restored
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

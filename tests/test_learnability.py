@@ -20,7 +20,7 @@ from experiments.learnability.oracle import replay_sides, rule_result, rule_side
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """The preset's dataset (regime=ar1 on data=synthetic) and its env factory."""
-    from cryptotrade.pipeline import prepare_data
+    from cryptotrade.optimize.objective import prepare_data
 
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_config(["regime=ar1", f"paths.data_dir={data_dir}"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mlflow
 
-from cryptotrade import liveness
+from cryptotrade.launch import liveness
 
 PARENT = "mlflow.parentRunId"
 

@@ -237,7 +237,7 @@ def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
 @pytest.mark.parametrize(("end", "cached"), [("2025-01-01", True), (None, False)])
 def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cached):
     import cryptotrade.data.dataset as dataset_module
-    from cryptotrade import pipeline
+    from cryptotrade.optimize import objective
 
     seen = {}
 
@@ -249,10 +249,10 @@ def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cac
         raise Seen
 
     monkeypatch.setattr(dataset_module, "build_dataset", build_dataset)
-    monkeypatch.setattr(pipeline.tracking, "active_run_id", lambda: None)
+    monkeypatch.setattr(objective.tracking, "active_run_id", lambda: None)
     end_override = f"data.source.end={end}" if end else "data.source.end=null"
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["data=binance", end_override])
     with pytest.raises(Seen):
-        pipeline.prepare_data(cfg)
+        objective.prepare_data(cfg)
     assert (seen["cache_dir"] is not None) is cached

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptotrade import redaction
+from cryptotrade.launch import redaction
 
 
 def test_redact_masks_credential_keys_and_keeps_env_variable_names():
@@ -65,7 +65,7 @@ def test_redacting_a_large_artifact_stays_linear():
     import base64
     import os
 
-    from cryptotrade.redaction import redact_text
+    from cryptotrade.launch.redaction import redact_text
 
     blob = base64.b64encode(os.urandom(300_000)).decode().replace("/", "A")  # one long token
     out = redact_text(f"<img src='data:image/png;base64,{blob}'> apiKey=abc123secret")
@@ -98,7 +98,7 @@ def test_redacting_stream_masks_what_hydra_prints(capsys):
     """``--cfg job`` and ``--info`` print the config with ``print`` before any callback runs."""
     import io
 
-    from cryptotrade import launcher
+    from cryptotrade.launch import launcher
 
     sink = io.StringIO()
     stream = launcher.RedactingStream(sink)

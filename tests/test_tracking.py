@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 
 
 def _cfg(tmp_path: Path, uri: str | None = None):
@@ -184,7 +184,7 @@ def test_concurrent_first_writers_on_a_fresh_store_all_succeed(tmp_path):
 
 
 def test_retry_repeats_locked_writes_only():
-    from cryptotrade import store
+    from cryptotrade.launch import store
 
     calls = []
 

@@ -9,7 +9,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 
 
 class MLflowOutputFormat(KVWriter):

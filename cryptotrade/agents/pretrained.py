@@ -56,7 +56,7 @@ def save_encoder(extractor: SequenceExtractor, path: Path) -> Path:
 
 def read_encoder(source: str) -> dict[str, Any]:
     """Load a saved encoder from ``runs:/<run_id>/<path>`` or a local file."""
-    from cryptotrade import tracking
+    from cryptotrade.launch import tracking
 
     try:
         path = tracking.download_artifact(source)

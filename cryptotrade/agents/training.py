@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptotrade import tracking
 from cryptotrade.agents.checkpoint import (
     BEST,
     CheckpointCallback,
@@ -28,6 +27,7 @@ from cryptotrade.agents.validation import (
     ValidationCallback,
     save_atomic,
 )
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm

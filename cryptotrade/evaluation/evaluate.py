@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from cryptotrade import tracking
 from cryptotrade.evaluation.backtest import BacktestResult, Policy, run_backtest
 from cryptotrade.evaluation.baselines import Baselines, run_baselines
 from cryptotrade.evaluation.metrics import log_return_fraction, simple_returns
 from cryptotrade.evaluation.settings import EvaluationSettings
+from cryptotrade.launch import tracking
 
 log = logging.getLogger(__name__)
 

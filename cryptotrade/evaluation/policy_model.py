@@ -55,7 +55,7 @@ def log_policy_model(
         agent_class: Dotted class path of the agent (``stable_baselines3.PPO``).
         normaliser: The normaliser statistics (``dataset.normaliser``).
         settings: The config sections that fix the observation (features, env, data);
-            credentials in them are masked (:func:`cryptotrade.redaction.redact`) before they
+            credentials in them are masked (:func:`cryptotrade.launch.redaction.redact`) before they
             are written: a logged model is shared and registered, its settings are read by
             people.
         name: Name of the logged model (shown under the run's logged models).
@@ -64,7 +64,7 @@ def log_policy_model(
 
     import mlflow
 
-    from cryptotrade.redaction import redact
+    from cryptotrade.launch.redaction import redact
 
     if mlflow.active_run() is None:
         return None

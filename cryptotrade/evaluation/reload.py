@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cryptotrade import tracking
 from cryptotrade.errors import ModelError
+from cryptotrade.launch import tracking
 
 # what the training run decided and a model depends on
 RESTORED = ("data", "regime", "features", "env", "reward", "agent", "extractor")

@@ -1,4 +1,4 @@
-"""Searches around the pipeline objective: ``optimizer=none|ga|tune``.
+"""Searches around the objective (:mod:`~cryptotrade.optimize.objective`): ``optimizer=``.
 
 Every optimizer is a class named by the ``_target_`` of ``conf/optimizer/<option>.yaml`` with a
 ``run(cfg, output_dir) -> dict[str, float]`` method; the launcher calls :func:`run`, which builds
@@ -43,10 +43,10 @@ class NoSearch:
         self.space: dict[str, Any] = {}  # nothing is searched
 
     def run(self, cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-        """``pipeline.objective(cfg, output_dir)``."""
-        from cryptotrade import pipeline
+        """``objective(cfg, output_dir)`` (:func:`cryptotrade.optimize.objective.objective`)."""
+        from cryptotrade.optimize.objective import objective
 
-        return dict(pipeline.objective(cfg, output_dir))
+        return dict(objective(cfg, output_dir))
 
 
 def build(cfg: DictConfig) -> Optimizer:
@@ -57,9 +57,13 @@ def build(cfg: DictConfig) -> Optimizer:
     return optimizer
 
 
-def preflight(cfg: DictConfig) -> None:
+def preflight(cfg: DictConfig) -> Optimizer:
     """Check the optimizer's settings and search space against ``cfg`` before any run starts:
-    an unknown path, an empty range or a value the config rejects fails here."""
+    an unknown path, an empty range or a value the config rejects fails here.
+
+    Returns:
+        The optimizer, checked.
+    """
     from cryptotrade.optimize.space import parse_space
 
     optimizer = build(cfg)
@@ -68,6 +72,7 @@ def preflight(cfg: DictConfig) -> None:
     check = getattr(optimizer, "check", None)
     if check is not None:
         check(cfg)
+    return optimizer
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import tracking
+from cryptotrade.launch import tracking
 from cryptotrade.optimize.checkpoint import load_pickle, save_pickle
 from cryptotrade.optimize.space import Point, SearchSpace, apply_point, parse_space
 from cryptotrade.optimize.trial import (
@@ -161,7 +161,7 @@ class CandidateRunner:
         if run_id is not None:
             import mlflow
 
-            from cryptotrade.store import retry
+            from cryptotrade.launch.store import retry
 
             with contextlib.suppress(Exception):
                 retry(mlflow.MlflowClient().log_metric, run_id, "search/fitness", fitness)

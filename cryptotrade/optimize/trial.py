@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch.store import retry
 from cryptotrade.optimize.space import Point, apply_point
-from cryptotrade.store import retry
 
 if TYPE_CHECKING:
     from cryptotrade.agents.checkpoint import OnCheckpoint
@@ -128,12 +128,12 @@ def validation_objective(
     """The pipeline objective on the VALIDATION split only (``test=False``): a candidate's score.
 
     ``on_checkpoint`` and ``resume`` (a trial continuing from its checkpoint in ``output_dir``)
-    go to :func:`cryptotrade.pipeline.objective`.
+    go to :func:`cryptotrade.optimize.objective.objective`.
     """
-    from cryptotrade import pipeline
+    from cryptotrade.optimize.objective import objective
 
     return dict(
-        pipeline.objective(
+        objective(
             cfg,
             output_dir,
             test=False,
@@ -146,17 +146,18 @@ def validation_objective(
 
 def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """The winner's run in the parent: the full objective, test split evaluated once."""
-    from cryptotrade import pipeline
+    from cryptotrade.optimize.objective import objective, seed_everything
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
-    return dict(pipeline.objective(cfg, output_dir))
+    seed_everything(cfg.seed, cfg.torch_threads)
+    return dict(objective(cfg, output_dir))
 
 
 def redacted(cfg: DictConfig) -> DictConfig:
-    """A resolved copy of ``cfg`` with credentials masked (:func:`cryptotrade.redaction.redact`),
-    for the configs a search writes (child runs, the winner's YAML)."""
-    from cryptotrade.redaction import redact
+    """A resolved copy of ``cfg`` with credentials masked
+    (:func:`cryptotrade.launch.redaction.redact`), for the configs a search writes (child runs,
+    the winner's YAML)."""
+    from cryptotrade.launch.redaction import redact
 
     return OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))
 
@@ -183,13 +184,14 @@ def evaluate_candidate(
     With ``resume`` the candidate continues from the checkpoint in ``spec.output_dir`` (whose
     RNG states replace the fresh seeding), see :func:`validation_objective`.
     """
-    from cryptotrade import pipeline, tracking
+    from cryptotrade.launch import tracking
+    from cryptotrade.optimize.objective import seed_everything
 
     cfg = typed_config(spec.config)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
-    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    seed_everything(cfg.seed, cfg.torch_threads)
     return validation_objective(cfg, out, on_validation, on_checkpoint=on_checkpoint, resume=resume)
 
 
@@ -200,7 +202,7 @@ def open_child_run(name: str, tags: Mapping[str, Any], params: Mapping[str, Any]
     from mlflow.entities import Param
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from cryptotrade.tracking import flatten_params, split_long_params
+    from cryptotrade.launch.tracking import flatten_params, split_long_params
 
     parent = mlflow.active_run()
     if parent is None:
@@ -235,14 +237,14 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
     """Make the driver-created run ``run_id`` the active run of this (worker) process.
 
     Ends it FINISHED, KILLED on Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
-    :func:`cryptotrade.tracking.nested_run`.
+    :func:`cryptotrade.launch.tracking.nested_run`.
     """
     if run_id is None:
         yield
         return
     import mlflow
 
-    from cryptotrade.tracking import Terminated
+    from cryptotrade.launch.tracking import Terminated
 
     if uri:
         mlflow.set_tracking_uri(uri)

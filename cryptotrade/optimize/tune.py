@@ -168,7 +168,7 @@ class TuneSearch:
         if best is None or best.metrics is None or SCORE not in best.metrics:
             errors = [str(r.error)[-500:] for r in results if r.error]
             raise RuntimeError(f"no Tune trial reported a score; errors: {errors}")
-        from cryptotrade import tracking
+        from cryptotrade.launch import tracking
 
         tracking.log_metrics({"tune/trials": len(results), "tune/errored": results.num_errors})
         point = {p: best.config[p] for p in space.paths}

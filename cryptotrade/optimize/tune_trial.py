@@ -173,7 +173,7 @@ def _adopt_run(run_id: str, parent: tuple[str, str] | None, uri: str | None, ste
     that marked it FAILED meanwhile (its driver died) is removed: the run lives again."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from cryptotrade.liveness import NOTE, PREFIX
+    from cryptotrade.launch.liveness import NOTE, PREFIX
 
     client = _client(uri)
     client.set_tag(run_id, TAG_RESUMED, str(step))

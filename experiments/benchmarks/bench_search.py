@@ -95,13 +95,13 @@ def _noop_overhead(cfg: Any, tmp: Path) -> float:
 
 def _dataset_load(cfg: Any) -> float:
     """Seconds to load a prepared dataset from its cache (best of 3)."""
-    from cryptotrade import pipeline
+    from cryptotrade.optimize import objective
 
-    pipeline.prepare_data(cfg)  # build it once
+    objective.prepare_data(cfg)  # build it once
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        pipeline.prepare_data(cfg)
+        objective.prepare_data(cfg)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -110,7 +110,7 @@ def main() -> str:
     import mlflow
     import ray
 
-    from cryptotrade import tracking
+    from cryptotrade.launch import tracking
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-search-") as name:

@@ -36,7 +36,7 @@ from experiments.learnability.oracle import rule_result, rule_sides
 
 def main(argv: list[str]) -> None:
     from cryptotrade.evaluation.backtest import model_policy, run_backtest
-    from cryptotrade.pipeline import prepare_data, seed_everything, train
+    from cryptotrade.optimize.objective import prepare_data, seed_everything, train
 
     agent, extractor = argv[0], argv[1]
     seed = int(argv[2]) if len(argv) > 2 else 0

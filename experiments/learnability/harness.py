@@ -1,9 +1,10 @@
 """Train one configuration on the planted-edge market and measure it against the rules.
 
 :func:`run_config` composes the real config tree (``conf/``) with overrides, prepares the data,
-trains the agent through :func:`cryptotrade.pipeline.train`, and backtests the trained model on
-the validation and test splits through :func:`~cryptotrade.evaluation.backtest.run_backtest`.
-Each split's log return is set beside the rules of :mod:`experiments.learnability.oracle`
+trains the agent through :func:`cryptotrade.optimize.objective.train`, and backtests the trained
+model on the validation and test splits through
+:func:`~cryptotrade.evaluation.backtest.run_backtest`. Each split's log return is set beside the
+rules of :mod:`experiments.learnability.oracle`
 (sign rule; band rule with its threshold fit on the training split) and buy & hold.
 """
 
@@ -90,8 +91,8 @@ def evaluate_model(cfg: DictConfig, model: Any, dataset: Any) -> dict[str, float
 def run_config(overrides: list[str], *, with_references: bool = True) -> dict[str, Any]:
     """Train the configuration of ``overrides`` and measure it (see the module docstring).
 
-    Training goes through :func:`cryptotrade.pipeline.train`: the model it returns is the one
-    selected on the validation split (``train.select``); the test split is backtested once.
+    Training goes through :func:`cryptotrade.optimize.objective.train`: the model it returns is
+    the one selected on the validation split (``train.select``); the test split is backtested once.
 
     Returns:
         Metrics: ``train_cpu_s`` / ``train_wall_s`` (training with its validation backtests,
@@ -99,7 +100,7 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
         return, val/sharpe]`` at every periodic validation), ``val/...``, ``test/...`` and, with
         ``with_references``, the rules' and buy & hold's log returns.
     """
-    from cryptotrade.pipeline import prepare_data, seed_everything, train
+    from cryptotrade.optimize.objective import prepare_data, seed_everything, train
 
     cfg = compose_config(overrides)
     seed_everything(cfg.seed, cfg.torch_threads)

@@ -8,10 +8,10 @@ import pytest
 from conftest import SHARED_DATA
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import tracking
-from cryptotrade.agents.curriculum import stage_configs, train_curriculum
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import tracking
+from cryptotrade.tasks.curriculum import stage_configs, train_curriculum
 
 register_configs()
 BASE = ["debug=default", "experiment=curriculum", "agent=a2c", "train.total_timesteps=512"]
@@ -32,6 +32,23 @@ def test_shipped_curriculum_goes_from_calm_to_the_regime_mix_to_real_data():
     for _, c in stages:
         assert c.train.total_timesteps == 512 and not c.train.curriculum
         assert c.data.max_bars == 4000  # the run's debug preset applies to every stage
+
+
+def test_the_curriculum_experiment_passes_the_launchers_checks():
+    """``experiment=curriculum`` composes, passes strict checks and builds: its stages read
+    ``${train.total_timesteps}``, which once failed to resolve when the train node was typed."""
+    from cryptotrade.components import build
+    from cryptotrade.launch import strict
+    from cryptotrade.tasks import TASKS
+
+    cfg = compose_cfg("experiment=curriculum")
+    strict.check_config(cfg, TASKS)
+    components = build(cfg, agent=False)  # the agent's imports are not what is tested
+    assert [s["total_timesteps"] for s in components.train.curriculum] == [100_000] * 3
+    TASKS["pipeline"].preflight(cfg)  # optimizer=none: a curriculum may run
+    searched = compose_cfg("experiment=curriculum", "optimizer=ga")
+    with pytest.raises(ConfigError, match=r"train\.curriculum runs with optimizer=none"):
+        TASKS["pipeline"].preflight(searched)
 
 
 def test_a_stage_without_a_budget_fails_naming_it():

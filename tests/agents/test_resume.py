@@ -16,11 +16,11 @@ import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import pipeline
 from cryptotrade.agents.checkpoint import latest_checkpoint
 from cryptotrade.agents.training import train
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize import objective
 
 register_configs()
 
@@ -58,13 +58,13 @@ def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
     is bit-identical and so are its actions and rewards on the test split."""
     cfg = compose_cfg(f"agent={agent}", "train.total_timesteps=3072", "train.select=last")
     components = build(cfg)
-    dataset = pipeline.prepare_data(components)
-    pipeline.seed_everything(cfg.seed, cfg.torch_threads)
+    dataset = objective.prepare_data(components)
+    objective.seed_everything(cfg.seed, cfg.torch_threads)
     full = train(components, dataset, tmp_path / "full")
     checkpoint = latest_checkpoint(tmp_path / "full")
     assert checkpoint is not None and 0 < checkpoint.step < 3072
     assert (checkpoint.path / "replay_buffer.pkl").exists() == (agent == "dqn")
-    pipeline.seed_everything(cfg.seed + 1, cfg.torch_threads)  # the checkpoint's RNGs win
+    objective.seed_everything(cfg.seed + 1, cfg.torch_threads)  # the checkpoint's RNGs win
     shutil.copytree(tmp_path / "full" / "checkpoints", tmp_path / "resumed" / "checkpoints")
     resumed = train(components, dataset, tmp_path / "resumed", resume=True)
     assert resumed.num_timesteps == full.num_timesteps >= 3072

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import pipeline
 from cryptotrade.agents.training import train
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.optimize import objective
 
 register_configs()
 AGENTS = ["ppo", "a2c", "dqn", "qrdqn", "sac", "recurrent_ppo"]
@@ -27,7 +27,7 @@ def compose_cfg(*overrides: str):
 def test_every_agent_takes_gradient_steps_under_debug(tmp_path, agent):
     cfg = compose_cfg(f"agent={agent}", "train.select=last")
     components = build(cfg)
-    dataset = pipeline.prepare_data(components)
+    dataset = objective.prepare_data(components)
     seen: list[tuple[int, dict[str, float]]] = []
     result = train(components, dataset, tmp_path, on_validation=lambda s, m: seen.append((s, m)))
     assert result.num_timesteps >= cfg.train.total_timesteps
@@ -45,7 +45,7 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
     seen: list[tuple[int, dict[str, float]]] = []
     result = train(
         components,
-        pipeline.prepare_data(components),
+        objective.prepare_data(components),
         tmp_path,
         on_validation=lambda s, m: seen.append((s, m)),
     )
@@ -56,7 +56,7 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
     from cryptotrade.agents.validation import validation_metrics
 
     assert (
-        validation_metrics(components, result.model, pipeline.prepare_data(components).val)
+        validation_metrics(components, result.model, objective.prepare_data(components).val)
         == (best[1])
     )
 
@@ -64,7 +64,7 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
 def test_select_last_keeps_the_final_model(tmp_path):
     cfg = compose_cfg("train.select=last", "agent=a2c")
     components = build(cfg)
-    result = train(components, pipeline.prepare_data(components), tmp_path)
+    result = train(components, objective.prepare_data(components), tmp_path)
     assert result.selected_step == result.num_timesteps
 
 
@@ -82,7 +82,7 @@ def test_selection_on_the_test_split_is_refused():
 def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_uri, monkeypatch):
     cfg = compose_cfg("agent=a2c")
     components = build(cfg)
-    dataset = pipeline.prepare_data(components)
+    dataset = objective.prepare_data(components)
     touched = []
     from cryptotrade.env.factory import EnvFactory
 
@@ -95,10 +95,10 @@ def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_ur
         return original(self, data, *args, **kwargs)
 
     monkeypatch.setattr(EnvFactory, "make", spy)
-    metrics = pipeline.objective(cfg, tmp_path, test=False)
+    metrics = objective.objective(cfg, tmp_path, test=False)
     assert touched and not any(touched)
     assert metrics and all(k.startswith("val/") for k in metrics)
-    metrics = pipeline.objective(cfg, tmp_path / "b", test=True)
+    metrics = objective.objective(cfg, tmp_path / "b", test=True)
     assert any(touched)  # the test split is read only when asked for
     assert "test/sharpe" in metrics and "val/sharpe" in metrics
 

@@ -8,11 +8,11 @@ import shutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import pipeline
 from cryptotrade.agents.checkpoint import BEST, adopt_checkpoint, latest_checkpoint
 from cryptotrade.agents.training import train
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize import objective
 
 register_configs()
 # PPO rollouts of 64 x 8 envs = 512 steps, a validation every 256: two validations per rollout
@@ -29,7 +29,7 @@ def compose_cfg(*overrides: str):
 
 def test_each_validation_hands_out_a_checkpoint_that_a_job_resumes_from(tmp_path):
     components = build(compose_cfg())
-    dataset = pipeline.prepare_data(components)
+    dataset = objective.prepare_data(components)
     handed = []
 
     def keep(step, metrics, folder):

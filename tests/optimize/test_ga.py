@@ -15,8 +15,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cryptotrade import optimize, tracking
+from cryptotrade import optimize
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.launch import tracking
 from cryptotrade.optimize.checkpoint import load_pickle, search_fingerprint
 from cryptotrade.optimize.runner import CandidateRunner
 from cryptotrade.optimize.space import parse_space

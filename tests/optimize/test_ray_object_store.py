@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cryptotrade import strict
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import strict
 from cryptotrade.optimize import workers
 
 register_configs()

@@ -35,7 +35,7 @@ def test_a_search_with_unfinished_trials_was_interrupted():
 def test_a_resumed_trial_run_moves_under_the_new_parent_and_loses_the_stale_note(mlflow_store):
     import mlflow
 
-    from cryptotrade.liveness import NOTE, PREFIX
+    from cryptotrade.launch.liveness import NOTE, PREFIX
     from cryptotrade.optimize.tune_trial import TAG_RESUMED, _adopt_run
 
     client = mlflow.MlflowClient(mlflow_store)

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from cryptotrade import redaction, sweeps
 from cryptotrade.errors import UserError
+from cryptotrade.launch import redaction, sweeps
 
 log = logging.getLogger("cryptotrade")
 SHOWN_IN_NAME = ("task", "data", "agent", "seed")  # already in the name's first part

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import liveness, redaction, store
+from cryptotrade.launch import liveness, redaction, store
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -197,9 +197,10 @@ def start_run(
 ) -> Iterator[Run]:
     """Open the MLflow run of one invocation and close it with an honest status.
 
-    Safe with any number of processes starting at once on one store (:mod:`cryptotrade.store`).
+    Safe with any number of processes starting at once on one store
+    (:mod:`cryptotrade.launch.store`).
     Logs the composed config, secrets redacted, as flattened params and as ``config.yaml``,
-    plus ``tags`` and the liveness tags of :mod:`cryptotrade.liveness`.
+    plus ``tags`` and the liveness tags of :mod:`cryptotrade.launch.liveness`.
 
     Args:
         cfg: The composed config (``tracking`` and ``paths`` nodes are read here).
@@ -269,7 +270,8 @@ def _log_params(params: Mapping[str, str]) -> None:
 
 
 def mark_stale_runs(cfg: DictConfig, *, spare: str | None = None) -> list[str]:
-    """Mark the dead RUNNING runs of the configured store FAILED (see :mod:`cryptotrade.liveness`).
+    """Mark the dead RUNNING runs of the configured store FAILED
+    (see :mod:`cryptotrade.launch.liveness`).
 
     Args:
         cfg: The composed config (``tracking`` and ``paths`` nodes are read).

@@ -9,9 +9,13 @@
 A stage's config is the run's config re-composed with the run's own overrides followed by the
 stage's (group choices such as ``regime=choppy`` or ``data=file`` and ``key=value``), so a stage
 can change the market regime, the data (source, date range) or the reward weights. Each stage is
-a nested MLflow run (:func:`cryptotrade.tracking.nested_run`) with its own validation on its own
-data; the model selected in one stage (best on its validation) starts the next. The run's
+a nested MLflow run (:func:`cryptotrade.launch.tracking.nested_run`) with its own validation on
+its own data; the model selected in one stage (best on its validation) starts the next. The run's
 result is the last stage's.
+
+``task=pipeline`` and ``task=train`` train a configured curriculum with :func:`train_curriculum`
+(the objective's ``trainer``); a search (``optimizer=ga|tune``) trains each candidate in one
+stage and refuses a curriculum before any run starts (:mod:`cryptotrade.tasks.pipeline`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import tracking
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    from cryptotrade.agents.checkpoint import OnCheckpoint
     from cryptotrade.agents.training import TrainResult
     from cryptotrade.agents.validation import OnValidation
     from cryptotrade.data import Dataset
@@ -45,7 +52,7 @@ def run_overrides() -> list[str]:
     if not HydraConfig.initialized():
         raise ConfigError(
             "train.curriculum composes each stage from the run's overrides; outside the "
-            "launcher call cryptotrade.agents.curriculum.train_curriculum(..., overrides=[...])"
+            "launcher call cryptotrade.tasks.curriculum.train_curriculum(..., overrides=[...])"
         )
     return list(HydraConfig.get().overrides.task)
 
@@ -101,44 +108,66 @@ def train_curriculum(
     output_dir: Path,
     *,
     on_validation: OnValidation | None = None,
+    dataset: Dataset | None = None,
+    model: BaseAlgorithm | None = None,
+    on_checkpoint: OnCheckpoint | None = None,
+    resume: bool = False,
     overrides: Sequence[str] | None = None,
 ) -> tuple[TrainResult, Dataset]:
     """Train every stage of ``cfg.train.curriculum`` in order; returns the last stage's result.
+
+    The trainer of :func:`cryptotrade.optimize.objective.objective` for a curriculum run (same
+    signature as :func:`cryptotrade.optimize.objective.train`). Logs the last stage's model to
+    the run when ``tracking.log_model``.
 
     Args:
         cfg: The run config (with a non-empty ``train.curriculum``).
         output_dir: The job's folder; stage ``k`` writes to ``<output_dir>/<k>-<name>``.
         on_validation: Called after every validation of every stage; steps keep counting
             across stages (the model's step count carries over).
+        dataset: Ignored: every stage prepares the data of its own config.
+        model: Must be ``None``: the first stage starts from a new agent.
+        on_checkpoint: Must be ``None`` (a curriculum hands out no checkpoints).
+        resume: Must be ``False`` (a curriculum cannot be resumed).
         overrides: The run's overrides; default: those of the running Hydra job.
+
+    Raises:
+        ConfigError: Checkpoints or a resume were asked for, or a stage does not compose.
     """
     from cryptotrade.agents.training import train
     from cryptotrade.components import build
-    from cryptotrade.pipeline import prepare_data
+    from cryptotrade.optimize.objective import log_trained_model, prepare_data
 
+    if on_checkpoint is not None or resume or cfg.get("resume"):
+        raise ConfigError("a train.curriculum run cannot hand out or resume checkpoints")
+    if model is not None:
+        raise ConfigError("a train.curriculum run starts from a new agent; drop model=")
+    # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
+    tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
     base = list(overrides) if overrides is not None else run_overrides()
     stages = stage_configs(cfg, base)
     for _, stage_cfg in stages:  # fail before the first stage trains
         build(stage_cfg)
-    model: Any = None
-    result = dataset = None
+    current: Any = None
+    result = None
     for k, (name, stage_cfg) in enumerate(stages):
         budget = int(stage_cfg.train.total_timesteps)
         params = {"stage": k, "total_timesteps": budget, "overrides": " ".join(base)}
         with tracking.nested_run(f"stage{k}-{name}", tags={"stage": name}, params=params):
             components = build(stage_cfg)
             dataset = prepare_data(components)
-            start = int(model.num_timesteps) if model is not None else 0
+            start = int(current.num_timesteps) if current is not None else 0
             log.info("curriculum stage %d (%s): %d env steps", k, name, budget)
             result = train(
                 components,
                 dataset,
                 output_dir / f"{k}-{name}",
                 on_validation=on_validation,
-                model=model,
+                model=current,
                 total_timesteps=start + budget,
             )
-            model = result.model
+            current = result.model
     assert result is not None and dataset is not None
     tracking.log_metrics(result.val_metrics)
+    log_trained_model(cfg, result.path, dataset)
     return result, dataset

@@ -1,10 +1,10 @@
 """Hydra callbacks of the launcher (``hydra.callbacks.launcher`` in ``conf/config.yaml``).
 
 * ``on_run_start`` / ``on_multirun_start``: refuse an unknown task, unknown keys and
-  out-of-range settings (:mod:`cryptotrade.strict`) before Hydra creates any folder, as one
+  out-of-range settings (:mod:`cryptotrade.launch.strict`) before Hydra creates any folder, as one
   line; remember the secrets of the config so every later log line masks them.
 * ``on_multirun_start`` / ``on_multirun_end``: open and close the sweep's parent MLflow run
-  (:mod:`cryptotrade.sweeps`).
+  (:mod:`cryptotrade.launch.sweeps`).
 * ``on_job_start``: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` with
   secrets redacted (``hydra.output_subdir`` is null, so Hydra writes none itself), and redact the
   sweep's ``multirun.yaml``, which Hydra's sweeper writes unredacted.
@@ -24,8 +24,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cryptotrade import launcher, redaction, strict, sweeps
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import launcher, redaction, strict, sweeps
 
 HYDRA_SUBDIR = ".hydra"
 
@@ -37,12 +37,10 @@ def _remember_secrets(config: DictConfig) -> None:
         redaction.remember(redaction.secret_values(OmegaConf.to_container(task, resolve=True)))
 
 
-def _validate(config: DictConfig) -> None:
+def _validate(config: DictConfig, tasks: list[str]) -> None:
     """Exit with one line if the config is invalid (Hydra's callbacks swallow exceptions)."""
-    from cryptotrade.run import TASKS
-
     try:
-        strict.check_config(config, TASKS)
+        strict.check_config(config, tasks)
     except ConfigError as exc:
         if launcher.full_error():
             traceback.print_exc()
@@ -63,17 +61,26 @@ def _redact_file(path: Path) -> None:
 
 
 class LauncherCallback(Callback):
-    """Validation, secret redaction and sweep grouping around Hydra's runs and jobs."""
+    """Validation, secret redaction and sweep grouping around Hydra's runs and jobs.
+
+    Args:
+        tasks: The task names, ``|``-separated (``conf/config.yaml`` passes
+            ``${cryptotrade_tasks:}``, the names of :data:`cryptotrade.tasks.TASKS`): the
+            launch layer checks ``task=`` without importing the tasks above it.
+    """
+
+    def __init__(self, tasks: str = "") -> None:
+        self.tasks = [name for name in tasks.split("|") if name]
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse a bad config before the run folder exists."""
         _remember_secrets(config)
-        _validate(config)
+        _validate(config, self.tasks)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse a bad config before any job; open the sweep's parent run."""
         _remember_secrets(config)
-        _validate(config)
+        _validate(config, self.tasks)
         overrides = list(config.hydra.overrides.task)
         sweeps.start(Path(config.hydra.sweep.dir), overrides, config)
 

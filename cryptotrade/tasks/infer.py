@@ -1,7 +1,7 @@
 """``task=infer model=<runs:/id/model or path>``: the policy's decision on the latest closed bar.
 
 The launcher restores the training run's data, features, env, reward and agent settings from the
-run's ``config.yaml`` (:func:`cryptotrade.evaluation.reload.restore_training_config`; overrides on
+run's ``config.yaml`` (:func:`cryptotrade.tasks.evaluate.restore`; overrides on
 the command line, e.g. another ``data.source``, apply on top). The observation is built from the
 configured source with the TRAINING split's saved normalisation (the run's
 ``data/normaliser.json``), never refit on new bars. With ``infer.paper=true`` a
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cryptotrade import tracking
 from cryptotrade.errors import ModelError
+from cryptotrade.launch import tracking
 from cryptotrade.live.observation import live_market, window_from, with_padding
 from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
 
@@ -40,7 +40,7 @@ def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
     """
     model = str(cfg.model)
     if not model.startswith("runs:/"):
-        from cryptotrade.pipeline import prepare_data
+        from cryptotrade.optimize.objective import prepare_data
 
         log.info("model=%s is a local file: normaliser of the configured training split", model)
         return dict(prepare_data(components).normaliser)
@@ -56,7 +56,7 @@ def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
-def run_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     """Load the policy, build the latest observation, act (and paper-trade); print and log it.
 
     Returns:
@@ -66,7 +66,7 @@ def run_infer(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     from cryptotrade.components import build
     from cryptotrade.evaluation.backtest import model_policy
     from cryptotrade.evaluation.reload import check_model_fits
-    from cryptotrade.pipeline import load_model
+    from cryptotrade.tasks.common import load_model
 
     comps = build(cfg)
     model = load_model(cfg, comps)

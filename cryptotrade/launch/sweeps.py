@@ -1,7 +1,7 @@
 """Hydra multirun sweeps in MLflow: one parent run, one child per job, a summary that names
 every failed job.
 
-``on_multirun_start`` (:mod:`cryptotrade.launcher_callbacks`) opens the parent run and writes
+``on_multirun_start`` (:mod:`cryptotrade.launch.launcher_callbacks`) opens the parent run and writes
 ``<sweep dir>/sweep.json`` (sweep id, parent run id, the swept keys). Every job reads that file
 from its own config (``hydra.sweep.dir``), so jobs find their parent in any launcher, in-process
 or not; its run is a child of the parent (``mlflow.parentRunId``), tagged ``sweep_id`` and
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptotrade import liveness, redaction, store
+from cryptotrade.launch import liveness, redaction, store
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -67,7 +67,7 @@ def start(sweep_dir: Path, overrides: Sequence[str], cfg: Any) -> Sweep:
     """Open the parent run of a sweep and write ``sweep.json`` for its jobs."""
     import mlflow
 
-    from cryptotrade import tracking
+    from cryptotrade.launch import tracking
 
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     experiment = store.experiment_id(
@@ -118,7 +118,7 @@ def finish(sweep_dir: Path, cfg: Any) -> list[dict[str, Any]]:
     """Summarise the sweep's jobs to its parent run and the terminal; end the parent run."""
     import mlflow
 
-    from cryptotrade import tracking
+    from cryptotrade.launch import tracking
 
     sweep = load(sweep_dir)
     if sweep is None:

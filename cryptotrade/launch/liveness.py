@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryptotrade import store
+from cryptotrade.launch import store
 
 log = logging.getLogger(__name__)
 PREFIX = "cryptotrade."

@@ -1,0 +1,182 @@
+"""The package's import floors (shared/DESIGN.md): no cycle between folders, no upward import.
+
+Imports point down: run -> tasks -> optimize -> components -> agents -> evaluation -> env -> data
+-> market; ``launch/`` stands beside them (any floor may use it, it uses only the leaf modules).
+Every ``import`` counts, lazy ones inside functions included; only ``if TYPE_CHECKING:`` blocks
+are skipped (annotations, never executed). Read with :mod:`ast`, nothing is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cryptotrade"
+
+# Lower number = higher floor. Folders on one floor may import each other, but not in a cycle.
+FLOORS: dict[str, float] = {
+    "run": 0,
+    "tasks": 1,
+    "optimize": 2,
+    "components": 3,
+    "config": 3.5,  # the schemas: read by components and above, names evaluation's settings
+    "agents": 4,
+    "evaluation": 5,
+    "live": 5,  # the paper account and live observation, used by task=infer
+    "env": 6,
+    "data": 7,
+    "market": 8,
+    "launch": 8.5,  # beside the floors: everyone may use it; it uses only the leaves below
+    "errors": 9,
+    "io": 9,
+    "timeframes": 9,
+    "__init__": 9,  # the package itself (ENV_ID, the numba cache folder)
+}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of every node inside an ``if TYPE_CHECKING:`` block."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                for child in node.body:
+                    skipped |= {id(n) for n in ast.walk(child)}
+    return skipped
+
+
+def _imported(module: str, is_package: bool, tree: ast.AST) -> list[tuple[str, int]]:
+    """``(imported module, line)`` of every runtime import in ``module``'s source."""
+    skipped = _type_checking_nodes(tree)
+    here = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = here.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.append((base, node.lineno))
+            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def _unit(module: str, root: Path) -> str | None:
+    """The top-level folder or module of ``cryptotrade.<...>`` (``__init__`` for the package)."""
+    parts = module.split(".")
+    if parts[0] != root.name:
+        return None
+    if len(parts) == 1:
+        return "__init__"
+    first = parts[1]
+    return first if (root / first).is_dir() or (root / f"{first}.py").is_file() else "__init__"
+
+
+def package_imports(root: Path) -> dict[tuple[str, str], list[str]]:
+    """``(from unit, to unit) -> ["module:line", ...]`` for every import between two units."""
+    edges: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        is_package = path.name == "__init__.py"
+        module = ".".join(rel.parts[:-1] if is_package else rel.parts)
+        source = _unit(module, root)
+        for target, line in _imported(module, is_package, ast.parse(path.read_text())):
+            dest = _unit(target, root)
+            if dest is not None and dest != source and source is not None:
+                edges[(source, dest)].append(f"{module}:{line}")
+    return edges
+
+
+def layout_problems(root: Path, floors: dict[str, float]) -> list[str]:
+    """Every upward import, unplaced unit and cycle between the units of ``root``."""
+    edges = package_imports(root)
+    problems = []
+    for (src, dst), where in sorted(edges.items()):
+        for unit in (src, dst):
+            if unit not in floors:
+                problems.append(f"{unit} has no floor: add it to FLOORS in tests/test_layout.py")
+        if src in floors and dst in floors and floors[dst] < floors[src]:
+            problems.append(f"upward import {src} -> {dst} at {', '.join(sorted(set(where)))}")
+    graph: dict[str, set[str]] = defaultdict(set)
+    for src, dst in edges:
+        graph[src].add(dst)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                problems.append("import cycle " + " -> ".join(cycle))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return sorted(set(problems))
+
+
+def test_cryptotrade_imports_point_down_the_floors_without_cycles() -> None:
+    assert layout_problems(PACKAGE, FLOORS) == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "cryptotrade"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (  # a lazy upward import inside a function is still upward
+            {
+                "env/__init__.py": "def f():\n    from cryptotrade.tasks import TASKS\n",
+                "tasks/__init__.py": "TASKS = {}\n",
+            },
+            "upward import env -> tasks at cryptotrade.env:2",
+        ),
+        (  # relative imports resolve against the package
+            {"data/x.py": "from ..optimize import objective\n", "optimize/objective.py": ""},
+            "upward import data -> optimize at cryptotrade.data.x:1",
+        ),
+        (
+            {"agents/a.py": "import cryptotrade.evaluation.e\n", "evaluation/e.py": ""},
+            None,
+        ),
+        (
+            {
+                "agents/a.py": "from cryptotrade import live\n",
+                "live/__init__.py": "from cryptotrade.agents import a\n",
+            },
+            "import cycle agents -> live -> agents",
+        ),
+        (
+            {"brand_new.py": "from cryptotrade import errors\n", "errors.py": ""},
+            "brand_new has no floor: add it to FLOORS in tests/test_layout.py",
+        ),
+    ],
+)
+def test_the_check_catches_planted_problems(tmp_path, files, expected) -> None:
+    floors = {**FLOORS, "agents": 4, "live": 4}  # one floor: only a cycle is wrong
+    problems = layout_problems(_tree(tmp_path, files), floors)
+    assert problems == ([expected] if expected else [])
+
+
+def test_type_checking_imports_are_not_runtime_dependencies(tmp_path) -> None:
+    text = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cryptotrade import run\n"
+    assert layout_problems(_tree(tmp_path, {"market/m.py": text}), FLOORS) == []
