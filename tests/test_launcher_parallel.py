@@ -66,7 +66,8 @@ def _compose(*overrides: str):
 def _open_run_and_hang(tmp_path: Path, uri: str, resume: str = "") -> subprocess.Popen[bytes]:
     """A process that opens (or resumes) a run, prints its id and hangs."""
     code = (
-        "import sys, time; from omegaconf import OmegaConf; from cryptotrade import tracking\n"
+        "import sys, time; from omegaconf import OmegaConf\n"
+        "from cryptotrade.launch import tracking\n"
         "cfg = OmegaConf.create({'paths': {'root': sys.argv[1]}, "
         "'tracking': {'uri': sys.argv[2], 'experiment': 'cryptotrade'}})\n"
         "resume = sys.argv[3] or None\n"

@@ -162,7 +162,7 @@ def test_concurrent_first_writers_on_a_fresh_store_all_succeed(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     code = (
-        "import sys; from omegaconf import OmegaConf; from cryptotrade import tracking\n"
+        "import sys; from omegaconf import OmegaConf; from cryptotrade.launch import tracking\n"
         "cfg = OmegaConf.create({'paths': {'root': sys.argv[1]}, "
         "'tracking': {'uri': sys.argv[2], 'experiment': 'race-' + sys.argv[3]}})\n"
         "with tracking.start_run(cfg, run_name=sys.argv[3], tags={}):\n"
