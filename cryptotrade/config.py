@@ -30,7 +30,6 @@ import importlib
 import inspect
 import json
 import os
-import secrets
 import sys
 import types
 import typing
@@ -199,11 +198,15 @@ class RayConfig:
     arguments. A Ray Client address (``ray://...``) is refused before the run opens (README:
     cluster, also for Ray's token authentication).
     ``enabled=false`` evaluates GA candidates in a local process pool instead (Tune needs Ray).
+    ``object_store_memory`` caps a local Ray's shared-memory object store (bytes; Ray's own
+    default is 30 % of RAM, more than a small ``/dev/shm`` of a container holds); null leaves
+    Ray's default. A cluster sizes its own store.
     """
 
     address: str = ""
     enabled: bool = True
     num_cpus: int | None = None
+    object_store_memory: int | None = 1_000_000_000  # candidates pass configs and small models
 
 
 # Schemas of third-party targets, found by an option file's `_target_`: composing a config
@@ -607,11 +610,13 @@ def _store_lazily(cs: ConfigStore, group: str, option: str, schema: type) -> Non
 
 def register_configs(conf_dir: Path = CONF_DIR) -> None:
     """Store the top-level schema and one schema per option file in Hydra's ConfigStore."""
-    if not OmegaConf.has_resolver("cryptotrade_uid"):
-        # cached per config: every use in one composed config (run dir, log file) agrees
-        OmegaConf.register_new_resolver(
-            "cryptotrade_uid", lambda: secrets.token_hex(3), use_cache=True
-        )
+    if not OmegaConf.has_resolver("cryptotrade_folder"):
+        from cryptotrade.io import claim_folder
+
+        # the job's output folder, created by an exclusive mkdir (never shared with another
+        # launcher); cached like Hydra's `now`, so sweep jobs (whose configs Hydra composes
+        # anew, copying the resolver cache, possibly in other processes) get the same folder
+        OmegaConf.register_new_resolver("cryptotrade_folder", claim_folder, use_cache=True)
     if not OmegaConf.has_resolver("cryptotrade_groups"):
         OmegaConf.register_new_resolver("cryptotrade_groups", lambda: group_listing(conf_dir))
     _share_config_store_on_copy()

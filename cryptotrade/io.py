@@ -39,3 +39,37 @@ def atomic_write(path: str | Path, *, fsync: bool = False) -> Iterator[BinaryIO]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_claimed: dict[str, str] = {}
+
+
+def claim_folder(base: str | Path) -> str:
+    """Create a new folder ``<base>-<6 hex>`` with an exclusive ``mkdir`` and return its path.
+
+    ``os.mkdir`` fails if the folder exists, so two processes (or two hosts on a shared disk)
+    that start in the same second can never be handed the same folder: a collision of the
+    random suffix is detected and another suffix drawn. Within one process the same ``base``
+    gives the folder claimed first (Hydra resolves its run directory more than once).
+
+    Args:
+        base: The folder's path without the suffix (``outputs/2026-01-01/12-00-00``); its
+            parents are created as needed.
+
+    Returns:
+        The claimed folder's path.
+    """
+    import secrets
+
+    key = str(base)
+    if key in _claimed:
+        return _claimed[key]
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = f"{key}-{secrets.token_hex(3)}"
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue  # someone else's folder: draw another suffix
+        _claimed[key] = path
+        return path

@@ -33,6 +33,19 @@ log = logging.getLogger("cryptotrade")
 register_configs()
 
 
+def _baseline(overrides: list[str]) -> DictConfig | None:
+    """The config without the user's overrides (a resume's command line is compared with it),
+    or ``None`` outside a Hydra app (then every setting counts as given)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return None
+    kept = [o for o in overrides if o.lstrip("+~").startswith(("resume=", "tracking.", "hydra."))]
+    name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "config"
+    return compose(config_name=name or "config", overrides=kept)
+
+
 def execute(
     cfg: DictConfig,
     *,
@@ -55,8 +68,10 @@ def execute(
         sweep: The multirun this job belongs to: its run becomes a child of the sweep's run.
         job_num: The job's number in the sweep.
     """
+    resumed: dict[str, tuple[Any, Any]] = {}
     if cfg.get("resume"):
-        cfg = resume_config(cfg)  # continue the killed run with its own config
+        # continue the killed run with its own config; the budget may change, nothing else
+        cfg, resumed = resume_config(cfg, _baseline(overrides or []))
     restore = TASKS[cfg.task].restore if cfg.task in TASKS else None
     if restore is not None:
         cfg = restore(cfg, overrides or [])  # e.g. the training run's settings of model=
@@ -78,6 +93,8 @@ def execute(
     }
     if sweep is not None:
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
+    # what a resume changed: the params keep the values the run started with
+    tags |= {f"resume/{k}": f"{old} -> {new}" for k, (old, new) in resumed.items()}
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         tracking.mark_stale_runs(cfg, spare=cfg.get("resume"))
@@ -157,5 +174,7 @@ if __name__ == "__main__":
 
         print(f"cryptotrade {__version__}")
         sys.exit(0)
+    launcher.mask_terminal(sys.argv[1:])
+    launcher.one_line_config_errors()
     main()
     sys.exit(sweeps.exit_code())

@@ -34,6 +34,12 @@ def compose_cfg(*overrides: str):
         ("agent.gamma=-0.1", "agent.gamma=-0.1 must be in [0, 1]"),
         ("train.total_timesteps=0", "train.total_timesteps=0 must be > 0"),
         ("reward.pnl=nan", "reward.pnl=nan must be a finite number"),
+        ("seed=-1", "seed=-1 must be an integer in [0, 2**32 - 1]"),
+        ("seed=4294967296", "seed=4294967296 must be an integer in [0, 2**32 - 1]"),
+        ("torch_threads=0", "torch_threads=0 must be >= 1"),
+        ("~agent", "the config lacks agent (choose agent=<option>)"),
+        ("~data", "the config lacks data (choose data=<option>)"),  # debug's max_bars is left
+        ("~train", "the config lacks train;"),
     ],
 )
 def test_check_config_refuses_typos_and_out_of_range_settings(override, message):
@@ -81,6 +87,53 @@ def test_cli_typo_fails_as_one_line_before_any_run_or_folder(tmp_path, mlflow_ur
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists(), "no output folder may be created"
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists(), "no MLflow run may start"
+
+
+def test_one_line_hook_turns_hydra_composition_errors_into_one_line(monkeypatch, capsys):
+    """Hydra reports composition errors itself (several lines, or a trace); the launcher's
+    hook makes them one ``Error:`` line and exit code 1, HYDRA_FULL_ERROR=1 keeps Hydra's."""
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import ConfigCompositionException
+
+    from cryptotrade.launch import launcher
+
+    monkeypatch.setattr(hydra_utils, "run_and_report", hydra_utils.run_and_report)  # restored
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    launcher.one_line_config_errors()
+    launcher.one_line_config_errors()  # idempotent: wrapped once
+
+    def compose_bad():
+        compose_cfg("train=3")
+
+    with pytest.raises(SystemExit) as exit_info:
+        hydra_utils.run_and_report(compose_bad)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "Error: Error merging override train=3 Invalid type assigned: int is not a subclass of "
+        "TrainConfig. value: 3 full_key: train"
+    ]
+
+    def unexpected():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(SystemExit):  # Hydra's own report, trace included
+        hydra_utils.run_and_report(unexpected)
+    assert "RuntimeError: a bug" in capsys.readouterr().err
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ConfigCompositionException):
+        hydra_utils.run_and_report(compose_bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["seed=-1", "~agent", "~data", "train=3", "agent=nope"])
+def test_cli_config_errors_are_one_line(tmp_path, mlflow_uri, override):
+    out = tmp_path / "out"
+    proc = run_cli("debug=default", override, f"paths.output_dir={out}")
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
+    assert not list(out.rglob("*")), "no output folder is left behind"
 
 
 @pytest.mark.slow

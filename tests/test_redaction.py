@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,63 @@ def test_redacting_a_large_artifact_stays_linear():
     blob = base64.b64encode(os.urandom(300_000)).decode().replace("/", "A")  # one long token
     out = redact_text(f"<img src='data:image/png;base64,{blob}'> apiKey=abc123secret")
     assert out.endswith("apiKey=***") and blob in out
+
+
+# every name in ccxt's Exchange.requiredCredentials, plus a URI password
+CCXT_CREDENTIALS = (
+    "apiKey", "secret", "password", "uid", "login", "twofa", "privateKey", "walletAddress", "token",
+)  # fmt: skip
+
+
+def test_every_ccxt_credential_name_is_masked_in_mappings_text_and_yaml():
+    values = {name: f"V{i}-{name}-7731" for i, name in enumerate(CCXT_CREDENTIALS)}
+    options = {**values, "defaultType": "spot", "feed": "wss://me:PW-7731@example.invalid/x"}
+    masked = redaction.redact({"options": options})["options"]
+    assert masked == {**dict.fromkeys(CCXT_CREDENTIALS, "***"), "defaultType": "spot",
+                      "feed": "wss://me:***@example.invalid/x"}  # fmt: skip
+    line = " ".join(f"+data.source.options.{k}={v}" for k, v in values.items())
+    yaml_text = "".join(f"    {k}: {v}\n" for k, v in values.items())
+    for text in (line, yaml_text):
+        out = redaction.redact_text(text)
+        assert not any(v in out for v in values.values()), out
+    assert redaction.secret_values([line]) == set(values.values())
+    # short words are credentials only as a whole key part
+    assert not any(map(redaction.is_secret_key, ("guid", "fluid", "login_url", "uid_env")))
+
+
+def test_redacting_stream_masks_what_hydra_prints(capsys):
+    """``--cfg job`` and ``--info`` print the config with ``print`` before any callback runs."""
+    import io
+
+    from cryptotrade.launch import launcher
+
+    sink = io.StringIO()
+    stream = launcher.RedactingStream(sink)
+    print("data:\n  source:\n    options:\n      twofa: 123456\n      uid: u-998877", file=stream)
+    assert "123456" not in sink.getvalue() and "u-998877" not in sink.getvalue()
+    assert "twofa: ***" in sink.getvalue() and stream.closed is False  # delegated attribute
+
+
+def test_the_logged_model_settings_json_is_redacted(tmp_path, mlflow_store):
+    """``pipeline.train`` logs the data/features/env sections beside the policy: a credential
+    under them must not reach ``<model>/artifacts/settings.json``."""
+    import json
+
+    import mlflow
+
+    from cryptotrade.evaluation.policy_model import log_policy_model
+
+    model_zip = tmp_path / "model.zip"
+    model_zip.write_bytes(b"not a real model: only copied")
+    settings = {"data": {"source": {"options": {"uid": "U-55667788", "apiKey": "K-55667788"},
+                                    "api_key_env": "BINANCE_KEY"}}}  # fmt: skip
+    with mlflow.start_run():
+        uri = log_policy_model(model_zip, "stable_baselines3.PPO", normaliser={}, settings=settings)
+    assert uri is not None
+    folder = mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl"))
+    text = (Path(folder) / "artifacts" / "settings.json").read_text()
+    assert "55667788" not in text
+    assert json.loads(text)["data"]["source"] == {
+        "options": {"uid": "***", "apiKey": "***"},
+        "api_key_env": "BINANCE_KEY",
+    }

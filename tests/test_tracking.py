@@ -89,6 +89,15 @@ def test_interrupted_run_ends_killed(tmp_path, mlflow_store, exc):
     assert run.info.status == "KILLED"
 
 
+@pytest.mark.parametrize(("code", "status"), [(0, "FINISHED"), (None, "FINISHED"), (2, "FAILED")])
+def test_sys_exit_inside_a_run_ends_by_its_code(tmp_path, mlflow_store, code, status):
+    """``sys.exit(0)`` is a clean end (it was recorded FAILED); a non-zero code is a failure."""
+    with pytest.raises(SystemExit), tracking.start_run(_cfg(tmp_path), run_name="x", tags={}):
+        raise SystemExit(code)
+    (run,) = _runs(mlflow_store)
+    assert run.info.status == status
+
+
 def test_logging_without_a_run_opens_none(tmp_path, mlflow_store):
     mlflow.set_tracking_uri(mlflow_store)
     tracking.log_metrics({"x": 1.0})

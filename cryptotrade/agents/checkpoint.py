@@ -5,9 +5,12 @@ and renamed into place (atomic on one filesystem), then named in ``checkpoints/l
 replaced atomically); older checkpoints are removed afterwards. A process killed at any moment
 leaves either the previous complete checkpoint or the new one, never a half-written one.
 
-What is not checkpointed: the training envs' episode state (a resumed run starts new
-episodes) and, for on-policy agents, nothing is lost because checkpoints are taken at rollout
-boundaries (after an update, before the next rollout).
+The native VecEnv's state (each env's account, episode position, next episode and generator)
+and the action space's RNG are checkpointed too, and the model keeps its last observation, so a
+resumed run continues the very episodes and equals the uninterrupted run; only a DummyVecEnv
+(``env.vectorized=false``) is not checkpointed (its resumed run starts new episodes). For
+on-policy agents nothing is lost because checkpoints are taken at rollout boundaries (after an
+update, before the next rollout).
 
 :class:`ValidationCheckpoints` hands such a checkpoint (with the best model so far) to a hook
 after each validation, in a temporary folder: a Tune trial reports it with its validation score
@@ -56,22 +59,30 @@ class Checkpoint:
     selection: Selection
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(model: BaseAlgorithm | None = None) -> dict[str, Any]:
     import torch
 
-    return {
+    state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),  # noqa: NPY002  (SB3 seeds the legacy global RNG)
         "torch": torch.get_rng_state(),
     }
+    if model is not None:  # DQN's random actions; SB3's load() reseeds it from model.seed
+        state["action_space"] = model.action_space.np_random.bit_generator.state
+        env = model.get_env()
+        if hasattr(env, "get_state"):  # the native VecEnv: accounts, episodes, generators
+            state["env"] = env.get_state()  # type: ignore[union-attr]
+    return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], model: BaseAlgorithm | None = None) -> None:
     import torch
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"])
+    if model is not None and "action_space" in state:
+        model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def save_checkpoint(model: BaseAlgorithm, output_dir: Path, selection: Selection) -> Path:
@@ -85,7 +96,7 @@ def save_checkpoint(model: BaseAlgorithm, output_dir: Path, selection: Selection
         if getattr(model, "replay_buffer", None) is not None:
             model.save_replay_buffer(tmp / "replay_buffer.pkl")  # type: ignore[attr-defined]
         with (tmp / "rng.pkl").open("wb") as fh:
-            pickle.dump(_rng_state(), fh)
+            pickle.dump(_rng_state(model), fh)
         (tmp / "selection.json").write_text(selection.to_json())
         final = root / f"step_{step:012d}"
         if final.exists():
@@ -117,13 +128,24 @@ def latest_checkpoint(output_dir: Path) -> Checkpoint | None:
 
 
 def restore(checkpoint: Checkpoint, agent_class: type[BaseAlgorithm], env: VecEnv) -> Any:
-    """Load the checkpointed model on ``env`` with its replay buffer and RNG states."""
-    model = agent_class.load(checkpoint.path / "model.zip", env=env, device="cpu")
+    """Load the checkpointed model on ``env`` with its replay buffer and RNG states.
+
+    With the native VecEnv the envs' state is restored too and the model keeps its last
+    observation, so training continues the very episodes the killed run was in: the resumed
+    run equals the uninterrupted one. Other envs (``env.vectorized=false``) start new episodes.
+    """
+    with (checkpoint.path / "rng.pkl").open("rb") as fh:
+        state = pickle.load(fh)
+    exact = "env" in state and hasattr(env, "set_state")
+    model = agent_class.load(
+        checkpoint.path / "model.zip", env=env, device="cpu", force_reset=not exact
+    )
+    if exact:
+        env.set_state(state["env"])  # type: ignore[attr-defined]
     buffer = checkpoint.path / "replay_buffer.pkl"
     if buffer.exists():
         model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
-    with (checkpoint.path / "rng.pkl").open("rb") as fh:
-        _set_rng_state(pickle.load(fh))
+    _set_rng_state(state, model)
     return model
 
 

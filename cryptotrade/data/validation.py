@@ -49,6 +49,13 @@ from cryptotrade.errors import DataError
 from cryptotrade.timeframes import format_ns, infer_step_ns, timeframe_to_ns
 
 _log = logging.getLogger(__name__)
+_HOUR_NS = 3_600_000_000_000
+_SUNDAY = 6
+_DST_FIX = (
+    "they repeat one hour of a Sunday night, as local times written without a zone do when "
+    "the clocks go back: set data.source.timezone to the zone the file was written in (e.g. "
+    "Europe/Berlin), which reads them as the distinct times they are"
+)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Columns whose value on an empty (filled) bar is the previous close, or zero.
@@ -207,6 +214,16 @@ class ValidationPolicy:
     def _reject(self, what: str, frame: pd.DataFrame, mask: np.ndarray, fix: str) -> None:
         raise DataValidationError(f"{what} at {self._rows(frame, mask)}; {fix}")
 
+    @staticmethod
+    def _repeats_one_hour(ts: np.ndarray, repeated: np.ndarray) -> bool:
+        """Whether the repeated (or backward) times all fall in one hour of a Sunday: what
+        local times written without a zone do when the clocks go back at a DST change (EU, US,
+        Australia and most other zones change on a Sunday night)."""
+        times = ts[repeated]
+        if not times.size or int(times.max() - times.min()) >= _HOUR_NS:
+            return False
+        return bool(pd.Timestamp(int(times[0])).day_of_week == _SUNDAY)
+
     def _check_order(self, frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
         ts = dt_index(frame).asi8
         back = np.zeros(len(ts), dtype=bool)
@@ -214,11 +231,17 @@ class ValidationPolicy:
         if not back.any():
             return frame
         if self.unsorted == "reject":
+            # after a jump back, the rows up to the time jumped from are repeats
+            rerun = np.zeros(len(ts), dtype=bool)
+            for i in np.flatnonzero(back):
+                rerun[i:] |= ts[i:] <= ts[i - 1]
             self._reject(
                 "timestamps go backwards",
                 frame,
                 back,
-                "set data.validation.unsorted=sort to sort them",
+                _DST_FIX
+                if self._repeats_one_hour(ts, rerun)
+                else "set data.validation.unsorted=sort to sort them",
             )
         counts["unsorted"] = int(back.sum())
         return frame.sort_index(kind="mergesort")
@@ -232,7 +255,9 @@ class ValidationPolicy:
                 "duplicate timestamps",
                 frame,
                 dup,
-                "set data.validation.duplicates=keep_first or keep_last",
+                _DST_FIX
+                if self._repeats_one_hour(dt_index(frame).asi8, dup)
+                else "set data.validation.duplicates=keep_first or keep_last",
             )
         drop = frame.index.duplicated(keep="first" if self.duplicates == "keep_first" else "last")
         counts["duplicates"] = int(drop.sum())

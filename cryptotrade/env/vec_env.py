@@ -154,6 +154,27 @@ class NativeVecEnv(VecEnv):
         self._reset_options()
         return self._obs.copy()
 
+    # ------------------------------------------------------------------ checkpoints
+    _STATE_ARRAYS = (
+        "_states", "_ret_bufs", "_comps", "_comp_sums", "_obs", "_term_obs", "_rewards",
+        "_dones", "_truncated", "_ep_returns", "_ep_lengths", "_next_start", "_next_end",
+    )  # fmt: skip
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that decides the envs' next steps: each env's account and episode
+        position, its next episode's bounds and its generator (saved in a checkpoint, so a
+        resumed run continues these episodes instead of starting new ones)."""
+        arrays = {name: getattr(self, name).copy() for name in self._STATE_ARRAYS}
+        rngs = [rng.bit_generator.state for rng in self._rngs]
+        return {"arrays": arrays, "rngs": rngs}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` (in place: the kernel holds these arrays)."""
+        for name, value in state["arrays"].items():
+            getattr(self, name)[...] = value
+        for rng, rng_state in zip(self._rngs, state["rngs"], strict=True):
+            rng.bit_generator.state = rng_state
+
     # ------------------------------------------------------------------ stepping
     def step_async(self, actions: np.ndarray) -> None:
         # kept in SB3's dtype (int64 / float32): the kernel is compiled for each, no conversion

@@ -68,12 +68,17 @@ def log_policy_model(
         model_zip: The saved SB3 model.
         agent_class: Dotted class path of the agent (``stable_baselines3.PPO``).
         normaliser: The normaliser statistics (``dataset.normaliser``).
-        settings: The config sections that fix the observation (features, env, data).
+        settings: The config sections that fix the observation (features, env, data);
+            credentials in them are masked (:func:`cryptotrade.launch.redaction.redact`) before they
+            are written: a logged model is shared and registered, its settings are read by
+            people.
         name: Name of the logged model (shown under the run's logged models).
     """
     import importlib.metadata as md
 
     import mlflow
+
+    from cryptotrade.launch.redaction import redact
 
     if mlflow.active_run() is None:
         return None
@@ -86,7 +91,8 @@ def log_policy_model(
         }
         files["agent"].write_text(json.dumps({"class": agent_class}))
         files["normaliser"].write_text(json.dumps(dict(normaliser), default=str))
-        files["settings"].write_text(json.dumps(dict(settings), default=str, indent=1))
+        plain = json.loads(json.dumps(dict(settings), default=str))
+        files["settings"].write_text(json.dumps(redact(plain), indent=1))
         artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
         pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
         # MLflow's notice about this deliberate design: the wrapper object is cloudpickled

@@ -16,13 +16,44 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from cryptotrade.errors import UserError
 from cryptotrade.launch import redaction, sweeps
 
 log = logging.getLogger("cryptotrade")
 SHOWN_IN_NAME = ("task", "data", "agent", "seed")  # already in the name's first part
+# Hydra flags that print the config (or parts of it) and exit without running a job: no
+# launcher callback runs, so the terminal itself is masked (see mask_terminal).
+PRINTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
+
+
+class RedactingStream:
+    """A text stream that masks secrets (:func:`cryptotrade.redaction.redact_text`) in every
+    write and delegates everything else (``isatty``, ``fileno``, ``encoding``) to ``stream``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with its secrets masked."""
+        return self._stream.write(redaction.redact_text(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_terminal(argv: Sequence[str]) -> None:
+    """Mask the secrets of the command line wherever they would reach the terminal.
+
+    The values of credential-like overrides (``+data.source.options.apiKey=...``) are
+    remembered, so every later log line and error masks them; and when Hydra is asked to print
+    the config (``--cfg job``, ``--info``, ``--help``), which it does with ``print`` before any
+    callback, stdout is wrapped in a :class:`RedactingStream`.
+    """
+    redaction.remember(redaction.secret_values(list(argv)))
+    if any(arg.split("=")[0] in PRINTING_FLAGS for arg in argv):
+        sys.stdout = RedactingStream(sys.stdout)
 
 
 def full_error() -> bool:
@@ -69,7 +100,7 @@ def record_failure(exc: BaseException, output_dir: Path | None) -> None:
         (output_dir / "error" / "traceback.txt").write_text(text)
 
 
-def print_error(exc: BaseException, prefix: str = "") -> None:
+def print_error(exc: BaseException | str, prefix: str = "") -> None:
     """``Error: <message>`` on stderr (a user error's one line)."""
     message = redaction.redact_text(str(exc))
     print(f"Error: {prefix}{message}", file=sys.stderr, flush=True)
@@ -88,6 +119,54 @@ def remove_folder(output_dir: Path, root: str | Path) -> None:
         parent = parent.parent
 
 
+def config_error_line(exc: BaseException) -> str | None:
+    """A Hydra composition error or an OmegaConf error (``train=3``, ``agent=nope``, a missing
+    key) as one line, or ``None`` for any other exception (unexpected: it keeps its trace)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        return None
+    parts = [str(exc)]
+    if isinstance(exc.__cause__, OmegaConfBaseException) and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    lines = [line.strip() for part in parts for line in part.splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith("object_type="))
+    return text.split(" Config search path:")[0]  # Hydra's list of folders: noise here
+
+
+def one_line_config_errors() -> None:
+    """Print Hydra's composition errors (``train=3``, ``agent=nope``, ``+seed=1``) as one
+    ``Error:`` line and exit 1, like every other user error (``HYDRA_FULL_ERROR=1``: Hydra's
+    own report).
+
+    Hydra reports them from ``hydra._internal.utils.run_and_report``, several lines or a trace
+    each; that function is wrapped here (hydra-core is pinned to 1.3 in pyproject.toml, and
+    ``tests/test_reliability.py`` fails if the hook stops being called).
+    """
+    import hydra._internal.utils as hydra_utils
+
+    report = hydra_utils.run_and_report
+    if getattr(report, "__wrapped_by_cryptotrade__", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        def guarded() -> Any:
+            try:
+                return func()
+            except Exception as exc:
+                line = config_error_line(exc)
+                if line is None or full_error():
+                    raise
+                print_error(line)
+                raise SystemExit(1) from None
+
+        return report(guarded)
+
+    run_and_report.__wrapped_by_cryptotrade__ = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
 def fail_single_run(exc: Exception, output_dir: Path, output_root: str | Path) -> None:
     """A single run failed: keep the folder only if its MLflow run opened; a user error becomes
     one line and exit code 1 (unless ``HYDRA_FULL_ERROR=1``); anything else is re-raised."""
@@ -98,6 +177,10 @@ def fail_single_run(exc: Exception, output_dir: Path, output_root: str | Path) -
         remove_folder(output_dir, output_root)
     if isinstance(exc, UserError) and not full_error():
         print_error(exc)
+        raise SystemExit(1) from None
+    line = config_error_line(exc)  # a key the config lacks or cannot hold
+    if line is not None and not full_error():
+        print_error(line)
         raise SystemExit(1) from None
     raise exc
 

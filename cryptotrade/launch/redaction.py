@@ -5,9 +5,10 @@ The supported way to give an exchange key is to name the environment variable th
 override such as ``+data.source.options.apiKey=...``, a password inside a URI) is replaced by
 :data:`MASK` wherever the launcher writes a config or a log line:
 
-* :func:`redact` walks a mapping/list: values under credential-like keys (apiKey, secret,
-  password, token, passphrase, credentials, private key) become :data:`MASK`; every string is
-  passed through :func:`redact_text`.
+* :func:`redact` walks a mapping/list: values under credential-like keys (ccxt's
+  ``requiredCredentials``: apiKey, secret, password, uid, login, twofa, privateKey,
+  walletAddress, token; also passphrase, credentials, private_key) become :data:`MASK`; every
+  string is passed through :func:`redact_text`.
 * :func:`redact_text` masks ``key=value`` / ``key: value`` pairs with a credential-like key,
   ``user:password@`` in URIs, and every secret value seen so far in this process
   (:func:`remember`), so a library error message that echoes a key is masked too.
@@ -25,14 +26,25 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
-_SECRET_WORDS = r"api[_-]?key|secret|password|passwd|passphrase|token|credential|private[_-]?key"
-_SECRET_KEY = re.compile(rf"(?i)({_SECRET_WORDS})")
+# ccxt's Exchange.requiredCredentials names (apiKey, secret, uid, login, password, twofa,
+# privateKey, walletAddress, token) and the usual spellings of other credentials. Words that
+# are credentials wherever they appear in a key:
+_SECRET_WORDS = (
+    r"api[_-]?key|secret|password|passwd|passphrase|token|credential|private[_-]?key"
+    r"|twofa|wallet[_-]?address"
+)
+# Short words that are credentials only as a whole key part (``uid``, ``options.login``,
+# ``user_uid``), not inside another word (``guid``, ``fluid``, ``login_url``):
+_WHOLE_WORDS = r"uid|login"
+_SECRET_KEY = re.compile(rf"(?i)({_SECRET_WORDS})|(?:^|[^a-z0-9])({_WHOLE_WORDS})$")
+_ANY_WORD = re.compile(rf"(?i){_SECRET_WORDS}|{_WHOLE_WORDS}")
 # key=value or key: value where the key (last dotted part may carry a prefix such as +, ~)
 # looks like a credential; the value runs to the next whitespace, comma, quote or brace.
 # The lookbehind starts a key only at a token boundary: without it, a long run of key characters
 # (a base64 image in an HTML report) is re-scanned from every position, quadratic in its length.
 _PAIR = re.compile(
-    rf"(?i)(?<![\w.+~/-])(?P<key>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
+    rf"(?i)(?<![\w.+~/-])(?P<key>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*"
+    rf"|(?:[\w.+~/-]*[.+~/_-])?(?:{_WHOLE_WORDS}))(?P<sep>\s*[=:]\s*)"
     r"(?P<value>(?!\*\*\*)[^\s,'\"}\]]+)"
 )
 _URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^\s:/@]+:)(?P<pw>[^\s@/]+)(?=@)")
@@ -58,7 +70,7 @@ def redact_text(text: str) -> str:
             return match.group(0)
         return f"{key}{match.group('sep')}{MASK}"
 
-    if _SECRET_KEY.search(text):  # most texts name no credential: skip the pair scan
+    if _ANY_WORD.search(text):  # most texts name no credential: skip the pair scan
         text = _PAIR.sub(pair, text)
     if "://" not in text:
         return text

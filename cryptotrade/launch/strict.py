@@ -15,11 +15,13 @@ without ``+`` (``data.source.columns={homeNotional:volume}``). :func:`open_mappi
 the README shows the list for the shipped options.
 
 :data:`RULES` refuse hyperparameters that SB3 or the env would reject only after data is loaded
-(``learning_rate<=0``, ``gamma`` outside [0, 1], NaN reward weights, ``total_timesteps<=0``).
-A rule accepts what the agents accept: SB3 and sb3-contrib check none of these themselves, so
-each range is the one their updates are defined on (``gamma=0``: the one-step reward is the
-whole action value, a valid DQN/QR-DQN/SAC/PPO target; ``gamma=1``: undiscounted, fine on the
-env's bounded episodes).
+(``learning_rate<=0``, ``gamma`` outside [0, 1], NaN reward weights, ``total_timesteps<=0``,
+``seed`` outside numpy's range). A rule accepts what the agents accept: SB3 and sb3-contrib
+check none of these themselves, so each range is the one their updates are defined on
+(``gamma=0``: the one-step reward is the whole action value, a valid DQN/QR-DQN/SAC/PPO target;
+``gamma=1``: undiscounted, fine on the env's bounded episodes). :func:`missing_groups` refuses
+a config group removed with ``~agent`` (or a settings node removed with ``~train``), which
+would fail later with an OmegaConf trace.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import MISSING, DictConfig, ListConfig
 
 from cryptotrade.errors import ConfigError
 
@@ -86,7 +88,13 @@ def _positive(x: float) -> bool:
     return x > 0
 
 
+def _seed(x: float) -> bool:
+    return x == int(x) and 0 <= x < 2**32
+
+
 RULES = [
+    Rule("seed", _seed, "must be an integer in [0, 2**32 - 1] (numpy's seed range)"),
+    Rule("torch_threads", _positive, "must be >= 1"),
     Rule("agent.learning_rate", _positive, "must be > 0"),
     Rule("agent.gamma", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("agent.gae_lambda", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
@@ -96,6 +104,11 @@ RULES = [
     Rule("agent.buffer_size", _positive, "must be > 0"),
     Rule("agent.exploration_fraction", lambda x: 0 <= x <= 1, "must be in [0, 1]"),
     Rule("train.total_timesteps", _positive, "must be > 0"),
+    Rule(
+        "ray.object_store_memory",
+        lambda x: x >= 75 * 1024 * 1024,
+        "must be >= 78643200 bytes (Ray's 75 MB minimum), or null for Ray's default",
+    ),
 ]
 
 
@@ -118,7 +131,7 @@ def bad_values(cfg: DictConfig) -> list[str]:
     found = []
     for rule in RULES:
         head, _, field = rule.path.rpartition(".")
-        node = cfg.get(head)
+        node = cfg.get(head) if head else cfg
         value = node.get(field) if isinstance(node, DictConfig) else None
         if not isinstance(value, int | float) or isinstance(value, bool):
             continue
@@ -133,6 +146,27 @@ def bad_values(cfg: DictConfig) -> list[str]:
     return found
 
 
+def missing_groups(cfg: DictConfig) -> list[str]:
+    """The config groups (``data``, ``agent`` ...) and settings nodes (``train``, ``paths`` ...)
+    of the root schema that the config lacks, as ``name (choose name=<option>)`` hints."""
+    schema = cfg._metadata.object_type
+    if not dataclasses.is_dataclass(schema):
+        return []
+    found = []
+    for f in dataclasses.fields(schema):
+        group = f.default == MISSING  # a config group: must hold an option (_target_)
+        node = cfg._get_node(f.name) if f.name in cfg else None
+        if not group and f.default_factory is dataclasses.MISSING:
+            continue  # a plain setting (seed, model ...): typed, checked by Hydra
+        if node is None or node._is_missing() or node._is_none():
+            absent = True
+        else:
+            absent = group and (not isinstance(node, DictConfig) or "_target_" not in node)
+        if absent:
+            found.append(f"{f.name} (choose {f.name}=<option>)" if group else f.name)
+    return found
+
+
 def check_config(cfg: DictConfig, tasks: Iterable[str]) -> None:
     """Refuse an unknown task, unknown keys and out-of-range settings, before any run opens.
 
@@ -142,6 +176,13 @@ def check_config(cfg: DictConfig, tasks: Iterable[str]) -> None:
     names = list(tasks)
     if cfg.get("task") not in names:
         raise ConfigError(f"task={cfg.get('task')} is unknown; choose one of: {', '.join(names)}")
+    missing = missing_groups(cfg)
+    if missing:
+        raise ConfigError(
+            f"the config lacks {', '.join(missing)}; every run needs each config group and "
+            "settings node (was it removed with ~name on the command line?); "
+            "`python -m cryptotrade.run --help` lists the options"
+        )
     unknown = unknown_keys(cfg)
     if unknown:
         raise ConfigError(

@@ -183,8 +183,9 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _ends_honestly(before_end: Callable[[], None] | None = None) -> Iterator[None]:
-    """End the active run FINISHED on success, KILLED on Ctrl-C/SIGTERM, FAILED (traceback as
-    ``error/traceback.txt``) on any other exception, which is re-raised."""
+    """End the active run FINISHED on success (``sys.exit(0)`` included), KILLED on
+    Ctrl-C/SIGTERM, FAILED (traceback as ``error/traceback.txt``) on any other exception, which
+    is re-raised."""
     import mlflow
 
     status = "FAILED"
@@ -193,6 +194,13 @@ def _ends_honestly(before_end: Callable[[], None] | None = None) -> Iterator[Non
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated):
         status = "KILLED"
+        raise
+    except SystemExit as exc:
+        if exc.code in (0, None):  # a clean exit: the run did what it was asked
+            status = "FINISHED"
+        else:
+            with contextlib.suppress(Exception):
+                log_text(traceback.format_exc(), "error/traceback.txt")
         raise
     except BaseException:
         with contextlib.suppress(Exception):

@@ -63,6 +63,7 @@ def search_setup(
         ray_enabled=bool(ray.get("enabled", True)),
         address=str(ray.get("address") or ""),
         num_cpus=ray.get("num_cpus"),
+        object_store_memory=ray.get("object_store_memory"),
         workers=getattr(optimizer, "workers", None),
         timeout=timeout,
         cpus_per_task=getattr(optimizer, "cpus_per_eval", 1.0),

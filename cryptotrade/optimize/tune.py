@@ -169,7 +169,9 @@ class TuneSearch:
         )
         trainable = tune.with_resources(trainable, {"cpu": self.cpus_per_trial})
         path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
-        with ray_session(str(cfg.ray.address or ""), cfg.ray.num_cpus):
+        with ray_session(
+            str(cfg.ray.address or ""), cfg.ray.num_cpus, cfg.ray.get("object_store_memory")
+        ):
             tuner = self._tuner(trainable, space.to_tune(grid=self.search == "grid"), path, cfg)
             with legacy_output():  # Tune's new output ignores a chosen reporter
                 results = tuner.fit()

@@ -31,6 +31,7 @@ from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
 log = logging.getLogger(__name__)
 OnResult = Callable[[int, Outcome], None]
 POLL_SECONDS = 0.05
+MIN_OBJECT_STORE = 75 * 1024 * 1024  # ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES
 
 
 class Pool(Protocol):
@@ -271,7 +272,9 @@ def check_ray_address(address: str | None) -> str:
     return value
 
 
-def ray_init_kwargs(address: str, num_cpus: int | None) -> dict[str, Any]:
+def ray_init_kwargs(
+    address: str, num_cpus: int | None, object_store_memory: int | None = None
+) -> dict[str, Any]:
     """The arguments :func:`ray_session` passes to ``ray.init``.
 
     An empty ``address`` starts a new, private Ray instance (``address="local"``) sized to
@@ -281,6 +284,8 @@ def ray_init_kwargs(address: str, num_cpus: int | None) -> dict[str, Any]:
     Args:
         address: A checked ``ray.address`` (:func:`check_ray_address`).
         num_cpus: CPUs of the private local Ray; ignored when joining a cluster.
+        object_store_memory: Bytes of the private local Ray's object store; ignored when
+            joining a cluster (its nodes set their own).
 
     Returns:
         Keyword arguments for ``ray.init``.
@@ -290,6 +295,7 @@ def ray_init_kwargs(address: str, num_cpus: int | None) -> dict[str, Any]:
             "address": "local",
             "num_cpus": num_cpus or os.cpu_count(),
             "include_dashboard": False,
+            "object_store_memory": object_store_memory,
         }
     return {"address": address, "log_to_driver": True}
 
@@ -324,24 +330,33 @@ def enable_token_auth(address: str) -> bool:
 
 
 @contextlib.contextmanager
-def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[None]:
-    """Start a private local Ray (``address`` empty: sized to ``num_cpus`` or the machine) or
-    join a cluster (``auto``, ``<head>:6379``); shut down what we started.
+def ray_session(
+    address: str = "", num_cpus: int | None = None, object_store_memory: int | None = None
+) -> Iterator[None]:
+    """Start a private local Ray (``address`` empty: sized to ``num_cpus`` or the machine, its
+    object store capped at ``object_store_memory`` bytes) or join a cluster (``auto``,
+    ``<head>:6379``); shut down what we started.
 
     Ray is left alone if the process already initialised it (a test fixture, a notebook).
     See :func:`check_ray_address`, :func:`ray_init_kwargs` and :func:`enable_token_auth`.
 
     Raises:
-        ConfigError: ``address`` is a Ray Client address or malformed.
+        ConfigError: ``address`` is a Ray Client address or malformed, or
+            ``ray.object_store_memory`` is below Ray's minimum (75 MB).
     """
     address = check_ray_address(address)
     import ray
 
+    if object_store_memory is not None and object_store_memory < MIN_OBJECT_STORE:
+        raise ConfigError(
+            f"ray.object_store_memory={object_store_memory} is below Ray's minimum of "
+            f"{MIN_OBJECT_STORE} bytes (75 MB); raise it or set it to null (Ray's default)"
+        )
     if ray.is_initialized():
         yield
         return
     enable_token_auth(address)
-    ray.init(**ray_init_kwargs(address, num_cpus))
+    ray.init(**ray_init_kwargs(address, num_cpus, object_store_memory))
     log.info("Ray: %s", ray.cluster_resources())
     try:
         yield
@@ -358,12 +373,13 @@ def make_pool(
     workers: int | None,
     timeout: float | None,
     cpus_per_task: float = 1,
+    object_store_memory: int | None = None,
 ) -> Iterator[Pool]:
     """The pool the config asks for (see the module docstring), inside its Ray session."""
     if workers == 0:
         yield InlinePool()
     elif ray_enabled:
-        with ray_session(address, num_cpus):
+        with ray_session(address, num_cpus, object_store_memory):
             yield RayPool(workers, timeout, cpus_per_task)
     else:
         pool = ProcessPool(workers or num_cpus or os.cpu_count() or 1, timeout)

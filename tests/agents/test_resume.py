@@ -34,29 +34,46 @@ def _params(model) -> list[np.ndarray]:
     return [p.detach().numpy().copy() for p in model.policy.parameters()]
 
 
-@pytest.mark.slow
-def test_resume_from_a_checkpoint_is_deterministic_and_reaches_the_budget(tmp_path):
-    """Two resumes from one checkpoint give identical models; the uninterrupted run differs
-    only because the envs' episode state is not checkpointed (a resumed run starts new
-    episodes), which the README documents."""
-    cfg = compose_cfg("agent=dqn", "train.total_timesteps=3072", "train.select=last")
+def _test_sums(components, dataset, model, steps: int = 100) -> tuple[float, float]:
+    """Action and reward sums of ``model`` (deterministic) over the first test steps."""
+    env = components.env.make(dataset.test, components.reward, seed=0, evaluation=True)
+    obs, _ = env.reset(seed=0)
+    actions = rewards = 0.0
+    for _ in range(steps):
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        actions, rewards = actions + float(np.sum(action)), rewards + float(reward)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return actions, rewards
+
+
+@pytest.mark.parametrize(
+    "agent", ["dqn", pytest.param("ppo", marks=pytest.mark.slow)]
+)  # DQN ~10 s CPU: its replay buffer, exploration and target updates all carry over
+def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
+    """The checkpoint holds the model, optimizer, replay buffer, RNGs (python, numpy, torch,
+    the action space's) and the native VecEnv's state (accounts, episode positions, their
+    generators): resumed from it, training continues the same episodes, so the final model
+    is bit-identical and so are its actions and rewards on the test split."""
+    cfg = compose_cfg(f"agent={agent}", "train.total_timesteps=3072", "train.select=last")
     components = build(cfg)
     dataset = objective.prepare_data(components)
+    objective.seed_everything(cfg.seed, cfg.torch_threads)
     full = train(components, dataset, tmp_path / "full")
     checkpoint = latest_checkpoint(tmp_path / "full")
     assert checkpoint is not None and 0 < checkpoint.step < 3072
-    assert (checkpoint.path / "replay_buffer.pkl").exists()
-    resumed = []
-    for name in ("a", "b"):
-        shutil.copytree(tmp_path / "full" / "checkpoints", tmp_path / name / "checkpoints")
-        resumed.append(train(components, dataset, tmp_path / name, resume=True))
-    for result in resumed:
-        assert 3072 <= result.num_timesteps < 3072 + 4 * 8  # DQN: train_freq 4 x 8 envs
-    assert resumed[0].num_timesteps == full.num_timesteps
-    for x, y in zip(_params(resumed[0].model), _params(resumed[1].model), strict=True):
+    assert (checkpoint.path / "replay_buffer.pkl").exists() == (agent == "dqn")
+    objective.seed_everything(cfg.seed + 1, cfg.torch_threads)  # the checkpoint's RNGs win
+    shutil.copytree(tmp_path / "full" / "checkpoints", tmp_path / "resumed" / "checkpoints")
+    resumed = train(components, dataset, tmp_path / "resumed", resume=True)
+    assert resumed.num_timesteps == full.num_timesteps >= 3072
+    assert resumed.model._n_updates == full.model._n_updates
+    for x, y in zip(_params(resumed.model), _params(full.model), strict=True):
         np.testing.assert_array_equal(x, y)
-    # the replay buffer carried over: it holds the steps before the checkpoint as well
-    assert resumed[0].model._n_updates == full.model._n_updates
+    assert _test_sums(components, dataset, resumed.model) == _test_sums(
+        components, dataset, full.model
+    )
 
 
 def _runs(uri: str):
@@ -100,11 +117,26 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     killed_at = latest_checkpoint(tmp_path / "first").step
     assert killed_at < total
 
-    done = run_cli(f"resume={run.info.run_id}", f"hydra.run.dir={tmp_path / 'second'}")
+    refused = run_cli(f"resume={run.info.run_id}", "agent.learning_rate=0.001")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1:] == [
+        f"Error: resume={run.info.run_id}: these settings cannot change on resume: "
+        "agent.learning_rate (0.0001 -> 0.001); only torch_threads, train.checkpoint_freq, "
+        "train.log_interval, train.progress_bar, train.tensorboard, train.total_timesteps can "
+        "(start a new run to change the others)"
+    ]
+    total += 1024  # the budget may change: applied, logged and tagged
+    done = run_cli(
+        f"resume={run.info.run_id}",
+        f"train.total_timesteps={total}",
+        f"hydra.run.dir={tmp_path / 'second'}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (after,) = _runs(mlflow_uri)  # the same run, no new one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert "resuming run" in done.stdout + done.stderr
+    assert f"train.total_timesteps changed from {total - 1024} to {total}" in done.stdout
+    assert after.data.tags["resume/train.total_timesteps"] == f"{total - 1024} -> {total}"
     model_path = mlflow.artifacts.download_artifacts(
         f"runs:/{run.info.run_id}/model/model.zip", dst_path=str(tmp_path / "dl")
     )

@@ -52,14 +52,17 @@ def test_end_labelled_bitmex_minutes_open_at_2358_without_a_timeframe() -> None:
         FileSource(path, timestamp_convention="end", timeframe="1h").load()
 
 
-def test_naive_times_are_utc_with_a_warning_or_read_in_the_given_zone(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_naive_times_are_refused_unless_the_zone_is_set_utc_included(tmp_path: Path) -> None:
+    """Guessing UTC shifted local times by 1-2 h without failing: a zone must now be named."""
     path = _write(tmp_path / "local.csv", make_bars(6, start="2024-01-10"), "%Y-%m-%d %H:%M")
-    with caplog.at_level(logging.WARNING):
-        utc = FileSource(str(path)).load()
-    assert "have no timezone and are read as UTC; set data.source.timezone" in caplog.text
-    assert "data.source.timezone" in utc.attrs["warnings"][0]
+    with pytest.raises(
+        DataError,
+        match=r"local.csv: times in 'date' have no timezone .* set data.source.timezone=UTC if "
+        r"they are UTC, or to the zone they were written in \(e.g. Europe/Berlin\)$",
+    ):
+        FileSource(str(path)).load()
+    utc = FileSource(str(path), timezone="UTC").load()
+    assert utc.index[0] == pd.Timestamp("2024-01-10", tz="UTC") and utc.attrs["warnings"] == []
     berlin = FileSource(str(path), timezone="Europe/Berlin").load()
     assert (utc.index - berlin.index == pd.Timedelta(hours=1)).all()  # CET = UTC+1 in January
     assert berlin.attrs["warnings"] == []
@@ -184,3 +187,30 @@ def test_data_bitmex_option_loads_hourly_inverse_bars_with_funding() -> None:
     assert raw.attrs["funding"]["bars_uncovered"] == 0
     paid = bars["funding_rate"][bars["funding_rate"] != 0]
     assert set(paid.index.hour) == {4, 12, 20}
+
+
+@pytest.mark.parametrize("freq", ["1h", "15min"])
+def test_dst_repeat_hint_names_data_source_timezone_not_keep_first(tmp_path: Path, freq) -> None:
+    """Berlin wall-clock times across the 2024-10-27 fall-back, declared UTC: the repeated hour
+    is a duplicate (hourly) or a jump back (15 min); the fix is the zone, not dropping rows."""
+    utc = pd.date_range("2024-10-26 22:00", periods=16 * (4 if freq == "15min" else 1), freq=freq,
+                        tz="UTC")  # fmt: skip
+    bars = make_bars(len(utc), start="2024-10-26 22:00", freq=freq)
+    bars.index = utc.tz_convert("Europe/Berlin").tz_localize(None).rename("date")
+    path = _write(tmp_path / "berlin.csv", bars, "%Y-%m-%d %H:%M")
+    with pytest.raises(DataError, match=r"set data.source.timezone to the zone") as err:
+        spec = DataSpec(FileSource(str(path), timezone="UTC"), ValidationPolicy(), ChronoSplit())
+        load_bars(spec)
+    assert "keep_first" not in str(err.value) and "unsorted=sort" not in str(err.value)
+    fixed = load_bars(
+        DataSpec(FileSource(str(path), timezone="Europe/Berlin"), ValidationPolicy(), ChronoSplit())
+    )[1]
+    assert list(fixed.index) == list(utc)  # the zone turns the repeats into distinct times
+
+
+def test_a_weekday_duplicate_keeps_the_keep_first_hint(tmp_path: Path) -> None:
+    bars = make_bars(10, start="2024-01-10")  # a Wednesday: not a DST change
+    bars = pd.concat([bars.iloc[:5], bars.iloc[4:]])
+    path = _write(tmp_path / "dup.csv", bars)
+    with pytest.raises(DataError, match="duplicates=keep_first or keep_last"):
+        load_bars(DataSpec(FileSource(str(path)), ValidationPolicy(), ChronoSplit()))

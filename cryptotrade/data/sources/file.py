@@ -1,12 +1,12 @@
 """OHLCV bars from a CSV or parquet file, with column mapping and a timestamp convention.
 
 Whatever is wrong with the file is a one-line :class:`~cryptotrade.errors.DataError` naming the
-file, the column or row and the fix (see :mod:`cryptotrade.data.sources.tables`). What the source
-assumed or tolerated (naive times read as UTC, bars outside the funding file under
-``funding_coverage=warn``) is logged and listed in ``frame.attrs["warnings"]``; the funding file's
-range and settlements are in ``frame.attrs["funding"]``, the mark-price series' source and
-coverage in ``frame.attrs["mark"]`` (see :mod:`cryptotrade.data.sources.mark`). The dataset
-summary reports them all.
+file, the column or row and the fix (see :mod:`cryptotrade.data.sources.tables`); times written
+without a zone are refused unless ``data.source.timezone`` names it. What the source tolerated
+(bars outside the funding file under ``funding_coverage=warn``) is logged and listed in
+``frame.attrs["warnings"]``; the funding file's range and settlements are in
+``frame.attrs["funding"]``, the mark-price series' source and coverage in ``frame.attrs["mark"]``
+(see :mod:`cryptotrade.data.sources.mark`). The dataset summary reports them all.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ class FileSource:
         timeframe: The file's bar length (``1m``, ``1h`` ...); ``None`` infers the most common
             spacing of the file. A given length that differs from the file's spacing is an error
             (an end-labelled file would otherwise be shifted by the wrong amount).
-        timezone: IANA zone (``Europe/Berlin``) of time text written without a zone; ``None``
-            reads such times as UTC and logs a warning. Epoch numbers and times with a zone
-            are unaffected.
+        timezone: IANA zone (``Europe/Berlin``, ``UTC``) of time text written without a zone
+            (in the bars, mark and funding files); ``None`` refuses such times, naming this
+            setting. Epoch numbers and times with a zone are unaffected.
         symbol: Keep only rows of this symbol when the file has a ``symbol`` column.
         start: First bar open time to keep (ISO date, UTC, inclusive); ``None`` = from the start.
         end: Bar open time to stop before (exclusive); ``None`` = to the end.
@@ -226,11 +226,6 @@ class FileSource:
                 f"{self.path}: times in {ts_col!r} carry their zone (or are epoch numbers), so "
                 f"data.source.timezone={self.timezone} is ignored; set it to null"
             )
-        if naive and self.timezone is None:
-            warnings.append(
-                f"{self.path}: times in {ts_col!r} have no timezone and are read as UTC; set "
-                "data.source.timezone (e.g. Europe/Berlin) if they are local times"
-            )
         step = self._step(index)
         if self.timestamp_convention == "end":
             index = index - pd.Timedelta(step, unit="ns")
@@ -262,7 +257,9 @@ class FileSource:
                 )
         if self.funding is not None:
             frame["funding_rate"], frame.attrs["funding"] = self.funding.column(
-                pd.DatetimeIndex(frame.index), self.funding.rates(), bars_name=str(self.path)
+                pd.DatetimeIndex(frame.index),
+                self.funding.rates(self.timezone),
+                bars_name=str(self.path),
             )
             if frame.attrs["funding"]["bars_uncovered"]:
                 warnings.append(

@@ -95,14 +95,16 @@ class FundingFile:
             coverage=coverage,  # type: ignore[arg-type]  # checked above
         )
 
-    def rates(self) -> pd.Series:
-        """The file's settlements (:func:`load_funding`)."""
+    def rates(self, timezone: str | None = None) -> pd.Series:
+        """The file's settlements (:func:`load_funding`); ``timezone``: the zone of times
+        written without one (``None`` refuses them)."""
         return load_funding(
             self.path,
             self.time_column,
             self.rate_column,
             symbol=self.symbol,
             rate_interval=self.rate_interval,
+            timezone=timezone,
         )
 
     def column(
@@ -130,6 +132,7 @@ def load_funding(
     rate_column: str | None = None,
     symbol: str | None = None,
     rate_interval: str | None = None,
+    timezone: str | None = None,
 ) -> pd.Series:
     """Load a funding history file as a rate series indexed by settlement time (UTC).
 
@@ -144,6 +147,8 @@ def load_funding(
             when it differs from the spacing of the rows: each row's rate is then scaled by
             ``row spacing / rate_interval`` to the amount settled at that row. ``None`` = each
             row's rate is what settles at its time.
+        timezone: Zone of times written without one (``UTC``, ``Europe/Berlin``); ``None``
+            refuses such times (:func:`~cryptotrade.data.sources.tables.parse_times`).
 
     Returns:
         Float64 rates, sorted by settlement time, one per settlement.
@@ -185,7 +190,7 @@ def load_funding(
             raise DataError(
                 f"{path} has no funding rows for symbol {symbol!r}; set data.source.funding_symbol"
             )
-    index, _ = parse_times(table[ts_col], path, ts_col)
+    index, _ = parse_times(table[ts_col], path, ts_col, timezone=timezone)
     rates = pd.Series(numeric_column(table, rate_col, path), index=index, name="funding_rate")
     rates = rates[~rates.index.duplicated(keep="last")].sort_index()
     if rate_interval is not None and len(rates) > 1:

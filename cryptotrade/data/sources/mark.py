@@ -99,8 +99,8 @@ def load_marks(
         symbol: Keep only rows of this symbol if the file has a ``symbol`` column.
         convention: ``open``: a row's time is the open of a bar whose value is the mark at its
             end; ``end``: the value is observed at the row's time.
-        timezone: IANA zone of times written without one; ``None`` = UTC. Epoch numbers are
-            read by magnitude (s, ms, us or ns).
+        timezone: IANA zone (``UTC``, ``Europe/Berlin``) of times written without one;
+            ``None`` refuses such times. Epoch numbers are read by magnitude (s, ms, us or ns).
 
     Raises:
         DataError: naming the file and the setting to fix (a column missing, no rows for the

@@ -118,12 +118,16 @@ def parse_times(
 ) -> tuple[pd.DatetimeIndex, bool]:
     """Parse a time column to UTC; ``(index, naive)`` where ``naive`` says no zone was written.
 
-    Epoch numbers are UTC by definition. Text or datetimes without a zone are taken in
-    ``timezone`` (an IANA name such as ``Europe/Berlin``) when given, else as UTC.
+    Epoch numbers and BitMEX's kdb times (``2024-01-01D00:01:00``) are UTC by definition.
+    Other text or datetimes without a zone are taken in
+    ``timezone`` (an IANA name such as ``Europe/Berlin``, or ``UTC`` for files written in UTC
+    without saying so); without ``timezone`` they are refused: guessing UTC for local times
+    shifts every bar by the zone's offset and silently moves it again at each DST change.
 
     Raises:
-        DataError: naming the first row that is not a time, or a local time that does not
-            exist or is ambiguous in ``timezone`` (a DST change).
+        DataError: naming the first row that is not a time, naive times without
+            ``timezone``, or a local time that does not exist or is ambiguous in ``timezone``
+            (a DST change).
     """
     series = pd.Series(values).reset_index(drop=True)
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -134,9 +138,11 @@ def parse_times(
                 "fix or delete that row"
             )
         return to_utc(series, unit), False
+    kdb = False  # BitMEX's public dumps (2024-01-01D00:01:00.000): UTC by definition
     if pd.api.types.is_datetime64_any_dtype(series):
         parsed = pd.DatetimeIndex(series)
     else:
+        kdb = bool(series.astype(str).str.match(r"^\d{4}-\d{2}-\d{2}D").all())
         text = series.astype(str).str.replace(r"^(\d{4}-\d{2}-\d{2})D", r"\1T", regex=True)
         try:
             parsed = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce"))
@@ -153,8 +159,16 @@ def parse_times(
                 "rows, or set data.source.timestamp_column to the right column"
             )
     naive = parsed.tz is None
+    if naive and kdb and timezone is None:
+        timezone = "UTC"
+    if naive and timezone is None:
+        raise DataError(
+            f"{path}: times in {column!r} have no timezone (e.g. {series.iloc[0]!r}); set "
+            "data.source.timezone=UTC if they are UTC, or to the zone they were written in "
+            "(e.g. Europe/Berlin)"
+        )
     if naive:
-        zone = timezone or "UTC"
+        zone = str(timezone)
         try:
             parsed = parsed.tz_localize(zone, ambiguous="infer", nonexistent="raise")
         except Exception as exc:  # zoneinfo / pytz raise their own types for DST holes

@@ -59,6 +59,9 @@ class TickSource:
             the ``funding_rate`` column and how to read it (shared with the other file-based
             source; documented and checked by
             :class:`~cryptotrade.data.sources.funding.FundingFile`).
+        timezone: Zone of trade and funding times written without one (``UTC``,
+            ``Europe/Berlin``); ``None`` refuses such times. Times with a zone (BitMEX's ``Z``)
+            and epoch numbers are unaffected.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class TickSource:
         funding_rate_column: str | None = None,
         funding_rate_interval: str | None = None,
         funding_coverage: Literal["reject", "warn"] = FundingFile.coverage,
+        timezone: str | None = None,
     ) -> None:
         if empty not in ("drop", "ffill"):
             raise ValueError(f"empty={empty!r}; use 'drop' (remove bars without trades) or 'ffill'")
@@ -93,6 +97,7 @@ class TickSource:
             if value is not None:
                 parse_date(value)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.timezone = timezone
         self.funding = FundingFile.from_settings(
             funding_path,
             funding_symbol,
@@ -113,7 +118,7 @@ class TickSource:
     def load_all(self) -> dict[str, pd.DataFrame]:
         """Bars for ``timeframe`` and every ``extra_timeframes``, from one read of the trades."""
         ts, price, size, is_buy = self.trades()
-        rates = None if self.funding is None else self.funding.rates()
+        rates = None if self.funding is None else self.funding.rates(self.timezone)
         out = {}
         for tf, step in self.steps.items():
             bars = resample_trades(ts, price, size, is_buy, step, self.empty)
@@ -154,7 +159,7 @@ class TickSource:
         stat = self.path.stat()
         return {"source": str(self.path.resolve()), "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns, "symbol": self.symbol,
-                "volume_column": self.volume_column}  # fmt: skip
+                "volume_column": self.volume_column, "timezone": self.timezone}  # fmt: skip
 
     def _convert(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         wanted = ["timestamp", "side", "price", self.volume_column]
@@ -172,7 +177,7 @@ class TickSource:
             raise DataError(
                 f"{self.path} has no trades for symbol {self.symbol!r}; set data.source.symbol"
             )
-        ts = parse_times(table["timestamp"], self.path, "timestamp")[0].asi8
+        ts = parse_times(table["timestamp"], self.path, "timestamp", timezone=self.timezone)[0].asi8
         side = table["side"].astype(str).str.lower()
         unknown = ~side.isin(_BUY | _SELL)
         if unknown.any():
