@@ -37,7 +37,6 @@ def compose_cfg(*overrides: str):
         ("seed=-1", "seed=-1 must be an integer in [0, 2**32 - 1]"),
         ("seed=4294967296", "seed=4294967296 must be an integer in [0, 2**32 - 1]"),
         ("torch_threads=0", "torch_threads=0 must be >= 1"),
-        ("~agent", "the config lacks agent (choose agent=<option>)"),
         ("~data", "the config lacks data (choose data=<option>)"),  # debug's max_bars is left
         ("~train", "the config lacks train;"),
     ],
@@ -47,6 +46,15 @@ def test_check_config_refuses_typos_and_out_of_range_settings(override, message)
     with pytest.raises(ConfigError) as info:
         strict.check_config(cfg, TASKS)
     assert message in str(info.value)
+
+
+def test_removing_the_agent_group_fails_at_composition():
+    """``~agent`` cannot compose: the primary defaults list picks the debug preset's per-agent
+    file by ``${agent}`` (the launcher's hook prints Hydra's error as one line)."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=r"\$\{agent\}"):
+        compose_cfg("~agent")
 
 
 def test_open_mappings_take_new_keys_with_or_without_plus():

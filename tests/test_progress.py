@@ -26,14 +26,21 @@ def test_duration_and_eta_read_like_a_person_would_write_them(monkeypatch):
 
 
 def test_each_validation_logs_step_metric_best_and_eta(monkeypatch, tmp_path, caplog):
-    from cryptotrade.agents import validation
+    import numpy as np
+
+    from cryptotrade.agents import selection as validation
 
     scores = iter([0.5, 0.2])
+    curve = (np.zeros(2), np.ones(2))
     monkeypatch.setattr(
-        validation, "validation_metrics", lambda *a: {"val/sharpe": next(scores), "val/x": 1.0}
+        validation,
+        "validation_backtest",
+        lambda *a: ({"val/sharpe": next(scores), "val/x": 1.0}, curve),
     )
     monkeypatch.setattr(validation.tracking, "log_metrics", lambda *a, **k: None)
-    model = SimpleNamespace(num_timesteps=0, save=lambda path: Path(path).write_bytes(b"m"))
+    model = SimpleNamespace(
+        num_timesteps=0, _n_updates=1, save=lambda path: Path(path).write_bytes(b"m")
+    )
     selection = validation.Selection(metric="val/sharpe")
     callback = validation.ValidationCallback(
         None, None, selection, best_path=tmp_path / "best.zip", eval_freq=0, total_steps=2000

@@ -29,7 +29,7 @@ PRINTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help",
 
 
 class RedactingStream:
-    """A text stream that masks secrets (:func:`cryptotrade.redaction.redact_text`) in every
+    """A text stream that masks secrets (:func:`cryptotrade.launch.redaction.redact_text`) in every
     write and delegates everything else (``isatty``, ``fileno``, ``encoding``) to ``stream``."""
 
     def __init__(self, stream: TextIO) -> None:

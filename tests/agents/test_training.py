@@ -93,8 +93,9 @@ def test_an_untrained_model_is_never_selected(tmp_path, monkeypatch):
     model = components.make_agent(components.env.make_vec(dataset.train, components.reward))
     selection = Selection(metric="val/sharpe")
     seen = []
+    val_market = components.env.compile(dataset.val, components.reward)
     callback = ValidationCallback(
-        components, dataset.val, selection, best_path=tmp_path / "best.zip", eval_freq=1,
+        components, val_market, selection, best_path=tmp_path / "best.zip", eval_freq=1,
         on_validation=lambda s, m: seen.append(s),
     )  # fmt: skip
     callback.validate(model)
@@ -107,7 +108,7 @@ def test_an_untrained_model_is_never_selected(tmp_path, monkeypatch):
 
 def test_a_budget_below_one_rollout_fails_naming_the_fix():
     cfg = compose_cfg("agent=ppo", "train.total_timesteps=1000")
-    with pytest.raises(ConfigError, match=r"agent\.n_steps=256 x env\.n_envs=4 = 1024 > "):
+    with pytest.raises(ConfigError, match=r"agent\.n_steps=512 x env\.n_envs=4 = 2048 > "):
         build(cfg)
 
 
@@ -127,17 +128,21 @@ def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_ur
     components = build(cfg)
     dataset = objective.prepare_data(components)
     touched = []
+    from cryptotrade.env import CompiledMarket
     from cryptotrade.env.factory import EnvFactory
 
-    original = EnvFactory.make
+    def spying(original):
+        def spy(self, data, *args, **kwargs):
+            # every backtest (validation, test, baselines) compiles its split's market or builds
+            # an env here; objective prepares its own Dataset, so compare bars, not identity
+            bars = data.data if isinstance(data, CompiledMarket) else data
+            touched.append(bool(np.array_equal(bars.timestamps, dataset.test.timestamps)))
+            return original(self, data, *args, **kwargs)
 
-    def spy(self, data, *args, **kwargs):
-        # every backtest (validation, test, baselines) builds its env here; objective prepares
-        # its own Dataset object, so compare the split's bars, not identity
-        touched.append(bool(np.array_equal(data.timestamps, dataset.test.timestamps)))
-        return original(self, data, *args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(EnvFactory, "make", spy)
+    monkeypatch.setattr(EnvFactory, "make", spying(EnvFactory.make))
+    monkeypatch.setattr(EnvFactory, "compile", spying(EnvFactory.compile))
     metrics = objective.objective(cfg, tmp_path, test=False)
     assert touched and not any(touched)
     assert metrics and all(k.startswith("val/") for k in metrics)

@@ -137,12 +137,13 @@ def test_an_inverse_contract_reports_money_in_the_coin():
 
     data = random_walk(n=160, n_features=2, seed=3)
 
-    def make_env() -> TradingEnv:
-        return TradingEnv(data, settings=EnvSettings(window=8, contract="inverse"), evaluation=True)
-
+    settings = EnvSettings(window=8, contract="inverse")
+    market = CompiledMarket.build(data, settings=settings, evaluation=True)
     ev = evaluate_split(
-        lambda obs, env: 1, make_env, prefix="test", seed=0, log_to_run=False,
-        settings=EvaluationSettings(random_seeds=[0], oracle=False, plots=False),
+        lambda obs, env: 1, market, prefix="test", seed=0, log_to_run=False,
+        settings=EvaluationSettings(
+            random_seeds=[0], baselines=["buy_hold", "flat", "random"], plots=False
+        ),
     )  # fmt: skip
     assert ev.currency == BASE
     assert f"Cost breakdown ({BASE})" in ev.html and "quote currency" not in ev.html

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptotrade.env import EnvSettings, TradingEnv
+from cryptotrade.env import CompiledMarket, EnvSettings, TradingEnv
 from cryptotrade.evaluation.backtest import run_backtest
 from tests.env.env_testdata import random_walk
 
@@ -64,9 +64,12 @@ def test_equity_and_trade_timestamps_never_go_back(mlflow_store):
     with mlflow.start_run() as run:
         evaluate_split(
             lambda obs, env: actions(next(steps)),
-            lambda: TradingEnv(data, settings=EnvSettings(window=8), evaluation=True),
+            CompiledMarket.build(data, settings=EnvSettings(window=8), evaluation=True),
             prefix="test", seed=0,
-            settings=EvaluationSettings(random_seeds=[0], oracle=False, plots=False, report=False),
+            settings=EvaluationSettings(
+                random_seeds=[0], baselines=["buy_hold", "flat", "random"], plots=False,
+                report=False,
+            ),
         )  # fmt: skip
     uri = f"runs:/{run.info.run_id}/test"
     equity = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"{uri}/equity.csv")))

@@ -63,7 +63,9 @@ def test_a_search_refuses_the_client_address_in_preflight_before_the_run_opens(m
 
 
 def test_empty_address_starts_a_private_local_ray_and_a_cluster_is_joined_without_resources():
-    assert ray_init_kwargs("", 3) == {"address": "local", "num_cpus": 3, "include_dashboard": False}
+    local = {"address": "local", "num_cpus": 3, "include_dashboard": False}
+    assert ray_init_kwargs("", 3) == local | {"object_store_memory": None}
+    assert ray_init_kwargs("", 3, 10**8)["object_store_memory"] == 10**8
     assert ray_init_kwargs("", None)["num_cpus"] and ray_init_kwargs("", None)["address"] == "local"
     for address in ("auto", "10.0.0.1:6379"):
         kwargs = ray_init_kwargs(address, 3)
@@ -113,7 +115,12 @@ def test_make_pool_passes_the_chosen_init_arguments(fake_ray, monkeypatch):
     with make_pool(address="127.0.0.1:6379", **common):
         pass
     assert fake_ray.inits == [
-        {"address": "local", "num_cpus": 2, "include_dashboard": False},
+        {
+            "address": "local",
+            "num_cpus": 2,
+            "include_dashboard": False,
+            "object_store_memory": None,
+        },
         {"address": "127.0.0.1:6379", "log_to_driver": True},
     ]
     assert fake_ray.shutdowns == 2 and tokens == ["", "127.0.0.1:6379"]

@@ -27,7 +27,7 @@ def test_winner_config_is_a_plain_run_of_the_point_with_secrets_masked():
     text = OmegaConf.to_yaml(best)
     assert "sk-very-secret" not in text
     assert best.data.source.api_key_env == "BINANCE_KEY", "a variable name is not a secret"
-    assert cfg.agent.gamma == 0.99, "the base config is untouched"
+    assert cfg.agent.gamma == 0.9, "the base config is untouched (the PPO default)"
 
 
 def test_points_are_keyed_canonically_and_candidates_resolve():
