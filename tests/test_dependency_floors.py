@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib.metadata as md
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (requires-python): pytest's own TOML dependency
+    import tomli as tomllib  # type: ignore[no-redef]
 from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.version import Version
