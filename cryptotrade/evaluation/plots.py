@@ -46,7 +46,11 @@ def _concise_dates(fig: Any) -> None:
     from matplotlib import dates as mdates
 
     for ax in fig.axes:
-        if type(ax.xaxis.get_major_formatter()).__module__ == mdates.__name__:  # a date axis
+        formatter = ax.xaxis.get_major_formatter()
+        # a date axis: matplotlib's formatter, or pandas' subclass once pandas registered its
+        # converters (any earlier pandas plot in the process does)
+        dated = (mdates.AutoDateFormatter, mdates.ConciseDateFormatter, mdates.DateFormatter)
+        if isinstance(formatter, dated):
             locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cryptotrade.evaluation import plots
@@ -56,7 +57,13 @@ def test_thousands_of_trades_are_counted_per_period_not_drawn_one_by_one(figures
     agent, close = result(10_000)
     trades = agent.trades
     assert len(trades) > 3 * plots.MAX_MARKERS
-    assert plots.trades_plot(agent, close).startswith(b"\x89PNG")
+    # as after any pandas plot in the process: pandas' date converters are registered, and the
+    # axes get pandas' formatter subclass (it must still be made concise)
+    pd.plotting.register_matplotlib_converters()
+    try:
+        assert plots.trades_plot(agent, close).startswith(b"\x89PNG")
+    finally:
+        pd.plotting.deregister_matplotlib_converters()
     (fig,) = figures
     price, counts = fig.axes
     assert not price.collections, "no marker per trade"
