@@ -124,7 +124,13 @@ def test_selection_on_the_test_split_is_refused():
 
 
 def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_uri, monkeypatch):
-    cfg = compose_cfg("agent=a2c")
+    # the test backtest without the oracle and pictures: what is checked is which split is read
+    cfg = compose_cfg(
+        "agent=a2c",
+        "evaluation.baselines=[buy_hold,flat]",
+        "evaluation.plots=false",
+        "evaluation.report=false",
+    )
     components = build(cfg)
     dataset = objective.prepare_data(components)
     touched = []
