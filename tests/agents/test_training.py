@@ -108,7 +108,7 @@ def test_an_untrained_model_is_never_selected(tmp_path, monkeypatch):
 
 def test_a_budget_below_one_rollout_fails_naming_the_fix():
     cfg = compose_cfg("agent=ppo", "train.total_timesteps=1000")
-    with pytest.raises(ConfigError, match=r"agent\.n_steps=512 x env\.n_envs=4 = 2048 > "):
+    with pytest.raises(ConfigError, match=r"agent\.n_steps=256 x env\.n_envs=4 = 1024 > "):
         build(cfg)
 
 
