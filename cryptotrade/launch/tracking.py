@@ -5,11 +5,12 @@ FINISHED on success, FAILED on an exception (with the traceback as an artifact) 
 Ctrl-C or SIGTERM; no run is left RUNNING when the process ends.
 
 This module is the package's one MLflow handle: no other module imports ``mlflow``
-(tests/test_layout.py checks it; the pyfunc wrapper :class:`~cryptotrade.evaluation.policy_model.
-PolicyModel` subclasses MLflow's ``PythonModel`` and is the one listed exception). Logging needs
-an active run: without one, every ``log_*`` call raises :class:`NoActiveRunError` instead of
-dropping the value, except inside :func:`run_optional`, the explicit switch for code that may
-run untracked (tests, experiment scripts, the candidates of a search that has no run).
+(tests/test_layout.py checks it). The one listed exception is the pyfunc wrapper
+:class:`~cryptotrade.evaluation.policy_model.PolicyModel`, which subclasses MLflow's
+``PythonModel``. Logging needs an active run: without one, every ``log_*`` call raises
+:class:`NoActiveRunError` instead of dropping the value, except inside :func:`run_optional`,
+the explicit switch for code that may run untracked (tests, experiment scripts, the candidates
+of a search that has no run).
 
 MLflow is imported lazily so that ``--help`` and config errors answer without loading it.
 """
