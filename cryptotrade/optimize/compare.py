@@ -209,7 +209,8 @@ def children_table(children: Sequence[Child], metrics: Sequence[str]) -> Any:
     return pd.DataFrame(rows)
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """The figure as PNG bytes (closed afterwards)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -272,7 +273,7 @@ def parallel_coordinates_png(
     ax.set_title(f"parameters vs {fitness}")
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=fitness)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _finite(value: Any) -> bool:
@@ -313,7 +314,7 @@ def equity_overlay_png(
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 SORT_SCRIPT = """
@@ -419,7 +420,8 @@ def html_report(
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1300px; }}
 table {{ border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 9px; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 9px; text-align: right; white-space: nowrap; }}
+.wide {{ overflow-x: auto; }}
 th {{ background: #f0f3f7; cursor: pointer; user-select: none; }}
 th[data-order="asc"]::after {{ content: " \\25B2"; }}
 th[data-order="desc"]::after {{ content: " \\25BC"; }}
@@ -429,9 +431,9 @@ img {{ max-width: 100%; border: 1px solid #eee; }}
 <p>Fitness (the selection metric): <b>{html.escape(fitness)}</b></p>
 <ul>{items}</ul>
 <h2>Groups: mean [95 % interval] over seeds</h2>
-{_sortable(["group", "seeds", *metrics, "interval"], group_rows)}
+<div class="wide">{_sortable(["group", "seeds", *metrics, "interval"], group_rows)}</div>
 <h2>Children</h2>
-{_sortable(["run", "status", "group", *keys, *metrics], child_rows)}
+<div class="wide">{_sortable(["run", "status", "group", *keys, *metrics], child_rows)}</div>
 {images}
 <script>{SORT_SCRIPT}</script>
 </body></html>

@@ -138,3 +138,42 @@ def test_the_parent_gets_group_metrics_tables_and_the_report(tmp_path: Path, mlf
     assert table["val/sharpe/ci_high"].iloc[0] == pytest.approx(2 + 12.706205, abs=1e-4)
     page = (folder / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2 and "FAILED" in page
+
+
+@pytest.mark.slow
+def test_a_real_2x2_multirun_parent_compares_its_children(tmp_path: Path, mlflow_uri):
+    """Two groups (agent.gamma) x two seeds of the debug pipeline: the parent reads back with the
+    group aggregates of the children's own metrics and the comparison report."""
+    from conftest import run_cli
+
+    proc = run_cli(
+        "-m", "debug=default", "seed=0,1", "agent.gamma=0.9,0.99",
+        "evaluation.baselines=[buy_hold,flat]", f"paths.root={tmp_path}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Warning" not in proc.stdout + proc.stderr  # quiet: no library warnings
+    client = mlflow.MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("cryptotrade")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep_role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    metrics = parent.data.metrics
+    for gamma in ("0.9", "0.99"):
+        group = [r for r in children if f"gamma={gamma}" in r.info.run_name.split()]
+        values = [r.data.metrics["test/total_return"] for r in group]
+        key = f"group/agent.gamma-{gamma}"
+        assert metrics[f"{key}/seeds"] == 2.0
+        assert metrics[f"{key}/test/total_return/mean"] == pytest.approx(np.mean(values))
+        for name in ("val/sharpe", "test/sharpe", "test/max_drawdown", "test/num_trades"):
+            assert f"{key}/{name}/mean" in metrics, name
+        if values[0] != values[1]:
+            assert metrics[f"{key}/test/total_return/ci_low"] < np.mean(values)
+    assert parent.data.tags["comparison/ci_method"] == "student_t"
+    folder = Path(client.download_artifacts(parent.info.run_id, "comparison", str(tmp_path)))
+    page = (folder / "report.html").read_text()
+    for child in children:
+        assert child.info.run_name in page
+    assert page.count('src="data:image/png;base64,') == 2  # equity overlay, parallel coordinates
+    table = pd.read_csv(folder / "comparison.csv")
+    assert sorted(table["group"]) == ["agent.gamma=0.9", "agent.gamma=0.99"]
