@@ -506,7 +506,7 @@ def log_sweep_comparison(
     present = {k for c in children for k in c.metrics}
     metrics = [m for m in dict.fromkeys([fitness, *KEY_METRICS]) if m in present]
     groups = aggregate(children, metrics)
-    values = group_metrics(groups)
+    values = group_metrics(groups) if metrics else {}  # no key metric (task=data): no groups
     if values:
         from mlflow.entities import Metric
 
