@@ -143,7 +143,10 @@ def build_study(
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-serialisable user attribute."""
+    """A JSON-serialisable user attribute (numpy scalars as Python numbers)."""
+    if hasattr(value, "item") and callable(value.item):
+        with contextlib.suppress(TypeError, ValueError):
+            value = value.item()
     try:
         json.dumps(value)
     except TypeError:

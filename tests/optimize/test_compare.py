@@ -140,6 +140,42 @@ def test_the_parent_gets_group_metrics_tables_and_the_report(tmp_path: Path, mlf
     assert page.count('src="data:image/png;base64,') == 2 and "FAILED" in page
 
 
+def test_the_sweep_end_calls_the_comparison_and_survives_its_failure(
+    tmp_path, mlflow_store, caplog
+):
+    from omegaconf import OmegaConf
+
+    from cryptotrade.launch import sweeps
+
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.create_experiment("e", artifact_location=str(tmp_path / "art"))
+    cfg = OmegaConf.create(
+        {"tracking": {"uri": mlflow_store}, "paths": {"root": str(tmp_path)},
+         "optimizer": {"metric": "val/total_return"}}
+    )  # fmt: skip
+    calls = []
+
+    def record(*args):
+        calls.append(args)
+
+    def boom(*args):
+        raise RuntimeError("no comparison today")
+
+    for compare_with in (record, boom):
+        parent = client.create_run(experiment).info.run_id
+        folder = tmp_path / parent
+        (folder / "0").mkdir(parents=True)
+        (folder / sweeps.SWEEP_FILE).write_text(
+            f'{{"sweep_id": "s", "parent_run_id": "{parent}", "swept": ["seed"]}}'
+        )
+        sweeps.record_job(folder / "0", num=0, name="#0 seed=0", overrides=["seed=0"],
+                          status="FINISHED", run_id="r")  # fmt: skip
+        jobs = sweeps.finish(folder, cfg, compare_with)
+        assert client.get_run(parent).info.status == "FINISHED"
+    assert calls == [(mlflow_store, calls[0][1], jobs, ["seed"], "val/total_return")]
+    assert "sweep comparison failed: RuntimeError: no comparison today" in caplog.text
+
+
 @pytest.mark.slow
 def test_a_real_2x2_multirun_parent_compares_its_children(tmp_path: Path, mlflow_uri):
     """Two groups (agent.gamma) x two seeds of the debug pipeline: the parent reads back with the
