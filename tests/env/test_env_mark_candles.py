@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from env_testdata import bars, random_walk
 
-from cryptotrade.data.market_data import MarketData
+from cryptotrade.data.market_data import MARK_COLUMNS, MarketData
+from cryptotrade.data.sources import FileSource
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
 from cryptotrade.env.compiled import price_rows
 from cryptotrade.env.core import ROW_MARK_HIGH, ROW_MARK_LOW, ROW_MARK_OPEN
@@ -295,3 +298,119 @@ def test_env_equals_the_independent_reimplementation_with_mark_candles(
                 inside += kind == "candles" and not lo <= r["exit_price"] <= hi
     # both conventions were exercised, and the candles' own range mattered
     assert liquidated["candles"] >= 8 and liquidated["closes"] >= 6 and inside >= 4
+
+
+# ------------------------------------------------------------------ real data
+DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+PERP_1H = DATA_DIR / "binance_usdm_BTCUSDT_perp_1h.parquet"
+SPOT_1M = DATA_DIR / "binance_spot_BTCUSDT_1m_2024-07-26_2024-08-25.parquet"
+MMR = 0.004
+
+
+@pytest.fixture(scope="module")
+def august() -> tuple[MarketData, pd.DataFrame]:
+    """The perpetual's 1h bars of 2024-07-27 .. 08-24 through the file source, with the spot 1m
+    candles as the mark file (their own high/low per hour), and the raw 1m candles."""
+    if not (PERP_1H.exists() and SPOT_1M.exists()):
+        pytest.skip(f"real data not found under {DATA_DIR} (shared data folder absent)")
+    frame = FileSource(
+        str(PERP_1H), mark_path=str(SPOT_1M), start="2024-07-27", end="2024-08-25"
+    ).load()
+    assert frame.attrs["mark"]["range"] == "mark candles' own high/low"
+    n = len(frame)
+    data = MarketData(
+        "aug2024",
+        frame.index.tz_convert(None).to_numpy(),
+        *(frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")),
+        np.zeros((n, 1), np.float32),
+        ("zero",),
+        np.zeros(n),
+        mark_price=frame["mark_price"].to_numpy(),
+        mark_high=frame["mark_high"].to_numpy(),
+        mark_low=frame["mark_low"].to_numpy(),
+    )
+    return data, pd.read_parquet(SPOT_1M).set_index("date")
+
+
+def liquidation_bar(data: MarketData, start: int, side: int, leverage: float):
+    """Hold a full ``side`` position from the open of bar ``start + 1``; the bar it is
+    liquidated on (``None``: never) and its trade."""
+    rows = slice(start, None)
+    arrays = {
+        k: None if getattr(data, k) is None else getattr(data, k)[rows]
+        for k in (
+            "timestamps",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "features",
+            "funding_rate",
+            *MARK_COLUMNS,
+        )
+    }
+    settings = EnvSettings(
+        window=1,
+        action_mode="discrete3",
+        taker_fee=0.0,
+        slippage_bps=0.0,
+        leverage=leverage,
+        maintenance_margin=MMR,
+        liquidation_fee=0.0,
+        funding=False,
+        episode_length=None,
+    )
+    env = TradingEnv(dataclasses.replace(data, **arrays), WeightedReward(), settings, True)
+    env.reset(seed=0)
+    while True:
+        _, _, term, trunc, _ = env.step(2 if side > 0 else 0)
+        if term or trunc:
+            trade = env.trades[-1]
+            return (start + int(trade["exit_index"]) if trade["liquidated"] else None), trade
+
+
+# (entry decided at the close of the hour before, side, leverage); the hours the mark closes
+# alone liquidate later than the 1m candles' own range, pinned below
+CHECKS = [
+    ("2024-07-29 00:00", 1, 20.0),
+    ("2024-08-01 00:00", 1, 5.0),
+    ("2024-08-02 00:00", 1, 10.0),
+    ("2024-08-04 00:00", 1, 10.0),
+    ("2024-08-04 12:00", 1, 20.0),
+    ("2024-08-05 00:00", 1, 20.0),
+    ("2024-08-05 06:00", -1, 10.0),
+    ("2024-08-05 06:00", -1, 20.0),
+    ("2024-08-08 00:00", -1, 10.0),
+]
+LATER_BY_CLOSES = [23, 0, 1, 0, 0, 3, 2, 0, 0]
+
+
+def test_real_leveraged_positions_are_liquidated_in_the_hour_the_1m_mark_crosses(
+    august,
+) -> None:
+    """Through the 2024-08-05 sell-off: with the spot 1m candles standing in for the mark
+    (Binance's mark follows a spot index; no mark-candle file is in the shared data), each
+    leveraged position is liquidated in the hour holding the first 1m candle through its
+    liquidation price, found here from the raw candles; on mark closes alone 4 of 9 are
+    liquidated 1 to 23 hours later."""
+    data, minutes = august
+    stamps = pd.DatetimeIndex(data.timestamps, tz="UTC")
+    later = []
+    for start, side, lev in CHECKS:
+        s = stamps.get_loc(pd.Timestamp(start, tz="UTC"))
+        bar, trade = liquidation_bar(data, s, side, lev)
+        entry = data.open[s + 1]
+        assert trade["entry_price"] == pytest.approx(entry, rel=1e-15)
+        # balance + units (p - entry) = mmr |units| p with units = side lev cash / entry
+        p_liq = entry * (1 - side / lev) / (1 - side * MMR)
+        after = minutes.loc[stamps[s + 1] :]
+        crossed = after["low"] <= p_liq if side > 0 else after["high"] >= p_liq
+        touch = crossed.idxmax()
+        assert crossed.any() and bar is not None
+        assert stamps[bar] == touch.floor("1h"), (start, side, lev)
+        assert trade["exit_price"] == pytest.approx(p_liq, rel=1e-12)
+        closes_only = dataclasses.replace(data, mark_high=None, mark_low=None)
+        interpolated, _ = liquidation_bar(closes_only, s, side, lev)
+        later.append(interpolated - bar)
+    assert later == LATER_BY_CLOSES
