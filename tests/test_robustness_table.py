@@ -14,7 +14,8 @@ def test_fourteen_markets_three_kinds_two_strengths_two_lengths_two_nulls():
     assert sum(name.startswith(("rw", "gbm")) for name in markets) == 2
     assert all("data=probe" in o and "data.source.timeframe=1h" in o for o in markets.values())
     cells = rb.plan()
-    assert len(cells) == 14 * 2 * 3 + 4 * 4 and len(set(cells)) == len(cells)
+    assert len(cells) == 14 * 2 * 3 + 2 * 2 + 4 * 4 and len(set(cells)) == len(cells)
+    assert rb.overrides_of("rw_20k+minimal")[-1] == "features=minimal"
     assert cells[:28] == [(m, a, 0) for m in markets for a in ("ppo", "dqn")]
 
 

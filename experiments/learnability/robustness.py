@@ -67,12 +67,24 @@ TARGETS = {"ppo": 0.8, "dqn": 0.8}  # share of the rule's test log return; the o
 ROUND_TRIP = 2 * (0.0004 + 0.0001)
 
 
+# default vs minimal features, PPO and DQN, first seed: "<market>+minimal" rows
+VARIANTS = {"minimal": ["features=minimal"]}
+FEATURE_MARKETS = ("mom1_weak_20k", "mr4_strong_20k")
+
+
+def overrides_of(market: str) -> list[str]:
+    """Overrides of a market name (``<market>+<variant>``: the market plus the variant's)."""
+    base, _, variant = market.partition("+")
+    return [*markets()[base], *VARIANTS.get(variant, [])]
+
+
 def plan() -> list[tuple[str, str, int]]:
     """Every cell (market, agent, seed) in the order they are run: the first seed of PPO and
     DQN everywhere, the other two seeds, then the other agents on the representative markets."""
     names = list(markets())
     cells = [(m, a, 0) for m in names for a in MAIN_AGENTS]
     cells += [(m, a, s) for s in MAIN_SEEDS[1:] for m in names for a in MAIN_AGENTS]
+    cells += [(f"{m}+{v}", a, 0) for v in VARIANTS for m in FEATURE_MARKETS for a in MAIN_AGENTS]
     return cells + [(m, a, 0) for m in REPRESENTATIVE for a in OTHER_AGENTS]
 
 
@@ -80,6 +92,11 @@ def load(out: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     """The finished cells under ``out`` (one ``results.jsonl`` per market folder)."""
     found: dict[tuple[str, str, int], dict[str, Any]] = {}
     overrides = {" ".join(v): k for k, v in markets().items()}
+    overrides |= {
+        " ".join([*markets()[m], *extra]): f"{m}+{name}"
+        for name, extra in VARIANTS.items()
+        for m in FEATURE_MARKETS
+    }
     for path in sorted(out.glob("*/results.jsonl")):
         for line in path.read_text().splitlines():
             if not line.strip():
@@ -95,7 +112,7 @@ def command(market: str, agent: str, seed: int, out: Path) -> list[str]:
     """The command line of one cell."""
     return [
         sys.executable, "-m", "experiments.learnability", agent, "--no-preset",
-        *markets()[market], "--out", str(out / market), "--extractors", "mlp",
+        *overrides_of(market), "--out", str(out / market), "--extractors", "mlp",
         "--seeds", str(seed),
     ]  # fmt: skip
 
@@ -132,7 +149,8 @@ def table(found: dict[tuple[str, str, int], dict[str, Any]]) -> str:
         "| train CPU s | target |\n|" + "---|" * 13
     )
     rows = [head]
-    for market in markets():
+    names = [*markets(), *(f"{m}+{v}" for m in FEATURE_MARKETS for v in VARIANTS)]
+    for market in names:
         for agent in (*MAIN_AGENTS, *OTHER_AGENTS):
             cells = [found[k] for k in sorted(found) if k[0] == market and k[1] == agent]
             if not cells:
@@ -183,7 +201,7 @@ def main(argv: list[str]) -> None:
     todo = [cell for cell in plan() if cell not in found]
     if args.action == "plan":
         for market, agent, seed in todo:
-            print(f"cell {market} {agent} {seed} {' '.join(markets()[market])}")
+            print(f"cell {market} {agent} {seed} {' '.join(overrides_of(market))}")
     elif args.action == "run":
         for market, agent, seed in todo:
             subprocess.run(command(market, agent, seed, args.out), check=True)
