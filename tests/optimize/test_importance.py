@@ -100,3 +100,30 @@ def test_parent_run_gets_table_study_and_pictures(tmp_path: Path, mlflow_store):
     study = optuna.load_study(study_name=name, storage=storage)
     assert len(study.trials) == 25 and study.metric_names == ["val/sharpe"]
     assert set(study.best_params) == set(SPACE.paths)
+
+
+def test_tune_results_become_trials_scored_by_their_best_report():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from cryptotrade.optimize.tune import trial_records
+    from cryptotrade.optimize.tune_trial import RUN_ID, SCORE
+
+    point = SPACE.decode([0.5] * len(SPACE.paths))
+
+    def result(scores, error=None):
+        frame = pd.DataFrame({SCORE: scores}) if scores else None
+        metrics = {"trial_id": "t", RUN_ID: "run", "timesteps": 2048} if scores else {}
+        return SimpleNamespace(config=point | {"other": 1}, metrics_dataframe=frame,
+                               metrics=metrics, error=error)  # fmt: skip
+
+    done, penalised, errored = trial_records(
+        [result([0.1, 0.4, 0.2]), result([-1e9]), result([], RuntimeError("boom\nlast line"))],
+        SPACE.paths,
+        penalty=-1e9,
+    )
+    assert (done.fitness, done.failed, done.point) == (0.4, False, point)
+    assert done.extra == {"trial_id": "t", "run_id": "run", "reports": 3, "timesteps": 2048,
+                          "error": ""}  # fmt: skip
+    assert penalised.failed and errored.failed and errored.extra["error"] == "last line"
