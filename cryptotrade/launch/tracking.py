@@ -6,7 +6,7 @@ Ctrl-C or SIGTERM; no run is left RUNNING when the process ends.
 
 This module is the package's one MLflow handle: no other module imports ``mlflow``
 (tests/test_layout.py checks it). The one listed exception is the pyfunc wrapper
-:class:`~cryptotrade.evaluation.policy_model.PolicyModel`, which subclasses MLflow's
+``PolicyModel`` of :mod:`cryptotrade.evaluation.policy_model`, which subclasses MLflow's
 ``PythonModel``. Logging needs an active run: without one, every ``log_*`` call raises
 :class:`NoActiveRunError` instead of dropping the value, except inside :func:`run_optional`,
 the explicit switch for code that may run untracked (tests, experiment scripts, the candidates
@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -496,9 +496,14 @@ def log_metrics(
     """
     values = {k: float(v) for k, v in metrics.items()}
     if run_id is not None:
-        client_ = client(uri)
-        for key, value in values.items():
-            store.retry(client_.log_metric, run_id, key, value, step=step)
+        import time
+
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        batch = [Metric(k, v, stamp, step or 0) for k, v in values.items()]
+        for start in range(0, len(batch), 1000):  # MLflow's batch limit
+            store.retry(client(uri).log_batch, run_id, metrics=batch[start : start + 1000])
         return
     import mlflow
 
@@ -558,6 +563,27 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         store.retry(mlflow.log_artifact, str(path), artifact_path)
 
 
+def log_artifacts(
+    folder: str | Path,
+    artifact_path: str | None = None,
+    *,
+    run_id: str | None = None,
+    uri: str | None = None,
+) -> None:
+    """Upload every file of a local folder to the active run, or to run ``run_id`` of the store
+    at ``uri``.
+
+    Raises:
+        NoActiveRunError: Without ``run_id``, no active run and no :func:`run_optional`.
+    """
+    import mlflow
+
+    if run_id is not None:
+        store.retry(client(uri).log_artifacts, run_id, str(folder), artifact_path)
+    elif recording(f"artifacts {artifact_path or ''}/ (from {folder})"):
+        store.retry(mlflow.log_artifacts, str(folder), artifact_path)
+
+
 def log_text(
     text: str, artifact_file: str, *, run_id: str | None = None, uri: str | None = None
 ) -> None:
@@ -575,7 +601,7 @@ def log_text(
         store.retry(mlflow.log_text, redaction.redact_text(text), artifact_file)
 
 
-def log_table(columns: Mapping[str, list[Any]], artifact_file: str) -> None:
+def log_table(columns: Mapping[str, Sequence[Any]], artifact_file: str) -> None:
     """Log ``{column: values}`` as a table artifact of the active run (the MLflow UI shows a
     ``.json`` table as a table).
 
@@ -690,6 +716,11 @@ def stored_run(uri: str, run_id: str) -> StoredRun | None:
     except MlflowException:
         return None
     return StoredRun(run.info.status, dict(run.data.tags), text)
+
+
+def run_metrics(uri: str | None, run_id: str) -> dict[str, float]:
+    """The latest value of every metric of run ``run_id`` in the store at ``uri``."""
+    return dict(store.retry(client(uri).get_run, run_id).data.metrics)
 
 
 def run_tags(uri: str | None, run_id: str) -> dict[str, str]:
@@ -870,6 +901,12 @@ def end_run(
         set_tags(tags, run_id=run_id, uri=uri)
     store.retry(client_.set_terminated, run_id, status)
     return True
+
+
+def artifact_names(run_id: str, folder: str, uri: str | None = None) -> list[str]:
+    """The paths of the artifacts directly under ``folder`` of run ``run_id`` (``test`` ->
+    ``["test/equity.csv", ...]``)."""
+    return [f.path for f in store.retry(client(uri).list_artifacts, run_id, folder)]
 
 
 def load_run_text(run_id: str, artifact: str, uri: str | None = None) -> str:
