@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -93,3 +94,23 @@ def test_periods_are_readable_and_tile_the_span():
     assert name == "day"
     assert edges[0] <= times[0] and edges[-1] > times[-1]
     assert len(edges) - 1 <= plots.MAX_PERIODS + 2
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "most"),
+    [(8_400.0, 17_900.0, 8), (0.62, 1.9, 8), (1e4, 3e6, 12)],  # the browser test's 2x; BTC; 300x
+)
+def test_log_equity_axis_is_labelled_with_plain_numbers_across_its_span(figures, lo, hi, most):
+    agent, _ = result(400)
+    equity = np.geomspace(lo, hi, len(agent.equity))
+    plots.equity_plot(replace(agent, equity=equity), {}, log_scale=True)
+    (fig,) = figures
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    # matplotlib's own log ticks give "9 x 10^3" and "10^4" here: the upper half unlabelled
+    assert 4 <= len(ticks) <= most, ticks
+    assert max(ticks) > lo * (hi / lo) ** 0.6, "the upper part of the span is labelled"
+    assert not any("10^" in s or "times" in s or "e+" in s for s in labels), labels
+    assert not ax.get_yticks(minor=True).size, "no unlabelled minor ticks"
