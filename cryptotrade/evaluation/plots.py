@@ -284,7 +284,9 @@ def reward_components_plot(agent: BacktestResult) -> bytes:
         label="total reward",
     )
     ax.set_title(f"Reward components over the episode (cumulative; {shown} non-zero)")
-    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    # the sums start together at 0 on the left and may head either way: matplotlib finds the
+    # corner they leave free (a fixed upper left sat on curves that fall, ~0.1 s more at 50k bars)
+    ax.legend(loc="best", fontsize=8, ncol=4)
     return _png(fig)
 
 

@@ -114,3 +114,26 @@ def test_log_equity_axis_is_labelled_with_plain_numbers_across_its_span(figures,
     assert max(ticks) > lo * (hi / lo) ** 0.6, "the upper part of the span is labelled"
     assert not any("10^" in s or "times" in s or "e+" in s for s in labels), labels
     assert not ax.get_yticks(minor=True).size, "no unlabelled minor ticks"
+
+
+@pytest.mark.parametrize("drift", [-1.0, 1.0])
+def test_reward_legend_leaves_the_curves_visible(figures, drift):
+    agent, _ = result(400)
+    n = len(agent.rewards)
+    components = np.zeros((n, agent.components.shape[1]))
+    components[:, 0] = drift * 0.05 + np.sin(np.arange(n) / 9.0) * 0.01  # falls (or rises) from 0
+    components[:, 1] = -0.01
+    agent = replace(agent, components=components, rewards=components.sum(axis=1))
+    plots.reward_components_plot(agent)
+    (fig,) = figures
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure was closed: draw it again to place the legend
+    canvas.draw()
+    ax = fig.axes[0]
+    box = ax.get_legend().get_window_extent(canvas.get_renderer())
+    covered = 0
+    for line in ax.lines:
+        x, y = line.get_transform().transform(line.get_xydata()).T
+        covered += int(np.sum((x > box.x0) & (x < box.x1) & (y > box.y0) & (y < box.y1)))
+    assert covered == 0, f"{covered} curve points under the legend"
