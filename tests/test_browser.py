@@ -294,10 +294,26 @@ def test_runs_table_in_the_model_training_view_lists_every_top_level_run(browser
     # MLflow 3 opens in its GenAI view; README's "MLflow 3" paragraph gives this URL
     url = f"{store.url}/#/experiments/{store.experiment_id}/runs?workflowType=machine_learning"
 
+    children = {
+        parent.info.run_id: sorted(
+            r.info.run_name
+            for r in store.runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        )
+        for parent in (store.multirun_parent, store.ga_parent)
+    }
+
     def ready(page: Any) -> None:
         for run in (store.single, store.multirun_parent, store.ga_parent):
             page.get_by_text(run.info.run_name, exact=True).first.wait_for(state="visible")
+        # expand both parents (the button before a parent's name) to show their children
+        for parent in (store.multirun_parent, store.ga_parent):
+            row = page.locator(".ag-row", has_text=parent.info.run_name).first
+            row.get_by_role("button").first.click()
+            for name in children[parent.info.run_id]:
+                page.get_by_text(name, exact=True).first.wait_for(state="visible")
 
+    assert [len(names) for names in children.values()] == [2, 2]
     seen = visit(browser, url, "runs-table", store.shots, ready)
     seen.check()
 
