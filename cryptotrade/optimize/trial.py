@@ -83,13 +83,22 @@ def point_hash(point: Mapping[str, Any]) -> str:
 
 
 def point_label(point: Mapping[str, Any], limit: int = 80) -> str:
-    """``learning_rate=0.000312 window=30``: each searched value under the last part of its key
-    (floats to 3 significant digits), for run names people can read in the MLflow UI."""
+    """``learning_rate=0.000312 vol.window=78 env.window=30``: each searched value under the
+    shortest tail of its key that no other key shares (the last part, unless two keys end
+    alike), floats to 3 significant digits, for run names people can read in the MLflow UI."""
 
     def short(value: Any) -> str:
         return f"{value:.3g}" if isinstance(value, float) else str(value)
 
-    text = " ".join(f"{k.rsplit('.', 1)[-1]}={short(v)}" for k, v in point.items())
+    def tail(key: str) -> str:
+        parts = key.split(".")
+        for n in range(1, len(parts)):
+            end = ".".join(parts[-n:])
+            if not any(o != key and (o == end or o.endswith("." + end)) for o in point):
+                return end
+        return key
+
+    text = " ".join(f"{tail(k)}={short(v)}" for k, v in point.items())
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 
