@@ -115,6 +115,24 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
         assert child.data.metrics["search/fitness"] == child.data.metrics["val/sharpe"]
     assert len({c.data.metrics["search/fitness"] for c in finished}) == len(finished)
     assert list((tmp_path / "tune").glob("tune-*/experiment_state*.json")), "restorable state"
+    # the trial table and the Optuna study of the three trials (what optuna-dashboard opens)
+    import json
+
+    import optuna
+
+    folder = Path(
+        mlflow.MlflowClient(mlflow_uri).download_artifacts(
+            parent.info.run_id, "tune", str(tmp_path)
+        )
+    )
+    table = json.loads((folder / "trials.json").read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert len(rows) == 3
+    assert {r["run_id"] for r in rows} <= {c.info.run_id for c in children}
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 3
+    assert (folder / "importance.png").exists() or (folder / "importance.txt").exists()
 
 
 def _free_port() -> int:
