@@ -110,3 +110,8 @@ def test_point_label_names_each_gene_briefly():
     # apart: "window=78 window=30" named two different genes the same in the runs table
     genes = {"features.indicators.vol.window": 78, "env.window": 30, "a.b.c": 1, "x.b.c": 2}
     assert point_label(genes) == "vol.window=78 env.window=30 a.b.c=1 x.b.c=2"
+    from cryptotrade.optimize.trial import short_keys
+
+    assert short_keys(["agent.gamma", "a.window", "b.window"]) == {
+        "agent.gamma": "gamma", "a.window": "a.window", "b.window": "b.window"
+    }  # fmt: skip
