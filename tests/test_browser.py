@@ -280,8 +280,8 @@ def _check_run_and_its_artifacts(browser: Any, store: Store, run: Any, label: st
     for path in paths:
         flat = path.replace("/", "_").replace(".", "-")
         if path.endswith(".html") or path == first_image:
-            page = _run_page(store, run, f"/artifacts/{path}")
-            shown = visit(browser, page, f"{label}-artifact-{flat}", store.shots,
+            view = _run_page(store, run, f"/artifacts/{path}")
+            shown = visit(browser, view, f"{label}-artifact-{flat}", store.shots,
                           _artifact_ready(path))  # fmt: skip
             if path.endswith(".html"):
                 blobs = [f for f in shown.frames if f.startswith("blob:")]
@@ -290,8 +290,8 @@ def _check_run_and_its_artifacts(browser: Any, store: Store, run: Any, label: st
         file = visit(browser, (local / path).as_uri(), f"{label}-file-{flat}", store.shots)
         assert file.images >= 1 or path.endswith(".html"), f"{label}: {path} shows no image"
         seen.append(file)
-    for page in seen:
-        page.check()
+    for each in seen:
+        each.check()
     return seen
 
 

@@ -147,14 +147,15 @@ class TuneSearch:
         ``components`` (those of ``cfg``) are not used: every candidate and the winner are
         built from their own configs.
         """
-        import mlflow
         from ray import tune
 
+        from cryptotrade.launch import tracking
         from cryptotrade.optimize.columns import with_column_cache
 
         space = parse_space(self.space, cfg)
         self.check(cfg)
-        parent = mlflow.active_run()
+        # the trials' child runs hang under the launcher's run; none only in an untracked search
+        parent = tracking.active_run_ref() if tracking.recording("the Tune trials") else None
         trainable = tune.with_parameters(
             tune_trial,
             base=OmegaConf.to_container(
@@ -165,8 +166,8 @@ class TuneSearch:
             ),
             metric=self.metric,
             penalty=self.penalty,
-            parent=(parent.info.run_id, parent.info.experiment_id) if parent else None,
-            uri=mlflow.get_tracking_uri() if parent else None,
+            parent=(parent.run_id, parent.experiment_id) if parent else None,
+            uri=parent.uri if parent else None,
             output_root=str(output_dir / "trials"),
             checkpoints=self.checkpoints_to_keep > 0,
         )
@@ -183,8 +184,6 @@ class TuneSearch:
         if best is None or best.metrics is None or SCORE not in best.metrics:
             errors = [str(r.error)[-500:] for r in results if r.error]
             raise RuntimeError(f"no Tune trial reported a score; errors: {errors}")
-        from cryptotrade.launch import tracking
-
         tracking.log_metrics({"tune/trials": len(results), "tune/errored": results.num_errors})
         log_search_trials(
             "tune", space, trial_records(results, space.paths, self.penalty), self.metric
@@ -348,14 +347,11 @@ class CloseRuns:
 
 
 def _close(trial: Any, status: str, *, early: bool) -> None:
-    import mlflow
+    from cryptotrade.launch import tracking
 
     run_id = (trial.last_result or {}).get(RUN_ID)
     if not run_id:
         return
-    client = mlflow.MlflowClient()
+    tags = {"search/early_stopped": "true"} if early else None
     with contextlib.suppress(Exception):
-        if client.get_run(run_id).info.status == "RUNNING":
-            if early:
-                client.set_tag(run_id, "search/early_stopped", "true")
-            client.set_terminated(run_id, status)
+        tracking.end_run(run_id, status, tags=tags, only_if_running=True)
