@@ -36,8 +36,34 @@ def _log_y(ax: Any, values: Sequence[np.ndarray], log_scale: bool) -> bool:
     hi = max(float(np.max(v)) for v in values)
     if log_scale and lo > 0.0 and hi / lo > 2.0:
         ax.set_yscale("log")
+        _plain_log_ticks(ax, lo, hi)
         return True
     return False
+
+
+def _plain_log_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Label a log axis with 4-8 plain numbers (12,000 not 1.2 x 10^4).
+
+    matplotlib's log ticks sit at powers of ten: a curve from 8,400 to 17,900 would get only
+    "9 x 10^3" and "10^4", its upper half unlabelled. Within two decades the ticks are round
+    linear steps (placed on the log axis); beyond, 1-2-5 per decade.
+    """
+    from matplotlib import ticker
+
+    if hi / lo < 100.0:
+        values = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    else:
+        values = ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)).tick_values(lo, hi)
+    inside = [v for v in values if lo <= v <= hi and v > 0.0]
+    ax.yaxis.set_major_locator(ticker.FixedLocator(inside))
+    ax.yaxis.set_minor_locator(ticker.NullLocator())
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_plain_number))
+
+
+def _plain_number(value: float, _pos: int | None = None) -> str:
+    """A tick label without exponent: thousands separated (12,000), small values to 4
+    significant digits (0.9500 -> 0.95)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _concise_dates(fig: Any) -> None:
@@ -258,7 +284,9 @@ def reward_components_plot(agent: BacktestResult) -> bytes:
         label="total reward",
     )
     ax.set_title(f"Reward components over the episode (cumulative; {shown} non-zero)")
-    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    # the sums start together at 0 on the left and may head either way: matplotlib finds the
+    # corner they leave free (a fixed upper left sat on curves that fall, ~0.1 s more at 50k bars)
+    ax.legend(loc="best", fontsize=8, ncol=4)
     return _png(fig)
 
 

@@ -171,7 +171,8 @@ def html_report(
         columns: ``name -> metrics``, the agent first, then every baseline.
         extra: Comparisons and per-regime numbers (``return_vs_oracle``, ``regime/...``).
         pictures: ``file name -> PNG bytes``.
-        config_yaml: The composed config of the run.
+        config_yaml: The composed config of the run (folded under its heading: a few hundred
+            lines that would otherwise be most of the page).
         notes: Sentences on how to read the numbers (conventions, oracle exactness).
     """
     order = {k: i for i, k in enumerate(HEADLINE)}  # headline first, in its order
@@ -210,6 +211,7 @@ td:first-child, th:first-child {{ text-align: left; }}
 th {{ background: #f0f3f7; }}
 img {{ max-width: 100%; border: 1px solid #eee; }}
 pre {{ background: #f7f7f7; padding: 10px; font-size: 12px; overflow-x: auto; }}
+summary {{ cursor: pointer; color: #1f5fa8; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <ul>{items}</ul>
@@ -217,6 +219,8 @@ pre {{ background: #f7f7f7; padding: 10px; font-size: 12px; overflow-x: auto; }}
 <h2>Metrics: agent vs baselines</h2>{table(metric_keys)}
 <h2>Comparisons and regimes</h2><table><tr><th>metric</th><th>value</th></tr>{extra_rows}</table>
 <h2>Pictures</h2>{images}
-<h2>Config</h2><pre>{html.escape(config_yaml)}</pre>
+<h2>Config</h2>
+<details><summary>The run's composed config ({len(config_yaml.splitlines())} lines)</summary>
+<pre>{html.escape(config_yaml)}</pre></details>
 </body></html>
 """

@@ -343,8 +343,9 @@ def start_run(
 EXPERIMENT_NOTE = """cryptotrade: one run per launcher call; sweeps, GA candidates, Tune
 trials, seeds and walk-forward folds are child runs (expand a parent with its + sign).
 
-MLflow 3 opens in its GenAI view: switch the experiment type to **Model training** (the toggle
-beside the experiment name) to get the runs table and the metric charts.
+MLflow 3 opens in its GenAI view: click **Model training** in the GenAI | Model training switch
+at the top of the left sidebar (or the **Training runs** item) to get the runs table and the
+metric charts.
 
 Columns worth adding to the runs table (Columns button):
 - metrics: `val/sharpe` (what model selection and searches rank by), `test/sharpe`,

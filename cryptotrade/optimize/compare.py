@@ -267,7 +267,10 @@ def parallel_coordinates_png(
         for y, text in labels:
             ax.annotate(text, (i, y), xytext=(3, 0), textcoords="offset points", fontsize=7,
                         va="center", color="#333")  # fmt: skip
-    ax.set_xticks(x, [c.rsplit(".", 1)[-1] if c != fitness else c for c in columns])
+    from cryptotrade.optimize.trial import short_keys
+
+    names = short_keys([c for c in columns if c != fitness])  # vol.window and env.window differ
+    ax.set_xticks(x, [names.get(c, c) for c in columns])
     ax.set_yticks([])
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"parameters vs {fitness}")

@@ -243,7 +243,10 @@ class CandidateRunner:
         for name in ("max", "mean", "min"):
             ax.plot(gens, [r[name] for r in logbook], marker="o", label=name)
         ax.set(xlabel="generation", ylabel=self.metric, title="fitness over generations")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole generations
+        # half a generation either side: a single generation otherwise spans -0.05..0.05 with
+        # ticks at -0.045, -0.03, ... (one whole number is below the locator's default 2 ticks)
+        ax.set_xlim(min(gens, default=0) - 0.5, max(gens, default=0) + 0.5)
         ax.legend()
         fig.tight_layout()
         tracking.log_figure(fig, f"{self.kind}/fitness.png")

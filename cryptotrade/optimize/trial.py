@@ -21,7 +21,7 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,14 +82,31 @@ def point_hash(point: Mapping[str, Any]) -> str:
     return hashlib.sha256(point_key(point).encode()).hexdigest()[:10]
 
 
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Each config path under the shortest tail that no other key shares: the last part
+    (``learning_rate``) unless two keys end alike (``vol.window``, ``env.window``)."""
+
+    def tail(key: str) -> str:
+        parts = key.split(".")
+        for n in range(1, len(parts)):
+            end = ".".join(parts[-n:])
+            if not any(o != key and (o == end or o.endswith("." + end)) for o in keys):
+                return end
+        return key
+
+    return {key: tail(key) for key in keys}
+
+
 def point_label(point: Mapping[str, Any], limit: int = 80) -> str:
-    """``learning_rate=0.000312 window=30``: each searched value under the last part of its key
-    (floats to 3 significant digits), for run names people can read in the MLflow UI."""
+    """``learning_rate=0.000312 vol.window=78 env.window=30``: each searched value under its
+    :func:`short_keys` name, floats to 3 significant digits, for run names people can read in
+    the MLflow UI."""
 
     def short(value: Any) -> str:
         return f"{value:.3g}" if isinstance(value, float) else str(value)
 
-    text = " ".join(f"{k.rsplit('.', 1)[-1]}={short(v)}" for k, v in point.items())
+    names = short_keys(list(point))
+    text = " ".join(f"{names[k]}={short(v)}" for k, v in point.items())
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 

@@ -275,13 +275,15 @@ def trial_records(results: Any, paths: list[str], penalty: float) -> list[TrialR
 
 def reporter(paths: list[str], metric: str) -> Any:
     """Tune's status table with a few columns: the score, steps, time and the searched values
-    (named by their last key), best trials first, at most every 30 s (plain text, so it reads
-    the same in a pipe or a CI log)."""
+    (named by their shortest distinct key tail), best trials first, at most every 30 s (plain
+    text, so it reads the same in a pipe or a CI log)."""
     from ray.tune import CLIReporter
+
+    from cryptotrade.optimize.trial import short_keys
 
     return CLIReporter(
         metric_columns={SCORE: metric, "timesteps": "steps", "time_total_s": "seconds"},
-        parameter_columns={p: p.rsplit(".", 1)[-1] for p in paths},
+        parameter_columns=short_keys(list(paths)),
         max_report_frequency=30,
         max_progress_rows=10,
         sort_by_metric=True,  # by the TuneConfig's metric and mode (set there, not twice)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -93,3 +94,46 @@ def test_periods_are_readable_and_tile_the_span():
     assert name == "day"
     assert edges[0] <= times[0] and edges[-1] > times[-1]
     assert len(edges) - 1 <= plots.MAX_PERIODS + 2
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "most"),
+    [(8_400.0, 17_900.0, 8), (0.62, 1.9, 8), (1e4, 3e6, 12)],  # the browser test's 2x; BTC; 300x
+)
+def test_log_equity_axis_is_labelled_with_plain_numbers_across_its_span(figures, lo, hi, most):
+    agent, _ = result(400)
+    equity = np.geomspace(lo, hi, len(agent.equity))
+    plots.equity_plot(replace(agent, equity=equity), {}, log_scale=True)
+    (fig,) = figures
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    # matplotlib's own log ticks give "9 x 10^3" and "10^4" here: the upper half unlabelled
+    assert 4 <= len(ticks) <= most, ticks
+    assert max(ticks) > lo * (hi / lo) ** 0.6, "the upper part of the span is labelled"
+    assert not any("10^" in s or "times" in s or "e+" in s for s in labels), labels
+    assert not ax.get_yticks(minor=True).size, "no unlabelled minor ticks"
+
+
+@pytest.mark.parametrize("drift", [-1.0, 1.0])
+def test_reward_legend_leaves_the_curves_visible(figures, drift):
+    agent, _ = result(400)
+    n = len(agent.rewards)
+    components = np.zeros((n, agent.components.shape[1]))
+    components[:, 0] = drift * 0.05 + np.sin(np.arange(n) / 9.0) * 0.01  # falls (or rises) from 0
+    components[:, 1] = -0.01
+    agent = replace(agent, components=components, rewards=components.sum(axis=1))
+    plots.reward_components_plot(agent)
+    (fig,) = figures
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure was closed: draw it again to place the legend
+    canvas.draw()
+    ax = fig.axes[0]
+    box = ax.get_legend().get_window_extent(canvas.get_renderer())
+    covered = 0
+    for line in ax.lines:
+        x, y = line.get_transform().transform(line.get_xydata()).T
+        covered += int(np.sum((x > box.x0) & (x < box.x1) & (y > box.y0) & (y < box.y1)))
+    assert covered == 0, f"{covered} curve points under the legend"

@@ -213,3 +213,15 @@ def test_a_real_2x2_multirun_parent_compares_its_children(tmp_path: Path, mlflow
     assert page.count('src="data:image/png;base64,') == 2  # equity overlay, parallel coordinates
     table = pd.read_csv(folder / "comparison.csv")
     assert sorted(table["group"]) == ["agent.gamma=0.9", "agent.gamma=0.99"]
+
+
+def test_parallel_axes_that_end_alike_are_told_apart(monkeypatch):
+    shown = []
+    monkeypatch.setattr(compare, "figure_png", lambda fig: shown.append(fig) or b"png")
+    rows = [{"features.indicators.vol.window": w, "env.window": 30, "val/sharpe": float(w)}
+            for w in (37, 78)]  # fmt: skip
+    compare.parallel_coordinates_png(rows, ["features.indicators.vol.window", "env.window"],
+                                     "val/sharpe")  # fmt: skip
+    (fig,) = shown
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["vol.window", "env.window", "val/sharpe"]  # was "window", "window"

@@ -106,3 +106,12 @@ def test_point_label_names_each_gene_briefly():
     point = {"agent.learning_rate": 0.000312345, "env.window": 30, "reward.kind": "pnl"}
     assert point_label(point) == "learning_rate=0.000312 window=30 kind=pnl"
     assert len(point_label({f"k{i}": 1.0 for i in range(40)})) == 80
+    # two genes ending alike (the GA's default space) keep as much of their keys as tells them
+    # apart: "window=78 window=30" named two different genes the same in the runs table
+    genes = {"features.indicators.vol.window": 78, "env.window": 30, "a.b.c": 1, "x.b.c": 2}
+    assert point_label(genes) == "vol.window=78 env.window=30 a.b.c=1 x.b.c=2"
+    from cryptotrade.optimize.trial import short_keys
+
+    assert short_keys(["agent.gamma", "a.window", "b.window"]) == {
+        "agent.gamma": "gamma", "a.window": "a.window", "b.window": "b.window"
+    }  # fmt: skip
