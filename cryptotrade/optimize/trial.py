@@ -41,6 +41,8 @@ TAG_KIND = "search/kind"
 TAG_GENERATION = "search/generation"
 TAG_GENOME = "search/genome"
 TAG_ERROR = "search/error"
+TAG_HOST = "search/host"  # the machine a candidate ran on
+TAG_RAY_NODE = "search/ray_node"  # and its Ray node (a raylet; a machine may run several)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,8 @@ def close_failed_run(run_id: str | None, error: str) -> None:
 def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
     """Make the driver-created run ``run_id`` the active run of this (worker) process.
 
-    Ends it FINISHED, KILLED on Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
+    Tags it with where it runs (:func:`where_it_runs`). Ends it FINISHED, KILLED on
+    Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
     :func:`cryptotrade.launch.tracking.nested_run`.
     """
     if run_id is None:
@@ -260,6 +263,8 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
     if uri:
         mlflow.set_tracking_uri(uri)
     retry(mlflow.start_run, run_id=run_id, nested=mlflow.active_run() is not None)
+    with contextlib.suppress(Exception):  # where it runs: never a reason to fail a candidate
+        retry(mlflow.set_tags, where_it_runs())
     status = "FAILED"
     try:
         yield
@@ -273,6 +278,19 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
         raise
     finally:
         retry(mlflow.end_run, status=status)
+
+
+def where_it_runs() -> dict[str, str]:
+    """``search/host`` (this machine) and, in a Ray worker, ``search/ray_node`` (its node id):
+    the tags that say where a candidate ran (a search on a cluster spreads them over nodes)."""
+    import socket
+    import sys
+
+    tags = {TAG_HOST: socket.gethostname()}
+    ray = sys.modules.get("ray")  # only a Ray worker has it loaded and initialised
+    if ray is not None and ray.is_initialized():
+        tags[TAG_RAY_NODE] = ray.get_runtime_context().get_node_id()
+    return tags
 
 
 Evaluate = Callable[[TrialSpec], Mapping[str, float]]

@@ -9,6 +9,7 @@ function in the driver, so this checks the run bookkeeping, not training.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from cryptotrade.optimize.search_state import (
     search_fingerprint,
 )
 from cryptotrade.optimize.space import parse_space
+from cryptotrade.optimize.trial import TAG_HOST
 from cryptotrade.optimize.workers import InlinePool
 from cryptotrade.run import execute
 
@@ -109,6 +111,8 @@ def test_a_resumed_search_continues_in_its_parent_run(tmp_path, mlflow_store, mo
     trained = calls.read_text().count("\n")
     assert len([c for c in children if c.info.status == "FINISHED"]) == trained
     assert all(c.info.status != "RUNNING" for c in children)
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert {c.data.tags[TAG_HOST] for c in finished} == {socket.gethostname()}, "where it ran"
     if how == "sigkill":
         assert client.get_run(cut.info.run_id).info.status == "FAILED"
 
