@@ -109,6 +109,10 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     assert parent.data.metrics["tune/trials"] == 3
     assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
     finished = [c for c in children if c.info.status == "FINISHED"]
+    # early_stopped marks exactly the trials ASHA stopped with training left: KILLED ones
+    for child in children:
+        early = child.data.tags.get("search/early_stopped") == "true"
+        assert early == (child.info.status == "KILLED"), (child.info.status, child.data.tags)
     # a Tune child carries its fitness (its selected model's val/sharpe), like a GA child, and
     # trials with different hyperparameters are ranked on trained networks: different scores
     for child in finished:

@@ -97,3 +97,20 @@ def test_a_tune_search_whose_trials_all_fail_ends_with_one_line():
     assert str(caught.value).startswith("optimizer=tune: all 2 trials failed")
     assert "the first error: ValueError: bad window (" in str(caught.value)
     _raise_if_all_failed([failed, SimpleNamespace(metrics={"score": 0.1}, error=None)])
+
+
+def test_a_tune_search_resumes_in_its_parent_only_with_a_stored_experiment(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.optimize.search_state import search_fingerprint
+
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", ["optimizer=tune", f"optimizer.storage_dir={tmp_path}"])
+    search = TuneSearch(storage_dir=str(tmp_path), resume=True)
+    assert search.resume_stem(cfg) is None, "nothing to restore: a new parent run"
+    path = tmp_path / f"tune-{search_fingerprint(cfg, 'tune')}"
+    path.mkdir()
+    (path / "experiment_state-2026-12-07_01-00-00.json").write_text("{}")
+    assert search.resume_stem(cfg) == path
