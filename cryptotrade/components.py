@@ -13,6 +13,7 @@ before any data is loaded or any MLflow run starts.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,11 @@ def _check_train(train: TrainConfig) -> None:
         raise ConfigError(
             f"train.select_metric={train.select_metric!r} must be a validation metric "
             "(val/<name>, e.g. val/sharpe): model selection never reads the test split"
+        )
+    if train.stand_aside_t is not None and not math.isfinite(train.stand_aside_t):
+        raise ConfigError(
+            f"train.stand_aside_t={train.stand_aside_t} must be a finite t-statistic "
+            "(e.g. 2.0) or null (never stand aside)"
         )
     for name in ("eval_freq", "checkpoint_freq"):
         if getattr(train, name) < 0:

@@ -100,6 +100,13 @@ class TrainConfig:
     # fitness (optimizer.metric), so a search ranks candidates by what selected their models
     select_metric: str = "${optimizer.metric}"
     select: str = "best"  # best: the best-on-validation model is kept; last: the final model
+    # Stand-aside gate: the selected model trades only if it beats flat on validation with a
+    # t-statistic of its per-bar log returns >= this (val/edge_t); otherwise the run holds no
+    # position (val/stand_aside=1). 2.0 lies between the selected models on the weak-edge
+    # market W (t 2.8 PPO, 4.2 DQN) and on the random walk N (t 0.7, 0.3) where the defaults
+    # were chosen, experiments/learnability/README.md ("The stand-aside gate"); null: never
+    # stand aside.
+    stand_aside_t: float | None = 2.0
     checkpoint_freq: int = 50_000  # env steps between resumable checkpoints; 0: none
     tensorboard: bool = True  # TensorBoard event files under <output_dir>/tensorboard
     # Stages trained one after another, the model carried over; each stage is a mapping with

@@ -14,6 +14,13 @@ Validations happen at rollout boundaries (after an update, before the next rollo
 validated model is one that SB3 trained; a model that never took a gradient step (SB3's
 ``_n_updates == 0``: before PPO's first rollout ended, before an off-policy agent's
 ``learning_starts``) is logged on the curve but is not eligible for selection.
+
+The stand-aside gate (``train.stand_aside_t``): the selected model is kept only if it beats
+flat on validation by more than chance, i.e. the t-statistic of its per-bar log returns
+(:func:`edge_t`; flat earns exactly 0 per bar) reaches the threshold. Otherwise the run trades
+flat: :func:`stand_aside` marks the model (``stand_aside_action``, saved in ``model.zip``) and
+every backtest and the logged MLflow model then hold the flat position. A search or a curriculum
+sees the flat policy's validation metrics for such a run.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -241,6 +248,97 @@ class ValidationCallback(BaseCallback):
             f"{sel.best_step:,}",
             clock.summary(step),
         )
+
+
+def edge_t(equity: np.ndarray) -> float:
+    """t-statistic of the mean per-bar log return of an equity curve (against flat's 0).
+
+    ``mean / std * sqrt(n)`` over the ``n`` bar-to-bar log returns; 0 for a curve that never
+    moves (a policy that never traded), ``-inf`` if the equity reaches 0 (liquidated), NaN for
+    fewer than 3 points.
+    """
+    equity = np.asarray(equity, dtype=float)
+    if len(equity) < 3:
+        return math.nan
+    if not np.all(equity > 0):
+        return -math.inf
+    returns = np.diff(np.log(equity))
+    std = float(returns.std(ddof=1))
+    mean = float(returns.mean())
+    if std == 0.0:
+        return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+    return mean / std * math.sqrt(len(returns))
+
+
+def stands_aside(model: BaseAlgorithm) -> bool:
+    """Whether ``model`` was gated by :func:`stand_aside` (its policy is "hold flat")."""
+    return getattr(model, "stand_aside_action", None) is not None
+
+
+def stand_aside(model: BaseAlgorithm, flat_action: Any) -> None:
+    """Mark ``model`` as standing aside: every backtest and the logged MLflow model answer
+    ``flat_action`` (the action that keeps a flat account flat). Saved with the model."""
+    model.stand_aside_action = np.asarray(flat_action).tolist()  # type: ignore[attr-defined]
+
+
+def clear_stand_aside(model: BaseAlgorithm) -> None:
+    """Undo :func:`stand_aside` (a model that trains on, e.g. the next curriculum stage)."""
+    model.__dict__.pop("stand_aside_action", None)
+
+
+def flat_validation(
+    components: Components, market: CompiledMarket
+) -> tuple[dict[str, float], Curve, Any]:
+    """The flat policy on the validation split: its ``val/`` metrics, equity curve and the
+    action that holds a flat account flat (what a standing-aside model answers)."""
+    from cryptotrade.evaluation import evaluate_split
+    from cryptotrade.evaluation.backtest import target_policy
+
+    evaluation = evaluate_split(
+        target_policy(0.0),
+        market,
+        prefix="val",
+        seed=components.seed,
+        baselines=False,
+        log_to_run=False,
+    )
+    env = components.env.make(market, seed=components.seed, evaluation=True)
+    try:
+        action = env.action_for_target(0.0)  # a fresh env is flat
+    finally:
+        env.close()
+    metrics = {k: float(v) for k, v in evaluation.metrics.items()}
+    result = evaluation.agent
+    return metrics, (np.asarray(result.close_times), np.asarray(result.equity)), action
+
+
+def gate(
+    components: Components,
+    model: BaseAlgorithm,
+    metrics: dict[str, float],
+    curve: Curve,
+    market: CompiledMarket,
+    threshold: float | None,
+) -> tuple[dict[str, float], Curve]:
+    """The stand-aside gate on the selected ``model``: its validation ``metrics`` and equity
+    ``curve`` if its :func:`edge_t` reaches ``threshold`` (or ``threshold`` is None), else
+    ``model`` is marked (:func:`stand_aside`) and the flat policy's metrics and curve are
+    returned. Either way the metrics gain ``val/edge_t`` (the model's) and ``val/stand_aside``
+    (1: the run holds no position).
+    """
+    t = edge_t(curve[1])
+    aside = threshold is not None and not t >= threshold  # NaN (too short a split): aside
+    if aside:
+        metrics, curve, action = flat_validation(components, market)
+        stand_aside(model, action)
+        log.info(
+            "standing aside: the selected model beats flat on validation with t=%.2f < "
+            "train.stand_aside_t=%g, so the run holds no position (not enough evidence of an "
+            "edge; train.stand_aside_t=null keeps the model)",
+            t,
+            threshold,
+        )
+    return dict(metrics) | {"val/edge_t": t, "val/stand_aside": float(aside)}, curve
 
 
 def save_atomic(model: BaseAlgorithm, path: Path) -> None:

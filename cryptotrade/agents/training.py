@@ -25,6 +25,8 @@ from cryptotrade.agents.selection import (
     OnValidation,
     Selection,
     ValidationCallback,
+    clear_stand_aside,
+    gate,
     log_curve,
     log_selected,
     save_atomic,
@@ -152,6 +154,7 @@ def train(
         selection = checkpoint.selection
         log.info("resumed from %s at step %d", checkpoint.path, checkpoint.step)
     elif model is not None:
+        clear_stand_aside(model)  # a model training on (the next curriculum stage) decides anew
         model.set_env(venv)
         total += int(model.num_timesteps) if total_timesteps is None else 0
     else:
@@ -231,13 +234,17 @@ def train(
         metrics, step = selection.best_metrics, selection.best_step
     else:
         final, metrics, step = model, selection.last_metrics, int(model.num_timesteps)
-    log_selected(metrics, step, num_timesteps=int(model.num_timesteps))
-    log_curve(validation.curve(step, final))
-    path = output_dir / "model.zip"
-    save_atomic(final, path)
     log.info(
         "selected the model of step %d (%s=%.4g)", step, selection.metric, metrics[selection.metric]
     )
+    metrics, curve = gate(
+        components, final, metrics, validation.curve(step, final), val_market,
+        settings.stand_aside_t,
+    )  # fmt: skip
+    log_selected(metrics, step, num_timesteps=int(model.num_timesteps))
+    log_curve(curve)
+    path = output_dir / "model.zip"
+    save_atomic(final, path)
     return TrainResult(
         model=final,
         val_metrics=dict(metrics),

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.features import FeatureSet
-from cryptotrade.data.market_data import BAR_COLUMNS, Dataset, MarketData
+from cryptotrade.data.market_data import BAR_COLUMNS, MARK_COLUMNS, Dataset, MarketData
 from cryptotrade.data.normalise import Normaliser
 from cryptotrade.data.spec import DataSpec
 from cryptotrade.data.splits import SPLIT_NAMES, WalkForward
@@ -142,7 +142,9 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
     funding = (
         bars["funding_rate"].to_numpy(np.float64) if "funding_rate" in bars else np.zeros(len(bars))
     )
-    mark = bars["mark_price"].to_numpy(np.float64) if "mark_price" in bars else None
+    mark_price, mark_high, mark_low = (
+        bars[c].to_numpy(np.float64) if c in bars else None for c in MARK_COLUMNS
+    )
     return MarketData(
         name=name,
         timestamps=cast(pd.DatetimeIndex, bars.index).as_unit("ns").asi8.view("datetime64[ns]"),
@@ -151,7 +153,9 @@ def _market(name: str, bars: pd.DataFrame, feats: np.ndarray, names: tuple[str, 
         feature_names=names,
         funding_rate=funding,
         regime=regime,
-        mark_price=mark,
+        mark_price=mark_price,
+        mark_high=mark_high,
+        mark_low=mark_low,
     )
 
 
@@ -243,7 +247,7 @@ def save_cached(dataset: Dataset, path: Path) -> None:
     }
     for c in (*BAR_COLUMNS, "funding_rate"):
         cols[c] = np.concatenate([getattr(m, c) for m in parts])
-    for c in ("regime", "mark_price"):
+    for c in ("regime", *MARK_COLUMNS):
         if getattr(dataset.train, c) is not None:
             cols[c] = np.concatenate([getattr(m, c) for m in parts])
     feats = np.concatenate([m.features for m in parts])
@@ -290,8 +294,10 @@ def load_cached(path: Path) -> Dataset:
             features=np.ascontiguousarray(feats[rows], dtype=np.float32),
             feature_names=names,
             regime=arrays["regime"][rows].astype(np.int8) if "regime" in arrays else None,
-            # absent in a dataset prepared without marks (and in caches from before marks)
+            # absent in a dataset prepared without marks (or mark candles), and in old caches
             mark_price=arrays["mark_price"][rows] if "mark_price" in arrays else None,
+            mark_high=arrays["mark_high"][rows] if "mark_high" in arrays else None,
+            mark_low=arrays["mark_low"][rows] if "mark_low" in arrays else None,
         )
     Normaliser.from_state(meta["normaliser"])  # fails loudly on a corrupt statistics block
     return Dataset(

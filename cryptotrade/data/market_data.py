@@ -7,8 +7,9 @@ The contract between the data layer and the rest of the product:
   increasing; float64 columns ``open, high, low, close, volume``; optionally ``funding_rate``
   (the perpetual funding rate settled at that bar's open time, 0.0 where there is no settlement),
   ``mark_price`` (the exchange mark price at that bar's close, finite and > 0; see
-  :mod:`cryptotrade.data.sources.mark`) and ``regime`` (integer regime label of a synthetic
-  market).
+  :mod:`cryptotrade.data.sources.mark`), with it optionally ``mark_high``/``mark_low`` (the
+  highest/lowest mark during the bar, from mark-price candles; the bar's ``mark_price`` where
+  its candle is missing) and ``regime`` (integer regime label of a synthetic market).
 * A :class:`MarketData` is one split of a prepared dataset as contiguous numpy arrays. Prices stay
   float64 so accounting is exact to the cent; features are float32, causal (row ``t`` uses bars
   ``<= t`` only) and already normalised with statistics fit on the training split.
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+# the optional mark columns of a bars frame and arrays of a MarketData (see the module docstring)
+MARK_COLUMNS = ("mark_price", "mark_high", "mark_low")
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,17 @@ class MarketData:
         funding_rate: Funding rate settled at each bar's open, float64 ``(T,)``; zeros if none.
         regime: Regime label per bar (synthetic markets), int8 ``(T,)``, or ``None``.
         mark_price: Exchange mark price at each bar's close, float64 ``(T,)``, or ``None``
-            (absent: funding and liquidation use the traded prices). The env values funding at
-            the mark at the bar's open (the previous bar's close) and liquidates when the mark,
-            taken to move linearly between consecutive closes, reaches the liquidation price.
+            (absent: funding and liquidation use the traded prices: funding at the traded
+            open, liquidation on the traded candle's low/high). The env values funding at the
+            mark at the bar's open (the previous bar's close).
+        mark_high: Highest mark during each bar (the mark-price candle's high), float64
+            ``(T,)``, or ``None`` (no mark candles). Given with ``mark_low`` and ``mark_price``.
+        mark_low: Lowest mark during each bar (the mark-price candle's low), or ``None``.
+            With both, the env liquidates a long when the mark's own low reaches its
+            liquidation price and a short when the mark's own high does; without them (a mark
+            series of closes only) it takes the mark to move linearly between consecutive
+            closes, so the bar's mark range is the two closes' (see
+            :func:`cryptotrade.env.compiled.price_rows`).
     """
 
     name: str
@@ -59,6 +70,8 @@ class MarketData:
     funding_rate: np.ndarray
     regime: np.ndarray | None = None
     mark_price: np.ndarray | None = None
+    mark_high: np.ndarray | None = None
+    mark_low: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -66,9 +79,16 @@ class MarketData:
             arr = getattr(self, attr)
             if arr.shape != (n,):
                 raise ValueError(f"MarketData.{attr} has shape {arr.shape}, expected ({n},)")
-        if self.mark_price is not None and self.mark_price.shape != (n,):
-            shape = self.mark_price.shape
-            raise ValueError(f"MarketData.mark_price has shape {shape}, expected ({n},)")
+        for attr in MARK_COLUMNS:
+            arr = getattr(self, attr)
+            if arr is not None and arr.shape != (n,):
+                raise ValueError(f"MarketData.{attr} has shape {arr.shape}, expected ({n},)")
+        if (self.mark_high is None) != (self.mark_low is None) or (
+            self.mark_high is not None and self.mark_price is None
+        ):
+            raise ValueError(
+                "MarketData.mark_high and mark_low come together, and only with mark_price"
+            )
         if self.features.ndim != 2 or self.features.shape[0] != n:
             raise ValueError(
                 f"MarketData.features has shape {self.features.shape}, expected ({n}, F)"

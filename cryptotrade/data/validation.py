@@ -10,8 +10,10 @@ timestamps unsorted   ``unsorted``                    ``sort`` (stable)
 duplicate timestamps  ``duplicates``                  ``keep_first`` / ``keep_last``
 NaN / inf values      ``non_finite``                  ``drop`` the row / ``fill`` (prices from
                                                       the previous close, a mark price from
-                                                      the previous mark, other columns 0)
-prices <= 0, vol < 0  ``non_positive``                ``drop`` the row (a ``mark_price`` <= 0
+                                                      the previous mark, a mark high/low from
+                                                      the row's mark, other columns 0)
+prices <= 0, vol < 0  ``non_positive``                ``drop`` the row (a ``mark_price``,
+                                                      ``mark_high`` or ``mark_low`` <= 0
                                                       counts as a price)
 OHLC inconsistent     ``ohlc``                        ``widen`` high/low to cover open/close,
                                                       ``clip`` open/close into [low, high]
@@ -21,8 +23,9 @@ price jumps           ``outliers`` +                  ``clip`` the bar's prices 
                                                       :mod:`cryptotrade.data.outliers`);
                                                       ``keep`` (counted)
 missing bars          ``fill_gaps`` + ``long_gaps``   gaps of <= ``fill_gaps`` bars filled with
-                                                      flat bars at the previous close, zero
-                                                      volume; longer ones ``keep`` (left as is)
+                                                      flat bars at the previous close (and
+                                                      mark), zero volume; longer ones ``keep``
+                                                      (left as is)
 ====================  ==============================  =======================================
 
 Volume that is zero on every bar (a mark-price or index file) is not a defect of the bars but
@@ -42,7 +45,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from cryptotrade.data.market_data import BAR_COLUMNS
+from cryptotrade.data.market_data import BAR_COLUMNS, MARK_COLUMNS
 from cryptotrade.data.outliers import find_jumps
 from cryptotrade.data.sources.frames import dt_index
 from cryptotrade.errors import DataError
@@ -60,6 +63,7 @@ _DST_FIX = (
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Columns whose value on an empty (filled) bar is the previous close, or zero.
 _PRICE_LIKE = (*PRICE_COLUMNS, "vwap")
+_MARK_RANGE = ("mark_high", "mark_low")  # a mark candle's range, given only with mark_price
 _ADDITIVE = ("volume", "funding_rate", "trades", "buy_volume", "sell_volume", "quote_volume")
 
 Unsorted = Literal["reject", "sort"]
@@ -288,8 +292,13 @@ class ValidationPolicy:
             fill = prev_close if col in _PRICE_LIKE else 0.0
             if col == "mark_price":  # the mark carries forward: it is no traded price
                 fill = frame[col].where(finite).ffill().shift(1)
+            if col in _MARK_RANGE:  # filled below from the (filled) mark close
+                continue
             frame[col] = frame[col].where(finite, fill)
-        prices = [c for c in (*PRICE_COLUMNS, "mark_price") if c in frame]
+        for col in _MARK_RANGE:  # a bar without its mark candle's range: the mark close
+            if col in frame:
+                frame[col] = frame[col].where(np.isfinite(frame[col]), frame["mark_price"])
+        prices = [c for c in (*PRICE_COLUMNS, *MARK_COLUMNS) if c in frame]
         still = ~np.isfinite(frame[prices].to_numpy()).all(axis=1)
         if still.any():
             self._reject(
@@ -305,7 +314,7 @@ class ValidationPolicy:
         return frame
 
     def _check_non_positive(self, frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
-        prices = frame[[c for c in (*PRICE_COLUMNS, "mark_price") if c in frame]].to_numpy()
+        prices = frame[[c for c in (*PRICE_COLUMNS, *MARK_COLUMNS) if c in frame]].to_numpy()
         bad = (prices <= 0).any(axis=1) | (frame["volume"].to_numpy() < 0)
         if not bad.any():
             return frame
@@ -454,5 +463,7 @@ def _fill_gaps(
             rows[col] = close
         elif col in _ADDITIVE or col.endswith("volume"):
             rows[col] = 0.0
+        elif col in _MARK_RANGE:  # a flat bar of the mark too: its range is the carried mark
+            rows[col] = rows["mark_price"].to_numpy()
         # other columns (a regime label, the mark price) carry the previous bar's value
     return pd.concat([frame, rows]).sort_index(kind="mergesort")

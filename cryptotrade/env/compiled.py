@@ -53,9 +53,18 @@ def price_rows(data: MarketData) -> np.ndarray:
 
     ``ROW_FILL`` is the reference price of a fill at each bar, the open (the look-ahead canary
     test swaps it for a leaky one). The mark rows are what funding and liquidation see during
-    bar ``n``: without a mark series the traded open, low and high; with one (``mark_price[n]``
-    = the mark at bar ``n``'s close) the mark at the open, ``mark_price[n - 1]``, and the low and
-    high of a mark moving linearly from there to ``mark_price[n]``.
+    bar ``n``, by what the data carries:
+
+    * no mark series: the traded open, low and high (liquidation on the trade candle's
+      low/high);
+    * mark closes only (``mark_price[n]`` = the mark at bar ``n``'s close): the mark at the open,
+      ``mark_price[n - 1]``, and the low and high of a mark moving linearly from there to
+      ``mark_price[n]`` (so the range is the two closes');
+    * mark candles (``mark_low``/``mark_high``, the mark's own low/high during bar ``n``): that
+      low and high, widened to the two closes (a candle's range holds them on an exchange's
+      data; the widening only matters on a bar whose candle was missing, where the source puts
+      the close). A long is liquidated on the bar whose mark low reaches its liquidation price,
+      a short on the bar whose mark high does.
     """
     rows = np.empty((N_PRICE_ROWS, len(data)), dtype=np.float64)
     rows[ROW_OPEN] = data.open
@@ -75,6 +84,10 @@ def price_rows(data: MarketData) -> np.ndarray:
         rows[ROW_MARK_OPEN] = at_open
         rows[ROW_MARK_LOW] = np.minimum(at_open, mark)
         rows[ROW_MARK_HIGH] = np.maximum(at_open, mark)
+        mark_low, mark_high = getattr(data, "mark_low", None), getattr(data, "mark_high", None)
+        if mark_low is not None and mark_high is not None:
+            np.minimum(rows[ROW_MARK_LOW], mark_low, out=rows[ROW_MARK_LOW])
+            np.maximum(rows[ROW_MARK_HIGH], mark_high, out=rows[ROW_MARK_HIGH])
     return rows
 
 

@@ -10,19 +10,23 @@ of the VecEnv produce identical trajectories by construction. Timing of a step f
    price;
 3. the order decided at ``t`` fills at ``fill_price[n]`` (the open) plus slippage, with fees;
 4. the new position is liquidated if bar ``n``'s mark low (long) / mark high (short) reaches its
-   liquidation price;
+   liquidation price (at that price);
 5. the account is marked at ``close[n]``; the episode terminates on liquidation, equity <= 0 or
    the drawdown limit, and is truncated at its last bar; an open position is then closed at
    ``close[n]`` with slippage and fee;
 6. reward components are computed and the observation of bar ``n`` is built.
 
-The mark price rows (``ROW_MARK_*``) are the traded open/low/high unless the data carries a mark
-price series (:class:`~cryptotrade.env.compiled.CompiledMarket` builds them once), so funding and
-liquidation follow the mark as exchanges do while fills always use traded prices. The contract
-type only switches the formulas of :mod:`cryptotrade.market.kernels`: the ``inverse`` flag is an
-argument of the entry kernels in :mod:`cryptotrade.env.steps`, which make it a compile-time
-constant (``numba.literally``), so numba compiles one specialisation per contract and the linear
-step carries no branch on it.
+The mark price rows (``ROW_MARK_*``) are built once by
+:func:`~cryptotrade.env.compiled.price_rows`, so funding and liquidation follow the mark as
+exchanges do while fills always use traded prices. The bar's mark low/high is, by what the data
+carries: the mark candle's own low/high (``MarketData.mark_low``/``mark_high``); with mark
+closes only, the range of a mark moving linearly between the previous and this close; without a
+mark series, the traded candle's low/high (and the traded open as the mark at the open).
+
+The contract type only switches the formulas of :mod:`cryptotrade.market.kernels`: the
+``inverse`` flag is an argument of the entry kernels in :mod:`cryptotrade.env.steps`, which make
+it a compile-time constant (``numba.literally``), so numba compiles one specialisation per
+contract and the linear step carries no branch on it.
 """
 
 from __future__ import annotations
@@ -136,7 +140,8 @@ N_PARAMS = len(PARAMS)
 
 MODE_DISCRETE4, MODE_DISCRETE3, MODE_BSH, MODE_CONTINUOUS = 0, 1, 2, 3
 # rows of the (N_PRICE_ROWS, T) price array the step reads; the mark rows are the mark price at
-# each bar's open and its low/high through the bar (the traded open/low/high without a mark series)
+# each bar's open and its low/high through the bar (mark candles' own low/high, else the range of
+# the two mark closes, else the traded open/low/high: see env.compiled.price_rows)
 ROW_OPEN, ROW_HIGH, ROW_LOW, ROW_CLOSE, ROW_FILL, ROW_FUNDING = range(6)
 ROW_MARK_OPEN, ROW_MARK_LOW, ROW_MARK_HIGH = 6, 7, 8
 N_PRICE_ROWS = 9

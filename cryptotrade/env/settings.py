@@ -176,10 +176,10 @@ class EnvSettings:
                 f"{data.name!r} split allows with env.window={self.window}; lower "
                 "env.episode_length or set it to null (whole split)"
             )
-        for name in ("open", "high", "low", "close", "mark_price"):
+        for name in ("open", "high", "low", "close", "mark_price", "mark_high", "mark_low"):
             arr = getattr(data, name, None)
             if arr is None:
-                continue  # no mark price series: funding and liquidation use traded prices
+                continue  # no mark series (or no mark candles): see env.compiled.price_rows
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
                 raise DataError(
                     f"MarketData.{name} of {data.name!r} has non-positive or NaN "

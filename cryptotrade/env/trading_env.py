@@ -65,10 +65,14 @@ class TradingEnv(gym.Env):
     satoshi rather than rounded to whole USD contracts).
 
     **Mark prices.** If ``data.mark_price`` is given (the mark at each bar's close), funding is
-    valued at the mark at the bar's open and liquidation triggers when the mark, moving linearly
-    between consecutive closes, reaches the liquidation price (a liquidation then executes at
-    that price, or at the mark if it opened beyond it); fills always use traded prices. Without
-    it, funding and liquidation use the traded open and low/high.
+    valued at the mark at the bar's open, and a position is liquidated on the bar whose mark
+    reaches its liquidation price (a long on the mark's low, a short on its high; the liquidation
+    executes at that price, or at the mark at the open if it opened beyond it); fills always use
+    traded prices. With mark candles (``data.mark_high``/``mark_low``) the bar's mark low/high
+    are the candle's own; with mark closes only, the mark is taken to move linearly between
+    consecutive closes, so an intrabar spike of the mark that reverts by the close is missed.
+    Without a mark series, funding and liquidation use the traded open and the traded candle's
+    low/high.
 
     ## Action Space
     By ``settings.action_mode``:

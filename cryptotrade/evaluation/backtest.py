@@ -148,12 +148,17 @@ def traded_notional(
 def model_policy(model: Any, *, reset_every: int | None = None) -> Policy:
     """A trained SB3 model acting deterministically (recurrent state carried across steps).
 
+    A model that stands aside (:func:`cryptotrade.agents.selection.stand_aside`: it did not
+    beat flat on validation) holds the flat position.
+
     Args:
         model: The trained model.
         reset_every: Restart the recurrent state every this many steps (e.g. the training
             episode length, to replay a recurrent policy only over stretches it was trained
             on); ``None`` carries it over the whole backtest. No effect on feed-forward policies.
     """
+    if getattr(model, "stand_aside_action", None) is not None:  # gated: holds no position
+        return target_policy(0.0)
     state: list[Any] = [None]
     step = [0]
 

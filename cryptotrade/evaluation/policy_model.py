@@ -3,7 +3,9 @@
 The logged model holds the SB3 ``model.zip``, the normaliser statistics (fit on the training
 split), the feature and env settings (which fix the observation layout) and the agent class.
 ``mlflow.pyfunc.load_model(uri).predict(observations)`` returns the deterministic actions for a
-batch of observations ``(n, window * features + account)`` built as the env builds them.
+batch of observations ``(n, window * features + account)`` built as the env builds them; a
+model that stood aside (``train.stand_aside_t``) answers the action that keeps a flat account
+flat, whatever the observation.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ with warnings.catch_warnings(record=True) as _caught:
             obs = np.asarray(model_input, dtype=np.float32)
             if obs.ndim == 1:
                 obs = obs[None, :]
+            flat = getattr(self.model, "stand_aside_action", None)
+            if flat is not None:  # the run stood aside (train.stand_aside_t): hold flat
+                return np.repeat(np.asarray(flat)[None], len(obs), axis=0)
             actions, _ = self.model.predict(obs, deterministic=True)
             return np.asarray(actions)
 

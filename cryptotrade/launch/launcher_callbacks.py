@@ -4,7 +4,8 @@
   out-of-range settings (:mod:`cryptotrade.launch.strict`) before Hydra creates any folder, as one
   line; remember the secrets of the config so every later log line masks them.
 * ``on_multirun_start`` / ``on_multirun_end``: open and close the sweep's parent MLflow run
-  (:mod:`cryptotrade.launch.sweeps`).
+  (:mod:`cryptotrade.launch.sweeps`); at the end the ``compare`` function logs the children's
+  comparison to it.
 * ``on_job_start``: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` with
   secrets redacted (``hydra.output_subdir`` is null, so Hydra writes none itself), and redact the
   sweep's ``multirun.yaml``, which Hydra's sweeper writes unredacted.
@@ -67,10 +68,15 @@ class LauncherCallback(Callback):
         tasks: The task names, ``|``-separated (``conf/config.yaml`` passes
             ``${cryptotrade_tasks:}``, the names of :data:`cryptotrade.tasks.TASKS`): the
             launch layer checks ``task=`` without importing the tasks above it.
+        compare: Dotted path of the function that logs a finished sweep's comparison to its
+            parent run (``conf/config.yaml``:
+            ``cryptotrade.optimize.compare.log_sweep_comparison``); empty: none. A path, for
+            the same reason: the launch layer imports nothing above it.
     """
 
-    def __init__(self, tasks: str = "") -> None:
+    def __init__(self, tasks: str = "", compare: str = "") -> None:
         self.tasks = [name for name in tasks.split("|") if name]
+        self.compare = compare
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse a bad config before the run folder exists."""
@@ -104,4 +110,9 @@ class LauncherCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Summarise the jobs to the parent run and the terminal."""
         _redact_file(Path(config.hydra.sweep.dir) / "multirun.yaml")
-        sweeps.finish(Path(config.hydra.sweep.dir), config)
+        compare = None
+        if self.compare:
+            from hydra.utils import get_method
+
+            compare = get_method(self.compare)
+        sweeps.finish(Path(config.hydra.sweep.dir), config, compare)

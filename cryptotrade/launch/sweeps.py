@@ -8,6 +8,9 @@ or not; its run is a child of the parent (``mlflow.parentRunId``), tagged ``swee
 ``job``, and named by what differs (``#3 agent=dqn seed=1``). Each job leaves ``job.json`` in
 its folder; ``on_multirun_end`` reads them all, logs ``jobs.json`` and ``summary.txt`` to the
 parent, ends it FAILED if any job failed, prints the summary and sets a non-zero exit code.
+Before the parent ends, the callback's ``compare`` function (configured by its dotted path, so
+this layer imports nothing above it; :func:`cryptotrade.optimize.compare.log_sweep_comparison`)
+logs the per-group aggregates and the comparison report of the children to it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +117,19 @@ def record_job(folder: Path, **fields: Any) -> None:
     (folder / JOB_FILE).write_text(text)
 
 
-def finish(sweep_dir: Path, cfg: Any) -> list[dict[str, Any]]:
-    """Summarise the sweep's jobs to its parent run and the terminal; end the parent run."""
+# ``compare(uri, parent_run_id, jobs, swept, fitness)``: logs a comparison to the parent run
+Compare = Callable[[str, str, list[dict[str, Any]], list[str], str], Any]
+
+
+def finish(sweep_dir: Path, cfg: Any, compare: Compare | None = None) -> list[dict[str, Any]]:
+    """Summarise the sweep's jobs to its parent run and the terminal; end the parent run.
+
+    Args:
+        sweep_dir: The sweep's folder (``sweep.json`` and the jobs' ``job.json``).
+        cfg: The driver's config (tracking settings, ``optimizer.metric``).
+        compare: Logs the comparison of the children to the parent before it ends; an error
+            there is one warning line, never a failed sweep.
+    """
     import mlflow
 
     from cryptotrade.launch import tracking
@@ -141,6 +155,12 @@ def finish(sweep_dir: Path, cfg: Any) -> list[dict[str, Any]]:
     store.retry(client.log_dict, run_id, {"jobs": redaction.redact(jobs)}, "jobs.json")
     store.retry(client.set_tag, run_id, "jobs", str(len(jobs)))
     store.retry(client.set_tag, run_id, "jobs_failed", str(len(failed)))
+    if compare is not None and jobs:
+        fitness = str(_select(cfg, "optimizer.metric", "val/sharpe"))
+        try:
+            compare(uri, run_id, jobs, list(sweep.swept), fitness)
+        except Exception as exc:  # the sweep's results stand without their comparison
+            log.warning("sweep comparison failed: %s", describe_error(exc))
     tracking._heartbeat(uri, 0).discard(run_id)
     store.retry(client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
     stream = sys.stderr if failed else sys.stdout
@@ -148,6 +168,13 @@ def finish(sweep_dir: Path, cfg: Any) -> list[dict[str, Any]]:
     if failed:
         failed_sweeps.append(sweep.sweep_id)
     return jobs
+
+
+def _select(cfg: Any, key: str, default: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key, default=default)
+    return default if value is None else value
 
 
 def exit_code() -> int:

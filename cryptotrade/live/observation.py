@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotrade.data.dataset import _bar_seconds, _market, source_name
+from cryptotrade.data.market_data import MARK_COLUMNS
 from cryptotrade.data.normalise import Normaliser
 from cryptotrade.errors import DataError
 
@@ -99,7 +100,7 @@ def with_padding(data: MarketData) -> MarketData:
         for k in ("open", "high", "low", "close", "volume", "funding_rate", "features")
     }
     pad["funding_rate"][-1] = 0.0
-    for k in ("regime", "mark_price"):  # optional arrays
+    for k in ("regime", *MARK_COLUMNS):  # optional arrays
         arr = getattr(data, k)
         pad[k] = None if arr is None else np.concatenate([arr, arr[-1:]])
     stamps = np.concatenate([data.timestamps, data.timestamps[-1:] + step])
@@ -109,7 +110,7 @@ def with_padding(data: MarketData) -> MarketData:
 def _slice(data: MarketData, sl: slice) -> MarketData:
     cols = ("timestamps", "open", "high", "low", "close", "volume", "funding_rate", "features")
     parts: dict[str, Any] = {k: getattr(data, k)[sl] for k in cols}
-    for k in ("regime", "mark_price"):  # optional arrays
+    for k in ("regime", *MARK_COLUMNS):  # optional arrays
         arr = getattr(data, k)
         parts[k] = None if arr is None else arr[sl]
     return replace(data, **parts)

@@ -11,7 +11,9 @@ run out of distinct points. Without this a small population collapses: tournamen
 copied unchanged and the generation trains nothing new. The first generation is drawn uniformly.
 Each generation logs its ``diversity`` (mean pairwise distance of the genomes over the
 largest possible, ``sqrt(genes)``: 0 when all are equal) and its ``distinct`` candidates; the
-hall of fame is logged as a table (``ga/hall_of_fame.json``). ``generations`` counts evaluated
+hall of fame is logged as a table (``ga/hall_of_fame.json``), and every candidate as the trial
+table ``ga/trials.json`` with the parameter importance and an Optuna study
+(:mod:`~cryptotrade.optimize.importance`). ``generations`` counts evaluated
 generations, the first included, so a search trains at most ``population x generations``
 candidates.
 
@@ -44,6 +46,7 @@ from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.importance import log_search_trials
 from cryptotrade.optimize.runner import CandidateRunner, report_winner, search_setup
 from cryptotrade.optimize.search_state import load_pickle, save_pickle, search_fingerprint
 from cryptotrade.optimize.space import SearchSpace
@@ -286,6 +289,7 @@ class GeneticSearch:
                 on_generation(gen, record)
         runner.log_plot(logbook)
         runner.log_hall_of_fame([(space.decode(ind), ind.fitness.values[0]) for ind in hof])
+        log_search_trials("ga", space, runner.trial_records(), self.metric)
         return hof, logbook
 
     def _toolbox(self) -> base.Toolbox:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import SearchError
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.importance import TrialRecord
 from cryptotrade.optimize.search_state import load_pickle, save_pickle
 from cryptotrade.optimize.space import Point, SearchSpace, apply_point, parse_space
 from cryptotrade.optimize.trial import (
@@ -217,6 +218,28 @@ class CandidateRunner:
             name for row in rows for name in row
         )}  # fmt: skip
         mlflow.log_table(columns, artifact_file=f"{self.kind}/hall_of_fame.json")
+
+    def trial_records(self) -> list[TrialRecord]:
+        """Every scored candidate (this search's cache, resumed ones included) for the trial
+        table and the Optuna study (:mod:`~cryptotrade.optimize.importance`)."""
+        import json
+        import math
+
+        records = []
+        for key, entry in self.cache.items():
+            fitness = float(entry["fitness"])
+            failed = entry.get("metrics") is None or not (
+                math.isfinite(fitness) and fitness > self.penalty
+            )
+            error = (entry.get("error") or "").strip().splitlines()
+            extra = {
+                "generation": entry.get("generation"),
+                "run_id": entry.get("run_id") or "",
+                "seconds": round(float(entry.get("seconds") or 0.0), 1),
+                "error": error[-1][:200] if error else "",
+            }
+            records.append(TrialRecord(json.loads(key), fitness, failed, extra))
+        return records
 
     def log_plot(self, logbook: list[dict[str, Any]]) -> None:
         """Fitness over generations (min, mean, max of the valid candidates) as ``<kind>/``

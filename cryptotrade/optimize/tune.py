@@ -17,7 +17,9 @@ trial retried ``max_failures`` times continues from its last report in the same 
 finished trials are kept, unfinished and errored ones continue from their last checkpoint. A
 search interrupted by Ctrl-C (Tune saves its state) raises ``KeyboardInterrupt`` instead of
 picking a winner from unfinished trials. The winner's config is written as a ready-to-run YAML
-and evaluated once on the test split in the parent run.
+and evaluated once on the test split in the parent run. The parent also logs every trial as the
+table ``tune/trials.json``, the parameter importance and an Optuna study of the trials
+(:mod:`~cryptotrade.optimize.importance`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
+from cryptotrade.optimize.importance import TrialRecord, log_search_trials
 from cryptotrade.optimize.runner import report_winner
 from cryptotrade.optimize.search_state import record_parent, search_fingerprint
 from cryptotrade.optimize.space import parse_space
@@ -191,6 +194,9 @@ class TuneSearch:
         from cryptotrade.launch import tracking
 
         tracking.log_metrics({"tune/trials": len(results), "tune/errored": results.num_errors})
+        log_search_trials(
+            "tune", space, trial_records(results, space.paths, self.penalty), self.metric
+        )
         point = {p: best.config[p] for p in space.paths}
         fitness = float(best.metrics_dataframe[SCORE].max())
         return report_winner(cfg, point, fitness, output_dir, kind="tune")
@@ -250,6 +256,32 @@ class TuneSearch:
     def _callbacks(self) -> list[Any]:
         """The Tune callbacks of a new experiment (a restored one keeps its own)."""
         return [CloseRuns()]
+
+
+def trial_records(results: Any, paths: list[str], penalty: float) -> list[TrialRecord]:
+    """Every trial of a Tune ``ResultGrid`` for the trial table and the Optuna study: its fitness
+    is its best reported score (as the winner's), failed when it reported none (or only the
+    penalty); the table adds the trial id, child run, reports, steps and error."""
+    import math
+
+    records = []
+    for result in results:
+        frame = result.metrics_dataframe
+        scores = frame[SCORE] if frame is not None and SCORE in frame else None
+        fitness = float(scores.max()) if scores is not None and len(scores) else float("nan")
+        metrics = result.metrics or {}
+        error = str(result.error).strip().splitlines() if result.error else []
+        extra = {
+            "trial_id": metrics.get("trial_id", ""),
+            "run_id": metrics.get(RUN_ID, ""),
+            "reports": 0 if scores is None else len(scores),
+            "timesteps": metrics.get("timesteps"),
+            "error": error[-1][:200] if error else "",
+        }
+        failed = not (math.isfinite(fitness) and fitness > penalty)
+        point = {p: result.config.get(p) for p in paths}
+        records.append(TrialRecord(point, fitness, failed, extra))
+    return records
 
 
 def reporter(paths: list[str], metric: str) -> Any:

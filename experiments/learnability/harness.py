@@ -149,7 +149,19 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
     out["timesteps"] = int(result.num_timesteps)
     out["selected_step"] = int(result.selected_step)
     out["val_curve"] = curve
+    # the stand-aside gate (train.stand_aside_t): the selected network's validation t-statistic
+    # against flat, and whether the run holds no position because of it
+    out["edge_t"] = float(result.val_metrics.get("val/edge_t", math.nan))
+    out["stand_aside"] = bool(result.val_metrics.get("val/stand_aside", 0.0))
     out |= evaluate_model(cfg, result.model, dataset)
+    if out["stand_aside"]:
+        # diagnostic only (the cell's result is the flat policy above): what the gated network
+        # would have done, so a cell can say what the gate cost or saved
+        from cryptotrade.agents.selection import clear_stand_aside
+
+        clear_stand_aside(result.model)
+        ungated = evaluate_model(cfg, result.model, dataset)
+        out |= {f"ungated/{k}": v for k, v in ungated.items()}
     if with_references:
         out |= references(cfg, dataset)
     return out

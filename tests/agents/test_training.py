@@ -37,7 +37,10 @@ def test_every_agent_takes_gradient_steps_under_debug(tmp_path, agent):
     # one validation half-way (eval_freq 1024) and one at the end, each of a trained model
     assert len(seen) >= 2 and seen[-1][0] == result.num_timesteps
     assert all(set(m) >= {"val/sharpe", "val/total_return"} for _, m in seen)
-    assert result.val_metrics == seen[-1][1]
+    assert result.val_metrics == seen[-1][1] | {
+        "val/edge_t": pytest.approx(result.val_metrics["val/edge_t"]),
+        "val/stand_aside": 0.0,
+    }
     # the first validation comes after an update (PPO's first is at n_steps x n_envs)
     n_steps = getattr(result.model, "n_steps", 0) * cfg.env.n_envs
     assert seen[0][0] >= max(n_steps, cfg.train.eval_freq)
@@ -55,7 +58,10 @@ def test_best_on_validation_is_the_selected_model(tmp_path):
     )
     assert len(seen) >= 8
     best = max(seen, key=lambda sm: sm[1]["val/sharpe"])
-    assert result.selected_step == best[0] and result.val_metrics == best[1]
+    assert result.selected_step == best[0]
+    assert {k: result.val_metrics[k] for k in best[1]} == best[
+        1
+    ]  # plus val/edge_t, val/stand_aside
     # the returned model is that model: re-validating it reproduces its metrics
     from cryptotrade.agents.selection import validation_metrics
 

@@ -54,6 +54,11 @@ def test_mark_candles_give_the_mark_at_each_bar_close_and_are_cached(perp, tmp_p
     assert [int(q["startTime"]) for q in queries] == [ms("2024-01-01"), ms("2024-01-05 04:00")]
     np.testing.assert_allclose(bars["mark_price"].to_numpy(), closes[:120], rtol=1e-12)
     assert bars.attrs["mark"]["bars_uncovered"] == 0
+    # the candles' own range, on which the env liquidates (mark_rows: high 1.001 c, low .999^2 c)
+    np.testing.assert_allclose(bars["mark_high"].to_numpy(), closes[:120] * 1.001, rtol=1e-8)
+    np.testing.assert_allclose(bars["mark_low"].to_numpy(), closes[:120] * 0.999**2, rtol=1e-8)
+    assert bars.attrs["mark"]["range"] == "mark candles' own high/low"
+    assert bars.attrs["mark"]["bars_without_range"] == 0
     # the next, longer range downloads only the missing marks
     server.urls.clear()
     more = source(server, tmp_path, start="2024-01-01", end="2024-01-08").load()
@@ -61,8 +66,9 @@ def test_mark_candles_give_the_mark_at_each_bar_close_and_are_cached(perp, tmp_p
         ms("2024-01-06")
     ]
     np.testing.assert_allclose(more["mark_price"].to_numpy(), closes[:168], rtol=1e-12)
+    np.testing.assert_allclose(more["mark_low"].to_numpy(), closes[:168] * 0.999**2, rtol=1e-8)
     names = sorted(p.name for p in tmp_path.rglob("*.parquet"))
-    assert names == ["BTC-USDT-USDT_1h.parquet", "BTC-USDT-USDT_1h_mark.parquet"]
+    assert names == ["BTC-USDT-USDT_1h.parquet", "BTC-USDT-USDT_1h_mark_hlc.parquet"]
 
 
 def test_the_forming_mark_candle_is_never_used(perp, tmp_path) -> None:
@@ -95,6 +101,10 @@ def test_missing_mark_candles_are_rejected_or_carried_forward(perp, tmp_path) ->
     ).load()
     assert bars["mark_price"].iloc[10] == bars["mark_price"].iloc[11]
     assert bars["mark_price"].iloc[11] == pytest.approx(closes[9], rel=1e-12)
+    # the two bars without a candle have no intrabar mark range: high = low = the carried mark
+    assert (bars["mark_high"].iloc[10:12] == bars["mark_price"].iloc[10:12]).all()
+    assert (bars["mark_low"].iloc[10:12] == bars["mark_price"].iloc[10:12]).all()
+    assert bars.attrs["mark"]["bars_without_range"] == 2
     assert bars.attrs["mark"]["bars_forward_filled"] == 2 and bars.attrs["warnings"]
 
 

@@ -173,3 +173,46 @@ def test_the_live_observation_keeps_the_marks_aligned(tmp_path: Path) -> None:
     live = with_padding(window_from(data, first=6, window=4))
     np.testing.assert_array_equal(live.mark_price[:-1], data.mark_price[3:])
     assert live.mark_price[-1] == data.mark_price[-1] and len(live.mark_price) == len(live)
+
+
+def test_mark_candles_reach_the_env_through_the_cache_and_liquidate_on_their_low(
+    tmp_path: Path,
+) -> None:
+    # the same files, the mark file now with candles (Binance markPriceKlines: open, high, low,
+    # close): the closes stay at 10,000, the candle of bar 2 wicks to 9,000 through the 10x
+    # long's liquidation price 90,000 / 9.95 = 9,045.23; with its closes alone nothing happens
+    flat = np.full(N, 10_000.0)
+    bars, mark, funding = write_files(tmp_path, flat)
+    low = flat - 20.0
+    low[2] = 9_000.0
+    pd.DataFrame(
+        {
+            "open_time": TIMES.strftime(ISO),
+            "open": flat,
+            "high": flat + 20,
+            "low": low,
+            "close": flat,
+        }
+    ).to_csv(mark, index=False)
+    spec = DataSpec(
+        FileSource(bars, funding_path=funding, mark_path=mark),
+        ValidationPolicy(),
+        ChronoSplit(train=0.7, val=0.15, test=0.15),
+    )
+    features = FeatureSet({"t": {"kind": "time"}})
+    built = build_dataset(spec, features, cache_dir=tmp_path, fingerprint="candles").train
+    cached = build_dataset(spec, features, cache_dir=tmp_path, fingerprint="candles")
+    assert cached.meta["cache"]["hit"]
+    for data in (built, cached.train):
+        assert data.mark_low is not None and data.mark_high is not None
+        assert data.mark_low[2] == 9_000.0 and data.mark_high[2] == 10_020.0
+        infos = run(data, leverage=10.0, steps=6)
+        assert len(infos) == 2 and infos[-1]["terminated"]
+        trade = infos[-1]["trades"][0]
+        assert trade["liquidated"] and trade["exit_index"] == 2
+        assert trade["exit_price"] == pytest.approx(90_000 / 9.95, rel=1e-12)
+    assert cached.meta["mark"]["range"] == "mark candles' own high/low"
+    (tmp_path / "closes").mkdir()
+    closes_only = prepare(tmp_path / "closes", flat)
+    assert closes_only.mark_low is None
+    assert not any(i["terminated"] for i in run(closes_only, leverage=10.0, steps=6))

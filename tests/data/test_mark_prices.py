@@ -105,6 +105,76 @@ def test_point_samples_named_markprice_are_found_and_filtered_by_symbol(tmp_path
         ).load()
 
 
+# ------------------------------------------------------------------ mark candles' own range
+def _write_candles(path: Path, start: str, freq: str, close, high, low) -> str:
+    times = pd.date_range(start, periods=len(close), freq=freq, tz="UTC")
+    table = pd.DataFrame(
+        {"timestamp": times.strftime(ISO), "open": close, "high": high, "low": low, "close": close}
+    )
+    table.to_csv(path, index=False)
+    return str(path)
+
+
+def test_mark_candles_give_each_bar_the_marks_own_high_and_low(tmp_path: Path) -> None:
+    bars = _write_bars(tmp_path / "bars.csv", make_bars(2))  # 1h bars opening 00:00, 01:00
+    # 15-minute open-labelled mark candles: bar 0 holds rows 00:00 .. 00:45, bar 1 01:00 .. 01:45
+    close = np.array([300.0, 301, 302, 303, 304, 305, 306, 307, 308])
+    high = close + np.array([1.0, 2, 9, 1, 1, 1, 1, 1, 50])  # 02:00's spike is after bar 1
+    low = close - np.array([1.0, 1, 1, 7, 1, 1, 3, 1, 50])
+    path = _write_candles(tmp_path / "c.csv", "2024-01-01", "15min", close, high, low)
+    loaded = FileSource(bars, mark_path=path).load()
+    assert loaded["mark_price"].tolist() == [303.0, 307.0]
+    assert loaded["mark_high"].tolist() == [311.0, 308.0]  # 302 + 9; 307 + 1
+    assert loaded["mark_low"].tolist() == [296.0, 303.0]  # 303 - 7; 304 - 1
+    assert loaded.attrs["mark"]["range"] == "mark candles' own high/low"
+    assert loaded.attrs["mark"]["bars_without_range"] == 0
+    # no look-ahead: changing a candle after a bar's close changes nothing of that bar
+    high[4], low[4] = 999.0, 1.0
+    later = FileSource(bars, mark_path=_write_candles(tmp_path / "d.csv", "2024-01-01", "15min",
+                                                     close, high, low)).load()  # fmt: skip
+    assert later["mark_high"].iloc[0] == 311.0 and later["mark_low"].iloc[0] == 296.0
+    assert later["mark_high"].iloc[1] == 999.0 and later["mark_low"].iloc[1] == 1.0
+
+
+def test_mark_candles_longer_than_the_bars_or_closes_only_give_no_range(tmp_path: Path) -> None:
+    bars = _write_bars(tmp_path / "bars.csv", make_bars(4))
+    c = np.array([300.0, 310.0])
+    four = _write_candles(tmp_path / "4h.csv", "2023-12-31 20:00", "4h", c, c + 5, c - 5)
+    loaded = FileSource(bars, mark_path=four, mark_coverage="warn").load()
+    assert "mark_high" not in loaded and "mark_low" not in loaded
+    assert loaded.attrs["mark"]["range"].startswith("not used: mark candles of 4h are longer")
+    closes = _write_marks(tmp_path / "m.csv", "2024-01-01", "1h", [1.0, 2.0, 3.0, 4.0])
+    only = FileSource(bars, mark_path=closes).load()
+    assert "mark_high" not in only and only.attrs["mark"]["range"].startswith("none: mark closes")
+
+
+def test_a_mark_candle_whose_close_is_outside_its_range_names_the_row(tmp_path: Path) -> None:
+    bars = _write_bars(tmp_path / "bars.csv", make_bars(2))
+    c = np.array([300.0, 301.0, 302.0])
+    bad = _write_candles(tmp_path / "c.csv", "2024-01-01", "1h", c, c + 1, [299.0, 301.5, 301.0])
+    with pytest.raises(DataError, match=r"c.csv: mark candle row 1 \(CSV line 3\) has close "
+                       r"301.0 outside \[low 301.5, high 302.0\]"):  # fmt: skip
+        FileSource(bars, mark_path=bad).load()
+
+
+def test_validation_gives_a_bar_without_its_mark_range_the_mark_itself() -> None:
+    bars = make_bars(
+        4,
+        mark_price=[50.0, 51.0, 52.0, 53.0],
+        mark_high=[50.5, np.nan, 54.0, 53.5],
+        mark_low=[49.0, 50.0, 51.0, 52.0],
+    )
+    filled, _ = ValidationPolicy(non_finite="fill").apply(bars)
+    assert filled["mark_high"].tolist() == [50.5, 51.0, 54.0, 53.5]
+    # a filled gap is flat in the mark too: no range beyond the carried mark
+    gappy = bars.fillna(55.0).drop(index=bars.index[2])
+    repaired, _ = ValidationPolicy(fill_gaps=1).apply(gappy)
+    assert repaired["mark_high"].tolist() == [50.5, 55.0, 51.0, 53.5]
+    assert repaired["mark_low"].tolist() == [49.0, 50.0, 51.0, 52.0]
+    with pytest.raises(DataError, match=r"prices <= 0"):
+        ValidationPolicy().apply(bars.fillna(0.0))
+
+
 # ------------------------------------------------------------------ coverage
 def test_bars_without_a_fresh_mark_are_rejected_or_filled_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -247,6 +317,7 @@ def test_marks_reach_every_split_and_survive_the_cache(tmp_path: Path) -> None:
     for name, split in ds.splits.items():
         np.testing.assert_array_equal(cached.splits[name].mark_price, split.mark_price)
         assert cached.splits[name].mark_price.dtype == np.float64
+    assert cached.train.mark_high is None  # a mark column of closes only: no candle range
     # a cache written before marks existed (no mark_price column) still loads, without marks
     old = tmp_path / "dataset-old.parquet"
     table = pq.read_table(tmp_path / "dataset-mk.parquet")

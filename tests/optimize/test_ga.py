@@ -249,7 +249,7 @@ def test_diversity_is_zero_for_copies_and_one_for_opposite_corners():
     assert diversity(spread) == pytest.approx((1 + 1 + math.sqrt(2)) / 3 / math.sqrt(2))
 
 
-def test_hall_of_fame_is_logged_as_a_table(tmp_path, mlflow_uri):
+def test_hall_of_fame_and_every_trial_are_logged_as_tables(tmp_path, mlflow_uri):
     cfg = compose_ga(tmp_path, "optimizer.hall_of_fame=3")
     with mlflow.start_run() as run:
         hof, _ = search(cfg, tmp_path, Recorder(tmp_path / "calls.txt"))
@@ -266,3 +266,13 @@ def test_hall_of_fame_is_logged_as_a_table(tmp_path, mlflow_uri):
     assert rows[0]["env.window"] in (16, 30, 48)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "ga/diversity")
     assert [m.step for m in history] == [0, 1, 2]
+    # every candidate trained once, in the trial table and the Optuna study, with importances
+    trained = (tmp_path / "calls.txt").read_text().count("\n")
+    files = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id, "ga")}
+    assert {"ga/trials.json", "ga/optuna.db", "ga/importance.png"} <= files
+    trials = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                 artifact_path="ga/trials.json")).read_text()
+    )  # fmt: skip
+    assert len(trials["data"]) == trained
+    assert {"generation", "run_id", "val/sharpe", "env.window"} <= set(trials["columns"])

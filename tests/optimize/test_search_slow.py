@@ -104,21 +104,39 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     parent = _parent(mlflow_uri)
+    # early_stopped marks exactly the trials ASHA stopped with training left: the KILLED ones
+    for child in _children(mlflow_uri, parent):
+        early = child.data.tags.get("search/early_stopped") == "true"
+        assert early == (child.info.status == "KILLED"), (child.info.status, child.data.tags)
     children = _check_parent(mlflow_uri, parent, "tune")
     assert len(children) >= 3
     assert parent.data.metrics["tune/trials"] == 3
     assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
     finished = [c for c in children if c.info.status == "FINISHED"]
-    # early_stopped marks exactly the trials ASHA stopped with training left: KILLED ones
-    for child in children:
-        early = child.data.tags.get("search/early_stopped") == "true"
-        assert early == (child.info.status == "KILLED"), (child.info.status, child.data.tags)
     # a Tune child carries its fitness (its selected model's val/sharpe), like a GA child, and
     # trials with different hyperparameters are ranked on trained networks: different scores
     for child in finished:
         assert child.data.metrics["search/fitness"] == child.data.metrics["val/sharpe"]
     assert len({c.data.metrics["search/fitness"] for c in finished}) == len(finished)
     assert list((tmp_path / "tune").glob("tune-*/experiment_state*.json")), "restorable state"
+    # the trial table and the Optuna study of the three trials (what optuna-dashboard opens)
+    import json
+
+    import optuna
+
+    folder = Path(
+        mlflow.MlflowClient(mlflow_uri).download_artifacts(
+            parent.info.run_id, "tune", str(tmp_path)
+        )
+    )
+    table = json.loads((folder / "trials.json").read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert len(rows) == 3
+    assert {r["run_id"] for r in rows} <= {c.info.run_id for c in children}
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 3
+    assert (folder / "importance.png").exists() or (folder / "importance.txt").exists()
 
 
 def _free_port() -> int:

@@ -8,8 +8,9 @@ incremental parquet cache (:mod:`cryptotrade.data.sources.cache`): a later call 
 missing stretch before or after the cached range; the still-open last candle is never stored.
 Perpetual swaps also get their funding history (``fetch_funding_rate_history``), cached the same
 way and aligned into ``funding_rate``; with ``mark_price=true`` also the exchange's mark-price
-candles (``fetch_mark_ohlcv``), whose close is the mark at each bar's close (``mark_price``,
-see :mod:`cryptotrade.data.sources.mark`).
+candles (``fetch_mark_ohlcv``), whose close is the mark at each bar's close (``mark_price``)
+and whose high/low are the mark's own range in the bar (``mark_high``/``mark_low``, on which
+the env liquidates; see :mod:`cryptotrade.data.sources.mark`).
 
 API keys are only read from environment variables named in the config (never the keys
 themselves), and never logged; public market data needs none.
@@ -109,8 +110,9 @@ class CcxtSource:
         secret_env: Name of the environment variable holding the API secret.
         client: A ready ccxt exchange object to use instead of building one (tests, sessions).
         mark_price: Also fetch the mark-price candles of a perpetual or future
-            (``fetch_mark_ohlcv``, cached like the candles) into ``mark_price``: funding and
-            liquidation then use the mark, fills the traded price.
+            (``fetch_mark_ohlcv``, cached like the candles) into ``mark_price`` and
+            ``mark_high``/``mark_low``: funding then uses the mark, liquidation the mark's own
+            low (longs) / high (shorts) in each bar, fills the traded price.
         mark_coverage: Bars whose mark candle the exchange does not return: ``reject``, or
             ``warn`` (the last earlier mark, else the traded close; counted in the summary).
     """
@@ -221,7 +223,8 @@ class CcxtSource:
         self, ex: ExchangeClient, market: dict[str, Any], bars: pd.DataFrame, end: int, now: int
     ) -> None:
         """Mark candles of the bars' range into ``bars["mark_price"]`` (their close: the mark at
-        the bar's close) and the coverage summary into ``bars.attrs["mark"]``."""
+        the bar's close) and ``bars["mark_high"]``/``["mark_low"]`` (the mark's own range in the
+        bar, which liquidation uses), the coverage summary into ``bars.attrs["mark"]``."""
         if not (market.get("swap") or market.get("future")) or not ex.has.get("fetchMarkOHLCV"):
             raise CcxtSourceError(
                 f"mark_price=true but {self.symbol} on {ex.id} has no mark-price candles "
@@ -230,12 +233,12 @@ class CcxtSource:
             )
         candles = self._sync(
             "mark",
-            ["mark_price"],
+            ["mark_price", "mark_high", "mark_low"],
             self.start_ms,
             end,
-            lambda a, b: self._ohlcv(ex, a, b, now, ex.fetch_mark_ohlcv)[["close"]].rename(
-                columns={"close": "mark_price"}
-            ),
+            lambda a, b: self._ohlcv(ex, a, b, now, ex.fetch_mark_ohlcv)[
+                ["close", "high", "low"]
+            ].rename(columns={"close": "mark_price", "high": "mark_high", "low": "mark_low"}),
         )
         if candles.empty:
             raise CcxtSourceError(
@@ -248,6 +251,8 @@ class CcxtSource:
             candles["mark_price"].to_numpy(),
             step,
             f"the {ex.id} {self.symbol} mark-price candles",
+            candles["mark_high"].to_numpy(),
+            candles["mark_low"].to_numpy(),
         )
         warning = put_marks(bars, marks, step, repr(self), self.mark_coverage)
         if warning is not None:
@@ -355,7 +360,8 @@ class CcxtSource:
         if self.cache_dir is None:
             return None
         name = re.sub(r"[^A-Za-z0-9]+", "-", self.symbol).strip("-")
-        suffix = {"ohlcv": f"_{self.timeframe}", "mark": f"_{self.timeframe}_mark"}.get(
+        # mark candles keep close, high and low (a cache of closes only, "_mark", is not read)
+        suffix = {"ohlcv": f"_{self.timeframe}", "mark": f"_{self.timeframe}_mark_hlc"}.get(
             kind, f"_{kind}"
         )
         return self.cache_dir / "ccxt" / self.exchange / f"{name}{suffix}.parquet"

@@ -16,6 +16,17 @@ observed in the last row spacing before its close (before, after or inside a gap
 file) is *uncovered*: rejected, or under ``mark_coverage=warn`` given the last earlier mark
 (forward fill), or the traded close when the file has no earlier mark; both are counted in the
 data summary.
+
+**Mark candles.** When the marks are candles (ccxt's ``fetch_mark_ohlcv``, or a mark file with
+``high`` and ``low`` columns beside its ``close``), each bar also gets the mark's own range:
+``mark_high``/``mark_low``, the highest high and lowest low of the mark candles observed in the
+bar, i.e. ending after its open and at or before its close. The env then liquidates a long on
+the bar whose mark low reaches the liquidation price, a short on the bar whose mark high does;
+with mark closes only it takes the mark to move linearly between closes
+(:func:`cryptotrade.env.compiled.price_rows`). A bar holding no mark candle takes its
+``mark_price`` as high and low (no intrabar range; counted as ``bars_without_range``). Mark
+candles longer than the bars are not used for the range (which bar held the extreme is unknown,
+and the last one would liquidate late): the summary says so.
 """
 
 from __future__ import annotations
@@ -51,6 +62,9 @@ class MarkSeries:
         spacing: The file's row spacing in ns (the freshness window of a mark).
         path: The file, for messages.
         column: The value column read.
+        highs: Each row's highest mark (a mark candle's high), or ``None`` for marks without
+            a range (point samples, closes only).
+        lows: Each row's lowest mark, given with ``highs``.
     """
 
     observed: np.ndarray
@@ -58,6 +72,8 @@ class MarkSeries:
     spacing: int
     path: str
     column: str
+    highs: np.ndarray | None = None
+    lows: np.ndarray | None = None
 
 
 def check_marks(values: np.ndarray, path: str | Path, column: str, rows: np.ndarray) -> None:
@@ -121,6 +137,12 @@ def load_marks(
     ns = stamps.asi8
     order = np.argsort(ns, kind="stable")
     ns, values, rows = ns[order], values[order], order
+    highs = lows = None
+    if value_col == "close" and {"high", "low"} <= set(table.columns):  # mark candles
+        highs, lows = (numeric_column(table, c, path)[order] for c in ("high", "low"))
+        check_marks(highs, path, "high", rows)
+        check_marks(lows, path, "low", rows)
+        check_range(highs, lows, values, path, rows)
     repeated = np.flatnonzero(np.diff(ns) == 0)
     if repeated.size:
         row = int(rows[repeated[0] + 1])
@@ -136,7 +158,27 @@ def load_marks(
         )
     spacing = infer_step_ns(ns)
     observed = ns + (spacing if convention == "open" else 0)
-    return MarkSeries(observed, values, spacing, str(path), value_col)
+    return MarkSeries(observed, values, spacing, str(path), value_col, highs, lows)
+
+
+def check_range(
+    highs: np.ndarray, lows: np.ndarray, closes: np.ndarray, path: str | Path, rows: np.ndarray
+) -> None:
+    """Reject mark candles whose close lies outside [low, high], naming the first such row.
+
+    Raises:
+        DataError: for a candle with ``low > close`` or ``high < close``.
+    """
+    bad = np.flatnonzero((lows > closes) | (highs < closes))
+    if bad.size:
+        k = bad[0]
+        row = int(rows[k])
+        raise DataError(
+            f"{path}: mark candle row {row} (CSV line {row + 2}) has close {float(closes[k])!r} "
+            f"outside [low {float(lows[k])!r}, high {float(highs[k])!r}] ({bad.size} such "
+            "row(s)); fix the file, or give only its close (data.source.mark_column) in a file "
+            "without high/low columns"
+        )
 
 
 def align_marks(
@@ -204,33 +246,86 @@ def align_marks(
     return column.astype(np.float64), summary, warning
 
 
-def candle_marks(opens: np.ndarray, closes: np.ndarray, step: int, name: str) -> MarkSeries:
+def candle_marks(
+    opens: np.ndarray,
+    closes: np.ndarray,
+    step: int,
+    name: str,
+    highs: np.ndarray | None = None,
+    lows: np.ndarray | None = None,
+) -> MarkSeries:
     """Mark-price candles (an exchange's ``fetch_mark_ohlcv``) as marks: a candle's close is
-    the mark at its end, observed one bar after its open time.
+    the mark at its end, observed one bar after its open time; its high and low are the mark's
+    range during the candle.
 
     Args:
         opens: Candle open times, sorted, int64 ns.
         closes: Their closes.
         step: The candle length in ns.
         name: The source, for messages.
+        highs: Their highs, or ``None`` (closes only).
+        lows: Their lows, given with ``highs``.
 
     Raises:
-        DataError: for a candle whose close is not a positive price.
+        DataError: for a candle whose close, high or low is not a positive price, or whose close
+            lies outside its [low, high].
     """
-    bad = np.flatnonzero(~(np.isfinite(closes) & (closes > 0)))
-    if bad.size:
-        raise DataError(
-            f"{name}: {bad.size} mark-price candle(s) without a positive close (first opening "
-            f"{iso_utc(opens[bad[0]])}); download again later, or set data.source.mark_price=false"
-        )
-    return MarkSeries(np.asarray(opens, np.int64) + step, closes, step, name, "close")
+    for what, values in (("close", closes), ("high", highs), ("low", lows)):
+        if values is None:
+            continue
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            raise DataError(
+                f"{name}: {bad.size} mark-price candle(s) without a positive {what} (first "
+                f"opening {iso_utc(opens[bad[0]])}); download again later, or set "
+                "data.source.mark_price=false"
+            )
+    if highs is not None and lows is not None:
+        check_range(highs, lows, closes, name, np.arange(len(closes)))
+    return MarkSeries(np.asarray(opens, np.int64) + step, closes, step, name, "close", highs, lows)
+
+
+def range_in_bars(
+    bar_close: np.ndarray, marks: MarkSeries, step: int, closes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The mark's own high and low during each bar, from the mark candles observed in it.
+
+    A bar ``(close - step, close]`` takes the highest high and lowest low of the candles
+    observed after its open and at or before its close (so no candle ending after the bar's
+    close reaches it); a bar holding none takes ``closes`` (its mark) for both.
+
+    Args:
+        bar_close: Bar close times, int64 ns, in any order.
+        marks: Mark candles (``marks.highs``/``lows`` set), no longer than the bars.
+        step: The bar length in ns.
+        closes: Each bar's mark at its close (the aligned ``mark_price``).
+
+    Returns:
+        ``(mark_high, mark_low, bars without a candle)``.
+    """
+    assert marks.highs is not None and marks.lows is not None
+    close = np.asarray(bar_close, dtype=np.int64)
+    first = np.searchsorted(marks.observed, close - step, side="right")
+    stop = np.searchsorted(marks.observed, close, side="right")
+    held = stop > first
+    # reduceat over [first, stop) pairs: an empty or reversed pair yields one element, masked
+    bounds = np.empty(2 * len(close), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = first, stop
+    bounds = np.minimum(bounds, len(marks.observed))  # a NaN sentinel sits at that index
+    highs, lows = np.append(marks.highs, np.nan), np.append(marks.lows, np.nan)
+    high = np.where(held, np.maximum.reduceat(highs, bounds)[0::2], closes)
+    low = np.where(held, np.minimum.reduceat(lows, bounds)[0::2], closes)
+    # the close comes from the same candles; widen against any rounding of the two sources
+    return np.maximum(high, closes), np.minimum(low, closes), int((~held).sum())
 
 
 def put_marks(
     frame: pd.DataFrame, marks: MarkSeries, step: int, bars_name: str, coverage: Coverage
 ) -> str | None:
-    """:func:`align_marks` into ``frame["mark_price"]``, the summary into
-    ``frame.attrs["mark"]``; returns the coverage warning (``None`` if every bar is covered).
+    """:func:`align_marks` into ``frame["mark_price"]``, with mark candles no longer than the
+    bars also :func:`range_in_bars` into ``frame["mark_high"]``/``["mark_low"]``, the summary
+    (``range`` says which intrabar mark range the env will use) into ``frame.attrs["mark"]``;
+    returns the coverage warning (``None`` if every bar is covered).
 
     Args:
         frame: Bars frame (open-time index, any order) with its traded ``close``.
@@ -239,13 +334,23 @@ def put_marks(
         bars_name: The bars' file or source, for messages.
         coverage: ``reject`` or ``warn``, see :func:`align_marks`.
     """
+    close = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 + step
     frame["mark_price"], frame.attrs["mark"], warning = align_marks(
-        pd.DatetimeIndex(frame.index).as_unit("ns").asi8 + step,
-        marks,
-        frame["close"].to_numpy(),
-        bars_name=bars_name,
-        coverage=coverage,
+        close, marks, frame["close"].to_numpy(), bars_name=bars_name, coverage=coverage
     )
+    summary = frame.attrs["mark"]
+    if marks.highs is None:
+        summary["range"] = "none: mark closes only (liquidation on the range between closes)"
+    elif marks.spacing > step:
+        summary["range"] = (
+            f"not used: mark candles of {format_ns(marks.spacing)} are longer than the "
+            f"{format_ns(step)} bars (liquidation on the range between closes)"
+        )
+    else:
+        high, low, without = range_in_bars(close, marks, step, frame["mark_price"].to_numpy())
+        frame["mark_high"], frame["mark_low"] = high, low
+        summary["range"] = "mark candles' own high/low"
+        summary["bars_without_range"] = without
     return warning
 
 
