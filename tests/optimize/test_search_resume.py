@@ -21,6 +21,7 @@ from optimize.test_ga import Recorder, compose_ga
 from cryptotrade import optimize, run
 from cryptotrade.errors import ConfigError, SearchError
 from cryptotrade.launch.liveness import PREFIX, identity
+from cryptotrade.optimize import ga as ga_module
 from cryptotrade.optimize.ga import GeneticSearch
 from cryptotrade.optimize.runner import CandidateRunner
 from cryptotrade.optimize.search_state import (
@@ -46,9 +47,10 @@ def _dead_pid() -> str:
 
 @pytest.fixture(autouse=True)
 def _light(monkeypatch):
-    """No fitness plot and no components (data, agent, env: the fake search below uses none):
-    their cost is not what these tests check."""
+    """No fitness plot, trial table or Optuna study, and no components (data, agent, env: the
+    fake search below uses none): their cost is not what these tests check."""
     monkeypatch.setattr(CandidateRunner, "log_plot", lambda runner, logbook: None)
+    monkeypatch.setattr(ga_module, "log_search_trials", lambda *args, **kwargs: None)
     monkeypatch.setattr(run, "build", lambda cfg, agent: SimpleNamespace(train=cfg.train))
 
 
