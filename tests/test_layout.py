@@ -4,6 +4,9 @@ Imports point down: run -> tasks -> optimize -> components -> agents -> evaluati
 -> market; ``launch/`` stands beside them (any floor may use it, it uses only the leaf modules).
 Every ``import`` counts, lazy ones inside functions included; only ``if TYPE_CHECKING:`` blocks
 are skipped (annotations, never executed). Read with :mod:`ast`, nothing is imported.
+
+Also: one MLflow handle. Only :mod:`cryptotrade.launch.tracking` imports MLflow (the listed
+exceptions in ``MLFLOW_IMPORTERS`` say why), type-only imports included.
 """
 
 from __future__ import annotations
@@ -181,3 +184,82 @@ def test_the_check_catches_planted_problems(tmp_path, files, expected) -> None:
 def test_type_checking_imports_are_not_runtime_dependencies(tmp_path) -> None:
     text = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cryptotrade import run\n"
     assert layout_problems(_tree(tmp_path, {"market/m.py": text}), FLOORS) == []
+
+
+# ---- one MLflow handle ---------------------------------------------------------------------------
+# The modules that may import MLflow, and what. Everything else reaches MLflow through
+# cryptotrade.launch.tracking (runs, logging, run lookups; a client for liveness and the store).
+MLFLOW_IMPORTERS: dict[str, set[str] | None] = {
+    "cryptotrade.launch.tracking": None,  # the handle: anything of MLflow
+    # The pyfunc wrapper subclasses MLflow's PythonModel when the class is defined, and logged
+    # models name it by this import path, so it stays here; it imports nothing else of MLflow.
+    "cryptotrade.evaluation.policy_model": {"mlflow.pyfunc.PythonModel"},
+}
+
+
+def _mlflow_imports(tree: ast.AST) -> list[tuple[str, int]]:
+    """``(name, line)`` of every import of MLflow, ``TYPE_CHECKING`` blocks included (a type
+    from MLflow is re-exported by the handle)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [(n, node.lineno) for n in names if n == "mlflow" or n.startswith("mlflow.")]
+    return found
+
+
+def mlflow_problems(root: Path, allowed: dict[str, set[str] | None]) -> list[str]:
+    """Every import of MLflow in ``root`` outside ``allowed`` (module -> names, ``None``: any)."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = rel.parts[:-1] if path.name == "__init__.py" else rel.parts
+        module = ".".join(parts)
+        names = allowed.get(module, set())
+        for name, line in _mlflow_imports(ast.parse(path.read_text())):
+            if names is not None and name not in names:
+                problems.append(
+                    f"{module}:{line} imports {name}: use cryptotrade.launch.tracking (the one "
+                    "MLflow handle) or list the module in MLFLOW_IMPORTERS with the reason"
+                )
+    return problems
+
+
+def test_only_the_tracking_module_imports_mlflow() -> None:
+    assert mlflow_problems(PACKAGE, MLFLOW_IMPORTERS) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "optimize/x.py",
+            "def f():\n    import mlflow\n",
+            "cryptotrade.optimize.x:2 imports mlflow",
+        ),
+        (
+            "optimize/x.py",
+            "from mlflow.entities import Param\n",
+            "cryptotrade.optimize.x:1 imports mlflow.entities.Param",
+        ),
+        (  # a type-only import counts too: types come from the handle
+            "launch/liveness.py",
+            "if TYPE_CHECKING:\n    from mlflow import MlflowClient\n",
+            "cryptotrade.launch.liveness:2 imports mlflow.MlflowClient",
+        ),
+        (  # the listed exception may import only what it is listed with
+            "evaluation/policy_model.py",
+            "from mlflow.pyfunc import PythonModel, log_model\n",
+            "cryptotrade.evaluation.policy_model:1 imports mlflow.pyfunc.log_model",
+        ),
+        ("optimize/x.py", "import mlflowish\nfrom cryptotrade.launch import tracking\n", None),
+        ("launch/tracking.py", "import mlflow\nfrom mlflow.entities import Run\n", None),
+    ],
+)
+def test_the_mlflow_check_catches_planted_imports(tmp_path, name, text, expected) -> None:
+    problems = mlflow_problems(_tree(tmp_path, {name: text}), MLFLOW_IMPORTERS)
+    assert [p.split(": use ")[0] for p in problems] == ([expected] if expected else [])

@@ -33,7 +33,7 @@ def test_children_of_a_dead_driver_are_marked_failed_others_are_left_alone(mlflo
     client.set_terminated(foreign_parent, "KILLED")
     foreign_child = _run(client, experiment, {PARENT: foreign_parent})
 
-    marked = liveness.mark_stale_runs(mlflow_store, stale_after_s=600, lock_dir=None)
+    marked = liveness.mark_stale_runs(client, mlflow_store, stale_after_s=600, lock_dir=None)
 
     assert set(marked) == {dead_driver, orphan, grandchild, old_orphan}
     status = {run: client.get_run(run).info.status for run in (*marked, working, finished)}
@@ -44,4 +44,4 @@ def test_children_of_a_dead_driver_are_marked_failed_others_are_left_alone(mlflo
     assert client.get_run(foreign_child).info.status == "RUNNING"
     note = client.get_run(orphan).data.tags[liveness.NOTE]
     assert f"its parent run {dead_driver} ended FAILED" in note
-    assert liveness.mark_stale_runs(mlflow_store, stale_after_s=600, lock_dir=None) == []
+    assert liveness.mark_stale_runs(client, mlflow_store, stale_after_s=600, lock_dir=None) == []

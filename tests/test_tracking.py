@@ -98,11 +98,58 @@ def test_sys_exit_inside_a_run_ends_by_its_code(tmp_path, mlflow_store, code, st
     assert run.info.status == status
 
 
-def test_logging_without_a_run_opens_none(tmp_path, mlflow_store):
-    mlflow.set_tracking_uri(mlflow_store)
-    tracking.log_metrics({"x": 1.0})
-    tracking.log_text("t", "t.txt")
-    assert mlflow.active_run() is None
+NO_RUN_LOGS = {
+    "metrics val/sharpe": lambda: tracking.log_metrics({"val/sharpe": 1.0}),
+    "tags search/kind": lambda: tracking.set_tags({"search/kind": "ga"}),
+    "artifact val/equity.csv": lambda: tracking.log_text("t", "val/equity.csv"),
+    "artifact data/splits.json": lambda: tracking.log_dict({"a": 1}, "data/splits.json"),
+    "artifact model/test_tracking.py": lambda: tracking.log_artifact(__file__, "model"),
+    "table ga/hall_of_fame.json": lambda: tracking.log_table({"a": [1]}, "ga/hall_of_fame.json"),
+    "model policy": lambda: tracking.log_pyfunc_model(
+        "policy", object(), artifacts={}, pip_requirements=[]
+    ),
+}
+
+
+@pytest.mark.run_required
+@pytest.mark.parametrize("what", NO_RUN_LOGS)
+def test_logging_without_a_run_raises_naming_the_value(what):
+    with pytest.raises(tracking.NoActiveRunError, match=f"cannot log {what}: no MLflow run is"):
+        NO_RUN_LOGS[what]()
+    assert mlflow.active_run() is None  # and MLflow did not open a stray run either
+
+
+@pytest.mark.run_required
+def test_run_optional_drops_values_without_a_run_and_logs_with_one(tmp_path, mlflow_store):
+    with tracking.run_optional():
+        for log in NO_RUN_LOGS.values():
+            log()
+        assert mlflow.active_run() is None
+        with tracking.start_run(_cfg(tmp_path), run_name="x", tags={}):
+            tracking.log_metrics({"val/sharpe": 2.0})
+    (run,) = _runs(mlflow_store)
+    assert run.data.metrics == {"val/sharpe": 2.0}
+    with pytest.raises(tracking.NoActiveRunError):  # the switch ends with its block
+        tracking.log_metrics({"val/sharpe": 1.0})
+
+
+@pytest.mark.run_required
+def test_a_search_without_a_run_refuses_candidates_unless_it_runs_untracked():
+    """The driver cannot open a child run with no run of its own; an untracked search's
+    workers (no run id) run their candidates under run_optional, whatever logs inside."""
+    from cryptotrade.optimize.trial import TrialSpec, open_child_run, run_trial
+
+    with pytest.raises(tracking.NoActiveRunError, match="the child run g0-0"):
+        open_child_run("g0-0", {}, {"agent.gamma": 0.9})
+    with tracking.run_optional():
+        assert open_child_run("g0-0", {}, {"agent.gamma": 0.9}) is None
+
+    def candidate(spec: TrialSpec) -> dict[str, float]:
+        tracking.log_metrics({"val/sharpe": 1.5})
+        return {"val/sharpe": 1.5}
+
+    outcome = run_trial(candidate, TrialSpec(config={}, point={}, output_dir="."))
+    assert outcome.error is None and outcome.metrics == {"val/sharpe": 1.5}
 
 
 def test_nested_run_is_a_child_with_honest_status(tmp_path):

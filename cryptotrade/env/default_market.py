@@ -10,16 +10,29 @@ it: a run always builds its data from the config.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from cryptotrade.data.market_data import MarketData
 
-# conf/features/minimal.yaml's indicators
-MINIMAL_INDICATORS = {
-    "ret_1": {"kind": "log_return", "lag": 1},
-    "ret_4": {"kind": "log_return", "lag": 4},
-    "vol": {"kind": "volatility", "window": 20},
-    "rsi": {"kind": "rsi", "period": 14},
-}
+# the one definition of the minimal feature set; read, never copied
+MINIMAL_FEATURES = Path(__file__).resolve().parents[2] / "conf" / "features" / "minimal.yaml"
+FEATURE_SET = "cryptotrade.data.features.FeatureSet"
+
+
+def minimal_features(path: Path = MINIMAL_FEATURES) -> dict[str, Any]:
+    """The arguments of :class:`~cryptotrade.data.features.FeatureSet` that
+    ``conf/features/minimal.yaml`` sets (its Hydra keys aside).
+
+    Raises:
+        ValueError: If the file does not configure a ``FeatureSet``.
+    """
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(node, dict) or node.get("_target_") != FEATURE_SET:
+        raise ValueError(f"{path} does not configure {FEATURE_SET} (its _target_)")
+    return {str(k): v for k, v in node.items() if k not in ("defaults", "_target_")}
 
 
 @lru_cache(maxsize=1)
@@ -36,5 +49,5 @@ def default_market_data() -> MarketData:
         validation=ValidationPolicy(),
         split=ChronoSplit(),
     )
-    features = FeatureSet(indicators=MINIMAL_INDICATORS)
+    features = FeatureSet(**minimal_features())
     return build_dataset(spec, features, cache_dir=None, fingerprint="default-synthetic").train

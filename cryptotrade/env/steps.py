@@ -180,14 +180,29 @@ def _step_single_inverse_nb(
     )
 
 
+# 19 arguments each: two lines, not one per line
+# fmt: off
 @kernel
-def _step_vec_linear_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el):
-    return step_vec_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el, False)
+def _step_vec_linear_nb(
+    actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
+    next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths,
+):
+    return step_vec_nb(
+        actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
+        next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths, False,
+    )
 
 
 @kernel
-def _step_vec_inverse_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el):
-    return step_vec_nb(a, st, rb, cp, cs, pa, w, pr, f, ns, ne, tr, ob, r, d, tc, to, er, el, True)
+def _step_vec_inverse_nb(
+    actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
+    next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths,
+):
+    return step_vec_nb(
+        actions, states, ret_bufs, comps, comp_sums, params, weights, prices, features, next_start,
+        next_end, trades, obs, rewards, dones, truncated, term_obs, ep_returns, ep_lengths, True,
+    )
+# fmt: on
 
 
 # the Python entry points, indexed by the inverse flag: STEP_SINGLE[inverse](a, *args without it)

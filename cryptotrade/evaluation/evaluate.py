@@ -202,7 +202,7 @@ def _report(
 
 def _log(prefix: str, out: Evaluation, settings: EvaluationSettings) -> None:
     """Metrics, equity curve, trades, pictures and report of one evaluation to the active run."""
-    if not tracking.active_run_id():
+    if not tracking.recording(f"the {prefix} evaluation"):
         return
     import pandas as pd
 

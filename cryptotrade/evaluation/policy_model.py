@@ -6,6 +6,12 @@ split), the feature and env settings (which fix the observation layout) and the 
 batch of observations ``(n, window * features + account)`` built as the env builds them; a
 model that stood aside (``train.stand_aside_t``) answers the action that keeps a flat account
 flat, whatever the observation.
+
+The one module besides :mod:`cryptotrade.launch.tracking` that imports MLflow, and only its
+``PythonModel`` base class: a pyfunc wrapper must subclass it when it is defined, and a logged
+model names the class by this import path (``cryptotrade.evaluation.policy_model.PolicyModel``),
+so the class stays here for the models already logged. Logging goes through
+:func:`cryptotrade.launch.tracking.log_pyfunc_model`.
 """
 
 from __future__ import annotations
@@ -19,8 +25,6 @@ from typing import Any
 
 import numpy as np
 from mlflow.pyfunc import PythonModel
-
-from cryptotrade.launch.tracking import muted
 
 # MLflow checks predict's type hints when the class is defined and warns that there are none;
 # they are left out on purpose (see predict). MLflow's check sets its own warning filter, so a
@@ -67,7 +71,8 @@ def log_policy_model(
     settings: Mapping[str, Any],
     name: str = "policy",
 ) -> str | None:
-    """Log the policy as an MLflow model of the active run; returns its model URI.
+    """Log the policy as an MLflow model of the active run; returns its model URI (``None``
+    inside :func:`cryptotrade.launch.tracking.run_optional` with no run).
 
     Args:
         model_zip: The saved SB3 model.
@@ -78,14 +83,16 @@ def log_policy_model(
             are written: a logged model is shared and registered, its settings are read by
             people.
         name: Name of the logged model (shown under the run's logged models).
+
+    Raises:
+        NoActiveRunError: With no active run outside ``run_optional``.
     """
     import importlib.metadata as md
 
-    import mlflow
-
+    from cryptotrade.launch import tracking
     from cryptotrade.launch.redaction import redact
 
-    if mlflow.active_run() is None:
+    if not tracking.recording(f"model {name}"):
         return None
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,13 +107,9 @@ def log_policy_model(
         files["settings"].write_text(json.dumps(redact(plain), indent=1))
         artifacts = {k: str(v) for k, v in files.items()} | {"model": str(model_zip)}
         pins = [f"{p}=={md.version(p)}" for p in ("stable-baselines3", "sb3-contrib", "torch")]
-        # MLflow's notice about this deliberate design: the wrapper object is cloudpickled
-        # (it holds no state; the model and settings are artifacts).
-        with muted("mlflow.pyfunc", "CloudPickle"):
-            info = mlflow.pyfunc.log_model(
-                name=name,
-                python_model=PolicyModel(),
-                artifacts=artifacts,
-                pip_requirements=[*pins, "numpy", "cryptotrade"],
-            )
-    return str(info.model_uri)
+        return tracking.log_pyfunc_model(
+            name,
+            PolicyModel(),
+            artifacts=artifacts,
+            pip_requirements=[*pins, "numpy", "cryptotrade"],
+        )

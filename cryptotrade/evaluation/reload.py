@@ -9,9 +9,7 @@ refused by :func:`check_model_fits` with the cause named, before SB3 fails on a 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -51,20 +49,16 @@ def restore_training_config(cfg: DictConfig, overrides: Sequence[str]) -> DictCo
     run_id = run_id_of(cfg.model or "")
     if run_id is None:
         return cfg
-    import mlflow
-
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    client = mlflow.MlflowClient(uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = Path(client.download_artifacts(run_id, "config.yaml", tmp))
-        except Exception as exc:  # MlflowException or OSError: the artifact is missing
-            raise ModelError(
-                f"model={cfg.model}: run {run_id} has no config.yaml to restore the data, "
-                f"features and env from ({exc.__class__.__name__}); evaluate a run logged by "
-                "cryptotrade, or pass a model.zip path with the matching settings"
-            ) from exc
-        logged = OmegaConf.load(path)
+    try:
+        text = tracking.load_run_text(run_id, "config.yaml", uri)
+    except Exception as exc:  # MlflowException or OSError: the artifact is missing
+        raise ModelError(
+            f"model={cfg.model}: run {run_id} has no config.yaml to restore the data, "
+            f"features and env from ({exc.__class__.__name__}); evaluate a run logged by "
+            "cryptotrade, or pass a model.zip path with the matching settings"
+        ) from exc
+    logged = OmegaConf.create(text)
     if not isinstance(logged, DictConfig):
         raise ModelError(f"model={cfg.model}: run {run_id}'s config.yaml is not a mapping")
     out = cfg.copy()

@@ -26,6 +26,9 @@ A resumed run is taken over under the store lock with fresh tags
 (``tracking.start_run(resume_run_id=...)``), and the sweep re-reads each run under the same lock
 before marking it, so a run that another process has resumed is never marked; the launcher that
 resumes a run spares it from its own sweep (``spare``).
+
+The functions here take an ``MlflowClient`` from :func:`cryptotrade.launch.tracking.client`
+(the package's one MLflow handle) rather than importing MLflow.
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptotrade.launch import store
+
+if TYPE_CHECKING:
+    from cryptotrade.launch.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 PREFIX = "cryptotrade."
@@ -101,12 +107,18 @@ def why_dead(tags: Mapping[str, str], stale_after_s: float, now: float) -> str |
 
 
 def mark_stale_runs(
-    uri: str, *, stale_after_s: float, lock_dir: str | Path | None, spare: str | None = None
+    client: MlflowClient,
+    uri: str,
+    *,
+    stale_after_s: float,
+    lock_dir: str | Path | None,
+    spare: str | None = None,
 ) -> list[str]:
     """End every RUNNING run of the store whose process is dead as FAILED, with a note.
 
     Args:
-        uri: The store.
+        client: A client of the store (:func:`cryptotrade.launch.tracking.client`).
+        uri: The store (its lock).
         stale_after_s: Heartbeat age after which a run of another host is dead.
         lock_dir: Where the lock of a non-SQLite store lives (this machine's processes).
         spare: A run id to leave alone (the run this launcher is about to resume).
@@ -114,9 +126,6 @@ def mark_stale_runs(
     Returns:
         The ids of the runs marked.
     """
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
     experiments = [e.experiment_id for e in store.retry(client.search_experiments)]
     if not experiments:
         return []
@@ -139,10 +148,11 @@ def mark_stale_runs(
             store.retry(client.set_terminated, run.info.run_id, "FAILED", end_time=int(beat * 1000))
         log.warning("run %s (%s) marked FAILED: %s", run.info.run_name, run.info.run_id, reason)
         marked.append(run.info.run_id)
-    return marked + mark_orphans(uri, [r for r in running if r.info.run_id not in marked], lock_dir)
+    rest = [r for r in running if r.info.run_id not in marked]
+    return marked + mark_orphans(client, uri, rest, lock_dir)
 
 
-def _orphaned(client: Any, tags: Mapping[str, str]) -> str | None:
+def _orphaned(client: MlflowClient, tags: Mapping[str, str]) -> str | None:
     """Why a RUNNING run without liveness tags is dead (its launcher parent ended), or ``None``."""
     parent_id = tags.get(PARENT)
     if not parent_id or tags.get(f"{PREFIX}pid"):
@@ -154,17 +164,22 @@ def _orphaned(client: Any, tags: Mapping[str, str]) -> str | None:
     return f"its parent run {parent_id} ended {parent.info.status} (the search's driver died)"
 
 
-def mark_orphans(uri: str, running: list, lock_dir: str | Path | None) -> list[str]:
+def mark_orphans(
+    client: MlflowClient, uri: str, running: list[Any], lock_dir: str | Path | None
+) -> list[str]:
     """Mark FAILED the ``running`` child runs whose launcher parent run is no longer RUNNING.
 
     Repeats while it marks any, so a grandchild follows its child.
 
+    Args:
+        client: A client of the store (:func:`cryptotrade.launch.tracking.client`).
+        uri: The store (its lock).
+        running: The RUNNING runs to look at (MLflow ``Run`` objects).
+        lock_dir: Where the lock of a non-SQLite store lives.
+
     Returns:
         The ids of the runs marked.
     """
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
     marked: list[str] = []
     while True:
         newly = []
@@ -188,10 +203,15 @@ def mark_orphans(uri: str, running: list, lock_dir: str | Path | None) -> list[s
 
 
 class Heartbeat:
-    """Refreshes ``cryptotrade.heartbeat`` of the registered runs from a daemon thread."""
+    """Refreshes ``cryptotrade.heartbeat`` of the registered runs from a daemon thread.
 
-    def __init__(self, uri: str, interval_s: float) -> None:
-        self.uri, self.interval_s = uri, interval_s
+    Args:
+        client: A client of the runs' store (:func:`cryptotrade.launch.tracking.client`).
+        interval_s: Seconds between beats; 0: never.
+    """
+
+    def __init__(self, client: MlflowClient, interval_s: float) -> None:
+        self.client, self.interval_s = client, interval_s
         self.runs: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -208,9 +228,7 @@ class Heartbeat:
         self.runs.discard(run_id)
 
     def _loop(self) -> None:
-        import mlflow
-
-        client = mlflow.MlflowClient(self.uri)
+        client = self.client
         while not self._stop.wait(self.interval_s):
             for run_id in list(self.runs):
                 try:

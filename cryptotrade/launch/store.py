@@ -1,15 +1,16 @@
-"""One MLflow store, many writers: initialisation under a lock, race-free experiments, retries.
+"""One MLflow store, many writers: the store lock and retries of locked writes.
 
 Any number of launcher processes (multirun jobs, Ray workers) may start together against the
 default SQLite store, a fresh one included:
 
 * MLflow creates the tables of a new SQLite store on first use, in several steps; two processes
   doing it at once break the store for good (``table _alembic_tmp_tags already exists``).
-  :func:`open_store` makes the first use of a store in each process happen under an exclusive
-  file lock beside the database (``mlflow.db.lock``), so exactly one process creates the tables
-  and the others find them ready.
-* :func:`experiment_id` gets or creates an experiment under the same lock; against a server
-  (no shared file) a lost creation race is caught and the winner's experiment is used.
+  :func:`cryptotrade.launch.tracking.open_store` makes the first use of a store in each process
+  happen under the exclusive file lock of :func:`store_lock` beside the database
+  (``mlflow.db.lock``), so exactly one process creates the tables and the others find them ready.
+* :func:`cryptotrade.launch.tracking.experiment_id` gets or creates an experiment under the same
+  lock; against a server (no shared file) a lost creation race is caught and the winner's
+  experiment is used.
 * :func:`retry` repeats a store call that failed with ``database is locked`` (SQLite allows one
   writer at a time; a busy store can exceed its 5 s wait).
 
@@ -86,39 +87,3 @@ def retry(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
                 raise
             time.sleep(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
-
-
-_opened: set[str] = set()
-
-
-def open_store(uri: str) -> None:
-    """Make sure the store at ``uri`` exists and is initialised; safe to call from many
-    processes at once (the first one creates the tables under the lock)."""
-    if uri in _opened:
-        return
-    import mlflow
-
-    with store_lock(uri):
-        retry(mlflow.MlflowClient(uri).search_experiments, max_results=1)
-    _opened.add(uri)
-
-
-def experiment_id(uri: str, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, created if missing; race-free across processes."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    open_store(uri)
-    client = mlflow.MlflowClient(uri)
-    with store_lock(uri):
-        found = retry(client.get_experiment_by_name, name)
-        if found is not None:
-            return str(found.experiment_id)
-        try:
-            return str(retry(client.create_experiment, name, artifact_location=artifact_location))
-        except MlflowException as exc:  # another machine created it first (server store)
-            if "already exists" not in str(exc) and "RESOURCE_ALREADY_EXISTS" not in str(exc):
-                raise
-        again = retry(client.get_experiment_by_name, name)
-        assert again is not None
-        return str(again.experiment_id)

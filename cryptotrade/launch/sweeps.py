@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptotrade.launch import liveness, redaction, store
+from cryptotrade.launch import liveness, redaction
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -68,12 +68,10 @@ def swept_keys(overrides: Sequence[str]) -> list[str]:
 
 def start(sweep_dir: Path, overrides: Sequence[str], cfg: Any) -> Sweep:
     """Open the parent run of a sweep and write ``sweep.json`` for its jobs."""
-    import mlflow
-
     from cryptotrade.launch import tracking
 
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    experiment = store.experiment_id(
+    experiment = tracking.experiment_id(
         uri, cfg.tracking.experiment, tracking.artifact_root(uri, cfg.paths.root)
     )
     sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -86,13 +84,12 @@ def start(sweep_dir: Path, overrides: Sequence[str], cfg: Any) -> Sweep:
         **liveness.identity(),
     }
     name = f"sweep {short_overrides(overrides, keys) or sweep_id}"
-    client = mlflow.MlflowClient(uri)
-    run = store.retry(client.create_run, experiment, run_name=name, tags=tags)
-    sweep = Sweep(sweep_id, run.info.run_id, keys)
+    run_id = tracking.create_run(uri, experiment, name, tags=tags)
+    sweep = Sweep(sweep_id, run_id, keys)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(sweep), indent=1))
-    tracking._heartbeat(uri, float(cfg.tracking.get("heartbeat_s", 60))).add(run.info.run_id)
-    log.info("sweep %s: parent MLflow run %s", sweep_id, run.info.run_id)
+    tracking.heartbeat(uri, float(cfg.tracking.get("heartbeat_s", 60))).add(run_id)
+    log.info("sweep %s: parent MLflow run %s", sweep_id, run_id)
     return sweep
 
 
@@ -130,8 +127,6 @@ def finish(sweep_dir: Path, cfg: Any, compare: Compare | None = None) -> list[di
         compare: Logs the comparison of the children to the parent before it ends; an error
             there is one warning line, never a failed sweep.
     """
-    import mlflow
-
     from cryptotrade.launch import tracking
 
     sweep = load(sweep_dir)
@@ -149,20 +144,19 @@ def finish(sweep_dir: Path, cfg: Any, compare: Compare | None = None) -> list[di
         lines.append(line)
     summary = "\n".join(lines)
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    client = mlflow.MlflowClient(uri)
     run_id = sweep.parent_run_id
-    store.retry(client.log_text, run_id, redaction.redact_text(summary), "summary.txt")
-    store.retry(client.log_dict, run_id, {"jobs": redaction.redact(jobs)}, "jobs.json")
-    store.retry(client.set_tag, run_id, "jobs", str(len(jobs)))
-    store.retry(client.set_tag, run_id, "jobs_failed", str(len(failed)))
+    tracking.log_text(summary, "summary.txt", run_id=run_id, uri=uri)
+    tracking.log_dict({"jobs": jobs}, "jobs.json", run_id=run_id, uri=uri)
+    tags = {"jobs": len(jobs), "jobs_failed": len(failed)}
+    tracking.set_tags(tags, run_id=run_id, uri=uri)
     if compare is not None and jobs:
         fitness = str(_select(cfg, "optimizer.metric", "val/sharpe"))
         try:
             compare(uri, run_id, jobs, list(sweep.swept), fitness)
         except Exception as exc:  # the sweep's results stand without their comparison
             log.warning("sweep comparison failed: %s", describe_error(exc))
-    tracking._heartbeat(uri, 0).discard(run_id)
-    store.retry(client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
+    tracking.heartbeat(uri, 0).discard(run_id)
+    tracking.end_run(run_id, "FAILED" if failed else "FINISHED", uri=uri)
     stream = sys.stderr if failed else sys.stdout
     print(redaction.redact_text(summary), file=stream)
     if failed:

@@ -440,14 +440,16 @@ img {{ max-width: 100%; border: 1px solid #eee; }}
 """
 
 
-def _children(client: Any, jobs: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[Child]:
+def _children(uri: str, jobs: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[Child]:
+    from cryptotrade.launch import tracking
+
     out = []
     for job in jobs:
         params = swept_values(job.get("overrides") or [], swept)
         run_id = str(job.get("run_id") or "")
         metrics: dict[str, float] = {}
         if run_id and job.get("status") == "FINISHED":
-            metrics = dict(client.get_run(run_id).data.metrics)
+            metrics = tracking.run_metrics(uri, run_id)
         out.append(
             Child(
                 name=str(job.get("name") or f"#{job.get('num')}"),
@@ -461,21 +463,25 @@ def _children(client: Any, jobs: Sequence[Mapping[str, Any]], swept: Sequence[st
     return out
 
 
-def _test_equity(client: Any, children: Sequence[Child]) -> dict[str, tuple[Any, np.ndarray]]:
+def _test_equity(uri: str, children: Sequence[Child]) -> dict[str, tuple[Any, np.ndarray]]:
     """``name -> (close times, equity)`` from each finished child's ``test/equity.csv``."""
+    import io
+
     import pandas as pd
 
+    from cryptotrade.launch import tracking
+
     curves = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, child in enumerate(children):
-            if child.status != "FINISHED" or not child.run_id:
-                continue
-            names = {f.path for f in client.list_artifacts(child.run_id, "test")}
-            if "test/equity.csv" not in names:
-                continue
-            path = client.download_artifacts(child.run_id, "test/equity.csv", f"{tmp}/{i}")
-            frame = pd.read_csv(path, usecols=["close_time", "equity"], parse_dates=["close_time"])
-            curves[child.name] = (frame["close_time"].to_numpy(), frame["equity"].to_numpy())
+    for child in children:
+        if child.status != "FINISHED" or not child.run_id:
+            continue
+        if "test/equity.csv" not in tracking.artifact_names(child.run_id, "test", uri):
+            continue
+        text = tracking.load_run_text(child.run_id, "test/equity.csv", uri)
+        frame = pd.read_csv(
+            io.StringIO(text), usecols=["close_time", "equity"], parse_dates=["close_time"]
+        )
+        curves[child.name] = (frame["close_time"].to_numpy(), frame["equity"].to_numpy())
     return curves
 
 
@@ -496,32 +502,25 @@ def log_sweep_comparison(
     Returns:
         The logged ``group/...`` metrics.
     """
-    import mlflow
-
     from cryptotrade.evaluation.seeds import BOOTSTRAP_FROM
-    from cryptotrade.launch.store import retry
+    from cryptotrade.launch import tracking
 
-    client = mlflow.MlflowClient(uri)
-    children = _children(client, jobs, swept)
+    children = _children(uri, jobs, swept)
     present = {k for c in children for k in c.metrics}
     metrics = [m for m in dict.fromkeys([fitness, *KEY_METRICS]) if m in present]
     groups = aggregate(children, metrics)
     values = group_metrics(groups) if metrics else {}  # no key metric (task=data): no groups
     if values:
-        from mlflow.entities import Metric
-
-        stamp = int(__import__("time").time() * 1000)
-        batch = [Metric(k, v, stamp, 0) for k, v in values.items()]
-        for start in range(0, len(batch), 1000):  # MLflow's batch limit
-            retry(client.log_batch, parent_run_id, metrics=batch[start : start + 1000])
+        tracking.log_metrics(values, run_id=parent_run_id, uri=uri)
     methods = sorted({s[3] for g in groups for s in g.stats.values()})
     if methods:
-        retry(client.set_tag, parent_run_id, "comparison/ci_method", ",".join(methods))
+        tags = {"comparison/ci_method": ",".join(methods)}
+        tracking.set_tags(tags, run_id=parent_run_id, uri=uri)
     table = comparison_table(groups, metrics)
     rows = children_table(children, metrics)
     params = list(dict.fromkeys(k for c in children for k in c.params))
     pictures: dict[str, bytes] = {}
-    curves = _test_equity(client, children)
+    curves = _test_equity(uri, children)
     overlay = equity_overlay_png(curves, {c.name: c.group for c in children})
     if overlay is not None:
         pictures["test_equity.png"] = overlay
@@ -556,7 +555,7 @@ def log_sweep_comparison(
         (folder / "report.html").write_text(page)
         for name, png in pictures.items():
             (folder / name).write_bytes(png)
-        retry(client.log_artifacts, parent_run_id, str(folder), FOLDER)
+        tracking.log_artifacts(folder, FOLDER, run_id=parent_run_id, uri=uri)
     log.info(
         "sweep comparison: %d groups, %d children -> %s/report.html of run %s",
         len(groups), len(children), FOLDER, parent_run_id,

@@ -370,16 +370,14 @@ class GeneticSearch:
 def _logs_into_recorded_parent(stem: Path) -> bool:
     """Whether the active MLflow run is the parent this search recorded at ``stem`` (a resume
     continuing in it: the generations it logged are there); records the active run either way."""
-    import mlflow
-
     from cryptotrade.optimize.search_state import record_parent, recorded_parent
 
-    run_id = tracking.active_run_id()
-    if run_id is None:
+    run = tracking.active_run_ref()
+    if run is None:
         return False
     before = recorded_parent(stem)
-    record_parent(stem, run_id, mlflow.get_tracking_uri())
-    return before is not None and before["run_id"] == run_id
+    record_parent(stem, run.run_id, run.uri)
+    return before is not None and before["run_id"] == run.run_id
 
 
 def diversity(population: list[Individual]) -> float:

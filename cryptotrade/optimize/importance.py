@@ -228,15 +228,13 @@ def log_search_trials(
     Returns:
         The importances (``{path: share}``; empty when they cannot be computed).
     """
-    import mlflow
-
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.compare import parallel_coordinates_png
 
-    run_id = tracking.active_run_id()
-    if not run_id or not trials:
+    if not trials or not tracking.recording(f"{kind}/trials.json"):
         return {}
-    mlflow.log_table(trial_table(trials, metric), artifact_file=f"{kind}/trials.json")
+    run_id = tracking.active_run_id()
+    tracking.log_table(trial_table(trials, metric), f"{kind}/trials.json")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / STUDY_FILE
         study = build_study(

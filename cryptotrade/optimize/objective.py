@@ -62,7 +62,7 @@ def prepare_data(cfg_or_components: DictConfig | Components) -> Dataset:
         time.perf_counter() - start,
         ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items()),
     )
-    if tracking.active_run_id():
+    if tracking.recording("the dataset's summary"):
         tracking.set_tags(
             {"data_fingerprint": comps.fingerprint, "data_hash": dataset.meta.get("bars_hash", "")}
         )

@@ -133,7 +133,8 @@ class CandidateRunner:
         keys = [point_key(p) for p in points]
         todo = list(dict.fromkeys(k for k in keys if k not in self.cache))
         by_key = dict(zip(keys, points, strict=True))
-        uri = _tracking_uri()
+        parent = tracking.active_run_ref()
+        uri = parent.uri if parent else None
         specs, run_ids = [], []
         for index, key in enumerate(todo):
             point = by_key[key]
@@ -170,12 +171,8 @@ class CandidateRunner:
         else:
             fitness = score_of(outcome.metrics, self.metric, self.penalty)
         if run_id is not None:
-            import mlflow
-
-            from cryptotrade.launch.store import retry
-
             with contextlib.suppress(Exception):
-                retry(mlflow.MlflowClient().log_metric, run_id, "search/fitness", fitness)
+                tracking.log_metrics({"search/fitness": fitness}, run_id=run_id)
         self.cache[key] = {
             "fitness": fitness,
             "metrics": outcome.metrics,
@@ -206,10 +203,8 @@ class CandidateRunner:
     def log_hall_of_fame(self, entries: list[tuple[Point, float]]) -> None:
         """The best candidates as a table artifact of the parent run (``<kind>/hall_of_fame.json``,
         shown as a table in the MLflow UI): rank, fitness, child run id and the point's values."""
-        if not tracking.active_run_id() or not entries:
+        if not entries or not tracking.recording(f"{self.kind}/hall_of_fame.json"):
             return
-        import mlflow
-
         rows = []
         for rank, (point, fitness) in enumerate(entries, start=1):
             run_id = (self.cache.get(point_key(point)) or {}).get("run_id") or ""
@@ -217,7 +212,7 @@ class CandidateRunner:
         columns = {name: [row.get(name) for row in rows] for name in dict.fromkeys(
             name for row in rows for name in row
         )}  # fmt: skip
-        mlflow.log_table(columns, artifact_file=f"{self.kind}/hall_of_fame.json")
+        tracking.log_table(columns, f"{self.kind}/hall_of_fame.json")
 
     def trial_records(self) -> list[TrialRecord]:
         """Every scored candidate (this search's cache, resumed ones included) for the trial
@@ -244,7 +239,7 @@ class CandidateRunner:
     def log_plot(self, logbook: list[dict[str, Any]]) -> None:
         """Fitness over generations (min, mean, max of the valid candidates) as ``<kind>/``
         artifacts of the parent run: ``fitness.png`` and the logbook as ``logbook.json``."""
-        if not tracking.active_run_id():
+        if not tracking.recording(f"{self.kind}/fitness.png"):
             return
         import matplotlib
 
@@ -260,9 +255,7 @@ class CandidateRunner:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
         ax.legend()
         fig.tight_layout()
-        import mlflow
-
-        mlflow.log_figure(fig, f"{self.kind}/fitness.png")
+        tracking.log_figure(fig, f"{self.kind}/fitness.png")
         plt.close(fig)
         tracking.log_dict({"logbook": [dict(r) for r in logbook]}, f"{self.kind}/logbook.json")
 
@@ -281,12 +274,6 @@ def all_failed_message(kind: str, count: int, error: str | None) -> str:
     )
 
 
-def _tracking_uri() -> str | None:
-    import mlflow
-
-    return mlflow.get_tracking_uri() if mlflow.active_run() else None
-
-
 def log_search_statistics(point: Point, *, kind: str) -> dict[str, float]:
     """``search/deflated_sharpe``, ``search/pbo`` (:mod:`~cryptotrade.optimize.statistics`)
     and ``search/report.txt`` in the parent run, from the ``val/equity.csv`` of every child run
@@ -294,38 +281,29 @@ def log_search_statistics(point: Point, *, kind: str) -> dict[str, float]:
 
     A resumed search continues in its parent run, so its earlier candidates count too; only
     candidates scored under another parent (a search resumed in another store, or after its
-    first parent FINISHED) are left out. Returns the logged metrics (empty without an active
-    run).
+    first parent FINISHED) are left out. Returns the logged metrics (empty when the search runs
+    untracked).
     """
-    import mlflow
     import numpy as np
     import pandas as pd
 
     from cryptotrade.optimize.statistics import search_statistics
 
-    parent = mlflow.active_run()
-    if parent is None:
+    if not tracking.recording("the search statistics"):
         return {}
-    client = mlflow.MlflowClient()
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=(
-            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`{TAG_KIND}` = '{kind}'"
-        ),
-    )
+    parent = tracking.active_run_ref()
+    assert parent is not None  # recording() says a run is active
+    children = tracking.child_runs(parent, {TAG_KIND: kind})
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for child in children:
+    for run_id, tags in children.items():
         try:
-            text = mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/val/equity.csv")
+            text = tracking.load_run_text(run_id, "val/equity.csv", parent.uri)
         except Exception:  # a failed or early-stopped candidate selected no model
             continue
         frame = pd.read_csv(io.StringIO(text), parse_dates=["close_time"])
         times = frame["close_time"].to_numpy(dtype="datetime64[ns]")
-        curves[child.data.tags.get(TAG_GENOME, child.info.run_id)] = (
-            times,
-            frame["equity"].to_numpy(dtype=np.float64),
-        )
-    genomes = {child.data.tags.get(TAG_GENOME, child.info.run_id) for child in children}
+        curves[tags.get(TAG_GENOME, run_id)] = (times, frame["equity"].to_numpy(dtype=np.float64))
+    genomes = {tags.get(TAG_GENOME, run_id) for run_id, tags in children.items()}
     stats = search_statistics(curves, point_key(point), n_trials=len(genomes))
     metrics = stats.metrics()
     tracking.log_metrics(metrics)

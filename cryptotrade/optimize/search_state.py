@@ -61,7 +61,7 @@ TAG_RESUMED = "search/resumed"  # how many times the search was continued in thi
 TAG_RESUMED_AT = "search/resumed_at"  # when it was last continued (UTC, ISO 8601)
 
 
-def record_parent(stem: Path, run_id: str, uri: str) -> None:
+def record_parent(stem: Path, run_id: str, uri: str | None) -> None:
     """Write ``<stem>.parent.json``: the parent run (and its store) this search logs into, so a
     resumed search continues in it (:func:`continued_run`)."""
     path = stem.with_name(stem.name + PARENT_SUFFIX)
@@ -109,8 +109,6 @@ def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
         ConfigError: The parent run is still RUNNING in a live process (two launchers would
             write one search).
     """
-    import mlflow
-
     from cryptotrade.errors import ConfigError
     from cryptotrade.launch import liveness, store, tracking
 
@@ -120,7 +118,7 @@ def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
     uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
     if record is None or record.get("uri") != uri:
         return None
-    client = mlflow.MlflowClient(uri)
+    client = tracking.client(uri)
     try:
         run = store.retry(client.get_run, record["run_id"])
     except Exception:  # deleted, or a store recreated since: a new parent

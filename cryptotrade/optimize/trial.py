@@ -7,7 +7,8 @@ candidate's score. The test split is never evaluated here; the search evaluates 
 winner, in the parent run (:func:`final_objective`).
 
 Child runs are opened by the driver (:func:`open_child_run`: an MLflow run tagged with the
-parent's id, so the UI nests it) and attached to by the worker process (:func:`attached_run`).
+parent's id, so the UI nests it) and attached to by the worker process
+(:func:`cryptotrade.launch.tracking.attached_run`).
 A worker on another machine therefore needs only the run id and the tracking URI, and the driver
 can mark the run FAILED itself when it kills a worker that hung.
 """
@@ -20,7 +21,7 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.launch.store import retry
 from cryptotrade.optimize.space import Point, apply_point
 
 if TYPE_CHECKING:
@@ -210,74 +210,42 @@ def evaluate_candidate(
 
 # ---- MLflow child runs across processes ---------------------------------------------------------
 def open_child_run(name: str, tags: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
-    """Create a child run of the active run (driver side); ``None`` when no run is active."""
-    import mlflow
-    from mlflow.entities import Param
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+    """Create a child run of the active run (driver side); ``None`` when the search runs
+    untracked (no run, inside :func:`cryptotrade.launch.tracking.run_optional`).
 
-    from cryptotrade.launch.tracking import flatten_params, split_long_params
+    Raises:
+        NoActiveRunError: With no active run outside ``run_optional``.
+    """
+    from cryptotrade.launch import tracking
 
-    parent = mlflow.active_run()
+    parent = tracking.active_run_ref()
     if parent is None:
+        tracking.recording(f"the child run {name}")  # raises unless the search is untracked
         return None
-    client = mlflow.MlflowClient()
-    run = retry(
-        client.create_run,
-        parent.info.experiment_id,
-        run_name=name,
-        tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, **{k: str(v) for k, v in tags.items()}},
+    return tracking.create_run(
+        parent.uri, parent.experiment_id, name, tags=tags, params=params, parent=parent
     )
-    short, _ = split_long_params(flatten_params(dict(params)))
-    retry(client.log_batch, run.info.run_id, params=[Param(k, v) for k, v in short.items()])
-    return run.info.run_id
 
 
 def close_failed_run(run_id: str | None, error: str) -> None:
     """Mark a child run FAILED with the error as a tag, if its worker could not (killed, hung)."""
     if run_id is None:
         return
-    import mlflow
+    from cryptotrade.launch import tracking
 
-    client = mlflow.MlflowClient()
     with contextlib.suppress(Exception):
-        retry(client.set_tag, run_id, TAG_ERROR, error[-4000:])
-        if client.get_run(run_id).info.status == "RUNNING":
-            retry(client.set_terminated, run_id, "FAILED")
+        tracking.set_tags({TAG_ERROR: error[-4000:]}, run_id=run_id)
+        tracking.end_run(run_id, "FAILED", only_if_running=True)
 
 
-@contextlib.contextmanager
-def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
-    """Make the driver-created run ``run_id`` the active run of this (worker) process.
-
-    Tags it with where it runs (:func:`where_it_runs`). Ends it FINISHED, KILLED on
-    Ctrl-C/SIGTERM or FAILED with ``error/traceback.txt``, like
-    :func:`cryptotrade.launch.tracking.nested_run`.
-    """
+def tag_where_it_runs(run_id: str | None, uri: str | None) -> None:
+    """Tag run ``run_id`` with :func:`where_it_runs` (never a reason to fail a candidate)."""
     if run_id is None:
-        yield
         return
-    import mlflow
+    from cryptotrade.launch import tracking
 
-    from cryptotrade.launch.tracking import Terminated
-
-    if uri:
-        mlflow.set_tracking_uri(uri)
-    retry(mlflow.start_run, run_id=run_id, nested=mlflow.active_run() is not None)
-    with contextlib.suppress(Exception):  # where it runs: never a reason to fail a candidate
-        retry(mlflow.set_tags, where_it_runs())
-    status = "FAILED"
-    try:
-        yield
-        status = "FINISHED"
-    except (KeyboardInterrupt, Terminated, SystemExit):  # SystemExit: Tune stopped the trial
-        status = "KILLED"
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
-        raise
-    finally:
-        retry(mlflow.end_run, status=status)
+    with contextlib.suppress(Exception):
+        tracking.set_tags(where_it_runs(), run_id=run_id, uri=uri)
 
 
 def where_it_runs() -> dict[str, str]:
@@ -298,9 +266,12 @@ Evaluate = Callable[[TrialSpec], Mapping[str, float]]
 
 def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
     """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`."""
+    from cryptotrade.launch import tracking
+
     start = time.perf_counter()
     try:
-        with attached_run(spec.run_id, spec.tracking_uri):
+        with tracking.attached_run(spec.run_id, spec.tracking_uri):
+            tag_where_it_runs(spec.run_id, spec.tracking_uri)
             metrics = {k: float(v) for k, v in fn(spec).items()}
     except Exception:
         return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)

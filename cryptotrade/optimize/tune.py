@@ -155,14 +155,15 @@ class TuneSearch:
         ``components`` (those of ``cfg``) are not used: every candidate and the winner are
         built from their own configs.
         """
-        import mlflow
         from ray import tune
 
+        from cryptotrade.launch import tracking
         from cryptotrade.optimize.columns import with_column_cache
 
         space = parse_space(self.space, cfg)
         self.check(cfg)
-        parent = mlflow.active_run()
+        # the trials' child runs hang under the launcher's run; none only in an untracked search
+        parent = tracking.active_run_ref() if tracking.recording("the Tune trials") else None
         trainable = tune.with_parameters(
             tune_trial,
             base=OmegaConf.to_container(
@@ -173,15 +174,15 @@ class TuneSearch:
             ),
             metric=self.metric,
             penalty=self.penalty,
-            parent=(parent.info.run_id, parent.info.experiment_id) if parent else None,
-            uri=mlflow.get_tracking_uri() if parent else None,
+            parent=(parent.run_id, parent.experiment_id) if parent else None,
+            uri=parent.uri if parent else None,
             output_root=str(output_dir / "trials"),
             checkpoints=self.checkpoints_to_keep > 0,
         )
         trainable = tune.with_resources(trainable, {"cpu": self.cpus_per_trial})
         path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
         if parent is not None:  # a resumed search continues in this run (search_state)
-            record_parent(path, parent.info.run_id, mlflow.get_tracking_uri())
+            record_parent(path, parent.run_id, parent.uri)
         with ray_session(
             str(cfg.ray.address or ""), cfg.ray.num_cpus, cfg.ray.get("object_store_memory")
         ):
@@ -191,8 +192,6 @@ class TuneSearch:
             _raise_if_interrupted(results, path)
             _raise_if_all_failed(results)
             best = results.get_best_result(metric=SCORE, mode="max", scope="all")
-        from cryptotrade.launch import tracking
-
         tracking.log_metrics({"tune/trials": len(results), "tune/errored": results.num_errors})
         log_search_trials(
             "tune", space, trial_records(results, space.paths, self.penalty), self.metric
@@ -370,12 +369,10 @@ class CloseRuns:
 
 
 def _close(trial: Any, status: str) -> None:
-    import mlflow
+    from cryptotrade.launch import tracking
 
     run_id = (trial.last_result or {}).get(RUN_ID)
     if not run_id:
         return
-    client = mlflow.MlflowClient()
     with contextlib.suppress(Exception):
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, status)
+        tracking.end_run(run_id, status, only_if_running=True)

@@ -48,9 +48,9 @@ class EarlyStopASHA(ASHAScheduler):
             return str(TrialScheduler.CONTINUE)  # trained to the end: let it finish
         run_id = result.get(RUN_ID)
         if run_id:
-            import mlflow
+            from cryptotrade.launch import tracking
 
             with contextlib.suppress(Exception):  # a tag must never stop the search
-                mlflow.MlflowClient().set_tag(run_id, TAG_EARLY, "true")
+                tracking.set_tags({TAG_EARLY: "true"}, run_id=run_id)
         log.info("ASHA stops trial %s at %s steps", trial.trial_id, result.get("timesteps"))
         return str(action)

@@ -22,7 +22,6 @@ the default window).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -32,12 +31,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cryptotrade.launch import tracking
 from cryptotrade.optimize.trial import (
     TAG_KIND,
     TrialSpec,
-    attached_run,
     evaluate_candidate,
     score_of,
+    tag_where_it_runs,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def tune_trial(
         base: The search's base config (a plain container).
         metric: The ``val/`` metric reported as the score.
         penalty: The score of a NaN metric.
-        parent: ``(run id, experiment id)`` of the launcher's run; ``None`` without tracking.
+        parent: ``(run id, experiment id)`` of the launcher's run; ``None`` when the search
+            runs untracked (the trial then runs inside ``tracking.run_optional``).
         uri: The MLflow tracking URI.
         output_root: Folder of the trials' folders.
         checkpoints: Report a checkpoint with every validation score, and resume from one.
@@ -99,9 +100,10 @@ def tune_trial(
     trial_id = tune.get_context().get_trial_id()
     output_dir = Path(output_root) / f"{trial_id}-{point_hash(point)}"
     resumed = _restore(output_dir) if checkpoints else None
-    if resumed is not None and resumed.run_id is not None and _run_exists(resumed.run_id, uri):
-        run_id: str | None = resumed.run_id
-        _adopt_run(resumed.run_id, parent, uri, resumed.step)
+    previous = resumed.run_id if resumed is not None else None
+    if resumed is not None and previous is not None and tracking.run_exists(previous, uri):
+        run_id: str | None = previous
+        _adopt_run(previous, parent, uri, resumed.step)
         log.info("trial %s resumes run %s at step %d", trial_id, run_id, resumed.step)
     else:
         run_id = _open_run(parent, uri, trial_id, point) if parent is not None else None
@@ -127,7 +129,8 @@ def tune_trial(
 
     # Tune stops a trial by raising SystemExit in a report (the run then ends KILLED); only the
     # driver knows why, and tags the scheduler's early stops (optimize.tune_scheduler)
-    with attached_run(run_id, uri):
+    with tracking.attached_run(run_id, uri):
+        tag_where_it_runs(run_id, uri)
         final = evaluate_candidate(
             spec,
             on_validation=None if checkpoints else report,
@@ -137,8 +140,6 @@ def tune_trial(
         if not reports:  # no validation in this attempt: report the final score once
             report(budget, final)
         # the trial's fitness: the SELECTED model's metric, as a GA child logs it
-        from cryptotrade.launch import tracking
-
         tracking.log_metrics({FITNESS: score_of(final, metric, penalty)})
 
 
@@ -157,69 +158,37 @@ def _restore(output_dir: Path) -> Resumed | None:
     return Resumed(run_id=state.get("run_id"), step=adopted.step)
 
 
-def _client(uri: str | None) -> Any:
-    import mlflow
-
-    return mlflow.MlflowClient(uri)
-
-
-def _run_exists(run_id: str, uri: str | None) -> bool:
-    """Whether the checkpoint's child run is in this store (a search may resume elsewhere)."""
-    try:
-        return _client(uri).get_run(run_id).info.lifecycle_stage == "active"
-    except Exception:  # MLflow raises several kinds for a missing run
-        return False
-
-
 def _adopt_run(run_id: str, parent: tuple[str, str] | None, uri: str | None, step: int) -> None:
     """Tag the resumed run; after ``Tuner.restore`` in a new launcher run, move it under the
     new parent run (the search's parent now), noting the old one. The note of a stale-run sweep
     that marked it FAILED meanwhile (its driver died) is removed: the run lives again."""
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
     from cryptotrade.launch.liveness import NOTE, PREFIX
 
-    client = _client(uri)
-    client.set_tag(run_id, TAG_RESUMED, str(step))
-    tags = client.get_run(run_id).data.tags
+    tracking.set_tags({TAG_RESUMED: step}, run_id=run_id, uri=uri)
+    tags = tracking.run_tags(uri, run_id)
     if f"{PREFIX}stale" in tags:
-        for key in (f"{PREFIX}stale", NOTE):
-            with contextlib.suppress(Exception):
-                client.delete_tag(run_id, key)
-    old = tags.get(MLFLOW_PARENT_RUN_ID)
+        tracking.delete_tags(run_id, [f"{PREFIX}stale", NOTE], uri)
+    old = tags.get(tracking.PARENT_TAG)
     if parent is not None and old != parent[0]:
-        client.set_tag(run_id, "search/previous_parent", str(old))
-        client.set_tag(run_id, MLFLOW_PARENT_RUN_ID, parent[0])
+        moved = {"search/previous_parent": str(old), tracking.PARENT_TAG: parent[0]}
+        tracking.set_tags(moved, run_id=run_id, uri=uri)
 
 
 def _open_run(parent: tuple[str, str], uri: str | None, trial_id: str, point: dict) -> str:
     """A new child run of ``parent`` for this trial; an earlier attempt's run of the same trial
     that was left RUNNING (its worker was killed before any checkpoint) is marked FAILED."""
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
     from cryptotrade.optimize.trial import TAG_GENOME, point_key, point_label
 
-    client = _client(uri)
-    stale = client.search_runs(
-        [parent[1]],
-        filter_string=(
-            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent[0]}' and tags.`{TAG_TRIAL}` = '{trial_id}'"
-            " and attributes.status = 'RUNNING'"
-        ),
-    )
-    for run in stale:
-        client.set_tag(run.info.run_id, "search/error", "the trial's worker died; retried")
-        client.set_terminated(run.info.run_id, "FAILED")
-    run = client.create_run(
+    ref = tracking.RunRef(parent[0], parent[1], uri)
+    stale = tracking.child_runs(ref, {TAG_TRIAL: trial_id}, running=True)
+    for run_id in stale:
+        error = {"search/error": "the trial's worker died; retried"}
+        tracking.end_run(run_id, "FAILED", uri=uri, tags=error)
+    return tracking.create_run(
+        uri,
         parent[1],
-        run_name=f"{trial_id} {point_label(point)}",
-        tags={
-            MLFLOW_PARENT_RUN_ID: parent[0],
-            TAG_KIND: "tune",
-            TAG_GENOME: point_key(point),
-            TAG_TRIAL: trial_id,
-        },
+        f"{trial_id} {point_label(point)}",
+        tags={TAG_KIND: "tune", TAG_GENOME: point_key(point), TAG_TRIAL: trial_id},
+        params=point,
+        parent=ref,
     )
-    for key, value in point.items():
-        client.log_param(run.info.run_id, key, value)
-    return str(run.info.run_id)

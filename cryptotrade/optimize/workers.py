@@ -71,7 +71,9 @@ class InlinePool:
 def _worker_main(conn: Any) -> None:
     """A pool worker: import the heavy modules once, then run ``(fn, spec)`` jobs until told
     to stop (``None``)."""
-    import mlflow  # noqa: F401  (imported once per worker, not per candidate)
+    from cryptotrade.launch import tracking
+
+    tracking.preload()  # MLflow imported once per worker, not per candidate
 
     conn.send("ready")
     while True:

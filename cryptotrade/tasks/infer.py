@@ -85,7 +85,7 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
         decision = rows[-1]
         metrics |= {"paper/new_bars": float(len(new)), "paper/bars": float(len(rows))}
         log.info("paper account %s: %d new bar(s), %d in all", account.folder, len(new), len(rows))
-        if tracking.active_run_id():
+        if tracking.recording("the paper account"):
             tracking.log_artifact(account.log_path, "paper")
             tracking.log_artifact(account.state_path, "paper")
     else:  # a flat account's decision on the latest closed bar

@@ -121,7 +121,8 @@ def main() -> str:
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         try:
             cfg = _compose(tmp, "base")
-            load = _dataset_load(cfg)
+            with tracking.run_optional():  # timed without MLflow: no run around it
+                load = _dataset_load(cfg)
             with tracking.start_run(cfg, run_name="bench-search", tags={}):
                 noop_s = _noop_overhead(cfg, tmp)
                 # warm-up: the same candidates once, so both timed generations find numba's

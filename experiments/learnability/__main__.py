@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptotrade.io import atomic_write
+from cryptotrade.launch import tracking
 from experiments.learnability.harness import ROOT, run_config
 
 HERE = Path(__file__).resolve().parent
@@ -200,6 +201,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+@tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
     args = parse(argv)
     agents = args.agents or sorted(p.stem for p in (ROOT / "conf" / "agent").glob("*.yaml"))

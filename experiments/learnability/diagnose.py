@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 from hydra.utils import instantiate
 
+from cryptotrade.launch import tracking
 from experiments.learnability.__main__ import cell_overrides
 from experiments.learnability.harness import compose_config, log_return
 from experiments.learnability.oracle import rule_result, rule_sides
 
 
+@tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
     from cryptotrade.evaluation.backtest import model_policy, run_backtest
     from cryptotrade.optimize.objective import prepare_data, seed_everything, train

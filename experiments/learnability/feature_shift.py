@@ -20,6 +20,8 @@ import sys
 
 import numpy as np
 
+from cryptotrade.launch import tracking
+
 
 def column_stats(features: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, ...]:
     """Mean, std and correlation with the next bar's log return of every feature column."""
@@ -32,6 +34,7 @@ def column_stats(features: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, .
     return features.mean(axis=0), features.std(axis=0), corr
 
 
+@tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
     from cryptotrade.optimize.objective import prepare_data
     from experiments.learnability.harness import compose_config

@@ -38,6 +38,10 @@ from cryptotrade.evaluation.metrics import bar_seconds
 from cryptotrade.timeframes import SECONDS_PER_YEAR
 
 
+class LiquidationReached(ValueError):
+    """A replayed position reaches its liquidation price (the plain replay does not model it)."""
+
+
 @dataclass(frozen=True)
 class RuleResult:
     """A rule's replay on one split.
@@ -97,7 +101,8 @@ def replay_sides(
 
     Raises:
         ValueError: For settings this replay does not model (another action mode, a drawdown
-            limit, shorts disallowed) or a path that would reach the liquidation price.
+            limit, shorts disallowed); :class:`LiquidationReached` for a path that would reach
+            the liquidation price.
     """
     if settings.action_mode != "discrete3" or settings.max_drawdown is not None:
         raise ValueError(
@@ -146,7 +151,7 @@ def replay_sides(
         if units < 0.0:
             liq = (units * entry - balance) / (units * (1.0 + mmr))
             if h[n] >= liq:
-                raise ValueError(f"the short reaches its liquidation price at bar {n}")
+                raise LiquidationReached(f"the short reaches its liquidation price at bar {n}")
         if n == end and units != 0.0:
             px = slipped(c[n], -math.copysign(1.0, units), h[n] - lo[n])
             fee = abs(units) * px * fee_rate
@@ -196,5 +201,14 @@ def reference_result(model: ProbeModel, data: MarketData, settings: EnvSettings)
 
 def best_threshold(data: MarketData, settings: EnvSettings, grid: np.ndarray) -> float:
     """The band threshold of ``grid`` with the highest log return on ``data`` (fit on train)."""
-    returns = [rule_result(data, settings, threshold=float(x)).log_return for x in grid]
+    returns = [_log_return_or_ruin(data, settings, float(x)) for x in grid]
     return float(grid[int(np.argmax(returns))])
+
+
+def _log_return_or_ruin(data: MarketData, settings: EnvSettings, threshold: float) -> float:
+    """The band rule's log return, ``-inf`` where its replay reaches a liquidation (which the
+    plain replay does not model: such a threshold is never the best)."""
+    try:
+        return rule_result(data, settings, threshold=threshold).log_return
+    except LiquidationReached:
+        return -math.inf

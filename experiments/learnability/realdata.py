@@ -62,9 +62,9 @@ def command(market: str, seed: int, store: Path, agent: str = "ppo") -> list[str
 
 def load(store: Path) -> dict[str, list[dict[str, Any]]]:
     """Finished walk-forward parents per market: their metrics and their folds' gate."""
-    import mlflow
+    from cryptotrade.launch import tracking
 
-    client = mlflow.MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    client = tracking.client(f"sqlite:///{store / 'mlflow.db'}")
     out: dict[str, list[dict[str, Any]]] = {}
     for experiment in client.search_experiments():
         runs = client.search_runs([experiment.experiment_id], max_results=5000)

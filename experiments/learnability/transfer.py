@@ -31,6 +31,8 @@ from typing import Any
 
 from hydra.utils import instantiate
 
+from cryptotrade.launch import tracking
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -133,6 +135,7 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.learnability.transfer")
     parser.add_argument("name", help="a label for the record; 'table' prints the records' table")

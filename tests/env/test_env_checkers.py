@@ -173,3 +173,41 @@ def test_gym_make_after_import_cryptotrade_builds_the_default_synthetic_market()
     assert (name, n_features) == ("train", "4")
     assert int(bars) > 10_000 and int(obs_size) == 30 * 4 + 4
     assert 9_000 < int(equity) < 11_000
+
+
+def test_the_default_market_reads_its_features_from_the_minimal_preset(monkeypatch) -> None:
+    """One definition: gym.make's default market builds conf/features/minimal.yaml's feature
+    set, exactly as ``features=minimal`` composes and instantiates it (no copy to drift)."""
+    import inspect
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    import cryptotrade.data as data_module
+    from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.data.features import FeatureSet
+    from cryptotrade.env import default_market
+
+    built = {}
+
+    class Built(Exception):
+        """Stops the default market once its feature set is known: nothing is computed."""
+
+    def build_dataset(spec, features, **kw):
+        built["features"] = features
+        raise Built
+
+    monkeypatch.setattr(data_module, "build_dataset", build_dataset)
+    with pytest.raises(Built):
+        default_market.default_market_data.__wrapped__()
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        node = compose("config", overrides=["features=minimal"]).features
+    assert built["features"].describe() == instantiate(node).describe()
+    composed = OmegaConf.to_container(node, resolve=True)
+    defaults = inspect.signature(FeatureSet).parameters
+    read = default_market.minimal_features()
+    for key, value in composed.items():
+        if key != "_target_":
+            assert read.get(key, defaults[key].default) == value, key
