@@ -24,3 +24,8 @@ class DataError(UserError):
 
 class ModelError(UserError):
     """A model to load is missing or does not fit the configured agent, data or env."""
+
+
+class SearchError(UserError):
+    """Every candidate of a search failed: there is no winner to pick (the message gives the
+    count and the first error; each candidate's child run holds its traceback)."""

@@ -25,6 +25,7 @@ from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.launch import launcher, redaction, strict, sweeps, tracking
 from cryptotrade.optimize.objective import seed_everything
+from cryptotrade.optimize.search_state import continued_run
 from cryptotrade.tasks import TASKS, RunContext
 from cryptotrade.tasks.common import resume_config
 
@@ -95,9 +96,15 @@ def execute(
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
     # what a resume changed: the params keep the values the run started with
     tags |= {f"resume/{k}": f"{old} -> {new}" for k, (old, new) in resumed.items()}
+    # a search resumed with optimizer.resume=true continues in its own parent run
+    continued = None if cfg.get("resume") else continued_run(prepared, cfg)
+    resume_run_id = cfg.get("resume") or (continued.run_id if continued else None)
+    if continued is not None:
+        tags |= continued.tags
+        log.info("the resumed search continues in its MLflow run %s", continued.run_id)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        tracking.mark_stale_runs(cfg, spare=cfg.get("resume"))
+        tracking.mark_stale_runs(cfg, spare=resume_run_id)
     except Exception as exc:  # never block a run on the clean-up of others
         log.warning("could not check for stale runs: %s", exc)
     parent = sweep.parent_run_id if sweep else None
@@ -106,7 +113,7 @@ def execute(
         run_name=name,
         tags=tags,
         parent_run_id=parent,
-        resume_run_id=cfg.get("resume"),
+        resume_run_id=resume_run_id,
         output_dir=output_dir,
     ) as run:
         context = RunContext(cfg=cfg, output_dir=output_dir, prepared=prepared)

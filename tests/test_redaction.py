@@ -130,3 +130,38 @@ def test_the_logged_model_settings_json_is_redacted(tmp_path, mlflow_store):
         "options": {"uid": "***", "apiKey": "***"},
         "api_key_env": "BINANCE_KEY",
     }
+
+
+def test_mlflow_server_credentials_from_the_environment_are_never_logged(
+    tmp_path, mlflow_store, monkeypatch
+):
+    """``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (an MLflow server's basic-auth
+    app, README's cluster recipe) stay in the environment: the password's value is masked in
+    every later log line and logged text, and a ``user:password@`` tracking URI is masked."""
+    import mlflow
+    from hydra import compose, initialize_config_dir
+
+    from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.launch import tracking
+
+    env = {
+        "MLFLOW_TRACKING_USERNAME": "alice",
+        "MLFLOW_TRACKING_PASSWORD": "pw-env-7f3a9c",
+        "RAY_AUTH_TOKEN_PATH": "/home/alice/.ray/auth_token",
+        "SOME_TOKEN_SWITCH": "true",
+    }
+    assert redaction.environment_secrets(env) == {"pw-env-7f3a9c"}
+    assert "MLFLOW_TRACKING_PASSWORD=***" in redaction.redact_text(
+        "env: MLFLOW_TRACKING_PASSWORD=other-value"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-env-7f3a9c")
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.root={tmp_path}"])
+    with tracking.start_run(cfg, run_name="creds", tags={}) as run:
+        tracking.log_text("server said: bad password pw-env-7f3a9c for alice", "said.txt")
+    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/said.txt")
+    assert text == "server said: bad password *** for alice"
+    stored = mlflow.MlflowClient(mlflow_store).get_run(run.info.run_id).data
+    assert "pw-env-7f3a9c" not in str(stored.params) + str(stored.tags)
+    assert redaction.redact_text("http://alice:pw-in-uri@head:5000") == "http://alice:***@head:5000"

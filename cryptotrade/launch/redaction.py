@@ -16,11 +16,17 @@ override such as ``+data.source.options.apiKey=...``, a password inside a URI) i
   ``run.log`` handlers use it, see ``conf/config.yaml``).
 
 Keys ending in ``_env`` name an environment variable, not a secret, and are left alone.
+
+Credentials given through the environment (``MLFLOW_TRACKING_PASSWORD`` for an MLflow server's
+basic-auth app, ``MLFLOW_TRACKING_TOKEN``, ``RAY_AUTH_TOKEN``, ``AWS_SECRET_ACCESS_KEY`` ...)
+never enter a config; their values are remembered too (:func:`environment_secrets`, at import
+and again when a run starts), so a library message that echoes one is masked.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -115,6 +121,35 @@ def secret_values(obj: Any) -> set[str]:
 def remember(values: Iterable[str]) -> None:
     """Mask these values in every later :func:`redact_text` of this process (log lines too)."""
     _known.update(v for v in values if len(v) >= _MIN_KNOWN)
+
+
+# Environment variables whose names look like credentials but hold a file name, another
+# variable's name or a setting (RAY_AUTH_TOKEN_PATH, RAY_AUTH_MODE ...): not secrets.
+_NOT_SECRET_ENV = ("_PATH", "_FILE", "_DIR", "_ENV", "_MODE", "_URI")
+# Values of such variables that are switches, not secrets (masking "true" would blank logs).
+_NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
+    """The values of the credential-like environment variables (names :func:`is_secret_key`
+    accepts: ``MLFLOW_TRACKING_PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, ``RAY_AUTH_TOKEN`` ...;
+    not ``MLFLOW_TRACKING_USERNAME``, nor names ending in ``_PATH``, ``_FILE``, ``_MODE`` ...).
+
+    Args:
+        environ: The environment to read (default: this process's).
+    """
+    env = os.environ if environ is None else environ
+    return {
+        value
+        for name, value in env.items()
+        if is_secret_key(name)
+        and not name.upper().endswith(_NOT_SECRET_ENV)
+        and value.lower() not in _NOT_SECRET_VALUES
+        and not value.isdigit()
+    }
+
+
+remember(environment_secrets())
 
 
 class RedactingFilter(logging.Filter):

@@ -311,7 +311,11 @@ def start_run(
     describe_experiment(uri, experiment)
     config = plain(cfg)
     # later log lines and artifacts that echo a secret of the config mask it too
-    redaction.remember(redaction.secret_values(config) | redaction.secret_values(dict(tags)))
+    redaction.remember(
+        redaction.secret_values(config)
+        | redaction.secret_values(dict(tags))
+        | redaction.environment_secrets()  # MLFLOW_TRACKING_PASSWORD and the like
+    )
     all_tags = {**class_tags(config), **redaction.redact(dict(tags)), **liveness.identity()}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id

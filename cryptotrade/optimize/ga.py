@@ -19,7 +19,10 @@ candidates.
 
 Fitness is ``optimizer.metric`` (a ``val/`` metric) of the candidate's pipeline run. A candidate
 whose evaluation raises or runs past ``eval_timeout`` gets ``penalty`` (finite, so DEAP's
-statistics stay finite, and below any valid score) and a FAILED child run.
+statistics stay finite, and below any valid score) and a FAILED child run. When every candidate
+of the first generation (of every generation so far) failed, the search stops with a one-line
+:class:`~cryptotrade.errors.SearchError` (the count and the first error) instead of breeding
+failures.
 
 Identical points are trained once: scores are cached by point (also across generations and
 resumes). After every generation the population, hall of fame, logbook and RNG states are
@@ -42,6 +45,7 @@ from deap import base, tools
 from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
+from cryptotrade.launch import tracking
 from cryptotrade.optimize.importance import log_search_trials
 from cryptotrade.optimize.runner import CandidateRunner, report_winner, search_setup
 from cryptotrade.optimize.search_state import load_pickle, save_pickle, search_fingerprint
@@ -175,6 +179,14 @@ class GeneticSearch:
         self.checkpoint_dir = checkpoint_dir
         self.column_cache = column_cache
 
+    def resume_stem(self, cfg: DictConfig) -> Path | None:
+        """``<checkpoint_dir>/ga-<fingerprint>`` when a checkpoint of this search is there to
+        resume from (the state after a generation, or scores from within the first), else
+        ``None`` (:func:`~cryptotrade.optimize.search_state.continued_run`)."""
+        stem = Path(self.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}"
+        found = any(stem.with_name(stem.name + s).exists() for s in (".pkl", ".scores.pkl"))
+        return stem if found else None
+
     # ---- launcher entry -----------------------------------------------------------------------
     def run(
         self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
@@ -218,6 +230,7 @@ class GeneticSearch:
             resume=self.resume, column_cache=self.column_cache,
         )  # fmt: skip
         toolbox = self._toolbox()
+        continued = _logs_into_recorded_parent(folder / f"ga-{fingerprint}")
         state = load_pickle(state_path) if self.resume else None
         if state is not None and state["fingerprint"] != fingerprint:
             state = None
@@ -236,8 +249,9 @@ class GeneticSearch:
         else:
             log.info("resuming the GA after generation %d (%s)", state["generation"], state_path)
             population, hof, logbook = state["population"], state["hof"], state["logbook"]
-            for record in logbook:  # before the RNGs are restored: logging may draw from them
-                runner.log_generation(record)
+            if not continued:  # a new parent run: it gets the earlier generations' metrics too
+                for record in logbook:  # before the RNGs are restored: logging may draw from them
+                    runner.log_generation(record)
             random.setstate(state["random"])
             np.random.set_state(state["numpy"])  # noqa: NPY002
             start = state["generation"] + 1
@@ -270,6 +284,7 @@ class GeneticSearch:
             )  # fmt: skip
             random.setstate(rng[0])
             np.random.set_state(rng[1])  # noqa: NPY002
+            runner.raise_if_all_failed()  # every candidate so far failed: stop, do not breed
             if on_generation is not None:
                 on_generation(gen, record)
         runner.log_plot(logbook)
@@ -350,6 +365,19 @@ class GeneticSearch:
             "diversity": diversity(population),
             "distinct": len({point_key(space.decode(ind)) for ind in population}),
         }
+
+
+def _logs_into_recorded_parent(stem: Path) -> bool:
+    """Whether the active MLflow run is the parent this search recorded at ``stem`` (a resume
+    continuing in it: the generations it logged are there); records the active run either way."""
+    from cryptotrade.optimize.search_state import record_parent, recorded_parent
+
+    run = tracking.active_run_ref()
+    if run is None:
+        return False
+    before = recorded_parent(stem)
+    record_parent(stem, run.run_id, run.uri)
+    return before is not None and before["run_id"] == run.run_id
 
 
 def diversity(population: list[Individual]) -> float:

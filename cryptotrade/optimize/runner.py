@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cryptotrade.errors import SearchError
 from cryptotrade.launch import tracking
 from cryptotrade.optimize.importance import TrialRecord
 from cryptotrade.optimize.search_state import load_pickle, save_pickle
@@ -182,6 +183,14 @@ class CandidateRunner:
         }
         save_pickle(self.cache, self.scores_path)
 
+    def raise_if_all_failed(self) -> None:
+        """Raise :class:`~cryptotrade.errors.SearchError` (one line: the count and the first
+        error) when no candidate scored so far succeeded: there is no winner to pick."""
+        if not self.cache or any(v["metrics"] is not None for v in self.cache.values()):
+            return
+        first = next(v for v in self.cache.values())
+        raise SearchError(all_failed_message(self.kind, len(self.cache), first.get("error")))
+
     def log_generation(self, record: dict[str, Any]) -> None:
         """Per-generation fitness statistics as metrics of the parent run."""
         step = int(record["gen"])
@@ -254,13 +263,29 @@ class CandidateRunner:
         tracking.log_dict({"logbook": [dict(r) for r in logbook]}, f"{self.kind}/logbook.json")
 
 
+def all_failed_message(kind: str, count: int, error: str | None) -> str:
+    """The one-line summary of a search whose ``count`` candidates all failed: the count, the
+    last line of the first ``error`` and where the tracebacks are."""
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line[:1].isspace()]  # a traceback's frames
+    tail = lines[frames[-1] + 1 :] if frames else lines  # the exception and its message
+    first = " ".join(line.strip() for line in tail)[:300] or "unknown error"
+    what = "candidates" if kind == "ga" else "trials"
+    return (
+        f"optimizer={kind}: all {count} {what} failed, so there is no winner; the first "
+        f"error: {first} (the child runs hold each trace: error/traceback.txt, search/error)"
+    )
+
+
 def log_search_statistics(point: Point, *, kind: str) -> dict[str, float]:
     """``search/deflated_sharpe``, ``search/pbo`` (:mod:`~cryptotrade.optimize.statistics`)
     and ``search/report.txt`` in the parent run, from the ``val/equity.csv`` of every child run
     of this search (the selected model of each candidate on the validation split).
 
-    Candidates scored in an earlier launcher run (a resumed search) are not this run's children
-    and are left out. Returns the logged metrics (empty when the search runs untracked).
+    A resumed search continues in its parent run, so its earlier candidates count too; only
+    candidates scored under another parent (a search resumed in another store, or after its
+    first parent FINISHED) are left out. Returns the logged metrics (empty when the search runs
+    untracked).
     """
     import numpy as np
     import pandas as pd

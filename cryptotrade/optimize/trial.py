@@ -41,6 +41,8 @@ TAG_KIND = "search/kind"
 TAG_GENERATION = "search/generation"
 TAG_GENOME = "search/genome"
 TAG_ERROR = "search/error"
+TAG_HOST = "search/host"  # the machine a candidate ran on
+TAG_RAY_NODE = "search/ray_node"  # and its Ray node (a raylet; a machine may run several)
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,29 @@ def close_failed_run(run_id: str | None, error: str) -> None:
         tracking.end_run(run_id, "FAILED", only_if_running=True)
 
 
+def tag_where_it_runs(run_id: str | None, uri: str | None) -> None:
+    """Tag run ``run_id`` with :func:`where_it_runs` (never a reason to fail a candidate)."""
+    if run_id is None:
+        return
+    from cryptotrade.launch import tracking
+
+    with contextlib.suppress(Exception):
+        tracking.set_tags(where_it_runs(), run_id=run_id, uri=uri)
+
+
+def where_it_runs() -> dict[str, str]:
+    """``search/host`` (this machine) and, in a Ray worker, ``search/ray_node`` (its node id):
+    the tags that say where a candidate ran (a search on a cluster spreads them over nodes)."""
+    import socket
+    import sys
+
+    tags = {TAG_HOST: socket.gethostname()}
+    ray = sys.modules.get("ray")  # only a Ray worker has it loaded and initialised
+    if ray is not None and ray.is_initialized():
+        tags[TAG_RAY_NODE] = ray.get_runtime_context().get_node_id()
+    return tags
+
+
 Evaluate = Callable[[TrialSpec], Mapping[str, float]]
 
 
@@ -263,6 +288,7 @@ def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
     start = time.perf_counter()
     try:
         with tracking.attached_run(spec.run_id, spec.tracking_uri):
+            tag_where_it_runs(spec.run_id, spec.tracking_uri)
             metrics = {k: float(v) for k, v in fn(spec).items()}
     except Exception:
         return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)

@@ -7,7 +7,9 @@ validation score from inside training (the pipeline's ``on_checkpoint`` hook, ca
 periodic validation evaluation), so ASHA compares trials on partial training.
 
 Every trial is an MLflow child run of the launcher's run (``search/kind=tune``); a trial stopped
-by ASHA ends KILLED with ``search/early_stopped=true``, a failed one FAILED. Each validation
+by ASHA before its budget ends KILLED with ``search/early_stopped=true`` (only those: not a
+trial that trained to its end, nor one interrupted by Ctrl-C;
+:mod:`~cryptotrade.optimize.tune_scheduler`), a failed one FAILED. Each validation
 report carries a Ray checkpoint of the agent (``checkpoints_to_keep`` kept per trial), so a failed
 trial retried ``max_failures`` times continues from its last report in the same child run
 (:mod:`cryptotrade.optimize.tune_trial`). The experiment state lives in
@@ -36,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.importance import TrialRecord, log_search_trials
 from cryptotrade.optimize.runner import report_winner
-from cryptotrade.optimize.search_state import search_fingerprint
+from cryptotrade.optimize.search_state import record_parent, search_fingerprint
 from cryptotrade.optimize.space import parse_space
 from cryptotrade.optimize.tune_trial import RUN_ID, SCORE, tune_trial
 from cryptotrade.optimize.workers import ray_session
@@ -134,6 +136,12 @@ class TuneSearch:
         self.column_cache = column_cache
         self.checkpoints_to_keep = checkpoints_to_keep
 
+    def resume_stem(self, cfg: DictConfig) -> Path | None:
+        """``<storage_dir>/tune-<fingerprint>`` when Tune's experiment state is there to
+        restore, else ``None`` (:func:`~cryptotrade.optimize.search_state.continued_run`)."""
+        path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
+        return path if any(path.glob("experiment_state*.json")) else None
+
     def check(self, cfg: DictConfig) -> None:
         """Settings that need the whole config (the launcher calls this before any run)."""
         if not cfg.ray.enabled:
@@ -173,6 +181,8 @@ class TuneSearch:
         )
         trainable = tune.with_resources(trainable, {"cpu": self.cpus_per_trial})
         path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
+        if parent is not None:  # a resumed search continues in this run (search_state)
+            record_parent(path, parent.run_id, parent.uri)
         with ray_session(
             str(cfg.ray.address or ""), cfg.ray.num_cpus, cfg.ray.get("object_store_memory")
         ):
@@ -180,10 +190,8 @@ class TuneSearch:
             with legacy_output():  # Tune's new output ignores a chosen reporter
                 results = tuner.fit()
             _raise_if_interrupted(results, path)
+            _raise_if_all_failed(results)
             best = results.get_best_result(metric=SCORE, mode="max", scope="all")
-        if best is None or best.metrics is None or SCORE not in best.metrics:
-            errors = [str(r.error)[-500:] for r in results if r.error]
-            raise RuntimeError(f"no Tune trial reported a score; errors: {errors}")
         tracking.log_metrics({"tune/trials": len(results), "tune/errored": results.num_errors})
         log_search_trials(
             "tune", space, trial_records(results, space.paths, self.penalty), self.metric
@@ -213,8 +221,10 @@ class TuneSearch:
             searcher = BasicVariantGenerator(
                 random_state=int(cfg.seed), max_concurrent=self.max_concurrent
             )
+        from cryptotrade.optimize.tune_scheduler import EarlyStopASHA
+
         scheduler = (
-            tune.schedulers.ASHAScheduler(time_attr="training_iteration", **self.asha)
+            EarlyStopASHA(time_attr="training_iteration", **self.asha)
             if self.scheduler == "asha"
             else tune.schedulers.FIFOScheduler()
         )
@@ -328,30 +338,43 @@ def _raise_if_interrupted(results: Any, path: Path) -> None:
         raise KeyboardInterrupt(message)
 
 
+def _raise_if_all_failed(results: Any) -> None:
+    """No trial reported a score (every one failed before its first report): the project's
+    one-line :class:`~cryptotrade.errors.SearchError` instead of Ray's "No best trial found"."""
+    if any(SCORE in (r.metrics or {}) for r in results):
+        return
+    from cryptotrade.errors import SearchError
+    from cryptotrade.optimize.runner import all_failed_message
+
+    errors = [str(r.error) for r in results if r.error]
+    raise SearchError(all_failed_message("tune", len(results), errors[0] if errors else None))
+
+
 class CloseRuns:
     """Tune callback (driver side): a trial's child run still RUNNING when Tune is done with
-    the trial (its actor was stopped by the scheduler or died) ends honestly: KILLED with
-    ``search/early_stopped=true`` after an early stop, FAILED after an error."""
+    the trial (its actor was stopped or died before it could end the run) ends honestly: KILLED
+    when the trial completed (the scheduler stopped it: ``search/early_stopped=true`` is set
+    by :class:`~cryptotrade.optimize.tune_scheduler.EarlyStopASHA` when it did), FAILED after an
+    error."""
 
     def __new__(cls) -> Any:
         from ray import tune
 
         class _Close(tune.Callback):
             def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
-                _close(trial, "KILLED", early=True)
+                _close(trial, "KILLED")
 
             def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-                _close(trial, "FAILED", early=False)
+                _close(trial, "FAILED")
 
         return _Close()
 
 
-def _close(trial: Any, status: str, *, early: bool) -> None:
+def _close(trial: Any, status: str) -> None:
     from cryptotrade.launch import tracking
 
     run_id = (trial.last_result or {}).get(RUN_ID)
     if not run_id:
         return
-    tags = {"search/early_stopped": "true"} if early else None
     with contextlib.suppress(Exception):
-        tracking.end_run(run_id, status, tags=tags, only_if_running=True)
+        tracking.end_run(run_id, status, only_if_running=True)

@@ -4,24 +4,24 @@ The trial runs the pipeline objective on the VALIDATION split (never the test sp
 MLflow child run and reports each periodic validation score to Tune, so ASHA can stop it early.
 
 With checkpoints on (``optimizer.checkpoints_to_keep > 0``), every report carries a Ray
-``Checkpoint``: the agent's resumable checkpoint (model and optimizer, replay buffer, RNG states,
-step count, validation selection; :mod:`cryptotrade.agents.checkpoint`), the best model so far
-and ``trial.json`` naming the trial's MLflow child run. A trial that starts with a checkpoint
-(``ray.tune.get_checkpoint()``: a retry after a failure, ``max_failures`` times, or an
-unfinished trial of a search continued with ``Tuner.restore``) puts it back into its folder and
-continues training from that step (learning-rate schedule and replay buffer included) in the
-SAME child run, tagged ``search/resumed_from_step`` (after ``Tuner.restore`` in a new launcher
-run it moves under the new parent run). An attempt that fails before its first
-report has nothing to resume: it starts over in a new child run, and the one it left RUNNING
-is marked FAILED. A ``train.curriculum`` trial reports without checkpoints (a curriculum cannot
-resume) and restarts from the first step. With checkpoints on, ``train.checkpoint_freq`` is off
-in a trial: the reported checkpoints are the same files, and an off-policy agent's replay buffer
-makes each one large (~560 MB for DQN's 100,000 transitions at the default window).
+``Checkpoint``: the agent's resumable checkpoint (model and optimizer, replay buffer, RNG
+states, step count, validation selection; :mod:`cryptotrade.agents.checkpoint`), the best model
+so far and ``trial.json`` naming the trial's MLflow child run. A trial that starts with a
+checkpoint (``ray.tune.get_checkpoint()``: a retry after a failure, ``max_failures`` times, or
+an unfinished trial of a search continued with ``Tuner.restore``) puts it back into its folder
+and continues training from that step (learning-rate schedule and replay buffer included) in the
+SAME child run, tagged ``search/resumed_from_step`` (a resumed search continues in its own
+parent run; should the parent differ, e.g. another store, the child moves under the new one). An
+attempt that fails before its first report has nothing to resume: it starts over in a new child
+run, and the one it left RUNNING is marked FAILED. A ``train.curriculum`` trial reports without
+checkpoints (a curriculum cannot resume) and restarts from the first step. With checkpoints on,
+``train.checkpoint_freq`` is off in a trial: the reported checkpoints are the same files, and an
+off-policy agent's replay buffer makes each one large (~560 MB for DQN's 100,000 transitions at
+the default window).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -32,11 +32,18 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cryptotrade.launch import tracking
-from cryptotrade.optimize.trial import TAG_KIND, TrialSpec, evaluate_candidate, score_of
+from cryptotrade.optimize.trial import (
+    TAG_KIND,
+    TrialSpec,
+    evaluate_candidate,
+    score_of,
+    tag_where_it_runs,
+)
 
 log = logging.getLogger(__name__)
 SCORE = "score"  # the reported key Tune optimises: optimizer.metric, or the penalty if NaN
 RUN_ID = "mlflow_run_id"
+BUDGET = "budget"  # every report's train.total_timesteps (optimize.tune_scheduler reads it)
 STATE = "trial.json"  # in every Tune checkpoint: {"run_id": ..., "step": ...}
 TAG_TRIAL = "search/trial_id"
 TAG_RESUMED = "search/resumed_from_step"
@@ -102,12 +109,13 @@ def tune_trial(
         run_id = _open_run(parent, uri, trial_id, point) if parent is not None else None
     spec = TrialSpec(resolved, point, str(output_dir), run_id, uri)
     reports: list[int] = []
+    budget = int(cfg.train.total_timesteps)  # the scheduler's stops before it are early stops
 
     def payload(steps: int, metrics: dict[str, float]) -> dict[str, Any]:
         score = score_of(metrics, metric, penalty)
         values = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
         reports.append(steps)
-        return {SCORE: score, "timesteps": steps, RUN_ID: run_id or "", **values}
+        return {SCORE: score, "timesteps": steps, BUDGET: budget, RUN_ID: run_id or "", **values}
 
     def report(steps: int, metrics: dict[str, float]) -> None:
         tune.report(payload(steps, metrics))
@@ -119,23 +127,20 @@ def tune_trial(
         (folder / STATE).write_text(json.dumps({"run_id": run_id, "step": steps}))
         tune.report(payload(steps, metrics), checkpoint=tune.Checkpoint.from_directory(folder))
 
-    try:
-        with tracking.attached_run(run_id, uri):
-            final = evaluate_candidate(
-                spec,
-                on_validation=None if checkpoints else report,
-                on_checkpoint=report_checkpoint if checkpoints else None,
-                resume=resumed is not None,
-            )
-            if not reports:  # no validation in this attempt: report the final score once
-                report(int(cfg.train.total_timesteps), final)
-            # the trial's fitness: the SELECTED model's metric, as a GA child logs it
-            tracking.log_metrics({FITNESS: score_of(final, metric, penalty)})
-    except SystemExit:  # Tune stops a trial the scheduler dropped by raising SystemExit here
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                tracking.set_tags({"search/early_stopped": "true"}, run_id=run_id, uri=uri)
-        raise
+    # Tune stops a trial by raising SystemExit in a report (the run then ends KILLED); only the
+    # driver knows why, and tags the scheduler's early stops (optimize.tune_scheduler)
+    with tracking.attached_run(run_id, uri):
+        tag_where_it_runs(run_id, uri)
+        final = evaluate_candidate(
+            spec,
+            on_validation=None if checkpoints else report,
+            on_checkpoint=report_checkpoint if checkpoints else None,
+            resume=resumed is not None,
+        )
+        if not reports:  # no validation in this attempt: report the final score once
+            report(budget, final)
+        # the trial's fitness: the SELECTED model's metric, as a GA child logs it
+        tracking.log_metrics({FITNESS: score_of(final, metric, penalty)})
 
 
 def _restore(output_dir: Path) -> Resumed | None:

@@ -104,6 +104,10 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     parent = _parent(mlflow_uri)
+    # early_stopped marks exactly the trials ASHA stopped with training left: the KILLED ones
+    for child in _children(mlflow_uri, parent):
+        early = child.data.tags.get("search/early_stopped") == "true"
+        assert early == (child.info.status == "KILLED"), (child.info.status, child.data.tags)
     children = _check_parent(mlflow_uri, parent, "tune")
     assert len(children) >= 3
     assert parent.data.metrics["tune/trials"] == 3

@@ -52,3 +52,65 @@ def test_a_resumed_trial_run_moves_under_the_new_parent_and_loses_the_stale_note
     assert tags["mlflow.parentRunId"] == new and tags["search/previous_parent"] == old
     assert tags[TAG_RESUMED] == "512"
     assert NOTE not in tags and f"{PREFIX}stale" not in tags
+
+
+def test_only_the_schedulers_stops_with_training_left_are_early_stops(mlflow_store):
+    import mlflow
+    from ray.tune.schedulers import TrialScheduler
+
+    from cryptotrade.optimize.tune_scheduler import BUDGET, RUN_ID, TAG_EARLY, EarlyStopASHA
+
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.create_experiment("asha")
+    asha = EarlyStopASHA(
+        time_attr="training_iteration", metric="score", mode="max", grace_period=1, max_t=2
+    )
+    runs = {}
+    for name in ("cut", "trained"):
+        runs[name] = client.create_run(experiment).info.run_id
+        asha.on_trial_add(None, SimpleNamespace(trial_id=name))
+
+    def result(name: str, steps: int) -> dict:
+        return {"training_iteration": 2, "score": 1.0, "timesteps": steps, BUDGET: 2048,
+                RUN_ID: runs[name]}  # fmt: skip
+
+    # at max_t: ASHA stops both; one still had training left, the other had trained to its end
+    assert asha.on_trial_result(None, SimpleNamespace(trial_id="cut"), result("cut", 1024)) == (
+        TrialScheduler.STOP
+    )
+    trained = SimpleNamespace(trial_id="trained")
+    assert asha.on_trial_result(None, trained, result("trained", 2048)) == (
+        TrialScheduler.CONTINUE
+    ), "a fully trained trial finishes its final selection"
+    assert client.get_run(runs["cut"]).data.tags.get(TAG_EARLY) == "true"
+    assert TAG_EARLY not in client.get_run(runs["trained"]).data.tags
+
+
+def test_a_tune_search_whose_trials_all_fail_ends_with_one_line():
+    from cryptotrade.errors import SearchError
+    from cryptotrade.optimize.tune import _raise_if_all_failed
+
+    trace = "Traceback (most recent call last):\n  File 'x', line 1\nValueError: bad window"
+    failed = SimpleNamespace(metrics={}, error=RuntimeError(trace))
+    with pytest.raises(SearchError) as caught:
+        _raise_if_all_failed([failed, SimpleNamespace(metrics=None, error=RuntimeError("x"))])
+    assert str(caught.value).startswith("optimizer=tune: all 2 trials failed")
+    assert "the first error: ValueError: bad window (" in str(caught.value)
+    _raise_if_all_failed([failed, SimpleNamespace(metrics={"score": 0.1}, error=None)])
+
+
+def test_a_tune_search_resumes_in_its_parent_only_with_a_stored_experiment(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.optimize.search_state import search_fingerprint
+
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", ["optimizer=tune", f"optimizer.storage_dir={tmp_path}"])
+    search = TuneSearch(storage_dir=str(tmp_path), resume=True)
+    assert search.resume_stem(cfg) is None, "nothing to restore: a new parent run"
+    path = tmp_path / f"tune-{search_fingerprint(cfg, 'tune')}"
+    path.mkdir()
+    (path / "experiment_state-2026-12-07_01-00-00.json").write_text("{}")
+    assert search.resume_stem(cfg) == path
