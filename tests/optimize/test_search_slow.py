@@ -3,6 +3,7 @@ logging to a real ``mlflow server``. Slow: each trains several agents at debug b
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -39,9 +40,6 @@ def _check_parent(uri: str, parent, kind: str) -> list:
     assert parent.info.status == "FINISHED"
     metrics = parent.data.metrics
     assert "search/best_fitness" in metrics
-    # multiple-testing statistics of every search, explained in its report
-    assert 0.0 <= metrics["search/deflated_sharpe"] <= 1.0
-    assert 0.0 <= metrics["search/pbo"] <= 1.0
     report = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/search/report.txt")
     assert "deflated Sharpe ratio" in report
     for key in ("test/sharpe", "test/total_return", "baseline/buy_hold/total_return"):
@@ -51,6 +49,15 @@ def _check_parent(uri: str, parent, kind: str) -> list:
     best = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(parent.info.run_id, "best")}
     assert {"best/best_config.yaml", "best/point.json"} <= best
     children = _children(uri, parent)
+    # multiple-testing statistics of every search, explained in its report; PBO compares
+    # candidates' validation curves: undefined (NaN) when fewer than two finished with one
+    # (ASHA may stop all but the winner before their final selection)
+    finished = sum(c.info.status == "FINISHED" for c in children)
+    assert 0.0 <= metrics["search/deflated_sharpe"] <= 1.0 or finished < 2
+    if finished >= 2:
+        assert 0.0 <= metrics["search/pbo"] <= 1.0
+    else:
+        assert math.isnan(metrics["search/pbo"])
     for child in children:
         assert child.data.tags["search/kind"] == kind
         assert not any(k.startswith("test/") for k in child.data.metrics), "no test split"
