@@ -154,6 +154,17 @@ def summary_from_metrics(metrics: Mapping[str, float], prefix: str = "test") -> 
     return summary_table(prefix, columns, ci=(low, high), seeds=n, method=ci_method(n))
 
 
+def inline_images(pictures: Mapping[str, bytes], *, heading: str) -> str:
+    """Each picture under a ``heading`` named after its file, inlined as base64 PNG (a report
+    that opens without its folder and makes no outside request)."""
+    return "".join(
+        f"<{heading}>{html.escape(name.removesuffix('.png').replace('_', ' '))}</{heading}>"
+        f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}">'
+        for name, png in pictures.items()
+    )
+
+
 def html_report(
     *,
     title: str,
@@ -194,12 +205,7 @@ def html_report(
     extra_rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{fmt(k, v)}</td></tr>" for k, v in extra.items()
     )
-    images = "".join(
-        f"<h3>{html.escape(name.removesuffix('.png').replace('_', ' '))}</h3>"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(png).decode()}">'
-        for name, png in pictures.items()
-    )
+    images = inline_images(pictures, heading="h3")
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

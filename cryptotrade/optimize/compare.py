@@ -24,7 +24,6 @@ gets, from the MLflow metrics and artifacts of its finished children:
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import logging
@@ -411,12 +410,9 @@ def html_report(
         + "</tr>"
         for c in children
     ]
-    images = "".join(
-        f"<h2>{html.escape(name.removesuffix('.png').replace('_', ' '))}</h2>"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(png).decode()}">'
-        for name, png in pictures.items()
-    )
+    from cryptotrade.evaluation.report import inline_images
+
+    images = inline_images(pictures, heading="h2")
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
