@@ -1,7 +1,8 @@
 """The package's import floors (shared/DESIGN.md): no cycle between folders, no upward import.
 
-Imports point down: run -> tasks -> optimize -> components -> agents -> evaluation -> env -> data
--> market; ``launch/`` stands beside them (any floor may use it, it uses only the leaf modules).
+Imports point down: run -> restore -> tasks -> optimize -> components -> agents -> evaluation
+-> env -> data -> market; ``launch/`` stands beside them (any floor may use it, it uses only the
+leaf modules).
 Every ``import`` counts, lazy ones inside functions included; only ``if TYPE_CHECKING:`` blocks
 are skipped (annotations, never executed). Read with :mod:`ast`, nothing is imported.
 
@@ -22,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cryptotrade"
 # Lower number = higher floor. Folders on one floor may import each other, but not in a cycle.
 FLOORS: dict[str, float] = {
     "run": 0,
+    "restore": 0.5,  # the config of a stored run (resume=, model=): used by the launcher only
     "tasks": 1,
     "optimize": 2,
     "components": 3,
@@ -263,3 +265,4 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
 def test_the_mlflow_check_catches_planted_imports(tmp_path, name, text, expected) -> None:
     problems = mlflow_problems(_tree(tmp_path, {name: text}), MLFLOW_IMPORTERS)
     assert [p.split(": use ")[0] for p in problems] == ([expected] if expected else [])
+
