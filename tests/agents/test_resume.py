@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 from hydra import compose, initialize_config_dir
+from stable_baselines3 import A2C
 
 from cryptotrade.agents.checkpoint import latest_checkpoint
 from cryptotrade.agents.training import train
@@ -117,11 +118,13 @@ def test_sigkilled_run_resumes_in_the_same_mlflow_run(tmp_path, mlflow_uri):
     killed_at = latest_checkpoint(tmp_path / "first").step
     assert killed_at < total
 
+    lr = compose_cfg("agent=dqn").agent.learning_rate  # the default, whatever conf/ sets it to
+    assert lr != 0.001
     refused = run_cli(f"resume={run.info.run_id}", "agent.learning_rate=0.001")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1:] == [
         f"Error: resume={run.info.run_id}: these settings cannot change on resume: "
-        "agent.learning_rate (0.0001 -> 0.001); only torch_threads, train.checkpoint_freq, "
+        f"agent.learning_rate ({lr!r} -> 0.001); only torch_threads, train.checkpoint_freq, "
         "train.log_interval, train.progress_bar, train.tensorboard, train.total_timesteps can "
         "(start a new run to change the others)"
     ]
@@ -166,6 +169,10 @@ def test_task_train_continues_a_given_model(tmp_path, mlflow_uri):
 
     first = execute(compose_cfg("agent=a2c", "task=train"), output_dir=tmp_path / "a")
     assert first["train/total_timesteps"] >= 2048
+    # model.zip is the model selected on validation, which may be an earlier one than the last
+    # (e.g. step 1,024 of 2,048): the continuation carries on from the given model's step count
+    given = A2C.load(tmp_path / "a" / "model.zip", device="cpu").num_timesteps
+    assert 0 < given <= first["train/total_timesteps"]
     cfg = compose_cfg("agent=a2c", "task=train", f"model={tmp_path / 'a' / 'model.zip'}")
     second = execute(cfg, output_dir=tmp_path / "b")
-    assert second["train/total_timesteps"] >= first["train/total_timesteps"] + 2048
+    assert second["train/total_timesteps"] >= given + 2048
