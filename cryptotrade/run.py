@@ -96,7 +96,12 @@ def execute(
         "task": cfg.task,
         "git_commit": tracking.git_commit(cfg.paths.root),
         "overrides": " ".join(overrides),
-        **{f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
+        # "debug/agent@_global_": MLflow refuses "@" in a tag key when a resume sets the tags
+        **{
+            f"choice/{k.split('@')[0]}": str(v)
+            for k, v in choices.items()
+            if not k.startswith("hydra")
+        },
     }
     if sweep is not None:
         tags |= {"sweep_id": sweep.sweep_id, "job": str(job_num)}
