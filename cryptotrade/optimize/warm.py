@@ -52,12 +52,12 @@ def setup_worker() -> dict[str, Any]:
     an error is logged and left to the first candidate to report as its own.
 
     Returns:
-        ``{step: seconds}`` (``imports``, ``torch_optimizer``, ``kernels``, ``total``), or
-        ``{"error": text}`` if a step failed.
+        ``{step: seconds}`` (``imports``, ``torch_optimizer``, ``kernels``, ``total``, and
+        ``cpu``: the CPU seconds of it all), plus ``{"error": text}`` if a step failed.
     """
     if _state:
         return dict(_state)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     steps: dict[str, Any] = {}
     try:
         lap = time.perf_counter()
@@ -73,6 +73,7 @@ def setup_worker() -> dict[str, Any]:
         log.warning("warming the worker failed (%s); its first candidate pays the rest", err)
         steps["error"] = f"{type(err).__name__}: {err}"
     steps["total"] = time.perf_counter() - start
+    steps["cpu"] = time.process_time() - cpu
     _state.update(steps)
     log.info("worker warmed in %.1f s: %s", steps["total"], steps)
     return dict(_state)
@@ -170,7 +171,8 @@ def candidate_timing(
     Returns:
         ``time/dispatch_s`` (scheduled -> started), ``time/setup_s`` (started -> learn) and
         ``time/startup_s`` (scheduled -> learn), those the marks allow, and
-        ``time/worker_warmup_s`` (what :func:`setup_worker` took) for a fresh worker that ran it.
+        ``time/worker_warmup_s`` and ``time/worker_warmup_cpu_s`` (what :func:`setup_worker`
+        took, wall and CPU) for a fresh worker that ran it.
     """
     out: dict[str, float] = {}
     if scheduled_at is not None:
@@ -181,6 +183,7 @@ def candidate_timing(
             out["time/startup_s"] = learn_at - scheduled_at
     if fresh and "total" in _state:
         out["time/worker_warmup_s"] = float(_state["total"])
+        out["time/worker_warmup_cpu_s"] = float(_state.get("cpu", 0.0))
     return out
 
 

@@ -29,7 +29,7 @@ def test_setup_worker_warms_once_per_process_and_never_raises(monkeypatch):
         monkeypatch.setattr(warm, step, lambda step=step: calls.append(step))
     done = warm.setup_worker()
     assert calls == ["_import_pipeline", "_first_optimizer", "_load_kernels"]
-    assert set(done) == {"imports", "torch_optimizer", "kernels", "total"}
+    assert set(done) == {"imports", "torch_optimizer", "kernels", "total", "cpu"}
     assert warm.setup_worker() == done and len(calls) == 3, "a process warms once"
 
     def broken() -> None:
@@ -43,12 +43,13 @@ def test_setup_worker_warms_once_per_process_and_never_raises(monkeypatch):
 
 
 def test_candidate_timing_from_the_marks(monkeypatch):
-    monkeypatch.setattr(warm, "_state", {"total": 4.0})
+    monkeypatch.setattr(warm, "_state", {"total": 4.0, "cpu": 3.0})
     assert warm.candidate_timing(100.0, 101.5, 103.0, fresh=True) == {
         "time/dispatch_s": 1.5,
         "time/setup_s": 1.5,
         "time/startup_s": 3.0,
         "time/worker_warmup_s": 4.0,
+        "time/worker_warmup_cpu_s": 3.0,
     }
     # a learn mark older than the candidate's start is an earlier candidate's: not this one's
     assert warm.candidate_timing(100.0, 101.5, 90.0, fresh=False) == {"time/dispatch_s": 1.5}
