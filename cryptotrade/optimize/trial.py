@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize.space import Point, apply_point
+from cryptotrade.optimize.derive import ConfigDeriver
+from cryptotrade.optimize.space import Point
 
 if TYPE_CHECKING:
     from cryptotrade.agents.checkpoint import OnCheckpoint
@@ -115,15 +114,13 @@ def point_label(point: Mapping[str, Any], limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 
-def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
+def candidate_config(configs: ConfigDeriver, point: Point) -> dict[str, Any]:
     """The base config with ``point`` applied, resolved to plain containers (picklable).
 
     The point is applied before resolving so that interpolations reading a searched value see
     the candidate's value.
     """
-    container = OmegaConf.to_container(apply_point(cfg, point), resolve=True)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}
+    return configs.with_point(point).container()
 
 
 def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float:
@@ -151,7 +148,7 @@ def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float
 
 # ---- the objective ----------------------------------------------------------------------------
 def validation_objective(
-    cfg: DictConfig,
+    configs: ConfigDeriver,
     output_dir: Path,
     on_validation: OnValidation | None = None,
     *,
@@ -167,7 +164,7 @@ def validation_objective(
 
     return dict(
         objective(
-            cfg,
+            configs,
             output_dir,
             test=False,
             on_validation=on_validation,
@@ -177,32 +174,13 @@ def validation_objective(
     )
 
 
-def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def final_objective(configs: ConfigDeriver, output_dir: Path) -> dict[str, float]:
     """The winner's run in the parent: the full objective, test split evaluated once."""
     from cryptotrade.optimize.objective import objective, seed_everything
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed, cfg.torch_threads)
-    return dict(objective(cfg, output_dir))
-
-
-def redacted(cfg: DictConfig) -> DictConfig:
-    """A resolved copy of ``cfg`` with credentials masked
-    (:func:`cryptotrade.launch.redaction.redact`), for the configs a search writes (child runs,
-    the winner's YAML)."""
-    from cryptotrade.launch.redaction import redact
-
-    return OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))
-
-
-def typed_config(container: Mapping[str, Any]) -> DictConfig:
-    """A config container (from another process) typed again by the top-level schema, so
-    ``train``, ``tracking``, ``paths`` and ``ray`` are the structured nodes the pipeline reads."""
-    from cryptotrade.config import Config
-
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), dict(container))
-    assert isinstance(cfg, DictConfig)
-    return cfg
+    seed_everything(configs.settings.seed, configs.settings.torch_threads)
+    return dict(objective(configs, output_dir))
 
 
 def evaluate_candidate(
@@ -220,12 +198,14 @@ def evaluate_candidate(
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.objective import seed_everything
 
-    cfg = typed_config(spec.config)
+    configs = ConfigDeriver.from_container(spec.config)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
-    seed_everything(cfg.seed, cfg.torch_threads)
-    return validation_objective(cfg, out, on_validation, on_checkpoint=on_checkpoint, resume=resume)
+    tracking.log_text(configs.redacted().yaml(resolve=False), "config.yaml")
+    seed_everything(configs.settings.seed, configs.settings.torch_threads)
+    return validation_objective(
+        configs, out, on_validation, on_checkpoint=on_checkpoint, resume=resume
+    )
 
 
 # ---- MLflow child runs across processes ---------------------------------------------------------

@@ -69,18 +69,21 @@ def noop(spec: Any) -> dict[str, float]:
 def _generation(cfg: Any, tmp: Path, workers: int) -> tuple[float, list[dict[str, Any]]]:
     """Wall time of one GA generation on ``workers`` Ray workers, and its candidates' records."""
     from cryptotrade import optimize
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.space import parse_space
     from cryptotrade.optimize.workers import RayPool
 
-    ga = optimize.build(cfg)
-    space = parse_space(ga.space, cfg)
+    configs = ConfigDeriver(cfg)
+    ga = optimize.build(configs)
+    space = parse_space(ga.space, configs)
     pool = RayPool(workers=workers, timeout=None)
     start = time.perf_counter()
-    ga.search(cfg, space, pool, tmp / f"w{workers}")
+    ga.search(configs, space, pool, tmp / f"w{workers}")
     wall = time.perf_counter() - start
     from cryptotrade.optimize.search_state import load_pickle, search_fingerprint
 
-    scores = load_pickle(Path(ga.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}.scores.pkl")
+    fingerprint = search_fingerprint(configs, "ga")
+    scores = load_pickle(Path(ga.checkpoint_dir) / f"ga-{fingerprint}.scores.pkl")
     return wall, list(scores.values())
 
 
@@ -115,11 +118,13 @@ def _ray_init() -> None:
 
 def _noop_overhead(cfg: Any, tmp: Path) -> float:
     """Seconds per candidate for a Ray task + MLflow child run around a no-op candidate."""
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.runner import CandidateRunner
     from cryptotrade.optimize.workers import RayPool
 
+    configs = ConfigDeriver(cfg)
     runner = CandidateRunner(
-        cfg, metric="val/sharpe", penalty=-1e9, pool=RayPool(workers=1), evaluate=noop,
+        configs, metric="val/sharpe", penalty=-1e9, pool=RayPool(workers=1), evaluate=noop,
         output_dir=tmp / "noop", kind="ga", scores_path=tmp / "noop.pkl", resume=False,
     )  # fmt: skip
     runner.score([{"env.window": 30}], generation=0)  # warm the worker
@@ -131,13 +136,14 @@ def _noop_overhead(cfg: Any, tmp: Path) -> float:
 
 def _dataset_load(cfg: Any) -> float:
     """Seconds to load a prepared dataset from its cache (best of 3)."""
+    from cryptotrade.components import build
     from cryptotrade.optimize import objective
 
-    objective.prepare_data(cfg)  # build it once
+    objective.prepare_data(build(cfg, agent=False))  # build it once
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        objective.prepare_data(cfg)
+        objective.prepare_data(build(cfg, agent=False))
         times.append(time.perf_counter() - start)
     return min(times)
 

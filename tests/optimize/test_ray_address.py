@@ -48,12 +48,13 @@ def test_a_search_refuses_the_client_address_in_preflight_before_the_run_opens(m
     from omegaconf import OmegaConf
 
     from cryptotrade import optimize
+    from cryptotrade.optimize.derive import ConfigDeriver
 
     class Search:
         def __init__(self) -> None:
             self.space = {"train.lr": [0.0001, 0.001]}
 
-    cfg = OmegaConf.create({"ray": {"address": "ray://h:10001"}})
+    cfg = ConfigDeriver(OmegaConf.create({"ray": {"address": "ray://h:10001"}}))
     monkeypatch.setattr(optimize, "build", lambda _cfg: Search())
     with pytest.raises(ConfigError, match="Ray Client"):
         optimize.preflight(cfg)
