@@ -81,11 +81,7 @@ def setup_worker() -> dict[str, Any]:
 
 def _import_pipeline() -> None:
     """The modules every candidate imports (MLflow, torch and SB3 come with them), and the
-    tracking stores a candidate's run opens (SQLite through SQLAlchemy and Alembic, or a
-    tracking server): ~1 CPU-s of imports on the first ``attached_run`` otherwise."""
-    import mlflow.store.db.utils
-    import mlflow.store.tracking.rest_store
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    tracking stores a candidate's run opens (:func:`cryptotrade.launch.tracking.preload`)."""
     import stable_baselines3  # noqa: F401
 
     import cryptotrade.agents.training
