@@ -180,6 +180,8 @@ class CandidateRunner:
             "run_id": run_id,
             "seconds": outcome.seconds,
             "generation": generation,
+            "timing": outcome.extra.get("timing", {}),  # start-up (optimize.warm)
+            "fresh": outcome.extra.get("fresh"),
         }
         save_pickle(self.cache, self.scores_path)
 

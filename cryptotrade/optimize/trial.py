@@ -54,6 +54,8 @@ class TrialSpec:
         output_dir: The candidate's local folder (saved model, logs).
         run_id: Its MLflow child run, opened by the driver; ``None`` without tracking.
         tracking_uri: The MLflow store the run lives in.
+        scheduled_at: When the pool submitted it (``time.time()``; set by the pool), for the
+            start-up timing (:func:`cryptotrade.optimize.warm.candidate_timing`).
     """
 
     config: dict[str, Any]
@@ -61,6 +63,7 @@ class TrialSpec:
     output_dir: str
     run_id: str | None = None
     tracking_uri: str | None = None
+    scheduled_at: float | None = None
 
 
 @dataclass
@@ -262,14 +265,27 @@ Evaluate = Callable[[TrialSpec], Mapping[str, float]]
 
 
 def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
-    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`."""
-    from cryptotrade.launch import tracking
+    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`.
 
+    A candidate that trained also logs its start-up (``time/startup_s`` ...,
+    :func:`cryptotrade.optimize.warm.candidate_timing`) in its run and returns it in
+    ``Outcome.extra["timing"]``, with ``extra["fresh"]``: its worker process's first candidate.
+    """
+    from cryptotrade.launch import tracking
+    from cryptotrade.optimize import warm
+
+    started_at = time.time()
+    fresh = warm.begin_task()
     start = time.perf_counter()
     try:
         with tracking.attached_run(spec.run_id, spec.tracking_uri):
             tag_where_it_runs(spec.run_id, spec.tracking_uri)
             metrics = {k: float(v) for k, v in fn(spec).items()}
+            timing = warm.candidate_timing(
+                spec.scheduled_at, started_at, warm.learn_started_at(), fresh
+            )
+            warm.log_timing(spec.run_id, spec.tracking_uri, timing, fresh)
     except Exception:
         return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)
-    return Outcome(metrics=metrics, seconds=time.perf_counter() - start)
+    extra = {"timing": timing, "fresh": fresh}
+    return Outcome(metrics=metrics, seconds=time.perf_counter() - start, extra=extra)

@@ -6,6 +6,10 @@ With ``scheduler=asha`` the ASHA scheduler stops bad trials early: each trial re
 validation score from inside training (the pipeline's ``on_checkpoint`` hook, called after each
 periodic validation evaluation), so ASHA compares trials on partial training.
 
+Trial actors are reused for the next trial (``reuse_actors``) and every new one warms up when
+its process starts (:mod:`~cryptotrade.optimize.warm`: the ``worker_process_setup_hook`` of the
+Ray session); each trial logs ``time/setup_s`` (its start -> ``model.learn``).
+
 Every trial is an MLflow child run of the launcher's run (``search/kind=tune``); a trial stopped
 by ASHA before its budget ends KILLED with ``search/early_stopped=true`` (only those: not a
 trial that trained to its end, nor one interrupted by Ctrl-C;
@@ -230,6 +234,8 @@ class TuneSearch:
                 max_concurrent_trials=self.max_concurrent if self.search == "tpe" else None,
                 search_alg=searcher,
                 scheduler=scheduler,
+                # a trial actor runs the next trial: its imports and kernels stay warm
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=path.name,

@@ -80,12 +80,17 @@ def tune_trial(
         output_root: Folder of the trials' folders.
         checkpoints: Report a checkpoint with every validation score, and resume from one.
     """
+    import time
+
     from ray import tune
 
     from cryptotrade.config import register_configs
+    from cryptotrade.optimize import warm
     from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.trial import point_hash
 
+    started_at = time.time()
+    fresh = warm.begin_task()  # the actor's first trial (Tune reuses actors: reuse_actors)
     register_configs()  # the resolvers the config's interpolations may use
     point = dict(config)
     configs = ConfigDeriver.from_container(base).with_point(point)
@@ -111,6 +116,10 @@ def tune_trial(
     def payload(steps: int, metrics: dict[str, float]) -> dict[str, Any]:
         score = score_of(metrics, metric, penalty)
         values = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        if not reports:  # the start-up, once training ran (Tune may stop the trial later)
+            # Tune does not tell a trial when it was scheduled: from the trial's start
+            timing = warm.candidate_timing(None, started_at, warm.learn_started_at(), fresh)
+            warm.log_timing(run_id, uri, timing, fresh)
         reports.append(steps)
         return {SCORE: score, "timesteps": steps, BUDGET: budget, RUN_ID: run_id or "", **values}
 
