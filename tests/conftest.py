@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +122,44 @@ def mlflow_store(
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(previous)
+
+
+@dataclass
+class Episode:
+    """What :func:`run_episode` saw: each step's info and reward, and how the episode ended."""
+
+    infos: list[dict[str, Any]]
+    rewards: list[float]
+    terminated: bool
+    truncated: bool
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The last step's info."""
+        return self.infos[-1]
+
+    @property
+    def steps(self) -> int:
+        """Steps taken."""
+        return len(self.infos)
+
+
+def run_episode(env: Any, policy: Any, *, seed: int | None = None) -> Episode:
+    """Reset ``env`` with ``seed`` and step it until the episode terminates or truncates.
+
+    ``policy`` is a fixed action, or ``policy(step, obs)`` -> action with ``step`` counting from
+    1 and ``obs`` the latest observation. The one episode loop of the env tests.
+    """
+    obs, _ = env.reset(seed=seed)
+    act = policy if callable(policy) else (lambda step, obs: policy)
+    infos: list[dict[str, Any]] = []
+    rewards: list[float] = []
+    while True:
+        obs, reward, terminated, truncated, info = env.step(act(len(infos) + 1, obs))
+        infos.append(info)
+        rewards.append(float(reward))
+        if terminated or truncated:
+            return Episode(infos, rewards, bool(terminated), bool(truncated))
 
 
 def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 600):

@@ -1,4 +1,4 @@
-"""Compile the suite's numba kernels into numba's on-disk cache: ``python tests/warm_kernels.py GROUP``.
+"""Compile the suite's numba kernels into numba's on-disk cache (``warm_kernels.py GROUP``).
 
 ``tests/conftest.py`` starts one process per group when the suite runs on several xdist workers
 and the cache is cold (a clean checkout): the kernels then compile once, on both cores, while the
