@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from cryptotrade.errors import ConfigError
+from cryptotrade.optimize.reaper import RayWatchdog
 from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
 
 log = logging.getLogger(__name__)
@@ -337,7 +338,9 @@ def ray_session(
 ) -> Iterator[None]:
     """Start a private local Ray (``address`` empty: sized to ``num_cpus`` or the machine, its
     object store capped at ``object_store_memory`` bytes) or join a cluster (``auto``,
-    ``<head>:6379``); shut down what we started.
+    ``<head>:6379``); shut down what we started. A private Ray's processes are also stopped,
+    within seconds, if this process dies without shutting it down (SIGKILL):
+    :class:`~cryptotrade.optimize.reaper.RayWatchdog`; a joined cluster is never touched.
 
     Ray is left alone if the process already initialised it (a test fixture, a notebook).
     See :func:`check_ray_address`, :func:`ray_init_kwargs` and :func:`enable_token_auth`.
@@ -358,12 +361,18 @@ def ray_session(
         yield
         return
     enable_token_auth(address)
-    ray.init(**ray_init_kwargs(address, num_cpus, object_store_memory))
-    log.info("Ray: %s", ray.cluster_resources())
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    # a Ray we start is stopped by a watchdog if this process dies without shutting it down
+    with RayWatchdog(enabled=not address) as watchdog:
+        with watchdog.marking():
+            context = ray.init(**ray_init_kwargs(address, num_cpus, object_store_memory))
+        session_dir = (getattr(context, "address_info", None) or {}).get("session_dir")
+        if session_dir:
+            watchdog.log_to(os.path.join(session_dir, "logs", "cryptotrade_reaper.log"))
+        log.info("Ray: %s", ray.cluster_resources())
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 @contextlib.contextmanager
