@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated MLflow store, Hydra composition of the real config tree, and the
-suite-wide speed-ups (memoised config files, numba kernels compiled once per clean checkout)."""
+"""Shared fixtures and helpers: an isolated MLflow store, Hydra composition of the real config
+tree (its files parsed once per session), the CLI in a subprocess, and one episode loop."""
 
 from __future__ import annotations
 
@@ -174,76 +174,3 @@ def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float =
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-# ------------------------------------------------------------------ numba kernels, compiled once
-_WARMERS: list[tuple] = []  # (process, its stderr log)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """On a cold numba cache with several xdist workers, compile the kernels once, up front.
-
-    The controller (not a worker) starts one ``tests/warm_kernels.py`` process per kernel group
-    before the workers start; each holds a lock file while it compiles, and every worker waits
-    for the locks before its first test (:func:`_kernels_compiled`). The compilation (~100
-    CPU-s on a clean checkout) then runs on both cores beside the workers' imports and
-    collection, and no two workers compile the same kernel. A warm cache (the kernels' index
-    files present) starts nothing; a single process compiles as the tests need kernels.
-    """
-    if hasattr(config, "workerinput") or not _xdist_workers(config) > 1:
-        return
-    import cryptotrade  # noqa: F401  (sets NUMBA_CACHE_DIR, keyed by the kernels' source)
-
-    cache = Path(os.environ["NUMBA_CACHE_DIR"])
-    if any(cache.rglob("oracle_nb.oracle_dp_nb-*.nbi")) and any(cache.rglob("steps.*.nbi")):
-        return
-    import fcntl
-    import subprocess
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="cryptotrade-warm-"))
-    from warm_kernels import GROUPS
-
-    locks = []
-    for group in GROUPS:
-        lock = folder / f"{group}.lock"
-        handle = open(lock, "w")  # noqa: SIM115  (held by the child until it exits)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        log = folder / f"{group}.log"
-        with open(log, "w") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "warm_kernels.py"), group],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                pass_fds=(handle.fileno(),),
-            )
-        _WARMERS.append((proc, log))
-        handle.close()  # the child's copy of the descriptor keeps the lock
-        locks.append(str(lock))
-    os.environ["CRYPTOTRADE_TEST_WARM_LOCKS"] = os.pathsep.join(locks)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Reap the warm-up processes; say so if one failed (the tests compiled on their own)."""
-    for proc, log in _WARMERS:
-        if proc.wait() != 0:
-            print(
-                f"\nwarning: tests/warm_kernels.py {log} exited {proc.returncode}", file=sys.stderr
-            )
-    _WARMERS.clear()
-
-
-def _xdist_workers(config: pytest.Config) -> int:
-    value = getattr(config.option, "numprocesses", None)
-    return value if isinstance(value, int) else 0
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _kernels_compiled() -> None:
-    """Wait for the controller's warm-up processes (if any) before the first test."""
-    import fcntl
-
-    for lock in filter(None, os.environ.get("CRYPTOTRADE_TEST_WARM_LOCKS", "").split(os.pathsep)):
-        with open(lock) as handle:
-            fcntl.flock(handle, fcntl.LOCK_SH)  # blocks until the warm-up process exits
