@@ -139,7 +139,7 @@ def build_optimizer(cfg: DictConfig) -> Any:
     return instantiate(cfg.optimizer, _convert_="all")
 
 
-def _typed(schema: type[T], node: Any) -> T:
+def typed(schema: type[T], node: Any) -> T:
     """``node`` as an instance of the dataclass ``schema``.
 
     ``node`` is resolved where it stands first: an interpolation inside it may point anywhere in
@@ -158,8 +158,8 @@ def _build(cfg: DictConfig, *, agent: bool) -> Components:
     # typed even when the config was not composed on the schema (a saved best_config.yaml
     # run with --config-name, a config sent to a Ray worker): merging checks every value
     # (train.select_metric defaults to ${optimizer.metric}, outside its node: _typed resolves)
-    train = _typed(TrainConfig, cfg.train)
-    evaluation = _typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
+    train = typed(TrainConfig, cfg.train)
+    evaluation = typed(EvaluationSettings, cfg.evaluation)  # runs EvaluationSettings' checks
     _check_train(train)
     cacheable = getattr(spec.source, "reproducible", True)  # no open-ended download
     components = Components(

@@ -10,6 +10,7 @@ line (:mod:`cryptotrade.launch.launcher`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Mapping
@@ -24,10 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.launch import launcher, redaction, strict, sweeps, tracking
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.objective import seed_everything
 from cryptotrade.optimize.search_state import continued_run
+from cryptotrade.restore import restore_training_config, resume_config
 from cryptotrade.tasks import TASKS, RunContext
-from cryptotrade.tasks.common import resume_config
 
 log = logging.getLogger("cryptotrade")
 
@@ -73,15 +75,19 @@ def execute(
     if cfg.get("resume"):
         # continue the killed run with its own config; the budget may change, nothing else
         cfg, resumed = resume_config(cfg, _baseline(overrides or []))
-    restore = TASKS[cfg.task].restore if cfg.task in TASKS else None
-    if restore is not None:
-        cfg = restore(cfg, overrides or [])  # e.g. the training run's settings of model=
+    if cfg.task in TASKS and TASKS[cfg.task].restore and cfg.model:
+        # the training run's data, features, env ... of model=; the command line on top
+        cfg = restore_training_config(cfg, list(overrides or []))
     strict.check_config(cfg, TASKS)  # the task name, unknown keys, out-of-range settings
     task = TASKS[cfg.task]
     redaction.remember(redaction.secret_values(tracking.plain(cfg)))
     # built once, before the run opens (constructors validate their settings); the task gets them
     components = build(cfg, agent=task.agent)
-    prepared = task.preflight(cfg, components) if task.preflight is not None else None
+    # what the task gets instead of the config: typed settings, the YAML, the deriver
+    configs = ConfigDeriver(cfg)
+    context = RunContext.of(configs, output_dir)
+    if task.preflight is not None:
+        context = dataclasses.replace(context, prepared=task.preflight(components, context))
     choices = dict(choices or {})
     overrides = list(overrides or [])
     seed_everything(cfg.seed, cfg.torch_threads)
@@ -97,7 +103,7 @@ def execute(
     # what a resume changed: the params keep the values the run started with
     tags |= {f"resume/{k}": f"{old} -> {new}" for k, (old, new) in resumed.items()}
     # a search resumed with optimizer.resume=true continues in its own parent run
-    continued = None if cfg.get("resume") else continued_run(prepared, cfg)
+    continued = None if cfg.get("resume") else continued_run(context.prepared, configs)
     resume_run_id = cfg.get("resume") or (continued.run_id if continued else None)
     if continued is not None:
         tags |= continued.tags
@@ -116,7 +122,6 @@ def execute(
         resume_run_id=resume_run_id,
         output_dir=output_dir,
     ) as run:
-        context = RunContext(cfg=cfg, output_dir=output_dir, prepared=prepared)
         metrics = dict(task.run(components, context))
         uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
         log.info(

@@ -1,7 +1,8 @@
 """The package's import floors (shared/DESIGN.md): no cycle between folders, no upward import.
 
-Imports point down: run -> tasks -> optimize -> components -> agents -> evaluation -> env -> data
--> market; ``launch/`` stands beside them (any floor may use it, it uses only the leaf modules).
+Imports point down: run -> restore -> tasks -> optimize -> components -> agents -> evaluation
+-> env -> data -> market; ``launch/`` stands beside them (any floor may use it, it uses only the
+leaf modules).
 Every ``import`` counts, lazy ones inside functions included; only ``if TYPE_CHECKING:`` blocks
 are skipped (annotations, never executed). Read with :mod:`ast`, nothing is imported.
 
@@ -12,6 +13,7 @@ exceptions in ``MLFLOW_IMPORTERS`` say why), type-only imports included.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cryptotrade"
 # Lower number = higher floor. Folders on one floor may import each other, but not in a cycle.
 FLOORS: dict[str, float] = {
     "run": 0,
+    "restore": 0.5,  # the config of a stored run (resume=, model=): used by the launcher only
     "tasks": 1,
     "optimize": 2,
     "components": 3,
@@ -263,3 +266,109 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
 def test_the_mlflow_check_catches_planted_imports(tmp_path, name, text, expected) -> None:
     problems = mlflow_problems(_tree(tmp_path, {name: text}), MLFLOW_IMPORTERS)
     assert [p.split(": use ")[0] for p in problems] == ([expected] if expected else [])
+
+
+# ---- no DictConfig below the launcher ------------------------------------------------------------
+# Tasks and searches get typed settings and one ConfigDeriver (cryptotrade.optimize.derive), the
+# only module under tasks/ and optimize/ that holds a config: it derives candidate, winner, stage
+# and seed configs and builds their components.
+CONFIG_FREE = ("tasks", "optimize")
+CONFIG_OWNER = "cryptotrade.optimize.derive"
+
+
+def _annotations(tree: ast.AST) -> list[tuple[str, ast.expr]]:
+    """``(what, annotation)`` of every annotated parameter, return, attribute and variable."""
+    found: list[tuple[str, ast.expr]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if arg is not None and arg.annotation is not None:
+                    found.append((f"{node.name}({arg.arg})", arg.annotation))
+            if node.returns is not None:
+                found.append((f"{node.name} returns", node.returns))
+        elif isinstance(node, ast.AnnAssign):
+            found.append((ast.unparse(node.target), node.annotation))
+    return found
+
+
+def _names_dictconfig(annotation: ast.expr) -> bool:
+    """The annotation mentions ``DictConfig`` (a name, ``omegaconf.DictConfig`` or a string)."""
+    for node in ast.walk(annotation):
+        name = getattr(node, "id", None) or getattr(node, "attr", None)
+        text = node.value if isinstance(node, ast.Constant) else None
+        if name == "DictConfig" or (isinstance(text, str) and re.search(r"\bDictConfig\b", text)):
+            return True
+    return False
+
+
+def dictconfig_problems(root: Path, folders: tuple[str, ...], owner: str) -> list[str]:
+    """Every import of ``DictConfig`` and every parameter, return value, attribute or variable
+    annotated with it in a module of ``folders`` other than ``owner``."""
+    problems = []
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root.parent).with_suffix("")
+            parts = rel.parts[:-1] if path.name == "__init__.py" else rel.parts
+            module = ".".join(parts)
+            if module == owner:
+                continue
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):  # a type alias or an isinstance needs the import too
+                if isinstance(node, ast.ImportFrom) and any(
+                    alias.name == "DictConfig" for alias in node.names
+                ):
+                    problems.append(
+                        f"{module}:{node.lineno} import is a DictConfig: take typed settings "
+                        f"or the {owner}.ConfigDeriver"
+                    )
+            for what, annotation in _annotations(tree):
+                if _names_dictconfig(annotation):
+                    problems.append(
+                        f"{module}:{annotation.lineno} {what} is a DictConfig: take typed "
+                        f"settings or the {owner}.ConfigDeriver"
+                    )
+    return problems
+
+
+def test_tasks_and_searches_take_no_dictconfig() -> None:
+    assert dictconfig_problems(PACKAGE, CONFIG_FREE, CONFIG_OWNER) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("tasks/t.py", "def f(cfg: DictConfig) -> None: ...\n", "cryptotrade.tasks.t:1 f(cfg)"),
+        (
+            "optimize/o.py",
+            "def f(x: int) -> omegaconf.DictConfig: ...\n",
+            "cryptotrade.optimize.o:1 f returns",
+        ),
+        (  # a dataclass field, and a string annotation (from __future__ import annotations)
+            "tasks/context.py",
+            "class C:\n    cfg: 'DictConfig | None'\n",
+            "cryptotrade.tasks.context:2 cfg",
+        ),
+        (
+            "optimize/o.py",
+            "def f(*, cfg: Mapping[str, DictConfig]): ...\n",
+            "cryptotrade.optimize.o:1 f(cfg)",
+        ),
+        (  # a type alias (or an isinstance) needs the name: its import is refused too
+            "tasks/__init__.py",
+            "from omegaconf import DictConfig\nPreflight = Callable[[DictConfig], Any]\n",
+            "cryptotrade.tasks:1 import",
+        ),
+        (
+            "optimize/derive.py",
+            "from omegaconf import DictConfig\ndef f(cfg: DictConfig): ...\n",
+            None,
+        ),
+        ("components.py", "def build(cfg: DictConfig): ...\n", None),  # the seam itself
+        ("tasks/t.py", "def f(cfg: DictConfigLike, n: 'DictConfigs') -> None: ...\n", None),
+    ],
+)
+def test_the_dictconfig_check_catches_planted_annotations(tmp_path, name, text, expected) -> None:
+    root = _tree(tmp_path, {"tasks/__init__.py": "", "optimize/__init__.py": "", name: text})
+    problems = dictconfig_problems(root, CONFIG_FREE, CONFIG_OWNER)
+    assert [p.split(" is a DictConfig")[0] for p in problems] == ([expected] if expected else [])

@@ -20,13 +20,14 @@ from experiments.learnability.oracle import replay_sides, rule_result, rule_side
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """The preset's dataset (regime=ar1 on data=synthetic) and its env factory."""
+    from cryptotrade.components import build
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.objective import prepare_data
 
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_config(["regime=ar1", f"paths.data_dir={data_dir}"])
     with tracking.run_optional():  # a module fixture runs before conftest's per-test switch
-        return cfg, prepare_data(cfg), instantiate(cfg.env)
+        return cfg, prepare_data(build(cfg, agent=False)), instantiate(cfg.env)
 
 
 def band_policy(threshold: float):

@@ -259,6 +259,7 @@ def test_dqn_pipeline_trains_and_backtests(tmp_path, mlflow_uri):
 @pytest.mark.parametrize(("end", "cached"), [("2025-01-01", True), (None, False)])
 def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cached):
     import cryptotrade.data.dataset as dataset_module
+    from cryptotrade.components import build
     from cryptotrade.optimize import objective
 
     seen = {}
@@ -276,5 +277,5 @@ def test_open_ended_download_never_reuses_a_cached_dataset(monkeypatch, end, cac
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["data=binance", end_override])
     with pytest.raises(Seen):
-        objective.prepare_data(cfg)
+        objective.prepare_data(build(cfg, agent=False))
     assert (seen["cache_dir"] is not None) is cached

@@ -69,6 +69,7 @@ def test_each_ga_generation_logs_best_mean_trained_cached_failed(tmp_path, caplo
 
     from cryptotrade import optimize
     from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.space import parse_space
     from cryptotrade.optimize.workers import InlinePool
 
@@ -85,10 +86,13 @@ def test_each_ga_generation_logs_best_mean_trained_cached_failed(tmp_path, caplo
             ],
         )
     OmegaConf.update(cfg, "optimizer.space", {"env.window": "choice(16, 30)"}, merge=False)
-    ga = optimize.build(cfg)
-    space = parse_space(ga.space, cfg)
+    configs = ConfigDeriver(cfg)
+    ga = optimize.build(configs)
+    space = parse_space(ga.space, configs)
     with caplog.at_level(logging.INFO, logger="cryptotrade"):
-        _, logbook = ga.search(cfg, space, InlinePool(), tmp_path / "out", evaluate=score_window)
+        _, logbook = ga.search(
+            configs, space, InlinePool(), tmp_path / "out", evaluate=score_window
+        )
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generation ")]
     assert len(lines) == 3 and lines[0].startswith("generation 1/3: best ")
     for line, record in zip(lines, logbook, strict=True):

@@ -84,6 +84,21 @@ def make_logger(output_dir: Path, *, verbose: int, tensorboard: bool) -> Logger:
     return Logger(folder=str(output_dir), output_formats=formats)
 
 
+_learn_started_at: float | None = None
+
+
+def _mark_learn_start() -> None:
+    global _learn_started_at
+    _learn_started_at = time.time()
+
+
+def last_learn_start() -> float | None:
+    """Wall-clock time (``time.time()``) at which this process's latest :func:`train` reached
+    ``model.learn``, or ``None``: a search measures its candidates' start-up with it
+    (:func:`cryptotrade.optimize.warm.candidate_timing`)."""
+    return _learn_started_at
+
+
 def warm_up(components: Components, market: CompiledMarket) -> float:
     """Compile (or load from numba's cache) the market kernels on a throwaway env; seconds.
 
@@ -190,6 +205,7 @@ def train(
     start_steps = int(model.num_timesteps)
     log.info("training %s for %d env steps", type(model).__name__, max(remaining, 0))
     start = time.perf_counter()
+    _mark_learn_start()
     if remaining > 0:
         model.learn(
             total_timesteps=remaining,

@@ -1,13 +1,15 @@
 """Searches around the objective (:mod:`~cryptotrade.optimize.objective`): ``optimizer=``.
 
 Every optimizer is a class named by the ``_target_`` of ``conf/optimizer/<option>.yaml`` with a
-``run(cfg, output_dir, *, components) -> dict[str, float]`` method; ``task=pipeline`` builds the
-configured one (:func:`preflight`, before the run opens) and runs it inside the launcher's MLflow
-run (the parent of a search's child runs). ``none`` runs the objective once; ``ga``
-(:mod:`~cryptotrade.optimize.ga`, DEAP) and ``tune`` (:mod:`~cryptotrade.optimize.tune`, Ray Tune)
-score candidates on the VALIDATION split only and evaluate the winner on the test split once. The
-space, candidates and workers live in :mod:`~cryptotrade.optimize.space`,
-:mod:`~cryptotrade.optimize.trial` and :mod:`~cryptotrade.optimize.workers`.
+``run(configs, output_dir, *, components) -> dict[str, float]`` method (``configs``: the run's
+:class:`~cryptotrade.optimize.derive.ConfigDeriver`, which derives every candidate's config);
+``task=pipeline`` builds the configured one (:func:`preflight`, before the run opens) and runs it
+inside the launcher's MLflow run (the parent of a search's child runs). ``none`` runs the
+objective once; ``ga`` (:mod:`~cryptotrade.optimize.ga`, DEAP) and ``tune``
+(:mod:`~cryptotrade.optimize.tune`, Ray Tune) score candidates on the VALIDATION split only and
+evaluate the winner on the test split once. The space, candidates and workers live in
+:mod:`~cryptotrade.optimize.space`, :mod:`~cryptotrade.optimize.trial` and
+:mod:`~cryptotrade.optimize.workers`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from omegaconf import DictConfig
-
 if TYPE_CHECKING:
     from cryptotrade.components import Components
+    from cryptotrade.optimize.derive import ConfigDeriver
 
 
 class Optimizer(Protocol):
@@ -29,12 +30,13 @@ class Optimizer(Protocol):
     space: dict[str, Any]
 
     def run(
-        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+        self, configs: ConfigDeriver, output_dir: Path, *, components: Components | None = None
     ) -> Mapping[str, float]:
         """Run the search (or the single run) and return the final metrics.
 
-        ``components`` are those of ``cfg`` when the launcher built them: the single run uses
-        them, a search builds every candidate's (and the winner's) own.
+        ``components`` are those of the base config of ``configs`` when the launcher built
+        them: the single run uses them, a search builds every candidate's (and the winner's)
+        own.
         """
         ...
 
@@ -52,24 +54,22 @@ class NoSearch:
         self.space: dict[str, Any] = {}  # nothing is searched
 
     def run(
-        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+        self, configs: ConfigDeriver, output_dir: Path, *, components: Components | None = None
     ) -> dict[str, float]:
-        """``objective(cfg, output_dir)`` (:func:`cryptotrade.optimize.objective.objective`)."""
+        """``objective(configs, output_dir)`` (:func:`cryptotrade.optimize.objective.objective`)."""
         from cryptotrade.optimize.objective import objective
 
-        return dict(objective(cfg, output_dir, components=components))
+        return dict(objective(configs, output_dir, components=components))
 
 
-def build(cfg: DictConfig) -> Optimizer:
-    """The optimizer of ``cfg.optimizer`` (its constructor checks its settings)."""
-    from cryptotrade.components import build_optimizer
-
-    optimizer: Optimizer = build_optimizer(cfg)
+def build(configs: ConfigDeriver) -> Optimizer:
+    """The optimizer of the config's ``optimizer`` node (its constructor checks its settings)."""
+    optimizer: Optimizer = configs.build_optimizer()
     return optimizer
 
 
-def preflight(cfg: DictConfig) -> Optimizer:
-    """Check the optimizer's settings and search space against ``cfg`` before any run starts:
+def preflight(configs: ConfigDeriver) -> Optimizer:
+    """Check the optimizer's settings and search space against the config before any run starts:
     an unknown path, an empty range or a value the config rejects fails here, and so does a
     search's ``ray.address`` that cannot work (a Ray Client ``ray://`` address).
 
@@ -79,12 +79,12 @@ def preflight(cfg: DictConfig) -> Optimizer:
     from cryptotrade.optimize.space import parse_space
     from cryptotrade.optimize.workers import check_ray_address
 
-    optimizer = build(cfg)
+    optimizer = build(configs)
     if not isinstance(optimizer, NoSearch):
-        check_ray_address((cfg.get("ray") or {}).get("address"))
+        check_ray_address(configs.settings.ray.address)
     if optimizer.space:
-        parse_space(optimizer.space, cfg)
+        parse_space(optimizer.space, configs)
     check = getattr(optimizer, "check", None)
     if check is not None:
-        check(cfg)
+        check(configs)
     return optimizer

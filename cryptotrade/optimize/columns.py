@@ -10,8 +10,8 @@ input that produced it. Files are written to a temporary name and renamed into p
 number of workers (processes, Ray tasks, machines sharing the folder) can fill the cache at once.
 
 Searches switch it on for their candidates (``optimizer.column_cache``, see
-:func:`with_column_cache`); the winner's final run and its saved config use the plain
-``FeatureSet``, which computes the same numbers.
+:meth:`cryptotrade.optimize.derive.ConfigDeriver.with_column_cache`); the winner's final run and
+its saved config use the plain ``FeatureSet``, which computes the same numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.data.features import Arrays, FeatureSet, _Feature
 from cryptotrade.io import atomic_write
@@ -110,15 +109,3 @@ class CachedFeatureSet(FeatureSet):
             return super().compute(bars)
         finally:
             self.column_cache.clear_memo()
-
-
-def with_column_cache(cfg: DictConfig, folder: str) -> DictConfig:
-    """``cfg`` with its features built by :class:`CachedFeatureSet` caching into ``folder``
-    (in place; a features node with another target is left alone)."""
-    if cfg.features.get("_target_") != PLAIN_TARGET:
-        return cfg
-    node = OmegaConf.to_container(cfg.features, resolve=False)
-    assert isinstance(node, dict)
-    # a plain node: the features' typed schema has no column_cache field
-    cfg.features = OmegaConf.create({**node, "_target_": CACHED_TARGET, "column_cache": folder})
-    return cfg

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from deap import base, tools
-from omegaconf import DictConfig
 
 from cryptotrade.errors import ConfigError
 from cryptotrade.launch import tracking
@@ -56,6 +55,7 @@ from cryptotrade.progress import Clock
 
 if TYPE_CHECKING:
     from cryptotrade.components import Components
+    from cryptotrade.optimize.derive import ConfigDeriver
 
 log = logging.getLogger(__name__)
 # Re-mutations of an offspring that repeats a known candidate before it is accepted as it is
@@ -179,33 +179,33 @@ class GeneticSearch:
         self.checkpoint_dir = checkpoint_dir
         self.column_cache = column_cache
 
-    def resume_stem(self, cfg: DictConfig) -> Path | None:
+    def resume_stem(self, configs: ConfigDeriver) -> Path | None:
         """``<checkpoint_dir>/ga-<fingerprint>`` when a checkpoint of this search is there to
         resume from (the state after a generation, or scores from within the first), else
         ``None`` (:func:`~cryptotrade.optimize.search_state.continued_run`)."""
-        stem = Path(self.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}"
+        stem = Path(self.checkpoint_dir) / f"ga-{search_fingerprint(configs, 'ga')}"
         found = any(stem.with_name(stem.name + s).exists() for s in (".pkl", ".scores.pkl"))
         return stem if found else None
 
     # ---- launcher entry -----------------------------------------------------------------------
     def run(
-        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+        self, configs: ConfigDeriver, output_dir: Path, *, components: Components | None = None
     ) -> dict[str, float]:
         """Search, then evaluate the winner on the test split once, in the parent run.
 
-        ``components`` (those of ``cfg``) are not used: every candidate and the winner are
-        built from their own configs.
+        ``components`` (those of the base config) are not used: every candidate and the winner
+        are built from their own configs, derived by ``configs``.
         """
-        with search_setup(self, cfg, timeout=self.eval_timeout) as (space, pool):
-            hof, _ = self.search(cfg, space, pool, output_dir)
+        with search_setup(self, configs, timeout=self.eval_timeout) as (space, pool):
+            hof, _ = self.search(configs, space, pool, output_dir)
             best = hof[0]
             point = space.decode(best)
-        return report_winner(cfg, point, best.fitness.values[0], output_dir, kind="ga")
+        return report_winner(configs, point, best.fitness.values[0], output_dir, kind="ga")
 
     # ---- the algorithm --------------------------------------------------------------------------
     def search(
         self,
-        cfg: DictConfig,
+        configs: ConfigDeriver,
         space: SearchSpace,
         pool: Pool,
         output_dir: Path,
@@ -216,16 +216,20 @@ class GeneticSearch:
         """Run (or resume) the GA; returns the hall of fame and the logbook.
 
         Args:
+            configs: The base config (candidates are derived from it; its seed seeds the GA).
+            space: The parsed search space.
+            pool: Where candidates run.
+            output_dir: The search's folder (candidates under ``candidates/``).
             evaluate: Scores one candidate in a worker (tests inject cheap functions).
             on_generation: Called after each generation is checkpointed, with its number and
                 the logged statistics.
         """
-        fingerprint = search_fingerprint(cfg, "ga")
+        fingerprint = search_fingerprint(configs, "ga")
         folder = Path(self.checkpoint_dir)
         state_path = folder / f"ga-{fingerprint}.pkl"
         scores_path = folder / f"ga-{fingerprint}.scores.pkl"
         runner = CandidateRunner(
-            cfg, metric=self.metric, penalty=self.penalty, pool=pool, evaluate=evaluate,
+            configs, metric=self.metric, penalty=self.penalty, pool=pool, evaluate=evaluate,
             output_dir=output_dir / "candidates", kind="ga", scores_path=scores_path,
             resume=self.resume, column_cache=self.column_cache,
         )  # fmt: skip
@@ -237,7 +241,7 @@ class GeneticSearch:
         if state is None:
             if self.resume:
                 log.info("optimizer.resume=true but no checkpoint at %s: a new search", state_path)
-            seed = int(cfg.seed)
+            seed = configs.settings.seed
             random.seed(seed)
             np.random.seed(seed)  # noqa: NPY002  (DEAP draws from the global RNGs)
             population = [

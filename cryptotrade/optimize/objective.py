@@ -1,9 +1,11 @@
 """The objective every run, multirun job, Tune trial and GA individual calls.
 
-``objective(cfg, output_dir, *, test, on_validation)``: data -> train with periodic validation
+``objective(configs, output_dir, *, test, on_validation)``: data -> train with periodic validation
 -> the selected model's ``val/`` metrics, plus (only with ``test=True``) one backtest on the test
 split and the baselines. The steps are also exposed one by one (``prepare_data``, ``train``,
-``evaluate``) for the tasks (:mod:`cryptotrade.tasks`). Objects come from
+``evaluate``) for the tasks (:mod:`cryptotrade.tasks`). ``configs`` is the run's
+:class:`~cryptotrade.optimize.derive.ConfigDeriver`: its typed settings say what to log and
+whether to resume, and it derives each training seed's config. Objects come from
 :func:`cryptotrade.components.build`, the one place that calls ``hydra.utils.instantiate``;
 training lives in :mod:`cryptotrade.agents.training`. A curriculum is trained by the
 ``trainer`` the curriculum tasks hand in (:func:`cryptotrade.tasks.curriculum.train_curriculum`):
@@ -18,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from omegaconf import DictConfig, OmegaConf
-
 from cryptotrade.components import Components, build, data_fingerprint
 from cryptotrade.errors import ConfigError
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.derive import ConfigDeriver, RunSettings
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -44,15 +45,10 @@ def seed_everything(seed: int, torch_threads: int) -> None:
     set_random_seed(seed)
 
 
-def prepare_data(cfg_or_components: DictConfig | Components) -> Dataset:
-    """Load, validate, featurise, split and normalise the configured data (cached)."""
+def prepare_data(comps: Components) -> Dataset:
+    """Load, validate, featurise, split and normalise the data of ``comps`` (cached)."""
     from cryptotrade.data import build_dataset
 
-    comps = (
-        cfg_or_components
-        if isinstance(cfg_or_components, Components)
-        else build(cfg_or_components, agent=False)
-    )
     start = time.perf_counter()
     dataset = build_dataset(
         comps.data, comps.features, cache_dir=comps.cache_dir, fingerprint=comps.fingerprint
@@ -123,9 +119,9 @@ def evaluate_test(
     return result
 
 
-def _resume_dir(cfg: DictConfig) -> Path:
-    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
-    return Path(tracking.run_tags(uri, str(cfg.resume))["checkpoint_dir"])
+def _resume_dir(settings: RunSettings) -> Path:
+    uri = tracking.tracking_uri(settings.tracking.uri, settings.paths.root)
+    return Path(tracking.run_tags(uri, str(settings.resume))["checkpoint_dir"])
 
 
 class Trainer(Protocol):
@@ -133,7 +129,7 @@ class Trainer(Protocol):
 
     def __call__(
         self,
-        cfg: DictConfig,
+        configs: ConfigDeriver,
         output_dir: Path,
         *,
         components: Components | None = None,
@@ -146,7 +142,7 @@ class Trainer(Protocol):
 
 
 def train(
-    cfg: DictConfig,
+    configs: ConfigDeriver,
     output_dir: Path,
     *,
     components: Components | None = None,
@@ -159,7 +155,8 @@ def train(
     """Data -> train -> the :class:`~cryptotrade.agents.training.TrainResult` and dataset (one
     stage; see :class:`Trainer`).
 
-    ``components`` are those of ``cfg`` when the caller built them (built here otherwise).
+    ``components`` are those of the config of ``configs`` when the caller built them (built
+    here otherwise).
     ``on_checkpoint`` and ``resume`` (continue from the latest checkpoint in ``output_dir``, as
     a search trial does) are passed to :func:`cryptotrade.agents.training.train`. Logs the
     selected model to the MLflow run when ``tracking.log_model``.
@@ -170,14 +167,15 @@ def train(
     """
     from cryptotrade.agents.training import train as train_agent
 
-    comps = components or build(cfg)
+    comps = components or configs.build()
     if comps.train.curriculum:
         raise ConfigError(
             "train.curriculum runs with task=pipeline or task=train and optimizer=none "
             "(a search trains each candidate in one stage); drop train.curriculum to search"
         )
-    if cfg.get("resume"):
-        output_dir = _resume_dir(cfg)  # where the killed run left its checkpoints
+    resumed = configs.settings.resume
+    if resumed:
+        output_dir = _resume_dir(configs.settings)  # where the killed run left its checkpoints
     else:
         # the folder of the checkpoints (the launcher's output_dir tag moves with a resume)
         tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
@@ -189,26 +187,27 @@ def train(
         on_validation=on_validation,
         on_checkpoint=on_checkpoint,
         model=model,
-        resume=bool(cfg.get("resume")) or resume,
+        resume=bool(resumed) or resume,
     )
-    log_trained_model(cfg, result.path, dataset)
+    log_trained_model(configs, result.path, dataset)
     return result, dataset
 
 
-def log_trained_model(cfg: DictConfig, path: Path, dataset: Dataset) -> None:
+def log_trained_model(configs: ConfigDeriver, path: Path, dataset: Dataset) -> None:
     """Log the selected model (``path``) to the run, when ``tracking.log_model``: the SB3 zip
     and a registrable MLflow model carrying the normaliser and settings it needs."""
-    if not cfg.tracking.log_model:
+    settings = configs.settings
+    if not settings.tracking.log_model:
         return
     tracking.log_artifact(path, "model")
     from cryptotrade.evaluation.policy_model import log_policy_model
 
-    sections = {k: tracking.plain(cfg[k]) for k in ("data", "features", "env")}
-    log_policy_model(path, cfg.agent._target_, normaliser=dataset.normaliser, settings=sections)
+    sections = {k: configs.section(k) for k in ("data", "features", "env")}
+    log_policy_model(path, settings.agent_target, normaliser=dataset.normaliser, settings=sections)
 
 
 def objective(
-    cfg: DictConfig,
+    configs: ConfigDeriver,
     output_dir: Path,
     *,
     components: Components | None = None,
@@ -221,10 +220,10 @@ def objective(
     """Data -> train with validation-based selection -> metrics of the selected model.
 
     Args:
-        cfg: The composed config.
+        configs: The run's config (:class:`~cryptotrade.optimize.derive.ConfigDeriver`).
         output_dir: The job's folder (checkpoints, models, TensorBoard files).
-        components: The components of ``cfg`` when the caller built them (the launcher does);
-            built here otherwise.
+        components: The components of that config when the caller built them (the launcher
+            does); built here otherwise.
         test: Also backtest the selected model once on the test split and the baselines
             (plain runs). Search trials pass ``False``: a search never sees the test split.
         on_validation: Called after every validation as ``(num_timesteps, val_metrics)``.
@@ -237,11 +236,12 @@ def objective(
         ``val/...`` of the selected model; with ``test`` also ``test/...`` and
         ``baseline/<name>/...``.
     """
-    if test and cfg.evaluation.seeds:
-        return objective_seeds(cfg, output_dir, list(cfg.evaluation.seeds), trainer=trainer)
-    comps = components or build(cfg)
+    seeds = configs.settings.evaluation.seeds
+    if test and seeds:
+        return objective_seeds(configs, output_dir, list(seeds), trainer=trainer)
+    comps = components or configs.build()
     result, dataset = trainer(
-        cfg,
+        configs,
         output_dir,
         components=comps,
         on_validation=on_validation,
@@ -250,16 +250,12 @@ def objective(
     )
     metrics = dict(result.val_metrics)
     if test:
-        metrics |= evaluate(comps, result.model, dataset, config_yaml=_config_yaml(cfg))
+        metrics |= evaluate(comps, result.model, dataset, config_yaml=configs.yaml())
     return metrics
 
 
-def _config_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
-
-
 def objective_seeds(
-    cfg: DictConfig, output_dir: Path, seeds: list[int], *, trainer: Trainer = train
+    configs: ConfigDeriver, output_dir: Path, seeds: list[int], *, trainer: Trainer = train
 ) -> dict[str, float]:
     """Train, select and test one nested run per seed; log mean, IQM and a 95 % CI here.
 
@@ -268,8 +264,6 @@ def objective_seeds(
     from 10, named by the ``seeds/ci_method`` tag and ``test/seeds.txt``), ``test/<m>`` = the
     mean, the ``val/`` means, the first seed's baselines (seed-independent) and the equity band.
     """
-    from omegaconf import open_dict
-
     from cryptotrade.evaluation.evaluate import log_files
     from cryptotrade.evaluation.plots import equity_band_plot
     from cryptotrade.evaluation.seeds import aggregate_seeds, ci_method, describe
@@ -278,20 +272,18 @@ def objective_seeds(
     per_seed, curves = [], []
     dataset = None
     for seed in seeds:
-        seed_cfg = cfg.copy()
-        with open_dict(seed_cfg):
-            seed_cfg.seed = seed
-            seed_cfg.evaluation.seeds = []
-        seed_everything(seed, cfg.torch_threads)
+        seed_configs = configs.with_point({"seed": seed, "evaluation.seeds": []})
+        seed_everything(seed, configs.settings.torch_threads)
         seed_dir = output_dir / f"seed{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         with tracking.nested_run(f"seed{seed}", tags={"seed": str(seed)}, params={"seed": seed}):
-            seed_components = build(seed_cfg)  # the seed reaches the agent, envs and sampling
+            # the seed reaches the agent, envs and sampling
+            seed_components = seed_configs.build()
             result, dataset = trainer(
-                seed_cfg, seed_dir, components=seed_components, dataset=dataset
+                seed_configs, seed_dir, components=seed_components, dataset=dataset
             )
             evaluation = evaluate_test(
-                seed_components, result.model, dataset, config_yaml=_config_yaml(seed_cfg)
+                seed_components, result.model, dataset, config_yaml=seed_configs.yaml()
             )
         per_seed.append(dict(result.val_metrics) | evaluation.metrics)
         curves.append(evaluation.agent)
@@ -302,7 +294,8 @@ def objective_seeds(
     method = ci_method(len(seeds))
     tracking.set_tags({"seeds": ",".join(map(str, seeds)), "seeds/ci_method": method})
     tracking.log_text(note + "\n", "test/seeds.txt")
-    if cfg.evaluation.plots:
-        png = equity_band_plot(curves, seeds, log_scale=cfg.evaluation.log_scale)
+    evaluation_settings = configs.settings.evaluation
+    if evaluation_settings.plots:
+        png = equity_band_plot(curves, seeds, log_scale=evaluation_settings.log_scale)
         log_files({"equity_band.png": png}, "test/plots")
     return metrics

@@ -14,20 +14,18 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from cryptotrade.errors import SearchError
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.importance import TrialRecord
 from cryptotrade.optimize.search_state import load_pickle, save_pickle
-from cryptotrade.optimize.space import Point, SearchSpace, apply_point, parse_space
+from cryptotrade.optimize.space import Point, SearchSpace, parse_space
 from cryptotrade.optimize.trial import (
     TAG_ERROR,
     TAG_GENERATION,
@@ -43,7 +41,6 @@ from cryptotrade.optimize.trial import (
     point_hash,
     point_key,
     point_label,
-    redacted,
     score_of,
 )
 from cryptotrade.optimize.workers import Pool, make_pool
@@ -55,17 +52,24 @@ NO_SEARCH = {"_target_": "cryptotrade.optimize.NoSearch", "metric": "val/sharpe"
 
 @contextlib.contextmanager
 def search_setup(
-    optimizer: Any, cfg: DictConfig, *, timeout: float | None
+    optimizer: Any, configs: ConfigDeriver, *, timeout: float | None
 ) -> Iterator[tuple[SearchSpace, Pool]]:
-    """The parsed space and the worker pool of a search (see the module docstring)."""
-    space = parse_space(optimizer.space, cfg)
+    """The parsed space and the worker pool of a search (see the module docstring).
+
+    Args:
+        optimizer: The search (its ``space``, ``workers`` and ``cpus_per_eval``).
+        configs: The run's base config (the space's paths are checked against it; its
+            ``ray`` settings choose the pool).
+        timeout: Seconds one evaluation may take; ``None``: no limit.
+    """
+    space = parse_space(optimizer.space, configs)
     log.info("search space: %s", ", ".join(f"{d.path}={d}" for d in space.domains))
-    ray = cfg.get("ray") or {}
+    ray = configs.settings.ray
     with make_pool(
-        ray_enabled=bool(ray.get("enabled", True)),
-        address=str(ray.get("address") or ""),
-        num_cpus=ray.get("num_cpus"),
-        object_store_memory=ray.get("object_store_memory"),
+        ray_enabled=bool(ray.enabled),
+        address=str(ray.address or ""),
+        num_cpus=ray.num_cpus,
+        object_store_memory=ray.object_store_memory,
         workers=getattr(optimizer, "workers", None),
         timeout=timeout,
         cpus_per_task=getattr(optimizer, "cpus_per_eval", 1.0),
@@ -77,7 +81,7 @@ class CandidateRunner:
     """Scores points: score cache, child runs, pool, penalty (see the module docstring).
 
     Args:
-        cfg: The base config the points are applied to.
+        configs: The base config the points are applied to.
         metric: The ``val/`` metric that is the fitness.
         penalty: Fitness of a failed, hung or NaN-scored candidate.
         pool: Where candidates run.
@@ -92,7 +96,7 @@ class CandidateRunner:
 
     def __init__(
         self,
-        cfg: DictConfig,
+        configs: ConfigDeriver,
         *,
         metric: str,
         penalty: float,
@@ -104,11 +108,7 @@ class CandidateRunner:
         resume: bool,
         column_cache: str | None = None,
     ) -> None:
-        if column_cache:
-            from cryptotrade.optimize.columns import with_column_cache
-
-            cfg = with_column_cache(copy.deepcopy(cfg), column_cache)
-        self.cfg = cfg
+        self.configs = configs.with_column_cache(column_cache) if column_cache else configs
         self.metric = metric
         self.penalty = penalty
         self.pool = pool
@@ -146,7 +146,7 @@ class CandidateRunner:
             run_ids.append(run_id)
             specs.append(
                 TrialSpec(
-                    config=candidate_config(self.cfg, point),
+                    config=candidate_config(self.configs, point),
                     point=point,
                     output_dir=str(self.output_dir / point_hash(point)),
                     run_id=run_id,
@@ -180,6 +180,8 @@ class CandidateRunner:
             "run_id": run_id,
             "seconds": outcome.seconds,
             "generation": generation,
+            "timing": outcome.extra.get("timing", {}),  # start-up (optimize.warm)
+            "fresh": outcome.extra.get("fresh"),
         }
         save_pickle(self.cache, self.scores_path)
 
@@ -315,17 +317,16 @@ def log_search_statistics(point: Point, *, kind: str) -> dict[str, float]:
     return metrics
 
 
-def winner_config(cfg: DictConfig, point: Point) -> DictConfig:
-    """The winner's config: the base config with ``point`` set and no search around it."""
-    best = apply_point(cfg, point)
-    with contextlib.suppress(Exception):
-        OmegaConf.set_struct(best, False)
-    best.optimizer = OmegaConf.create(NO_SEARCH | {"metric": str(cfg.optimizer.metric)})
-    return redacted(best)
+def winner_config(configs: ConfigDeriver, point: Point) -> ConfigDeriver:
+    """The winner's config: the base config with ``point`` set and no search around it
+    (resolved, credentials masked)."""
+    best = configs.with_point(point)
+    best = best.with_optimizer(NO_SEARCH | {"metric": configs.settings.metric})
+    return best.redacted()
 
 
 def report_winner(
-    cfg: DictConfig, point: Point, fitness: float, output_dir: Path, *, kind: str
+    configs: ConfigDeriver, point: Point, fitness: float, output_dir: Path, *, kind: str
 ) -> dict[str, float]:
     """Save the winner's config, then evaluate it once on the test split in the parent run.
 
@@ -336,20 +337,20 @@ def report_winner(
     Returns:
         The objective's metrics plus ``search/best_fitness``.
     """
-    best = winner_config(cfg, point)
+    best = winner_config(configs, point)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "best_config.yaml"
     path.write_text(
         "# The search's winner, ready to run:\n"
         f"#   python -m cryptotrade.run --config-dir {output_dir} --config-name best_config\n"
-        + OmegaConf.to_yaml(best, resolve=True)
+        + best.yaml()
     )
     tracking.log_artifact(path, "best")
     tracking.log_dict(point, "best/point.json")
     tracking.set_tags({"search/best_genome": point_key(point), "search/kind": kind})
-    log.info("best candidate (%s = %.6g): %s", cfg.optimizer.metric, fitness, point_key(point))
+    log.info("best candidate (%s = %.6g): %s", configs.settings.metric, fitness, point_key(point))
     log_search_statistics(point, kind=kind)
-    metrics = final_objective(apply_point(cfg, point), output_dir / "best")
+    metrics = final_objective(configs.with_point(point), output_dir / "best")
     metrics["search/best_fitness"] = fitness
     tracking.log_metrics({"search/best_fitness": fitness})
     return metrics

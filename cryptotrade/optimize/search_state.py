@@ -15,29 +15,25 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from cryptotrade.io import atomic_write
+
+if TYPE_CHECKING:
+    from cryptotrade.optimize.derive import ConfigDeriver
 
 # Settings that do not change what a search computes: a resumed search may change them.
 _NOT_SEARCH = ("resume", "workers", "eval_timeout", "max_concurrent", "checkpoints_to_keep")
 
 
-def search_fingerprint(cfg: DictConfig, kind: str) -> str:
+def search_fingerprint(configs: ConfigDeriver, kind: str) -> str:
     """Hash of everything that determines a search's result (config, seed, space, settings).
 
     Tracking, Ray and the settings in ``_NOT_SEARCH`` are left out: resuming against another
     MLflow store, on a cluster, or with a different timeout continues the same search.
     """
-    node = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(node, dict)
-    for key in ("tracking", "ray", "hydra"):
-        node.pop(key, None)
-    for key in _NOT_SEARCH:
-        node.get("optimizer", {}).pop(key, None)
-    text = f"{kind}\n{OmegaConf.to_yaml(OmegaConf.create(node))}"
+    kept = configs.without(("tracking", "ray", "hydra"), {"optimizer": _NOT_SEARCH})
+    text = f"{kind}\n{kept.yaml(resolve=False)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -96,7 +92,7 @@ class ContinuedRun:
     tags: dict[str, str]
 
 
-def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
+def continued_run(optimizer: Any, configs: ConfigDeriver) -> ContinuedRun | None:
     """The parent run a search resumed with ``optimizer.resume=true`` continues in, if any.
 
     A search records its parent run beside its checkpoint (:func:`record_parent`). It is
@@ -113,9 +109,10 @@ def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
     from cryptotrade.launch import liveness, store, tracking
 
     resume_stem = getattr(optimizer, "resume_stem", None)
-    stem = resume_stem(cfg) if resume_stem and getattr(optimizer, "resume", False) else None
+    settings = configs.settings
+    stem = resume_stem(configs) if resume_stem and getattr(optimizer, "resume", False) else None
     record = recorded_parent(stem) if stem is not None else None
-    uri = tracking.tracking_uri(cfg.tracking.uri, cfg.paths.root)
+    uri = tracking.tracking_uri(settings.tracking.uri, settings.paths.root)
     if record is None or record.get("uri") != uri:
         return None
     client = tracking.client(uri)
@@ -125,7 +122,7 @@ def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
         return None
     if run.info.lifecycle_stage != "active" or run.info.status == "FINISHED":
         return None
-    stale_after = float(cfg.tracking.get("stale_after_s", 600))
+    stale_after = float(settings.tracking.stale_after_s)
     if (
         run.info.status == "RUNNING"
         and liveness.why_dead(run.data.tags, stale_after, time.time()) is None
@@ -136,7 +133,7 @@ def continued_run(optimizer: Any, cfg: DictConfig) -> ContinuedRun | None:
             f"{run.data.tags.get(liveness.PREFIX + 'host')}); wait for it or stop it first"
         )
     _close_leftover_children(client, run)
-    given = tracking.flatten_params(tracking.redact(tracking.plain(cfg)))
+    given = tracking.flatten_params(tracking.redact(configs.container()))
     changed = {
         f"resume/{key}": f"{old} -> {given[key]}"
         for key, old in run.data.params.items()

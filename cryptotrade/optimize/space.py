@@ -15,7 +15,8 @@ override grammar has its own ``int()``/``float()``/``choice()``): add a dimensio
 ``"optimizer.space={env.window:'choice(16,32)'}"``, drop one with
 ``"optimizer.space={env.window:null}"``.
 
-A point of the space is ``{path: value}``; :func:`apply_point` writes it into a config. The GA
+A point of the space is ``{path: value}``;
+:meth:`~cryptotrade.optimize.derive.ConfigDeriver.with_point` writes it into a config. The GA
 encodes every dimension as a gene in ``[0, 1]`` (:meth:`Domain.decode` maps a gene to a value:
 uniform for ``int``/``float``/``choice``, uniform in log space for ``log``), so DEAP's bounded
 crossover and mutation operators work on every kind of dimension; Ray Tune gets the matching
@@ -25,20 +26,19 @@ native domains from :meth:`Domain.to_tune`.
 from __future__ import annotations
 
 import ast
-import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from cryptotrade.errors import ConfigError
 
+if TYPE_CHECKING:
+    from cryptotrade.optimize.derive import ConfigDeriver
+
 Point = dict[str, Any]
 _DOMAIN = re.compile(r"^\s*(int|float|log|choice)\s*\((.*)\)\s*$", re.S)
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -189,18 +189,16 @@ class SearchSpace:
         return len(self.domains)
 
 
-def parse_space(space: Mapping[str, Any], cfg: DictConfig | None = None) -> SearchSpace:
-    """Parse ``optimizer.space`` and, given ``cfg``, check every path against it.
+def parse_space(space: Mapping[str, Any], configs: ConfigDeriver | None = None) -> SearchSpace:
+    """Parse ``optimizer.space`` and, given the run's ``configs``, check every path against it.
 
-    Every path must name an existing leaf value of ``cfg`` (a typo would otherwise search a
+    Every path must name an existing leaf value of the config (a typo would otherwise search a
     setting nothing reads), and both ends of every domain must be assignable to it (a
     ``float()`` domain on an integer field fails here, not in the first trial).
 
     Raises:
         ConfigError: Naming the offending path and how to fix it, before any training.
     """
-    if isinstance(space, DictConfig):
-        space = OmegaConf.to_container(space, resolve=True)  # type: ignore[assignment]
     flat = _flatten(space or {})
     if not flat:
         raise ConfigError(
@@ -208,40 +206,15 @@ def parse_space(space: Mapping[str, Any], cfg: DictConfig | None = None) -> Sear
             "optimizer.space.agent.learning_rate='log(1e-5,1e-3)'"
         )
     parsed = SearchSpace(tuple(parse_domain(p, t) for p, t in flat.items()))
-    if cfg is not None:
+    if configs is not None:
         for domain in parsed.domains:
-            _check_path(cfg, domain)
+            _check_path(configs, domain)
     return parsed
 
 
-def _check_path(cfg: DictConfig, domain: Domain) -> None:
+def _check_path(configs: ConfigDeriver, domain: Domain) -> None:
     path = domain.path
     if path.split(".")[0] in ("optimizer", "ray", "tracking", "paths", "hydra"):
         raise ConfigError(f"optimizer.space.{path}: the search cannot change {path}")
-    current = OmegaConf.select(cfg, path, default=_MISSING)
-    if current is _MISSING:
-        parent = path.rpartition(".")[0]
-        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        known = sorted(map(str, node.keys())) if isinstance(node, DictConfig) else []
-        hint = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
-        raise ConfigError(f"optimizer.space.{path}: no such config path{hint}")
-    if isinstance(current, DictConfig) or OmegaConf.is_list(current):
-        raise ConfigError(
-            f"optimizer.space.{path} names a whole config node; search one of its values"
-        )
     ends = domain.values if domain.kind == "choice" else (domain.decode(0.0), domain.decode(1.0))
-    for value in ends:
-        try:
-            apply_point(cfg, {path: value})
-        except Exception as err:
-            raise ConfigError(
-                f"optimizer.space.{path}: value {value!r} of {domain} cannot be set: {err}"
-            ) from err
-
-
-def apply_point(cfg: DictConfig, point: Mapping[str, Any]) -> DictConfig:
-    """A copy of ``cfg`` with each ``path: value`` of ``point`` set (typed nodes type-check)."""
-    out = copy.deepcopy(cfg)
-    for path, value in point.items():
-        OmegaConf.update(out, path, value, merge=False)
-    return out
+    configs.check_settable(path, ends, domain=str(domain))

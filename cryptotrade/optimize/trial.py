@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize.space import Point, apply_point
+from cryptotrade.optimize.derive import ConfigDeriver
+from cryptotrade.optimize.space import Point
 
 if TYPE_CHECKING:
     from cryptotrade.agents.checkpoint import OnCheckpoint
@@ -55,6 +54,8 @@ class TrialSpec:
         output_dir: The candidate's local folder (saved model, logs).
         run_id: Its MLflow child run, opened by the driver; ``None`` without tracking.
         tracking_uri: The MLflow store the run lives in.
+        scheduled_at: When the pool submitted it (``time.time()``; set by the pool), for the
+            start-up timing (:func:`cryptotrade.optimize.warm.candidate_timing`).
     """
 
     config: dict[str, Any]
@@ -62,6 +63,7 @@ class TrialSpec:
     output_dir: str
     run_id: str | None = None
     tracking_uri: str | None = None
+    scheduled_at: float | None = None
 
 
 @dataclass
@@ -112,15 +114,13 @@ def point_label(point: Mapping[str, Any], limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 
-def candidate_config(cfg: DictConfig, point: Point) -> dict[str, Any]:
+def candidate_config(configs: ConfigDeriver, point: Point) -> dict[str, Any]:
     """The base config with ``point`` applied, resolved to plain containers (picklable).
 
     The point is applied before resolving so that interpolations reading a searched value see
     the candidate's value.
     """
-    container = OmegaConf.to_container(apply_point(cfg, point), resolve=True)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}
+    return configs.with_point(point).container()
 
 
 def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float:
@@ -148,7 +148,7 @@ def score_of(metrics: Mapping[str, float], metric: str, penalty: float) -> float
 
 # ---- the objective ----------------------------------------------------------------------------
 def validation_objective(
-    cfg: DictConfig,
+    configs: ConfigDeriver,
     output_dir: Path,
     on_validation: OnValidation | None = None,
     *,
@@ -164,7 +164,7 @@ def validation_objective(
 
     return dict(
         objective(
-            cfg,
+            configs,
             output_dir,
             test=False,
             on_validation=on_validation,
@@ -174,32 +174,13 @@ def validation_objective(
     )
 
 
-def final_objective(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def final_objective(configs: ConfigDeriver, output_dir: Path) -> dict[str, float]:
     """The winner's run in the parent: the full objective, test split evaluated once."""
     from cryptotrade.optimize.objective import objective, seed_everything
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed, cfg.torch_threads)
-    return dict(objective(cfg, output_dir))
-
-
-def redacted(cfg: DictConfig) -> DictConfig:
-    """A resolved copy of ``cfg`` with credentials masked
-    (:func:`cryptotrade.launch.redaction.redact`), for the configs a search writes (child runs,
-    the winner's YAML)."""
-    from cryptotrade.launch.redaction import redact
-
-    return OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))
-
-
-def typed_config(container: Mapping[str, Any]) -> DictConfig:
-    """A config container (from another process) typed again by the top-level schema, so
-    ``train``, ``tracking``, ``paths`` and ``ray`` are the structured nodes the pipeline reads."""
-    from cryptotrade.config import Config
-
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), dict(container))
-    assert isinstance(cfg, DictConfig)
-    return cfg
+    seed_everything(configs.settings.seed, configs.settings.torch_threads)
+    return dict(objective(configs, output_dir))
 
 
 def evaluate_candidate(
@@ -217,12 +198,14 @@ def evaluate_candidate(
     from cryptotrade.launch import tracking
     from cryptotrade.optimize.objective import seed_everything
 
-    cfg = typed_config(spec.config)
+    configs = ConfigDeriver.from_container(spec.config)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tracking.log_text(OmegaConf.to_yaml(redacted(cfg)), "config.yaml")
-    seed_everything(cfg.seed, cfg.torch_threads)
-    return validation_objective(cfg, out, on_validation, on_checkpoint=on_checkpoint, resume=resume)
+    tracking.log_text(configs.redacted().yaml(resolve=False), "config.yaml")
+    seed_everything(configs.settings.seed, configs.settings.torch_threads)
+    return validation_objective(
+        configs, out, on_validation, on_checkpoint=on_checkpoint, resume=resume
+    )
 
 
 # ---- MLflow child runs across processes ---------------------------------------------------------
@@ -282,14 +265,27 @@ Evaluate = Callable[[TrialSpec], Mapping[str, float]]
 
 
 def run_trial(fn: Evaluate, spec: TrialSpec) -> Outcome:
-    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`."""
-    from cryptotrade.launch import tracking
+    """Worker entry: ``fn(spec)`` inside the candidate's run; errors become an :class:`Outcome`.
 
+    A candidate that trained also logs its start-up (``time/startup_s`` ...,
+    :func:`cryptotrade.optimize.warm.candidate_timing`) in its run and returns it in
+    ``Outcome.extra["timing"]``, with ``extra["fresh"]``: its worker process's first candidate.
+    """
+    from cryptotrade.launch import tracking
+    from cryptotrade.optimize import warm
+
+    started_at = time.time()
+    fresh = warm.begin_task()
     start = time.perf_counter()
     try:
         with tracking.attached_run(spec.run_id, spec.tracking_uri):
             tag_where_it_runs(spec.run_id, spec.tracking_uri)
             metrics = {k: float(v) for k, v in fn(spec).items()}
+            timing = warm.candidate_timing(
+                spec.scheduled_at, started_at, warm.learn_started_at(), fresh
+            )
+            warm.log_timing(spec.run_id, spec.tracking_uri, timing, fresh)
     except Exception:
         return Outcome(error=traceback.format_exc(), seconds=time.perf_counter() - start)
-    return Outcome(metrics=metrics, seconds=time.perf_counter() - start)
+    extra = {"timing": timing, "fresh": fresh}
+    return Outcome(metrics=metrics, seconds=time.perf_counter() - start, extra=extra)

@@ -6,6 +6,10 @@ With ``scheduler=asha`` the ASHA scheduler stops bad trials early: each trial re
 validation score from inside training (the pipeline's ``on_checkpoint`` hook, called after each
 periodic validation evaluation), so ASHA compares trials on partial training.
 
+Trial actors are reused for the next trial (``reuse_actors``) and every new one warms up when
+its process starts (:mod:`~cryptotrade.optimize.warm`: the ``worker_process_setup_hook`` of the
+Ray session); each trial logs ``time/setup_s`` (its start -> ``model.learn``).
+
 Every trial is an MLflow child run of the launcher's run (``search/kind=tune``); a trial stopped
 by ASHA before its budget ends KILLED with ``search/early_stopped=true`` (only those: not a
 trial that trained to its end, nor one interrupted by Ctrl-C;
@@ -25,15 +29,12 @@ table ``tune/trials.json``, the parameter importance and an Optuna study of the 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.errors import ConfigError
 from cryptotrade.optimize.importance import TrialRecord, log_search_trials
@@ -45,6 +46,7 @@ from cryptotrade.optimize.workers import ray_session
 
 if TYPE_CHECKING:
     from cryptotrade.components import Components
+    from cryptotrade.optimize.derive import ConfigDeriver
 
 log = logging.getLogger(__name__)
 
@@ -136,42 +138,38 @@ class TuneSearch:
         self.column_cache = column_cache
         self.checkpoints_to_keep = checkpoints_to_keep
 
-    def resume_stem(self, cfg: DictConfig) -> Path | None:
+    def resume_stem(self, configs: ConfigDeriver) -> Path | None:
         """``<storage_dir>/tune-<fingerprint>`` when Tune's experiment state is there to
         restore, else ``None`` (:func:`~cryptotrade.optimize.search_state.continued_run`)."""
-        path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
+        path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(configs, 'tune')}"
         return path if any(path.glob("experiment_state*.json")) else None
 
-    def check(self, cfg: DictConfig) -> None:
+    def check(self, configs: ConfigDeriver) -> None:
         """Settings that need the whole config (the launcher calls this before any run)."""
-        if not cfg.ray.enabled:
+        if not configs.settings.ray.enabled:
             raise ConfigError("optimizer=tune runs on Ray: set ray.enabled=true")
 
     def run(
-        self, cfg: DictConfig, output_dir: Path, *, components: Components | None = None
+        self, configs: ConfigDeriver, output_dir: Path, *, components: Components | None = None
     ) -> dict[str, float]:
         """Tune, then evaluate the winner on the test split once, in the parent run.
 
-        ``components`` (those of ``cfg``) are not used: every candidate and the winner are
-        built from their own configs.
+        ``components`` (those of the base config) are not used: every candidate and the winner
+        are built from their own configs, derived by ``configs``.
         """
         from ray import tune
 
         from cryptotrade.launch import tracking
-        from cryptotrade.optimize.columns import with_column_cache
 
-        space = parse_space(self.space, cfg)
-        self.check(cfg)
+        space = parse_space(self.space, configs)
+        self.check(configs)
         # the trials' child runs hang under the launcher's run; none only in an untracked search
         parent = tracking.active_run_ref() if tracking.recording("the Tune trials") else None
         trainable = tune.with_parameters(
             tune_trial,
-            base=OmegaConf.to_container(
-                with_column_cache(copy.deepcopy(cfg), self.column_cache)
-                if self.column_cache
-                else cfg,
-                resolve=False,
-            ),
+            base=(
+                configs.with_column_cache(self.column_cache) if self.column_cache else configs
+            ).container(resolve=False),
             metric=self.metric,
             penalty=self.penalty,
             parent=(parent.run_id, parent.experiment_id) if parent else None,
@@ -180,13 +178,13 @@ class TuneSearch:
             checkpoints=self.checkpoints_to_keep > 0,
         )
         trainable = tune.with_resources(trainable, {"cpu": self.cpus_per_trial})
-        path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(cfg, 'tune')}"
+        path = Path(self.storage_dir).resolve() / f"tune-{search_fingerprint(configs, 'tune')}"
         if parent is not None:  # a resumed search continues in this run (search_state)
             record_parent(path, parent.run_id, parent.uri)
-        with ray_session(
-            str(cfg.ray.address or ""), cfg.ray.num_cpus, cfg.ray.get("object_store_memory")
-        ):
-            tuner = self._tuner(trainable, space.to_tune(grid=self.search == "grid"), path, cfg)
+        ray = configs.settings.ray
+        with ray_session(str(ray.address or ""), ray.num_cpus, ray.object_store_memory):
+            grid = self.search == "grid"
+            tuner = self._tuner(trainable, space.to_tune(grid=grid), path, configs.settings.seed)
             with legacy_output():  # Tune's new output ignores a chosen reporter
                 results = tuner.fit()
             _raise_if_interrupted(results, path)
@@ -198,9 +196,9 @@ class TuneSearch:
         )
         point = {p: best.config[p] for p in space.paths}
         fitness = float(best.metrics_dataframe[SCORE].max())
-        return report_winner(cfg, point, fitness, output_dir, kind="tune")
+        return report_winner(configs, point, fitness, output_dir, kind="tune")
 
-    def _tuner(self, trainable: Any, param_space: dict, path: Path, cfg: DictConfig) -> Any:
+    def _tuner(self, trainable: Any, param_space: dict, path: Path, seed: int) -> Any:
         from ray import tune
 
         if self.resume and tune.Tuner.can_restore(str(path)):
@@ -213,14 +211,12 @@ class TuneSearch:
         if self.search == "tpe":
             from ray.tune.search.optuna import OptunaSearch
 
-            searcher: Any = OptunaSearch(seed=int(cfg.seed))
+            searcher: Any = OptunaSearch(seed=seed)
         else:
             from ray.tune.search import BasicVariantGenerator
 
             # Tune applies max_concurrent_trials only to a Searcher; the generator limits itself
-            searcher = BasicVariantGenerator(
-                random_state=int(cfg.seed), max_concurrent=self.max_concurrent
-            )
+            searcher = BasicVariantGenerator(random_state=seed, max_concurrent=self.max_concurrent)
         from cryptotrade.optimize.tune_scheduler import EarlyStopASHA
 
         scheduler = (
@@ -238,6 +234,8 @@ class TuneSearch:
                 max_concurrent_trials=self.max_concurrent if self.search == "tpe" else None,
                 search_alg=searcher,
                 scheduler=scheduler,
+                # a trial actor runs the next trial: its imports and kernels stay warm
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=path.name,

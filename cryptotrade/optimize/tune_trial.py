@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from cryptotrade.launch import tracking
 from cryptotrade.optimize.trial import (
     TAG_KIND,
@@ -82,21 +80,25 @@ def tune_trial(
         output_root: Folder of the trials' folders.
         checkpoints: Report a checkpoint with every validation score, and resume from one.
     """
+    import time
+
     from ray import tune
 
     from cryptotrade.config import register_configs
-    from cryptotrade.optimize.space import apply_point
-    from cryptotrade.optimize.trial import point_hash, typed_config
+    from cryptotrade.optimize import warm
+    from cryptotrade.optimize.derive import ConfigDeriver
+    from cryptotrade.optimize.trial import point_hash
 
+    started_at = time.time()
+    fresh = warm.begin_task()  # the actor's first trial (Tune reuses actors: reuse_actors)
     register_configs()  # the resolvers the config's interpolations may use
     point = dict(config)
-    cfg = apply_point(typed_config(base), point)
-    checkpoints = checkpoints and not cfg.train.curriculum
+    configs = ConfigDeriver.from_container(base).with_point(point)
+    train = configs.train_settings()
+    checkpoints = checkpoints and not train.curriculum
     if checkpoints:  # the reported checkpoints replace the periodic ones (same files, on disk)
-        cfg.train.checkpoint_freq = 0
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    resolved = {str(k): v for k, v in container.items()}
+        configs = configs.with_point({"train.checkpoint_freq": 0})
+    resolved = configs.container()
     trial_id = tune.get_context().get_trial_id()
     output_dir = Path(output_root) / f"{trial_id}-{point_hash(point)}"
     resumed = _restore(output_dir) if checkpoints else None
@@ -109,11 +111,15 @@ def tune_trial(
         run_id = _open_run(parent, uri, trial_id, point) if parent is not None else None
     spec = TrialSpec(resolved, point, str(output_dir), run_id, uri)
     reports: list[int] = []
-    budget = int(cfg.train.total_timesteps)  # the scheduler's stops before it are early stops
+    budget = train.total_timesteps  # the scheduler's stops before it are early stops
 
     def payload(steps: int, metrics: dict[str, float]) -> dict[str, Any]:
         score = score_of(metrics, metric, penalty)
         values = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        if not reports:  # the start-up, once training ran (Tune may stop the trial later)
+            # Tune does not tell a trial when it was scheduled: from the trial's start
+            timing = warm.candidate_timing(None, started_at, warm.learn_started_at(), fresh)
+            warm.log_timing(run_id, uri, timing, fresh)
         reports.append(steps)
         return {SCORE: score, "timesteps": steps, BUDGET: budget, RUN_ID: run_id or "", **values}
 

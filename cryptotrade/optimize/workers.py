@@ -13,11 +13,19 @@ the other evaluations continue.
   candidates; one that hangs is killed and replaced.
 * :class:`InlinePool` (``optimizer.workers=0``): in the driver, one at a time, for debugging;
   it cannot enforce a timeout.
+
+Workers are warm (:mod:`~cryptotrade.optimize.warm`): Ray runs
+:func:`~cryptotrade.optimize.warm.setup_worker` when a worker process starts (the
+``worker_process_setup_hook`` :func:`ray_session` passes to ``ray.init``), a :class:`RayPool`
+starts its workers as soon as it is made, and a :class:`ProcessPool` worker warms before it
+reports ready. Every pool stamps a spec with the time it submits it (``scheduled_at``), from
+which the worker logs the candidate's start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -26,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from cryptotrade.errors import ConfigError
+from cryptotrade.optimize import warm
 from cryptotrade.optimize.reaper import RayWatchdog
 from cryptotrade.optimize.trial import Evaluate, Outcome, TrialSpec, run_trial
 
@@ -48,6 +57,11 @@ class Pool(Protocol):
         ...
 
 
+def _stamped(spec: TrialSpec) -> TrialSpec:
+    """``spec`` with ``scheduled_at`` = now (the pool submits it)."""
+    return dataclasses.replace(spec, scheduled_at=time.time())
+
+
 def _timeout_outcome(seconds: float) -> Outcome:
     return Outcome(error=f"timeout: still running after {seconds:.1f}s (optimizer.eval_timeout)")
 
@@ -63,18 +77,16 @@ class InlinePool:
         """See :class:`Pool`."""
         out = []
         for i, spec in enumerate(specs):
-            out.append(run_trial(fn, spec))
+            out.append(run_trial(fn, _stamped(spec)))
             if on_result:
                 on_result(i, out[-1])
         return out
 
 
 def _worker_main(conn: Any) -> None:
-    """A pool worker: import the heavy modules once, then run ``(fn, spec)`` jobs until told
-    to stop (``None``)."""
-    from cryptotrade.launch import tracking
-
-    tracking.preload()  # MLflow imported once per worker, not per candidate
+    """A pool worker: warm up once (imports, first optimizer, numba kernels), then run
+    ``(fn, spec)`` jobs until told to stop (``None``)."""
+    warm.setup_worker()
 
     conn.send("ready")
     while True:
@@ -138,7 +150,7 @@ class ProcessPool:
                         self._pool[k] = worker = _Worker(self._ctx)
                     if worker.ready and worker.job is None and queue:
                         i, spec = queue.pop(0)
-                        worker.conn.send((fn, spec))
+                        worker.conn.send((fn, _stamped(spec)))
                         worker.job = (i, time.monotonic())
                 time.sleep(POLL_SECONDS)
         except BaseException:
@@ -200,6 +212,7 @@ class RayPool:
         self.workers = max(1, int(workers or cpus // cpus_per_task))
         self.timeout = timeout
         self._remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_trial)
+        warm.prestart(self.workers, cpus_per_task)  # the workers start (and warm) now
 
     def map(
         self, fn: Evaluate, specs: Sequence[TrialSpec], on_result: OnResult | None = None
@@ -215,7 +228,8 @@ class RayPool:
             while queue or running:
                 while queue and len(running) < self.workers:
                     i, spec = queue.pop(0)
-                    running[self._remote.remote(fn_ref, spec)] = (i, time.monotonic())
+                    ref = self._remote.remote(fn_ref, _stamped(spec))
+                    running[ref] = (i, time.monotonic())
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS * 4)
                 now = time.monotonic()
                 for ref in list(running):
@@ -283,6 +297,8 @@ def ray_init_kwargs(
     An empty ``address`` starts a new, private Ray instance (``address="local"``) sized to
     ``num_cpus`` (or every core), even when a Ray head already runs on this machine; any other
     address joins that cluster without resource arguments (the cluster's nodes declare theirs).
+    Either way the job's runtime env names :func:`~cryptotrade.optimize.warm.setup_worker` as
+    the workers' setup hook (:data:`~cryptotrade.optimize.warm.RUNTIME_ENV`).
 
     Args:
         address: A checked ``ray.address`` (:func:`check_ray_address`).
@@ -299,8 +315,9 @@ def ray_init_kwargs(
             "num_cpus": num_cpus or os.cpu_count(),
             "include_dashboard": False,
             "object_store_memory": object_store_memory,
+            "runtime_env": dict(warm.RUNTIME_ENV),
         }
-    return {"address": address, "log_to_driver": True}
+    return {"address": address, "log_to_driver": True, "runtime_env": dict(warm.RUNTIME_ENV)}
 
 
 def enable_token_auth(address: str) -> bool:

@@ -6,7 +6,9 @@ combination before the run opens), the task's own preflight and, for the tasks t
 trained model, how the training run's config is restored. :data:`TASKS` is the one registry;
 the launcher has no branch on a task's name. The launcher builds the run's
 :class:`~cryptotrade.components.Components` once and hands them to the task with a
-:class:`RunContext`.
+:class:`RunContext` (typed settings, the config's YAML, and the
+:class:`~cryptotrade.optimize.derive.ConfigDeriver` a search or a curriculum derives new configs
+with): no task holds the ``DictConfig``.
 
 | task | module | what it does |
 |---|---|---|
@@ -25,18 +27,18 @@ A configured ``train.curriculum`` is trained by :mod:`~cryptotrade.tasks.curricu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from cryptotrade.components import Components
 from cryptotrade.tasks import check, data, evaluate, infer, pipeline, pretrain, train, walkforward
 from cryptotrade.tasks.context import RunContext
 
 TaskFn = Callable[[Components, RunContext], Mapping[str, float]]
-Preflight = Callable[[DictConfig, Components], Any]
+Preflight = Callable[[Components, RunContext], Any]
 
 
 @dataclass(frozen=True)
@@ -47,31 +49,31 @@ class Task:
         run: ``run(components, context) -> metrics``, inside the run's MLflow run.
         agent: Builds an env and an agent: the launcher builds (and so checks) the agent, the
             extractor and the env/budget combination before the run opens.
-        preflight: ``preflight(cfg, components)``: task-specific checks before the run opens
-            and any data is loaded; what it returns reaches ``run`` as
+        preflight: ``preflight(components, context)``: task-specific checks before the run
+            opens and any data is loaded; what it returns reaches ``run`` as
             :attr:`RunContext.prepared` (``task=pipeline``'s optimizer, built once).
-        restore: ``restore(cfg, overrides) -> cfg``: the config the task really runs with
-            (the training run's settings of ``model=``), before the config is checked.
+        restore: The task acts with ``model=``: the launcher runs it with the training run's
+            data, features, env ... settings, command-line overrides on top
+            (:func:`cryptotrade.restore.restore_training_config`), before the config is
+            checked.
     """
 
     run: TaskFn
     agent: bool
     preflight: Preflight | None = None
-    restore: Callable[[DictConfig, Sequence[str]], DictConfig] | None = None
+    restore: bool = False
 
 
 TASKS: dict[str, Task] = {
     "pipeline": Task(pipeline.run, agent=True, preflight=pipeline.preflight),
     "data": Task(data.run, agent=False),
     "train": Task(train.run, agent=True, preflight=train.preflight),
-    "evaluate": Task(
-        evaluate.run, agent=True, preflight=evaluate.preflight, restore=evaluate.restore
-    ),
+    "evaluate": Task(evaluate.run, agent=True, preflight=evaluate.preflight, restore=True),
     "check": Task(check.run, agent=False),
     # pretrain builds the extractor spec and env the agent would use: checked the same way
     "pretrain": Task(pretrain.run, agent=True, preflight=pretrain.check),
     "walkforward": Task(walkforward.run, agent=True, preflight=walkforward.preflight),
-    "infer": Task(infer.run, agent=True, preflight=evaluate.preflight, restore=evaluate.restore),
+    "infer": Task(infer.run, agent=True, preflight=evaluate.preflight, restore=True),
 }
 
 __all__ = ["TASKS", "RunContext", "Task"]

@@ -25,10 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from cryptotrade.errors import ConfigError
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.derive import ConfigDeriver
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -58,27 +57,17 @@ def run_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """Compose ``conf/config.yaml`` with ``overrides`` (inside a Hydra app or outside one)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from cryptotrade.config import CONF_DIR
-
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name="config", overrides=list(overrides))
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
-def stage_configs(cfg: DictConfig, base_overrides: Sequence[str]) -> list[tuple[str, DictConfig]]:
-    """``(name, config)`` of every stage; each config has an empty curriculum.
+def stage_configs(
+    configs: ConfigDeriver, base_overrides: Sequence[str]
+) -> list[tuple[str, ConfigDeriver]]:
+    """``(name, config)`` of every stage of the run's ``train.curriculum``; each stage's
+    config is composed again (:meth:`ConfigDeriver.compose`) and has an empty curriculum.
 
     Raises:
         ConfigError: A stage lacks ``total_timesteps`` or its overrides do not compose.
     """
-    stages = OmegaConf.to_container(cfg.train.curriculum, resolve=True)
-    assert isinstance(stages, list)
+    stages = configs.train_settings().curriculum
+    seed = configs.settings.seed
     out = []
     for i, stage in enumerate(stages):
         if not isinstance(stage, dict) or "total_timesteps" not in stage:
@@ -89,13 +78,13 @@ def stage_configs(cfg: DictConfig, base_overrides: Sequence[str]) -> list[tuple[
         name = str(stage.get("name", f"stage{i}"))
         overrides = [str(o) for o in stage.get("overrides", [])]
         try:
-            stage_cfg = compose_config(
+            stage_cfg = ConfigDeriver.compose(
                 [
                     *base_overrides,
                     *overrides,
                     f"train.total_timesteps={int(stage['total_timesteps'])}",
                     "train.curriculum=[]",
-                    f"seed={cfg.seed}",
+                    f"seed={seed}",
                 ]
             )
         except Exception as exc:
@@ -105,7 +94,7 @@ def stage_configs(cfg: DictConfig, base_overrides: Sequence[str]) -> list[tuple[
 
 
 def train_curriculum(
-    cfg: DictConfig,
+    configs: ConfigDeriver,
     output_dir: Path,
     *,
     components: Components | None = None,
@@ -116,14 +105,15 @@ def train_curriculum(
     resume: bool = False,
     overrides: Sequence[str] | None = None,
 ) -> tuple[TrainResult, Dataset]:
-    """Train every stage of ``cfg.train.curriculum`` in order; returns the last stage's result.
+    """Train every stage of the run's ``train.curriculum`` in order; returns the last stage's
+    result.
 
     The trainer of :func:`cryptotrade.optimize.objective.objective` for a curriculum run (same
     signature as :func:`cryptotrade.optimize.objective.train`). Logs the last stage's model to
     the run when ``tracking.log_model``.
 
     Args:
-        cfg: The run config (with a non-empty ``train.curriculum``).
+        configs: The run's config (with a non-empty ``train.curriculum``).
         output_dir: The job's folder; stage ``k`` writes to ``<output_dir>/<k>-<name>``.
         components: Ignored: every stage builds the components of its own config.
         on_validation: Called after every validation of every stage; steps keep counting
@@ -138,10 +128,9 @@ def train_curriculum(
         ConfigError: Checkpoints or a resume were asked for, or a stage does not compose.
     """
     from cryptotrade.agents.training import train
-    from cryptotrade.components import build
     from cryptotrade.optimize.objective import log_trained_model, prepare_data
 
-    if on_checkpoint is not None or resume or cfg.get("resume"):
+    if on_checkpoint is not None or resume or configs.settings.resume:
         raise ConfigError("a train.curriculum run cannot hand out or resume checkpoints")
     if model is not None:
         raise ConfigError("a train.curriculum run starts from a new agent; drop model=")
@@ -149,7 +138,7 @@ def train_curriculum(
     tracking.set_tags({"checkpoint_dir": str(output_dir.resolve())})
     base = list(overrides) if overrides is not None else run_overrides()
     # every stage built (and so checked) before the first one trains
-    stages = [(name, build(stage_cfg)) for name, stage_cfg in stage_configs(cfg, base)]
+    stages = [(name, stage.build()) for name, stage in stage_configs(configs, base)]
     current: Any = None
     result = None
     for k, (name, stage) in enumerate(stages):
@@ -170,5 +159,5 @@ def train_curriculum(
             current = result.model
     assert result is not None and dataset is not None
     tracking.log_metrics(result.val_metrics)
-    log_trained_model(cfg, result.path, dataset)
+    log_trained_model(configs, result.path, dataset)
     return result, dataset

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from omegaconf import DictConfig
-
 from cryptotrade.components import Components
 from cryptotrade.tasks.common import check_model_source, load_model
 from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig, components: Components) -> None:
+def preflight(components: Components, context: RunContext) -> None:
     """A model is given and was trained by the configured agent (also ``task=infer``'s)."""
-    check_model_source(cfg)
-
-
-def restore(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """With ``model=``: the training run's data, features, env ...; command-line overrides on
-    top (:func:`cryptotrade.evaluation.reload.restore_training_config`; also ``task=infer``'s)."""
-    if not cfg.model:
-        return cfg
-    from cryptotrade.evaluation.reload import restore_training_config
-
-    return restore_training_config(cfg, list(overrides))
+    check_model_source(context.settings)
 
 
 def run(components: Components, context: RunContext) -> dict[str, float]:
     """Backtest ``model=`` and the baselines on the test split of the configured data."""
     from cryptotrade.optimize.objective import evaluate, prepare_data
 
-    model = load_model(context.cfg, components)
+    model = load_model(context.settings, components)
     dataset = prepare_data(components)
     return evaluate(
         components,
         model,
         dataset,
-        source=str(context.cfg.model),
+        source=str(context.settings.model),
         config_yaml=context.config_yaml,
     )

@@ -1,7 +1,7 @@
 """``task=infer model=<runs:/id/model or path>``: the policy's decision on the latest closed bar.
 
 The launcher restores the training run's data, features, env, reward and agent settings from the
-run's ``config.yaml`` (:func:`cryptotrade.tasks.evaluate.restore`; overrides on
+run's ``config.yaml`` (:func:`cryptotrade.restore.restore_training_config`; overrides on
 the command line, e.g. another ``data.source``, apply on top). The observation is built from the
 configured source with the TRAINING split's saved normalisation (the run's
 ``data/normaliser.json``), never refit on new bars. With ``infer.paper=true`` a
@@ -21,22 +21,22 @@ from cryptotrade.launch import tracking
 
 if TYPE_CHECKING:  # the registry imports this module: --help must not load pandas or numba
     import pandas as pd
-    from omegaconf import DictConfig
 
     from cryptotrade.components import Components
     from cryptotrade.live.paper import Decision
+    from cryptotrade.optimize.derive import RunSettings
     from cryptotrade.tasks.context import RunContext
 
 log = logging.getLogger(__name__)
 
 
-def saved_normaliser(cfg: DictConfig, components: Components) -> dict[str, Any]:
-    """The training split's normaliser of ``cfg.model``'s run (``data/normaliser.json``).
+def saved_normaliser(settings: RunSettings, components: Components) -> dict[str, Any]:
+    """The training split's normaliser of the ``model=`` run (``data/normaliser.json``).
 
     A local model file has no run: its normaliser is the one fit on the training split of the
     configured data (the same config gives the same split and statistics).
     """
-    model = str(cfg.model)
+    model = str(settings.model)
     if not model.startswith("runs:/"):
         from cryptotrade.optimize.objective import prepare_data
 
@@ -70,17 +70,17 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
     from cryptotrade.live.paper import Decision, PaperAccount, target_exposure
     from cryptotrade.tasks.common import load_model
 
-    cfg = context.cfg
-    model = load_model(cfg, comps)
-    data, raw = live_market(comps.data, comps.features, saved_normaliser(cfg, comps))
+    settings = context.settings
+    model = load_model(settings, comps)
+    data, raw = live_market(comps.data, comps.features, saved_normaliser(settings, comps))
     policy = model_policy(model)
     metrics: dict[str, float] = {}
     market = with_padding(window_from(data, len(data) - 1, comps.env.window))
     env = comps.env.make(market, comps.reward, evaluation=True)
-    check_model_fits(model, env, source=str(cfg.model))
-    if cfg.infer.paper:
-        account = PaperAccount(cfg.infer.state_dir, str(cfg.model))
-        new = account.run(data, comps.env, comps.reward, policy, start=cfg.infer.start)
+    check_model_fits(model, env, source=str(settings.model))
+    if settings.infer.paper:
+        account = PaperAccount(settings.infer.state_dir, str(settings.model))
+        new = account.run(data, comps.env, comps.reward, policy, start=settings.infer.start)
         rows = account.decisions()
         decision = rows[-1]
         metrics |= {"paper/new_bars": float(len(new)), "paper/bars": float(len(rows))}
@@ -89,7 +89,7 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
             tracking.log_artifact(account.log_path, "paper")
             tracking.log_artifact(account.state_path, "paper")
     else:  # a flat account's decision on the latest closed bar
-        obs, info = env.reset(seed=cfg.seed)
+        obs, info = env.reset(seed=settings.seed)
         action = float(np.asarray(policy(obs, env), dtype=np.float64).reshape(-1)[0])
         decision = Decision(
             time=pd.Timestamp(market.timestamps[env.current_index], tz="UTC").isoformat(),

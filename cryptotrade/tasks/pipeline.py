@@ -8,15 +8,13 @@ and ``optimizer=tune`` search on the validation split and test the winner once
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from cryptotrade import optimize
 from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
 from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig, components: Components) -> optimize.Optimizer:
+def preflight(components: Components, context: RunContext) -> optimize.Optimizer:
     """Build the optimizer and check its settings and search space before any run starts.
 
     Returns:
@@ -25,7 +23,7 @@ def preflight(cfg: DictConfig, components: Components) -> optimize.Optimizer:
     Raises:
         ConfigError: A search (``optimizer=ga|tune``) over a ``train.curriculum`` run.
     """
-    optimizer = optimize.preflight(cfg)
+    optimizer = optimize.preflight(context.configs)
     if components.train.curriculum and not isinstance(optimizer, optimize.NoSearch):
         raise ConfigError(
             "train.curriculum runs with optimizer=none: a search trains each candidate in one "
@@ -41,7 +39,7 @@ def run(components: Components, context: RunContext) -> dict[str, float]:
         from cryptotrade.tasks.curriculum import train_curriculum
 
         return objective(
-            context.cfg, context.output_dir, components=components, trainer=train_curriculum
+            context.configs, context.output_dir, components=components, trainer=train_curriculum
         )
     optimizer: optimize.Optimizer = context.prepared
-    return dict(optimizer.run(context.cfg, context.output_dir, components=components))
+    return dict(optimizer.run(context.configs, context.output_dir, components=components))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
-
 from cryptotrade.errors import ConfigError
 from cryptotrade.tasks.context import RunContext
 
@@ -42,7 +40,7 @@ def _settings(components: Components) -> PretrainSettings:
     return components.pretrain
 
 
-def check(cfg: DictConfig, components: Components) -> None:
+def check(components: Components, context: RunContext) -> None:
     """What ``task=pretrain`` checks before its MLflow run opens and any data is loaded, besides
     the launcher's build (which checks the extractor settings against ``env.window``)."""
     assert components.policy is not None

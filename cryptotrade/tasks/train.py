@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from cryptotrade.components import Components
 from cryptotrade.tasks.common import check_model_source, load_model
 from cryptotrade.tasks.context import RunContext
 
 
-def preflight(cfg: DictConfig, components: Components) -> None:
+def preflight(components: Components, context: RunContext) -> None:
     """``model=...``: the model exists and was trained by the configured agent."""
-    if cfg.model:
-        check_model_source(cfg)
+    if context.settings.model:
+        check_model_source(context.settings)
 
 
 def run(components: Components, context: RunContext) -> dict[str, float]:
@@ -24,8 +22,8 @@ def run(components: Components, context: RunContext) -> dict[str, float]:
     from cryptotrade.optimize.objective import train
     from cryptotrade.tasks.curriculum import train_curriculum
 
-    cfg = context.cfg
-    model = load_model(cfg, components) if cfg.model else None
+    settings = context.settings
+    model = load_model(settings, components) if settings.model else None
     trainer = train_curriculum if components.train.curriculum else train
-    result, _ = trainer(cfg, context.output_dir, components=components, model=model)
+    result, _ = trainer(context.configs, context.output_dir, components=components, model=model)
     return {**result.val_metrics, "train/total_timesteps": float(result.num_timesteps)}

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-from omegaconf import DictConfig
-
 from cryptotrade.components import Components
 from cryptotrade.errors import ConfigError
 from cryptotrade.launch import tracking
@@ -20,7 +18,7 @@ from cryptotrade.tasks.context import RunContext
 log = logging.getLogger(__name__)
 
 
-def preflight(cfg: DictConfig, components: Components) -> None:
+def preflight(components: Components, context: RunContext) -> None:
     """Refuse a curriculum before the run opens: every fold trains in one stage."""
     if components.train.curriculum:
         raise ConfigError(
@@ -34,8 +32,8 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
 
     Args:
         comps: The run's components.
-        context: The config (``walkforward`` node: folds, test, val, train, embargo) and the
-            job's folder; fold ``k`` writes under ``output_dir/fold<k>``.
+        context: The run's settings (``walkforward``: folds, test, val, train, embargo) and
+            the job's folder; fold ``k`` writes under ``output_dir/fold<k>``.
 
     Returns:
         The parent metrics of :func:`cryptotrade.evaluation.walkforward.aggregate`.
@@ -53,8 +51,8 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
         stitched_performance,
     )
 
-    cfg, output_dir = context.cfg, context.output_dir
-    wf = cfg.walkforward
+    settings, output_dir = context.settings, context.output_dir
+    wf = settings.walkforward
     splitter = WalkForward(
         folds=wf.folds, test=wf.test, val=wf.val, train=wf.train, embargo=wf.embargo
     )
@@ -70,7 +68,7 @@ def run(comps: Components, context: RunContext) -> dict[str, float]:
             tracking.log_dict(dataset.normaliser, "data/normaliser.json")
             tracking.log_dict(dataset.meta["splits"], "data/splits.json")
             trained = train(comps, dataset, output_dir / f"fold{k}")
-            if cfg.tracking.log_model:
+            if settings.tracking.log_model:
                 tracking.log_artifact(trained.path, "model")
             # the fold's test block is read once, after selection on its validation block
             # (evaluate_split, the path of a plain run's test split, with the configured baselines)

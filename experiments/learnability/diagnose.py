@@ -37,7 +37,9 @@ from experiments.learnability.oracle import rule_result, rule_sides
 
 @tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
+    from cryptotrade.components import build
     from cryptotrade.evaluation.backtest import model_policy, run_backtest
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.objective import prepare_data, seed_everything, train
 
     agent, extractor = argv[0], argv[1]
@@ -45,11 +47,11 @@ def main(argv: list[str]) -> None:
     extra = argv[3:]  # further overrides, e.g. train.total_timesteps=2000000
     cfg = compose_config(cell_overrides(agent, extractor, seed) + extra)
     seed_everything(cfg.seed, cfg.torch_threads)
-    dataset = prepare_data(cfg)
+    dataset = prepare_data(build(cfg, agent=False))
     out: dict[str, Any] = {"agent": agent, "extractor": extractor, "seed": seed, "extra": extra}
     with tempfile.TemporaryDirectory() as tmp:
         cpu = time.process_time()
-        result, dataset = train(cfg, Path(tmp), dataset=dataset)
+        result, dataset = train(ConfigDeriver(cfg), Path(tmp), dataset=dataset)
         out["train_cpu_s"] = round(time.process_time() - cpu)
     out["selected_step"] = int(result.selected_step)
     if getattr(result.model, "log_ent_coef", None) is not None:  # SAC's learned temperature

@@ -36,10 +36,11 @@ def column_stats(features: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, .
 
 @tracking.run_optional()  # a study trains and measures without an MLflow run
 def main(argv: list[str]) -> None:
+    from cryptotrade.components import build
     from cryptotrade.optimize.objective import prepare_data
     from experiments.learnability.harness import compose_config
 
-    dataset = prepare_data(compose_config(argv))
+    dataset = prepare_data(build(compose_config(argv), agent=False))
     stats = {
         name: column_stats(split.features, split.close)
         for name, split in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))

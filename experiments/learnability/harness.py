@@ -135,11 +135,13 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
         return, val/sharpe]`` at every periodic validation), ``val/...``, ``test/...`` and, with
         ``with_references``, the references' log returns (:func:`references`).
     """
+    from cryptotrade.components import build
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.objective import prepare_data, seed_everything, train
 
     cfg = compose_config(overrides)
     seed_everything(cfg.seed, cfg.torch_threads)
-    dataset = prepare_data(cfg)
+    dataset = prepare_data(build(cfg, agent=False))
     out: dict[str, Any] = {"overrides": list(overrides)}
     curve: list[list[float]] = []
 
@@ -149,7 +151,8 @@ def run_config(overrides: list[str], *, with_references: bool = True) -> dict[st
 
     with tempfile.TemporaryDirectory() as tmp:
         cpu, wall = time.process_time(), time.perf_counter()
-        result, dataset = train(cfg, Path(tmp), dataset=dataset, on_validation=record)
+        configs = ConfigDeriver(cfg)
+        result, dataset = train(configs, Path(tmp), dataset=dataset, on_validation=record)
         out["train_cpu_s"] = time.process_time() - cpu
         out["train_wall_s"] = time.perf_counter() - wall
     out["timesteps"] = int(result.num_timesteps)

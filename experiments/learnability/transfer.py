@@ -44,7 +44,9 @@ def cpu_seconds() -> float:
 
 def measure(overrides: list[str], *, train_curve: bool = False) -> dict[str, Any]:
     """Train and measure ``overrides`` (see the module docstring)."""
+    from cryptotrade.components import build
     from cryptotrade.evaluation.backtest import model_policy, run_backtest
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.objective import prepare_data, seed_everything, train
     from experiments.learnability.harness import (
         compose_config,
@@ -56,7 +58,7 @@ def measure(overrides: list[str], *, train_curve: bool = False) -> dict[str, Any
     start_cpu = cpu_seconds()
     cfg = compose_config(overrides)
     seed_everything(cfg.seed, cfg.torch_threads)
-    dataset = prepare_data(cfg)
+    dataset = prepare_data(build(cfg, agent=False))
     factory = instantiate(cfg.env)
     out: dict[str, Any] = {"overrides": list(overrides)}
     curve: list[list[float]] = []
@@ -78,13 +80,11 @@ def measure(overrides: list[str], *, train_curve: bool = False) -> dict[str, Any
 
     components = None
     if train_curve:
-        from cryptotrade.components import build
-
         components = build(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         cpu, wall = time.process_time(), time.perf_counter()
         result, dataset = train(
-            cfg,
+            ConfigDeriver(cfg),
             Path(tmp),
             dataset=dataset,
             on_validation=on_validation,

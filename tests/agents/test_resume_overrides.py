@@ -10,9 +10,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from cryptotrade import restore
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
-from cryptotrade.tasks import common
 
 register_configs()
 RUN = "0123456789abcdef"
@@ -34,11 +34,11 @@ def configs():
 def test_a_new_budget_is_applied_and_reported(configs, caplog):
     stored, baseline, given = configs
     with caplog.at_level(logging.INFO):
-        cfg, changes = common.apply_resume(stored, given("train.total_timesteps=6144"), baseline)
+        cfg, changes = restore.apply_resume(stored, given("train.total_timesteps=6144"), baseline)
     assert cfg.train.total_timesteps == 6144 and cfg.resume == RUN
     assert changes == {"train.total_timesteps": (2048, 6144)}
     assert "resume: train.total_timesteps changed from 2048 to 6144" in caplog.text
-    same, none = common.apply_resume(stored, given("train.total_timesteps=2048"), baseline)
+    same, none = restore.apply_resume(stored, given("train.total_timesteps=2048"), baseline)
     assert none == {} and same.train.total_timesteps == 2048  # the same value is no change
 
 
@@ -46,7 +46,7 @@ def test_any_other_changed_setting_is_refused_naming_the_keys(configs):
     stored, baseline, given = configs
     asked = given("train.total_timesteps=6144", "agent.learning_rate=0.001", "seed=3")
     with pytest.raises(ConfigError) as err:
-        common.apply_resume(stored, asked, baseline)
+        restore.apply_resume(stored, asked, baseline)
     message = str(err.value)
     assert "\n" not in message
     assert "cannot change on resume: agent.learning_rate (0.0003 -> 0.001), seed (0 -> 3)" in (
@@ -58,4 +58,4 @@ def test_any_other_changed_setting_is_refused_naming_the_keys(configs):
 def test_a_group_choice_is_a_change_too(configs):
     stored, baseline, given = configs
     with pytest.raises(ConfigError, match=r"cannot change on resume: agent\._target_ "):
-        common.apply_resume(stored, given("agent=dqn"), baseline)
+        restore.apply_resume(stored, given("agent=dqn"), baseline)

@@ -13,6 +13,7 @@ from cryptotrade.components import build
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
 from cryptotrade.optimize import objective
+from cryptotrade.optimize.derive import ConfigDeriver
 
 register_configs()
 AGENTS = ["ppo", "a2c", "dqn", "qrdqn", "sac", "recurrent_ppo"]
@@ -84,7 +85,7 @@ def test_two_candidates_get_different_scores_under_debug(tmp_path):
     for lr in ("1e-5", "3e-3"):
         cfg = compose_cfg("agent=ppo", f"agent.learning_rate={lr}", "agent.ent_coef=0.0")
         objective.seed_everything(cfg.seed, 1)
-        metrics = objective.objective(cfg, tmp_path / lr, test=False)
+        metrics = objective.objective(ConfigDeriver(cfg), tmp_path / lr, test=False)
         scores.append((metrics["val/total_return"], metrics["val/sharpe"]))
     assert scores[0] != scores[1], scores
 
@@ -155,10 +156,10 @@ def test_objective_without_test_never_touches_the_test_split(tmp_path, mlflow_ur
 
     monkeypatch.setattr(EnvFactory, "make", spying(EnvFactory.make))
     monkeypatch.setattr(EnvFactory, "compile", spying(EnvFactory.compile))
-    metrics = objective.objective(cfg, tmp_path, test=False)
+    metrics = objective.objective(ConfigDeriver(cfg), tmp_path, test=False)
     assert touched and not any(touched)
     assert metrics and all(k.startswith("val/") for k in metrics)
-    metrics = objective.objective(cfg, tmp_path / "b", test=True)
+    metrics = objective.objective(ConfigDeriver(cfg), tmp_path / "b", test=True)
     assert any(touched)  # the test split is read only when asked for
     assert "test/sharpe" in metrics and "val/sharpe" in metrics
 

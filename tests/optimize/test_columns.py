@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.data.features import FeatureSet
-from cryptotrade.optimize.columns import CACHED_TARGET, CachedFeatureSet, with_column_cache
+from cryptotrade.optimize.columns import CACHED_TARGET, CachedFeatureSet
+from cryptotrade.optimize.derive import ConfigDeriver
 
 register_configs()
 INDICATORS = {
@@ -75,7 +76,7 @@ def test_searches_switch_the_configured_features_to_the_cache(tmp_path):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["optimizer=ga"])
     assert cfg.optimizer.column_cache.endswith("/columns")
-    cached = with_column_cache(cfg, str(tmp_path))
+    cached = ConfigDeriver(cfg).with_column_cache(str(tmp_path)).config
     assert cached.features._target_ == CACHED_TARGET
     assert isinstance(instantiate(cached.features), CachedFeatureSet)
 

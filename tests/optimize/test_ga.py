@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from cryptotrade import optimize
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.launch import tracking
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.runner import CandidateRunner
 from cryptotrade.optimize.search_state import load_pickle, search_fingerprint
 from cryptotrade.optimize.space import parse_space
@@ -78,17 +79,19 @@ class Recorder:
 
 
 def search(cfg, tmp_path: Path, evaluate, on_generation=None, pool=None):
-    ga = optimize.build(cfg)
-    space = parse_space(ga.space, cfg)
+    configs = ConfigDeriver(cfg)
+    ga = optimize.build(configs)
+    space = parse_space(ga.space, configs)
     return ga.search(
-        cfg, space, pool or InlinePool(), tmp_path / "out", evaluate=evaluate,
+        configs, space, pool or InlinePool(), tmp_path / "out", evaluate=evaluate,
         on_generation=on_generation,
     )  # fmt: skip
 
 
 def summary(hof, logbook, cfg):
     state = load_pickle(
-        Path(cfg.optimizer.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}.pkl"
+        Path(cfg.optimizer.checkpoint_dir)
+        / f"ga-{search_fingerprint(ConfigDeriver(cfg), 'ga')}.pkl"
     )
     population = [(list(ind), ind.fitness.values) for ind in state["population"]]
     records = [{k: v for k, v in r.items() if k != "trained"} for r in logbook]
@@ -163,12 +166,12 @@ def raise_or_hang(spec: TrialSpec) -> dict[str, float]:
 @pytest.mark.slow
 def test_failed_and_hung_candidates_get_the_penalty_and_a_failed_run(tmp_path, mlflow_uri):
     cfg = compose_ga(tmp_path, "optimizer.eval_timeout=30")
-    ga = optimize.build(cfg)
+    ga = optimize.build(ConfigDeriver(cfg))
     points = [{"env.window": w} for w in (16, 30, 48)]
     pool = ProcessPool(3, timeout=30)
     with tracking.start_run(cfg, run_name="parent", tags={}) as parent:
         runner = CandidateRunner(
-            cfg, metric=ga.metric, penalty=ga.penalty, pool=pool,
+            ConfigDeriver(cfg), metric=ga.metric, penalty=ga.penalty, pool=pool,
             evaluate=raise_or_hang, output_dir=tmp_path / "out", kind="ga",
             scores_path=tmp_path / "scores.pkl", resume=False,
         )  # fmt: skip
@@ -215,7 +218,7 @@ def test_a_failing_candidate_does_not_stop_the_generation(tmp_path):
 def test_bad_ga_settings_fail_at_build(tmp_path, override, message):
     cfg = compose_ga(tmp_path, override)
     with pytest.raises(Exception) as info:
-        optimize.build(cfg)
+        optimize.build(ConfigDeriver(cfg))
     chain, exc = [], info.value
     while exc is not None:
         chain.append(str(exc))

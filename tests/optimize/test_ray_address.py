@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize import workers
+from cryptotrade.optimize import warm, workers
 from cryptotrade.optimize.workers import check_ray_address, make_pool, ray_init_kwargs
 
 
@@ -48,12 +48,13 @@ def test_a_search_refuses_the_client_address_in_preflight_before_the_run_opens(m
     from omegaconf import OmegaConf
 
     from cryptotrade import optimize
+    from cryptotrade.optimize.derive import ConfigDeriver
 
     class Search:
         def __init__(self) -> None:
             self.space = {"train.lr": [0.0001, 0.001]}
 
-    cfg = OmegaConf.create({"ray": {"address": "ray://h:10001"}})
+    cfg = ConfigDeriver(OmegaConf.create({"ray": {"address": "ray://h:10001"}}))
     monkeypatch.setattr(optimize, "build", lambda _cfg: Search())
     with pytest.raises(ConfigError, match="Ray Client"):
         optimize.preflight(cfg)
@@ -64,13 +65,15 @@ def test_a_search_refuses_the_client_address_in_preflight_before_the_run_opens(m
 
 def test_empty_address_starts_a_private_local_ray_and_a_cluster_is_joined_without_resources():
     local = {"address": "local", "num_cpus": 3, "include_dashboard": False}
-    assert ray_init_kwargs("", 3) == local | {"object_store_memory": None}
+    hook = {"runtime_env": {"worker_process_setup_hook": "cryptotrade.optimize.warm.setup_worker"}}
+    assert ray_init_kwargs("", 3) == local | {"object_store_memory": None} | hook
     assert ray_init_kwargs("", 3, 10**8)["object_store_memory"] == 10**8
     assert ray_init_kwargs("", None)["num_cpus"] and ray_init_kwargs("", None)["address"] == "local"
     for address in ("auto", "10.0.0.1:6379"):
         kwargs = ray_init_kwargs(address, 3)
         assert kwargs["address"] == address
         assert not {"num_cpus", "num_gpus", "resources"} & set(kwargs)
+        assert kwargs["runtime_env"] == hook["runtime_env"]  # warm workers on a cluster too
 
 
 class FakeRay:
@@ -79,6 +82,7 @@ class FakeRay:
     def __init__(self) -> None:
         self.inits: list[dict] = []
         self.shutdowns = 0
+        self.submitted: list[str] = []
 
     def is_initialized(self) -> bool:
         return False
@@ -93,7 +97,16 @@ class FakeRay:
         return {"CPU": 4.0}
 
     def remote(self, **_):
-        return lambda fn: fn
+        fake = self
+
+        class Remote:
+            def __init__(self, fn) -> None:
+                self.fn = fn
+
+            def remote(self, *args):
+                fake.submitted.append(self.fn.__name__)
+
+        return Remote
 
 
 @pytest.fixture
@@ -120,9 +133,11 @@ def test_make_pool_passes_the_chosen_init_arguments(fake_ray, monkeypatch):
             "num_cpus": 2,
             "include_dashboard": False,
             "object_store_memory": None,
+            "runtime_env": warm.RUNTIME_ENV,
         },
-        {"address": "127.0.0.1:6379", "log_to_driver": True},
+        {"address": "127.0.0.1:6379", "log_to_driver": True, "runtime_env": warm.RUNTIME_ENV},
     ]
+    assert fake_ray.submitted == ["_ready"] * 8, "each pool started its 4 workers at once"
     assert fake_ray.shutdowns == 2 and tokens == ["", "127.0.0.1:6379"]
     with pytest.raises(ConfigError, match="Ray Client"), make_pool(address="ray://h:1", **common):
         pass

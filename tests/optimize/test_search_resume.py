@@ -22,6 +22,7 @@ from cryptotrade import optimize, run
 from cryptotrade.errors import ConfigError, SearchError
 from cryptotrade.launch.liveness import PREFIX, identity
 from cryptotrade.optimize import ga as ga_module
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.ga import GeneticSearch
 from cryptotrade.optimize.runner import CandidateRunner
 from cryptotrade.optimize.search_state import (
@@ -57,8 +58,8 @@ def _light(monkeypatch):
 def _fake_run(evaluate):
     """``GeneticSearch.run`` without Ray and without the winner's final training."""
 
-    def run(self, cfg, output_dir, *, components=None):
-        hof, _ = self.search(cfg, parse_space(self.space, cfg), InlinePool(), output_dir,
+    def run(self, configs, output_dir, *, components=None):
+        hof, _ = self.search(configs, parse_space(self.space, configs), InlinePool(), output_dir,
                              evaluate=evaluate)  # fmt: skip
         return {"search/best_fitness": hof[0].fitness.values[0]}
 
@@ -122,8 +123,8 @@ def test_a_resumed_search_continues_in_its_parent_run(tmp_path, mlflow_store, mo
 def _recorded_search(tmp_path: Path, uri: str, status: str, **tags: str):
     """A GA config with resume=true, a checkpoint and a recorded parent run in ``status``."""
     cfg = _ga(tmp_path, "optimizer.resume=true")
-    ga = optimize.build(cfg)
-    stem = Path(cfg.optimizer.checkpoint_dir) / f"ga-{search_fingerprint(cfg, 'ga')}"
+    ga = optimize.build(ConfigDeriver(cfg))
+    stem = Path(cfg.optimizer.checkpoint_dir) / f"ga-{search_fingerprint(ConfigDeriver(cfg), 'ga')}"
     save_pickle({}, stem.with_name(stem.name + ".scores.pkl"))
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("e") or client.get_experiment(
@@ -139,16 +140,16 @@ def test_a_search_still_running_elsewhere_is_not_resumed_twice(tmp_path, mlflow_
     alive = identity()  # this process: alive
     ga, cfg, run_id = _recorded_search(tmp_path, mlflow_store, "RUNNING", **alive)
     with pytest.raises(ConfigError, match=f"still running in MLflow run {run_id}"):
-        continued_run(ga, cfg)
+        continued_run(ga, ConfigDeriver(cfg))
 
 
 def test_a_finished_search_or_another_store_gets_a_new_parent(tmp_path, mlflow_store):
     ga, cfg, _ = _recorded_search(tmp_path, mlflow_store, "FINISHED")
-    assert continued_run(ga, cfg) is None
+    assert continued_run(ga, ConfigDeriver(cfg)) is None
     ga, cfg, run_id = _recorded_search(tmp_path / "b", mlflow_store, "KILLED")
-    assert continued_run(ga, cfg).run_id == run_id
+    assert continued_run(ga, ConfigDeriver(cfg)).run_id == run_id
     cfg.tracking.uri = f"sqlite:///{tmp_path / 'other.db'}"
-    assert continued_run(ga, cfg) is None
+    assert continued_run(ga, ConfigDeriver(cfg)) is None
 
 
 def test_a_search_whose_candidates_all_fail_ends_with_one_line(tmp_path, mlflow_store, monkeypatch):

@@ -89,6 +89,18 @@ def test_tiny_ga_on_ray_workers_then_the_winner_reruns_from_its_yaml(tmp_path, m
         parent.data.metrics["search/best_fitness"]
     )
     assert list((tmp_path / "columns").glob("*.parquet")), "indicator columns were cached"
+    # every candidate logged its start-up (optimize.warm); each of the 2 Ray workers ran the
+    # setup hook before its first candidate, and later candidates found it warm
+    fresh = [c for c in children if c.data.tags["search/worker_fresh"] == "true"]
+    warm = [c for c in children if c.data.tags["search/worker_fresh"] == "false"]
+    assert 1 <= len(fresh) <= 2 and len(fresh) + len(warm) == len(children)
+    assert all(c.data.metrics["time/worker_warmup_s"] > 0 for c in fresh)
+    for child in children:
+        metrics = child.data.metrics
+        assert 0 <= metrics["time/dispatch_s"] <= metrics["time/startup_s"]
+    # generous: seconds on an idle machine (experiments/benchmarks: search), minutes here only
+    # if the shared cores are swamped; a cold worker (imports, kernels) would exceed it
+    assert warm and max(c.data.metrics["time/startup_s"] for c in warm) < 120
 
     # the winner's YAML is ready to run and reproduces the parent's test metrics
     (best,) = (tmp_path / "out").rglob("best_config.yaml")
@@ -125,6 +137,9 @@ def test_tune_three_trials_with_asha(tmp_path, mlflow_uri):
     for child in finished:
         assert child.data.metrics["search/fitness"] == child.data.metrics["val/sharpe"]
     assert len({c.data.metrics["search/fitness"] for c in finished}) == len(finished)
+    # every trial logged its start-up; the third trial ran in a reused actor (reuse_actors)
+    assert all("time/setup_s" in c.data.metrics for c in children)
+    assert "false" in {c.data.tags["search/worker_fresh"] for c in children}
     assert list((tmp_path / "tune").glob("tune-*/experiment_state*.json")), "restorable state"
     # the trial table and the Optuna study of the three trials (what optuna-dashboard opens)
     import json

@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 
 from cryptotrade.config import CONF_DIR, register_configs
 from cryptotrade.errors import ConfigError
-from cryptotrade.optimize.space import apply_point, parse_domain, parse_space
+from cryptotrade.optimize.derive import ConfigDeriver
+from cryptotrade.optimize.space import parse_domain, parse_space
 
 register_configs()
 
@@ -78,7 +79,7 @@ def test_space_checks_paths_and_values_against_the_config(cfg):
             "agent": {"learning_rate": "log(1e-5, 1e-3)", "gamma": "float(0.9, 0.999)"},
             "env.window": "choice(16, 32)",
         },
-        cfg,
+        ConfigDeriver(cfg),
     )
     assert space.paths == [
         "features.indicators.rsi.period",
@@ -89,7 +90,7 @@ def test_space_checks_paths_and_values_against_the_config(cfg):
     point = space.decode([0.0, 1.0, 0.5, 0.9])
     assert point["features.indicators.rsi.period"] == 5
     assert math.isclose(point["agent.learning_rate"], 1e-3)
-    out = apply_point(cfg, point)
+    out = ConfigDeriver(cfg).with_point(point).config
     assert out.env.window == 32 and out.features.indicators.rsi.period == 5
     assert cfg.env.window == 30, "the base config is not modified"
 
@@ -107,7 +108,7 @@ def test_space_checks_paths_and_values_against_the_config(cfg):
 )
 def test_bad_space_fails_before_training(cfg, space, message):
     with pytest.raises(ConfigError) as info:
-        parse_space(space, cfg)
+        parse_space(space, ConfigDeriver(cfg))
     assert message in str(info.value)
 
 

@@ -21,6 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray import tune
 
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.tune import CloseRuns, TuneSearch
 from cryptotrade.optimize.tune_trial import RUN_ID, TAG_RESUMED
 
@@ -90,7 +91,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint_in_the_same_run(
     marker = tmp_path / "killed"
     search = _search(cfg, monkeypatch, AfterFirstCheckpoint(marker, "kill"))
     with mlflow.start_run() as parent:
-        metrics = search.run(cfg, tmp_path / "out")
+        metrics = search.run(ConfigDeriver(cfg), tmp_path / "out")
     assert "search/best_fitness" in metrics and "test/sharpe" in metrics
     trial_id = marker.read_text()
     reports = _trial_reports(tmp_path, trial_id)
@@ -120,13 +121,13 @@ def test_restore_of_an_interrupted_search_resumes_unfinished_trials(
     search = _search(cfg, monkeypatch, AfterFirstCheckpoint(marker, "interrupt"))
     interrupted = pytest.raises(KeyboardInterrupt, match=r"optimizer\.resume=true")
     with interrupted, mlflow.start_run(run_name="first"):
-        search.run(cfg, tmp_path / "out")
+        search.run(ConfigDeriver(cfg), tmp_path / "out")
     trial_id = marker.read_text()
     assert [r["timesteps"] for r in _trial_reports(tmp_path, trial_id)] == [512]
 
     resumed = compose_cfg(tmp_path, "optimizer.num_samples=2", "optimizer.resume=true")
     with mlflow.start_run(run_name="second") as parent:
-        metrics = _search(resumed, monkeypatch, None).run(resumed, tmp_path / "out2")
+        metrics = _search(resumed, monkeypatch, None).run(ConfigDeriver(resumed), tmp_path / "out2")
     assert "search/best_fitness" in metrics
     reports = _trial_reports(tmp_path, trial_id)
     assert [r["timesteps"] for r in reports] == [512, 1024], "continued, not restarted"

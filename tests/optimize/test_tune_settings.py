@@ -103,14 +103,16 @@ def test_a_tune_search_resumes_in_its_parent_only_with_a_stored_experiment(tmp_p
     from hydra import compose, initialize_config_dir
 
     from cryptotrade.config import CONF_DIR, register_configs
+    from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.search_state import search_fingerprint
 
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", ["optimizer=tune", f"optimizer.storage_dir={tmp_path}"])
+    configs = ConfigDeriver(cfg)
     search = TuneSearch(storage_dir=str(tmp_path), resume=True)
-    assert search.resume_stem(cfg) is None, "nothing to restore: a new parent run"
-    path = tmp_path / f"tune-{search_fingerprint(cfg, 'tune')}"
+    assert search.resume_stem(configs) is None, "nothing to restore: a new parent run"
+    path = tmp_path / f"tune-{search_fingerprint(configs, 'tune')}"
     path.mkdir()
     (path / "experiment_state-2026-12-07_01-00-00.json").write_text("{}")
-    assert search.resume_stem(cfg) == path
+    assert search.resume_stem(configs) == path

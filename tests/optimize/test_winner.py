@@ -7,6 +7,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from cryptotrade.config import CONF_DIR, register_configs
+from cryptotrade.optimize.derive import ConfigDeriver
 from cryptotrade.optimize.runner import winner_config
 from cryptotrade.optimize.trial import candidate_config, point_hash, point_key
 
@@ -20,7 +21,7 @@ def test_winner_config_is_a_plain_run_of_the_point_with_secrets_masked():
     data = OmegaConf.to_container(cfg.data, resolve=False)
     data["source"] |= {"api_key": "sk-very-secret", "api_key_env": "BINANCE_KEY"}
     cfg.data = OmegaConf.create(data)
-    best = winner_config(cfg, {"agent.gamma": 0.95, "env.window": 16})
+    best = winner_config(ConfigDeriver(cfg), {"agent.gamma": 0.95, "env.window": 16}).config
     assert best.agent.gamma == 0.95 and best.env.window == 16
     assert get_class(best.optimizer._target_).__name__ == "NoSearch"
     assert best.optimizer.metric == "val/total_return"
@@ -35,7 +36,7 @@ def test_points_are_keyed_canonically_and_candidates_resolve():
     assert point_hash({"b": 1, "a": 2.5}) == point_hash({"a": 2.5, "b": 1})
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config")
-    container = candidate_config(cfg, {"env.window": 48})
+    container = candidate_config(ConfigDeriver(cfg), {"env.window": 48})
     assert container["env"]["window"] == 48
     assert "${" not in OmegaConf.to_yaml(OmegaConf.create(container)), "fully resolved"
 
@@ -43,13 +44,14 @@ def test_points_are_keyed_canonically_and_candidates_resolve():
 def test_a_candidate_config_from_another_process_builds_like_the_driver_one(tmp_path):
     from cryptotrade.components import build
     from cryptotrade.config import TrainConfig
-    from cryptotrade.optimize.columns import CachedFeatureSet, with_column_cache
-    from cryptotrade.optimize.trial import typed_config
+    from cryptotrade.optimize.columns import CachedFeatureSet
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["debug=default", "optimizer=ga"])
-    cfg = with_column_cache(cfg, str(tmp_path))
-    worker_cfg = typed_config(candidate_config(cfg, {"env.window": 16}))  # as a worker sees it
+    configs = ConfigDeriver(cfg).with_column_cache(str(tmp_path))
+    # as a worker sees it
+    worker = ConfigDeriver.from_container(candidate_config(configs, {"env.window": 16}))
+    worker_cfg = worker.config
     assert isinstance(OmegaConf.to_object(worker_cfg.train), TrainConfig)
     components = build(worker_cfg)
     assert isinstance(components.features, CachedFeatureSet)
@@ -69,7 +71,7 @@ def test_checkpoint_selection_uses_the_search_metric_by_default():
     assert build(tune, agent=False).train.select_metric == "val/sortino"
     assert explicit.train.select_metric == "val/calmar", "an explicit choice still wins"
     # a candidate's resolved config carries the candidate's own metric
-    assert candidate_config(tune, {})["train"]["select_metric"] == "val/sortino"
+    assert candidate_config(ConfigDeriver(tune), {})["train"]["select_metric"] == "val/sortino"
 
 
 def test_a_tune_trial_logs_its_fitness_in_its_child_run(tmp_path, mlflow_store, monkeypatch):
