@@ -141,12 +141,12 @@ def test_same_seed_same_metrics(tmp_path, mlflow_uri):
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
 
 
-def test_run_that_raises_ends_failed(tmp_path, mlflow_uri):
+def test_run_that_raises_ends_failed(tmp_path, mlflow_store):
     with pytest.raises(ModelError, match=r"model\.zip"):
         _execute(tmp_path, "task=evaluate", f"model={tmp_path / 'missing.zip'}")
-    (run,) = _runs(mlflow_uri)
+    (run,) = _runs(mlflow_store)
     assert run.info.status == "FAILED"
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     assert "error" in {f.path for f in client.list_artifacts(run.info.run_id)}
 
 

@@ -152,9 +152,9 @@ def test_a_search_without_a_run_refuses_candidates_unless_it_runs_untracked():
     assert outcome.error is None and outcome.metrics == {"val/sharpe": 1.5}
 
 
-def test_nested_run_is_a_child_with_honest_status(tmp_path):
+def test_nested_run_is_a_child_with_honest_status(tmp_path, mlflow_store):
     """A child run records its parent; an exception marks only the child FAILED and re-raises."""
-    cfg = _cfg(tmp_path, f"sqlite:///{tmp_path / 'm.db'}")
+    cfg = _cfg(tmp_path, mlflow_store)
     with tracking.start_run(cfg, run_name="parent", tags={}) as parent:
         with tracking.nested_run("ok", params={"a": {"b": 1}}) as child:
             tracking.log_metrics({"val/x": 1.0})

@@ -253,12 +253,12 @@ def test_pretrain_task_then_train_with_its_weights(tmp_path, mlflow_uri) -> None
     assert "train/encoder_frozen" in runs[0].data.metrics  # the freeze callback ran
 
 
-def test_pretrain_refuses_an_extractor_without_encoder(tmp_path, mlflow_uri) -> None:
+def test_pretrain_refuses_an_extractor_without_encoder(tmp_path, mlflow_store) -> None:
     with pytest.raises(ConfigError, match="extractor=lstm, lstm_gru or tcn"):
         _execute(tmp_path, "task=pretrain", "extractor=mlp")
     with pytest.raises(ConfigError, match="horizon"):
         _execute(tmp_path, "task=pretrain", "extractor=lstm", "pretrain.horizon=0")
-    client = mlflow.MlflowClient(mlflow_uri)  # refused before a run was opened
+    client = mlflow.MlflowClient(mlflow_store)  # refused before a run was opened
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 

@@ -49,26 +49,41 @@ def _test_sums(components, dataset, model, steps: int = 100) -> tuple[float, flo
     return actions, rewards
 
 
-@pytest.mark.parametrize(
-    "agent", ["dqn", pytest.param("ppo", marks=pytest.mark.slow)]
-)  # DQN ~10 s CPU: its replay buffer, exploration and target updates all carry over
+# DQN in the fast suite (~3 CPU-s at this size): its replay buffer, exploration and target
+# updates all carry over; PPO (rollouts of 1,024 steps) is in the slow suite
+SMALL_DQN = (
+    "train.total_timesteps=1536",
+    "train.checkpoint_freq=512",
+    "agent.learning_starts=256",  # updates (and a target update) before and after the checkpoint
+    "agent.batch_size=32",
+    "agent.target_update_interval=256",
+    "agent.exploration_fraction=0.5",  # epsilon still decaying at the checkpoint
+)
+RESUME_RUNS = {
+    "dqn": ("agent=dqn", *SMALL_DQN),
+    "ppo": ("agent=ppo", "train.total_timesteps=3072"),
+}
+
+
+@pytest.mark.parametrize("agent", ["dqn", pytest.param("ppo", marks=pytest.mark.slow)])
 def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
     """The checkpoint holds the model, optimizer, replay buffer, RNGs (python, numpy, torch,
     the action space's) and the native VecEnv's state (accounts, episode positions, their
     generators): resumed from it, training continues the same episodes, so the final model
     is bit-identical and so are its actions and rewards on the test split."""
-    cfg = compose_cfg(f"agent={agent}", "train.total_timesteps=3072", "train.select=last")
+    cfg = compose_cfg(*RESUME_RUNS[agent], "train.select=last")
+    total = cfg.train.total_timesteps
     components = build(cfg)
     dataset = objective.prepare_data(components)
     objective.seed_everything(cfg.seed, cfg.torch_threads)
     full = train(components, dataset, tmp_path / "full")
     checkpoint = latest_checkpoint(tmp_path / "full")
-    assert checkpoint is not None and 0 < checkpoint.step < 3072
+    assert checkpoint is not None and 0 < checkpoint.step < total
     assert (checkpoint.path / "replay_buffer.pkl").exists() == (agent == "dqn")
     objective.seed_everything(cfg.seed + 1, cfg.torch_threads)  # the checkpoint's RNGs win
     shutil.copytree(tmp_path / "full" / "checkpoints", tmp_path / "resumed" / "checkpoints")
     resumed = train(components, dataset, tmp_path / "resumed", resume=True)
-    assert resumed.num_timesteps == full.num_timesteps >= 3072
+    assert resumed.num_timesteps == full.num_timesteps >= total
     assert resumed.model._n_updates == full.model._n_updates
     for x, y in zip(_params(resumed.model), _params(full.model), strict=True):
         np.testing.assert_array_equal(x, y)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_episode
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
@@ -70,11 +71,8 @@ def hold(md: MarketData, action: int, **settings: float) -> tuple[TradingEnv, di
         ),
         evaluation=True,
     )
-    env.reset(seed=0)
-    while True:
-        _, _, term, trunc, info = env.step(action)
-        if term or trunc:
-            return env, info, term
+    episode = run_episode(env, action, seed=0)
+    return env, episode.info, episode.terminated
 
 
 @pytest.mark.parametrize(("action", "side"), [(2, 1.0), (0, -1.0)])

@@ -7,6 +7,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import run_episode
 from env_testdata import random_walk
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3 import DQN, PPO, SAC
@@ -84,14 +85,9 @@ def test_gymnasium_registration() -> None:
 def test_factory_make_and_evaluation_bounds() -> None:
     factory = EnvFactory(window=8, episode_length=50)
     env = factory.make(DATA, WeightedReward(), seed=1, evaluation=True)
-    env.reset(seed=1)
+    episode = run_episode(env, env.action_for_target(1.0), seed=1)
+    info, steps = episode.info, episode.steps
     assert env.start_index == 7
-    steps = 0
-    while True:
-        _, _, term, trunc, info = env.step(env.action_for_target(1.0))
-        steps += 1
-        if term or trunc:
-            break
     assert env.current_index == len(DATA) - 1 and steps == len(DATA) - 8
     assert len(env.trades) == 1 and env.trades[0]["exit_index"] == len(DATA) - 1
     assert info["episode/reward/pnl"] == pytest.approx(np.log(info["equity"] / env.initial_cash))

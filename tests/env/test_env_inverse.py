@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import run_episode
 from env_testdata import bars, random_walk
 
 from cryptotrade.data.market_data import MarketData
@@ -210,12 +211,8 @@ def test_inverse_trade_log_accounts_for_every_satoshi(mode: str, seed: int) -> N
         data, list(data.close * np.exp(np.random.default_rng(seed).normal(0, 1e-3, len(data))))
     )
     env = TradingEnv(data, WeightedReward(), settings, evaluation=True)
-    env.reset(seed=seed)
     env.action_space.seed(seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.action_space.sample())
-        if term or trunc:
-            break
+    info = run_episode(env, lambda *_: env.action_space.sample(), seed=seed).info
     trades = env.trades
     assert len(trades) > 5 and not trades["liquidated"].any() and info["units"] == 0.0
     assert abs((info["equity"] - 2.0) - trades["pnl"].sum()) < 1e-10

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_episode
 from env_testdata import bars, random_walk
 
 from cryptotrade.data.market_data import MARK_COLUMNS, MarketData
@@ -362,12 +363,9 @@ def liquidation_bar(data: MarketData, start: int, side: int, leverage: float):
         episode_length=None,
     )
     env = TradingEnv(dataclasses.replace(data, **arrays), WeightedReward(), settings, True)
-    env.reset(seed=0)
-    while True:
-        _, _, term, trunc, _ = env.step(2 if side > 0 else 0)
-        if term or trunc:
-            trade = env.trades[-1]
-            return (start + int(trade["exit_index"]) if trade["liquidated"] else None), trade
+    run_episode(env, 2 if side > 0 else 0, seed=0)
+    trade = env.trades[-1]
+    return (start + int(trade["exit_index"]) if trade["liquidated"] else None), trade
 
 
 # (entry decided at the close of the hour before, side, leverage); the hours the mark closes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import run_episode
 from env_testdata import bars
 
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
@@ -206,12 +207,8 @@ def test_trade_log_accounts_for_every_cent(mode: str, seed: int) -> None:
         min_trade=0.0,
     )
     env = TradingEnv(random_walk(300, seed=seed), WeightedReward(), settings, evaluation=True)
-    env.reset(seed=seed)
     env.action_space.seed(seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.action_space.sample())
-        if term or trunc:
-            break
+    info = run_episode(env, lambda *_: env.action_space.sample(), seed=seed).info
     trades = env.trades
     assert len(trades) > 5 and not trades["liquidated"].any()
     assert info["units"] == 0.0
@@ -225,13 +222,8 @@ def test_trade_log_grows_past_its_initial_capacity() -> None:
 
     settings = EnvSettings(window=4, action_mode="discrete3", episode_length=None)
     env = TradingEnv(random_walk(1500, seed=5), WeightedReward(), settings, evaluation=True)
-    env.reset(seed=0)
-    steps = 0
-    while True:
-        steps += 1
-        _, _, term, trunc, info = env.step(steps % 3)  # short, flat, long, ...: a trade per step
-        if term or trunc:
-            break
+    # short, flat, long, ...: a trade per step
+    info = run_episode(env, lambda step, _: step % 3, seed=0).info
     trades = env.trades
     assert len(trades) > 900
     assert (np.diff(trades["exit_index"]) >= 0).all()

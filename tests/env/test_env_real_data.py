@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_episode
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvSettings, TradingEnv, WeightedReward
@@ -61,11 +62,8 @@ def hold(md: MarketData, action: int, **settings: float) -> tuple[TradingEnv, di
         ),
         evaluation=True,
     )
-    env.reset(seed=0)
-    while True:
-        _, _, term, trunc, info = env.step(action)
-        if term or trunc:
-            return env, info, term, trunc
+    episode = run_episode(env, action, seed=0)
+    return env, episode.info, episode.terminated, episode.truncated
 
 
 @pytest.mark.parametrize(

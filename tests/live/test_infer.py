@@ -108,10 +108,10 @@ def test_paper_trading_resumes_over_new_candles_like_one_pass(trained, tmp_path)
     assert second["infer/equity"] == once["infer/equity"]
 
 
-def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_uri):
+def test_infer_without_a_model_fails_before_any_run(tmp_path, mlflow_store):
     with pytest.raises(ConfigError, match="needs a trained model"):
         _execute(tmp_path, ["task=infer"])
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(mlflow_store)
     ids = [e.experiment_id for e in client.search_experiments()]
     assert not ids or not client.search_runs(ids)  # refused before a run was opened
 

@@ -252,7 +252,7 @@ def test_diversity_is_zero_for_copies_and_one_for_opposite_corners():
     assert diversity(spread) == pytest.approx((1 + 1 + math.sqrt(2)) / 3 / math.sqrt(2))
 
 
-def test_hall_of_fame_and_every_trial_are_logged_as_tables(tmp_path, mlflow_uri):
+def test_hall_of_fame_and_every_trial_are_logged_as_tables(tmp_path, mlflow_store):
     cfg = compose_ga(tmp_path, "optimizer.hall_of_fame=3")
     with mlflow.start_run() as run:
         hof, _ = search(cfg, tmp_path, Recorder(tmp_path / "calls.txt"))
