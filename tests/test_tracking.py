@@ -270,3 +270,25 @@ def test_hydra_keys_are_tags_not_params_and_the_experiment_says_what_to_show(
     with mlflow.start_run(experiment_id=run.info.experiment_id) as old:
         mlflow.log_param("agent._target_", "stable_baselines3.DQN")
     assert tracking.run_class(mlflow_store, old.info.run_id, "agent") == "stable_baselines3.DQN"
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (None, "FINISHED"),
+        (SystemExit, "KILLED"),
+        (KeyboardInterrupt, "KILLED"),
+        (ValueError, "FAILED"),
+    ],
+)
+def test_attached_run_ends_by_how_its_block_ends(mlflow_store, exc, status):
+    """A worker's attached run: Tune's SystemExit stop is KILLED, not FAILED or FINISHED."""
+    client = mlflow.MlflowClient(mlflow_store)
+    run_id = client.create_run(client.create_experiment("attached")).info.run_id
+    if exc is None:
+        with tracking.attached_run(run_id, mlflow_store):
+            pass
+    else:
+        with pytest.raises(exc), tracking.attached_run(run_id, mlflow_store):
+            raise exc()
+    assert client.get_run(run_id).info.status == status

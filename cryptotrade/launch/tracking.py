@@ -241,17 +241,22 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _ends_honestly(before_end: Callable[[], None] | None = None) -> Iterator[None]:
+def _ends_honestly(
+    before_end: Callable[[], None] | None = None,
+    *,
+    stopped: tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
     """End the active run FINISHED on success (``sys.exit(0)`` included), KILLED on
-    Ctrl-C/SIGTERM, FAILED (traceback as ``error/traceback.txt``) on any other exception, which
-    is re-raised."""
+    Ctrl-C/SIGTERM (and on the ``stopped`` exceptions), FAILED (traceback as
+    ``error/traceback.txt``) on any other exception, which is re-raised."""
     import mlflow
 
+    killed: tuple[type[BaseException], ...] = (KeyboardInterrupt, Terminated, *stopped)
     status = "FAILED"
     try:
         yield
         status = "FINISHED"
-    except (KeyboardInterrupt, Terminated):
+    except killed:
         status = "KILLED"
         raise
     except SystemExit as exc:
@@ -948,16 +953,5 @@ def attached_run(run_id: str | None, uri: str | None) -> Iterator[None]:
     if uri:
         mlflow.set_tracking_uri(uri)
     store.retry(mlflow.start_run, run_id=run_id, nested=mlflow.active_run() is not None)
-    status = "FAILED"
-    try:
+    with _ends_honestly(stopped=(SystemExit,)):  # Ray Tune stops a trial by SystemExit
         yield
-        status = "FINISHED"
-    except (KeyboardInterrupt, Terminated, SystemExit):
-        status = "KILLED"
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            log_text(traceback.format_exc(), "error/traceback.txt")
-        raise
-    finally:
-        store.retry(mlflow.end_run, status=status)
