@@ -25,11 +25,14 @@ With few trials (a debug search) the importances are rough: fANOVA fits a random
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import math
+import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,8 @@ from cryptotrade.optimize.space import Domain, SearchSpace
 
 log = logging.getLogger(__name__)
 STUDY_FILE = "optuna.db"
+_template: dict[str, Path] = {}  # this process's empty Optuna storage (new_sqlite_storage)
+_template_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,41 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
+def new_sqlite_storage(path: Path) -> Any:
+    """A new, empty Optuna SQLite storage at ``path`` (which must not exist yet).
+
+    It is a copy of an empty storage this process creates once: creating one from scratch has
+    Alembic parse Optuna's migration scripts to stamp the schema version (~0.1 s per study);
+    the copy holds the same tables, version row and stamp, written by the same Optuna, so it is
+    opened without the version check. The template lives in a private temporary folder of this
+    process (removed at exit), so processes never share it.
+
+    Args:
+        path: Where the storage's database file goes.
+
+    Returns:
+        An ``optuna.storages.RDBStorage`` (pass it to :func:`build_study`).
+    """
+    from optuna.storages import RDBStorage
+
+    with _template_lock:
+        template = _template.get("path")
+        if template is None or not template.exists():
+            folder = Path(tempfile.mkdtemp(prefix="cryptotrade-optuna-"))
+            atexit.register(shutil.rmtree, folder, True)
+            template = folder / STUDY_FILE
+            RDBStorage(f"sqlite:///{template}").engine.dispose()
+            _template["path"] = template
+        shutil.copyfile(template, path)
+    return RDBStorage(f"sqlite:///{path}", skip_compatibility_check=True)
+
+
 def build_study(
     space: SearchSpace,
     trials: Sequence[TrialRecord],
     *,
     metric: str,
-    storage: str | None = None,
+    storage: Any = None,
     name: str = "search",
 ) -> Any:
     """An Optuna study (maximised) holding ``trials``: completed ones with their fitness, failed
@@ -111,7 +145,8 @@ def build_study(
         space: The search space (the distributions).
         trials: The candidates.
         metric: The fitness metric (the study's ``metric`` user attribute and metric name).
-        storage: An Optuna storage URL (``sqlite:///.../optuna.db``); ``None``: in memory.
+        storage: An Optuna storage or its URL (``sqlite:///.../optuna.db``, or
+            :func:`new_sqlite_storage`); ``None``: in memory.
         name: The study name.
     """
     import optuna
@@ -238,7 +273,7 @@ def log_search_trials(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / STUDY_FILE
         study = build_study(
-            space, trials, metric=metric, storage=f"sqlite:///{path}", name=f"{kind}-{run_id}"
+            space, trials, metric=metric, storage=new_sqlite_storage(path), name=f"{kind}-{run_id}"
         )
         importances = param_importances(study)
         completed = [r for r in trials if not r.failed and math.isfinite(r.fitness)]

@@ -1,8 +1,9 @@
 """What the GA and Tune share: setup checks, scoring candidates, and reporting the winner.
 
-* :func:`search_setup`: parse and check the space against the config (an unknown path, an
-  empty range or a value the config rejects fails here, before any training), then open the
-  worker pool the ``ray`` node asks for.
+* :func:`search_setup`: open the worker pool the ``ray`` node asks for (a Ray pool's workers
+  start warming up at once), then parse and check the space against the config (an unknown
+  path, an empty range or a value the config rejects fails here, before any training; the
+  launcher's preflight already checked it before the run started).
 * :class:`CandidateRunner`: scores points through a pool, each in its own MLflow child run,
   caching scores by point so an identical candidate is never trained twice, with the penalty
   for a failed or hung evaluation.
@@ -62,8 +63,6 @@ def search_setup(
             ``ray`` settings choose the pool).
         timeout: Seconds one evaluation may take; ``None``: no limit.
     """
-    space = parse_space(optimizer.space, configs)
-    log.info("search space: %s", ", ".join(f"{d.path}={d}" for d in space.domains))
     ray = configs.settings.ray
     with make_pool(
         ray_enabled=bool(ray.enabled),
@@ -74,6 +73,9 @@ def search_setup(
         timeout=timeout,
         cpus_per_task=getattr(optimizer, "cpus_per_eval", 1.0),
     ) as pool:
+        # after the pool: its workers warm up while the space is checked (~0.3 CPU-s)
+        space = parse_space(optimizer.space, configs)
+        log.info("search space: %s", ", ".join(f"{d.path}={d}" for d in space.domains))
         yield space, pool
 
 
