@@ -75,10 +75,10 @@ def test_no_importance_from_one_trial_and_points_outside_the_space_are_left_out(
 
 
 def test_each_new_sqlite_storage_is_its_own_empty_study_file_that_optuna_checks_clean(tmp_path):
-    first = build_study(SPACE, _trials(3), metric="m", storage=new_sqlite_storage(tmp_path / "a.db"))
-    second = build_study(SPACE, _trials(2), metric="m", storage=new_sqlite_storage(tmp_path / "b.db"))
+    first = build_study(SPACE, _trials(3), metric="m", storage=new_sqlite_storage(tmp_path / "a"))
+    second = build_study(SPACE, _trials(2), metric="m", storage=new_sqlite_storage(tmp_path / "b"))
     assert (len(first.trials), len(second.trials)) == (4, 3)  # one file each, none shared
-    for name, count in (("a.db", 4), ("b.db", 3)):
+    for name, count in (("a", 4), ("b", 3)):
         # Optuna's own schema-version check (Alembic) passes on the copied storage
         storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / name}")
         assert len(optuna.load_study(study_name="search", storage=storage).trials) == count
