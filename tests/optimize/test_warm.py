@@ -72,6 +72,41 @@ def test_a_pool_stamps_when_it_submits_and_the_outcome_carries_the_timing():
         assert isinstance(outcome.extra["fresh"], bool)
 
 
+def test_a_search_opens_its_pool_before_it_checks_the_space_again(monkeypatch):
+    """The launcher's preflight checked the space already; re-parsing it (~0.3 CPU-s) happens
+    while the new pool's workers warm up, not before they start."""
+    import contextlib
+
+    from omegaconf import OmegaConf
+
+    from cryptotrade.optimize import runner
+    from cryptotrade.optimize.derive import ConfigDeriver
+
+    order: list[str] = []
+    parse = runner.parse_space
+
+    @contextlib.contextmanager
+    def make_pool(**kwargs):
+        order.append("pool")
+        yield InlinePool()
+
+    def parse_space(space, configs):
+        order.append("space")
+        return parse(space)
+
+    monkeypatch.setattr(runner, "make_pool", make_pool)
+    monkeypatch.setattr(runner, "parse_space", parse_space)
+
+    class Search:
+        def __init__(self) -> None:
+            self.space = {"agent.gamma": "float(0.9, 0.99)"}
+
+    configs = ConfigDeriver(OmegaConf.create({"ray": {"enabled": True}}))
+    with runner.search_setup(Search(), configs, timeout=None) as (space, pool):
+        assert isinstance(pool, InlinePool) and space.paths == ["agent.gamma"]
+    assert order == ["pool", "space"]
+
+
 SCRIPT = """
 import json, sys
 from cryptotrade.optimize import warm
