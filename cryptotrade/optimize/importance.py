@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -121,12 +122,22 @@ def new_sqlite_storage(path: Path) -> Any:
         template = _template.get("path")
         if template is None or not template.exists():
             folder = Path(tempfile.mkdtemp(prefix="cryptotrade-optuna-"))
-            atexit.register(shutil.rmtree, folder, True)
+            atexit.register(_remove_template, folder, os.getpid())
             template = folder / STUDY_FILE
             RDBStorage(f"sqlite:///{template}").engine.dispose()
             _template["path"] = template
-        shutil.copyfile(template, path)
+        try:
+            shutil.copyfile(template, path)
+        except FileNotFoundError:  # the template vanished (a temp-folder cleaner): stamp anew
+            return RDBStorage(f"sqlite:///{path}")
     return RDBStorage(f"sqlite:///{path}", skip_compatibility_check=True)
+
+
+def _remove_template(folder: Path, owner: int) -> None:
+    """Remove the template's folder at exit, in the process that made it only (a forked
+    child that exits normally leaves it to its parent)."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_study(

@@ -85,6 +85,17 @@ def test_each_new_sqlite_storage_is_its_own_empty_study_file_that_optuna_checks_
         storage.engine.dispose()
 
 
+def test_a_vanished_template_still_gives_a_new_storage(tmp_path, monkeypatch):
+    from cryptotrade.optimize import importance
+
+    def vanished(src, dst):
+        raise FileNotFoundError(src)
+
+    monkeypatch.setattr(importance.shutil, "copyfile", vanished)
+    study = build_study(SPACE, _trials(1), metric="m", storage=new_sqlite_storage(tmp_path / "c"))
+    assert len(study.trials) == 2
+
+
 def test_trial_table_is_best_first_with_failed_last():
     trials = _trials(4)
     table = trial_table(trials, "val/sharpe")
