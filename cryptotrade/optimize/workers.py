@@ -300,12 +300,6 @@ def ray_init_kwargs(
     Either way the job's runtime env names :func:`~cryptotrade.optimize.warm.setup_worker` as
     the workers' setup hook (:data:`~cryptotrade.optimize.warm.RUNTIME_ENV`).
 
-    A private Ray does not prestart its default workers (Ray's ``prestart_worker_first_driver``
-    starts one per CPU when the driver connects): they have no runtime env, so no task of a
-    search ever runs on them, yet each costs ~1.5 CPU-s to start, competing with the warm-up
-    of the workers that will (:func:`~cryptotrade.optimize.warm.prestart`), then ~1 % of a
-    core while it idles.
-
     Args:
         address: A checked ``ray.address`` (:func:`check_ray_address`).
         num_cpus: CPUs of the private local Ray; ignored when joining a cluster.
@@ -322,7 +316,6 @@ def ray_init_kwargs(
             "include_dashboard": False,
             "object_store_memory": object_store_memory,
             "runtime_env": dict(warm.RUNTIME_ENV),
-            "_system_config": {"prestart_worker_first_driver": False},
         }
     return {"address": address, "log_to_driver": True, "runtime_env": dict(warm.RUNTIME_ENV)}
 

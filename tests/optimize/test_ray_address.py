@@ -64,10 +64,7 @@ def test_a_search_refuses_the_client_address_in_preflight_before_the_run_opens(m
 
 
 def test_empty_address_starts_a_private_local_ray_and_a_cluster_is_joined_without_resources():
-    local = {
-        "address": "local", "num_cpus": 3, "include_dashboard": False,
-        "_system_config": {"prestart_worker_first_driver": False},  # no workers without the hook
-    }  # fmt: skip
+    local = {"address": "local", "num_cpus": 3, "include_dashboard": False}
     hook = {"runtime_env": {"worker_process_setup_hook": "cryptotrade.optimize.warm.setup_worker"}}
     assert ray_init_kwargs("", 3) == local | {"object_store_memory": None} | hook
     assert ray_init_kwargs("", 3, 10**8)["object_store_memory"] == 10**8
@@ -137,7 +134,6 @@ def test_make_pool_passes_the_chosen_init_arguments(fake_ray, monkeypatch):
             "include_dashboard": False,
             "object_store_memory": None,
             "runtime_env": warm.RUNTIME_ENV,
-            "_system_config": {"prestart_worker_first_driver": False},
         },
         {"address": "127.0.0.1:6379", "log_to_driver": True, "runtime_env": warm.RUNTIME_ENV},
     ]
