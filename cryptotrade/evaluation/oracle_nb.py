@@ -104,7 +104,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
     # flat state: best equity when flat after the mark at each bar's close, and where it came from
     flat_val = np.full(n_bars, -np.inf)
     flat_seg = np.full(n_bars, -1)  # -1: carried over from the bar before (or the start)
-    reset_env_nb(work, ret_buf, row_hold, params, start, end)
+    reset_env_nb(work, ret_buf, 0, params, start, end)
     template = work[0].copy()
     flat_val[0] = work[0, EQUITY]
 
