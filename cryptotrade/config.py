@@ -544,13 +544,20 @@ def _sources_key(conf_dir: Path) -> str:
 
 def _derived_schemas(conf_dir: Path) -> list[tuple[str, str, type]]:
     """``(group, option, schema)`` for every typed option file: from the cache when the sources
-    are unchanged, else derived (importing the targets) and cached for the next process."""
+    are unchanged, else derived (importing the targets) and cached for the next process.
+
+    Memoised per process on the same key: rebuilding the spec dataclasses costs ~60 ms, which
+    every :func:`register_configs` after the first (one per test module) would pay again.
+    """
     cache = PROJECT_ROOT / ".cache" / "schemas" / f"{_sources_key(conf_dir)}.json"
+    if cache in _DERIVED:
+        return list(_DERIVED[cache])
     found: list[tuple[str, str, type]] = []
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # absent or damaged
         for group, option, kind, value in json.loads(cache.read_text()):
             cached = _schema_from_spec(value) if kind == "spec" else _NAMED[kind][value]
             found.append((group, option, cached))
+        _DERIVED[cache] = list(found)
         return found
     found, entries = [], []
     cacheable = True
@@ -574,7 +581,11 @@ def _derived_schemas(conf_dir: Path) -> list[tuple[str, str, type]]:
             tmp = cache.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(entries))
             tmp.replace(cache)  # atomic: parallel launchers never read half a file
+    _DERIVED[cache] = list(found)
     return found
+
+
+_DERIVED: dict[Path, list[tuple[str, str, type]]] = {}  # _derived_schemas, by cache file
 
 
 _NAMED: dict[str, dict[str, type]] = {"target": SCHEMAS, "group": UNTARGETED}

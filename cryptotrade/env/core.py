@@ -24,9 +24,11 @@ closes only, the range of a mark moving linearly between the previous and this c
 mark series, the traded candle's low/high (and the traded open as the mark at the open).
 
 The contract type only switches the formulas of :mod:`cryptotrade.market.kernels`: the
-``inverse`` flag is an argument of the entry kernels in :mod:`cryptotrade.env.steps`, which make
-it a compile-time constant (``numba.literally``), so numba compiles one specialisation per
-contract and the linear step carries no branch on it.
+``inverse`` flag is an argument of the entry kernels in :mod:`cryptotrade.env.steps`. The
+VecEnv's kernel makes it a compile-time constant (``numba.literally``), so numba compiles one
+specialisation per contract and the linear loop carries no branch on it; the single env and the
+oracle step one row per call through :func:`step_one_env_nb`, compiled once for both contracts
+(numba's compile time, not the step, dominates there).
 """
 
 from __future__ import annotations
@@ -437,3 +439,15 @@ def step_env_nb(st, ret_buf, comp, i, a, params, weights, prices, trades, invers
     for c in range(N_COMPONENTS):
         st[i, EP_SUMS + c] += comp[i, c]
     return reward, terminated, truncated, n_tr
+
+
+@kernel
+def step_one_env_nb(st, ret_buf, comp, i, a, params, weights, prices, trades, inverse):
+    """:func:`step_env_nb` as a function numba calls rather than inlines, for callers that step
+    one row per call (the single env, the oracle).
+
+    They share one compiled copy, for both contracts (``inverse`` stays a runtime argument):
+    compiling the step is what costs there, not a call or a branch per step. Inlining and a
+    constant contract flag pay only in the VecEnv's loop over envs.
+    """
+    return step_env_nb(st, ret_buf, comp, i, a, params, weights, prices, trades, inverse)

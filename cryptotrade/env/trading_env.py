@@ -25,7 +25,7 @@ from cryptotrade.env.core import (
 )
 from cryptotrade.env.reward import COMPONENTS, N_COMPONENTS, WeightedReward
 from cryptotrade.env.settings import EnvSettings
-from cryptotrade.env.steps import STEP_SINGLE, write_info_nb
+from cryptotrade.env.steps import step_single_nb, write_info_nb
 from cryptotrade.market.account import (
     BALANCE,
     EQUITY,
@@ -205,8 +205,8 @@ class TradingEnv(gym.Env):
             self._obs,
             self._info_vec,
             self._trade_log,
+            self.market.inverse,
         )
-        self._step_kernel = STEP_SINGLE[self.market.inverse]
 
     # ------------------------------------------------------------------ gymnasium API
     def episode_bounds(self) -> tuple[int, int]:
@@ -245,7 +245,7 @@ class TradingEnv(gym.Env):
                 a = float(action[0])  # SB3 / Box.sample(): shape (1,)
             except (TypeError, IndexError):
                 a = float(action)  # a plain number
-        reward, terminated, truncated, logged = self._step_kernel(a, *self._step_args)
+        reward, terminated, truncated, logged = step_single_nb(a, *self._step_args)
         if logged < 0:
             if logged == BAD_ACTION:
                 shown = np.asarray(action).tolist()  # 7 or [nan], not np.int64(7)

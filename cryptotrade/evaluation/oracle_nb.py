@@ -1,6 +1,6 @@
 """The perfect-foresight oracle's dynamic programme, in numba, over the env's own step kernel.
 
-Every transition is one call of :func:`cryptotrade.env.core.step_env_nb`, the step the env and
+Every transition is one call of :func:`cryptotrade.env.core.step_one_env_nb`, the step the env and
 the native VecEnv run, so the oracle pays exactly the same fills (decide at bar ``t``, fill at
 the open of ``t + 1`` plus slippage), fees, funding, liquidations and forced close at the end as
 any policy; only the reward is switched off (zero weights).
@@ -39,7 +39,7 @@ from cryptotrade.env.core import (
     UNITS,
     T,
     reset_env_nb,
-    step_env_nb,
+    step_one_env_nb,
 )
 from cryptotrade.env.reward import N_COMPONENTS
 from cryptotrade.market.account import MAX_TRADES_PER_STEP, N_TRADE_FIELDS
@@ -58,7 +58,7 @@ def _copy_row(dst: np.ndarray, i: int, src: np.ndarray, j: int) -> None:
 @numba.njit(cache=True, inline="always")
 def _step(work, i, a, params, weights, prices, ret_buf, comp, trades, inverse):
     """One env step of ``work[i]`` with action ``a``; returns ``(terminated or truncated)``."""
-    _, term, trunc, _ = step_env_nb(
+    _, term, trunc, _ = step_one_env_nb(
         work, ret_buf, comp, i, a, params, weights, prices, trades, inverse
     )
     return term or trunc
@@ -91,6 +91,9 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
         the decision at each bar ``start .. end - 1`` of a path that reaches it.
     """
     n_bars = end - start + 1
+    # runtime-typed constants (and n_seg below): a literal argument makes numba compile a
+    # callee once more, for that value
+    row_hold, row_try, from_flat = np.int64(0), np.int64(1), np.int64(-1)
     weights = np.zeros(N_COMPONENTS)
     ret_buf = np.zeros((3, 1))
     comp = np.zeros((3, N_COMPONENTS))
@@ -114,7 +117,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
     seg_xc = np.zeros((cap, 2))
     pool = np.zeros(cap + 1, dtype=np.int64)  # freed ids: count, then the ids
     front = np.full((n_bars, 3, k_max), -1)
-    n_seg = 0
+    n_seg = np.int64(0)
     exact = True
 
     best = -np.inf
@@ -135,7 +138,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
             work[1, EQUITY] = flat_val[pe - 1]
             work[1, PEAK] = flat_val[pe - 1]
             work[1, T] = e - 1  # the decision bar
-            done = _step(work, 1, a, params, weights, prices, ret_buf, comp, trades, inverse)
+            done = _step(work, row_try, a, params, weights, prices, ret_buf, comp, trades, inverse)
             s = _side(work[1, UNITS])
             if done:
                 if work[1, EQUITY] > best:
@@ -149,10 +152,10 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
             elif s != FLAT:
                 n_seg, ok = _insert(
                     work,
-                    1,
+                    row_try,
                     s,
                     pe,
-                    -1,
+                    from_flat,
                     lev,
                     fee,
                     front,
@@ -183,7 +186,16 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
                             continue
                         _copy_row(work, 1, work, 0)
                         done = _step(
-                            work, 1, a, params, weights, prices, ret_buf, comp, trades, inverse
+                            work,
+                            row_try,
+                            a,
+                            params,
+                            weights,
+                            prices,
+                            ret_buf,
+                            comp,
+                            trades,
+                            inverse,
                         )
                         s = _side(work[1, UNITS])
                         if done:
@@ -202,7 +214,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
                         else:
                             n_seg, ok = _insert(
                                 work,
-                                1,
+                                row_try,
                                 s,
                                 pn,
                                 sid,
@@ -223,7 +235,7 @@ def oracle_dp_nb(params, prices, start, end, hold, move, k_max, max_hold, relax,
                             exact = exact and ok
                     a = hold[side]
                     done = _step(
-                        work, 0, a, params, weights, prices, ret_buf, comp, trades, inverse
+                        work, row_hold, a, params, weights, prices, ret_buf, comp, trades, inverse
                     )
                     if done:
                         if work[0, EQUITY] > best:

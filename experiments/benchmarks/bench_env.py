@@ -20,6 +20,7 @@ import pandas as pd
 
 from cryptotrade.data.market_data import MarketData
 from cryptotrade.env import EnvFactory, WeightedReward
+from cryptotrade.env.steps import step_single_nb
 
 N_BARS, N_FEATURES, WINDOW = 100_000, 10, 30
 SINGLE_STEPS, VEC_STEPS, N_VEC, REPEATS = 20_000, 300, 64, 5
@@ -147,12 +148,12 @@ def kernel_runners(md: MarketData, reward: WeightedReward) -> dict[str, Callable
     env = EnvFactory(window=WINDOW, episode_length=None).make(md, reward, seed=0)
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 3, SINGLE_STEPS).astype(np.float64)
-    args, step_single = env._step_args, env._step_kernel
+    args = env._step_args
 
     def single() -> int:
         env.reset(seed=0)
         for a in actions:
-            step_single(a, *args)
+            step_single_nb(a, *args)
         return SINGLE_STEPS
 
     venv = EnvFactory(window=WINDOW, episode_length=720, n_envs=N_VEC, vectorized=True).make_vec(

@@ -110,14 +110,14 @@ def test_a_search_opens_its_pool_before_it_checks_the_space_again(monkeypatch):
 SCRIPT = """
 import json, sys
 from cryptotrade.optimize import warm
-from cryptotrade.env.steps import STEP_SINGLE
+from cryptotrade.env.steps import step_single_nb
 from cryptotrade.env.vec_env import STEP_VEC
 done = warm.setup_worker()
 print(json.dumps({
     "done": done,
     "modules": [m for m in ("torch", "torch._dynamo", "stable_baselines3", "mlflow",
                             "cryptotrade.optimize.objective") if m in sys.modules],
-    "kernels": [len(STEP_SINGLE[0].signatures), len(STEP_VEC[0].signatures)],
+    "kernels": [len(step_single_nb.signatures), len(STEP_VEC[0].signatures)],
 }))
 """
 
