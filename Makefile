@@ -55,7 +55,8 @@ bench: install ## Benchmarks vs peer tools; tables go to experiments/benchmarks/
 
 PORT ?= 5000
 ui: install ## MLflow UI on the local store (http://127.0.0.1:$(PORT); make ui PORT=5001)
-	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(PORT)
+	@# no usage telemetry to MLflow's servers unless the user asks (as `import cryptotrade` does)
+	MLFLOW_DISABLE_TELEMETRY=$${MLFLOW_DISABLE_TELEMETRY:-true} $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(PORT)
 
 clean: ## Remove outputs and .cache (numba, prepared datasets, downloads); keeps .venv, mlflow.db
 	rm -rf outputs multirun .cache .pytest_cache .ruff_cache .mypy_cache

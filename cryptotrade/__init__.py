@@ -35,6 +35,11 @@ def _key_numba_cache_by_source() -> None:
 
 _key_numba_cache_by_source()
 
+# MLflow 3 sends usage telemetry to MLflow's servers from every process that imports it (the
+# runs, each search worker, `make ui`). An experiment framework should not phone home on its
+# users' behalf: off unless the user set it (MLFLOW_DISABLE_TELEMETRY=false turns it back on).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 
 def __getattr__(name: str) -> Any:
     """``cryptotrade.__version__``: the installed distribution's version (``pyproject.toml``),

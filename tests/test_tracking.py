@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -292,3 +295,15 @@ def test_attached_run_ends_by_how_its_block_ends(mlflow_store, exc, status):
         with pytest.raises(exc), tracking.attached_run(run_id, mlflow_store):
             raise exc()
     assert client.get_run(run_id).info.status == status
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "true"), ("false", "false")])
+def test_importing_cryptotrade_turns_mlflow_telemetry_off_unless_the_user_chose(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    if given is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = given
+    code = "import os, cryptotrade; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == expected
