@@ -66,8 +66,10 @@ def noop(spec: Any) -> dict[str, float]:
     return {"val/sharpe": 0.0}
 
 
-def _generation(cfg: Any, tmp: Path, workers: int) -> tuple[float, list[dict[str, Any]]]:
-    """Wall time of one GA generation on ``workers`` Ray workers, and its candidates' records."""
+def _generation(cfg: Any, tmp: Path, workers: int) -> tuple[float, float, list[dict[str, Any]]]:
+    """Wall time of a one-generation GA search on ``workers`` Ray workers, the part of it until
+    the generation's last candidate was scored (before the end-of-search reports), and its
+    candidates' records."""
     from cryptotrade import optimize
     from cryptotrade.optimize.derive import ConfigDeriver
     from cryptotrade.optimize.space import parse_space
@@ -77,14 +79,18 @@ def _generation(cfg: Any, tmp: Path, workers: int) -> tuple[float, list[dict[str
     ga = optimize.build(configs)
     space = parse_space(ga.space, configs)
     pool = RayPool(workers=workers, timeout=None)
+    scored: list[float] = []
     start = time.perf_counter()
-    ga.search(configs, space, pool, tmp / f"w{workers}")
+    ga.search(
+        configs, space, pool, tmp / f"w{workers}",
+        on_generation=lambda *_: scored.append(time.perf_counter() - start),
+    )  # fmt: skip
     wall = time.perf_counter() - start
     from cryptotrade.optimize.search_state import load_pickle, search_fingerprint
 
     fingerprint = search_fingerprint(configs, "ga")
     scores = load_pickle(Path(ga.checkpoint_dir) / f"ga-{fingerprint}.scores.pkl")
-    return wall, list(scores.values())
+    return wall, scored[0], list(scores.values())
 
 
 def _startups(
@@ -175,9 +181,9 @@ def main() -> str:
         try:
             with tracking.start_run(cfg, run_name="bench-search", tags={}):
                 # fresh workers: the first candidate of each of the 2 new worker processes
-                _, first = _generation(_compose(tmp, "fresh"), tmp / "fresh", 2)
-                one, records = _generation(_compose(tmp, "one"), tmp / "one", 1)
-                two, last = _generation(_compose(tmp, "two"), tmp / "two", 2)
+                _, _, first = _generation(_compose(tmp, "fresh"), tmp / "fresh", 2)
+                one, one_scored, records = _generation(_compose(tmp, "one"), tmp / "one", 1)
+                two, two_scored, last = _generation(_compose(tmp, "two"), tmp / "two", 2)
                 client = mlflow.MlflowClient()
                 inside = []
                 for rec in records:
@@ -195,6 +201,8 @@ def main() -> str:
     hooks_cpu = _startups(first, True, "time/worker_warmup_cpu_s")
     outside = float(np.median(inside)) if inside else float("nan")
     load_after = os.getloadavg()[0]
+    scored_row = f"{one_scored:.1f} / {two_scored:.1f} ({one_scored / two_scored:.2f}x)"
+    reports_row = f"{one - one_scored:.1f} / {two - two_scored:.1f}"
     table = f"""## Search (one GA generation on Ray workers; start-up and overhead per candidate)
 
 One GA generation of {POPULATION} individuals ({trained} trained; `debug=default` budgets:
@@ -216,9 +224,11 @@ from its cache; and the median time a real candidate spent in its worker outside
 
 | measure | seconds |
 |---|---|
-| generation, 1 Ray worker | {one:.1f} |
-| generation, 2 Ray workers | {two:.1f} |
+| search of one generation, 1 Ray worker | {one:.1f} |
+| search of one generation, 2 Ray workers | {two:.1f} |
 | **scaling ratio (1 worker / 2 workers)** | **{one / two:.2f}x** |
+| of which until the last candidate was scored, 1 / 2 workers | {scored_row} |
+| of which end-of-search reports (serial), 1 / 2 workers | {reports_row} |
 | **start-up, fresh worker** (submitted -> training) | **{_spread(fresh)}** |
 | **start-up, warm worker** (submitted -> training) | **{_spread(warm)}** |
 | fresh: submitted -> its worker started it (process start, setup hook) | {_spread(dispatch)} |
