@@ -40,7 +40,11 @@ def _check_parent(uri: str, parent, kind: str) -> list:
     assert parent.info.status == "FINISHED"
     metrics = parent.data.metrics
     assert "search/best_fitness" in metrics
-    report = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/search/report.txt")
+    report = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="search/report.txt", tracking_uri=uri
+        )
+    ).read_text()  # from the run's own store (load_text would read the default one)
     assert "deflated Sharpe ratio" in report
     for key in ("test/sharpe", "test/total_return", "baseline/buy_hold/total_return"):
         assert key in metrics, key
