@@ -6,6 +6,7 @@ import hashlib
 import importlib.abc
 import importlib.util
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any
 
 
 def _key_numba_cache_by_source() -> None:
-    """Point numba's on-disk cache at a folder named by a hash of every module that uses numba.
+    """Point numba's on-disk cache at a folder named by a hash of every module that compiles
+    kernels (:func:`_compiles_kernels`).
 
     ``@njit(cache=True)`` invalidates a cached kernel only when *its own* file changes, not when
     a kernel it calls in another module does (editing ``market/account.py`` would leave the old
     code compiled into ``env/core.py``'s cached kernels). A folder per source hash makes any
-    kernel edit recompile everything once. ``NUMBA_CACHE_DIR`` set by the user wins.
+    kernel edit recompile everything once; an edit to a module that only calls kernels from
+    Python does not. ``NUMBA_CACHE_DIR`` set by the user wins.
     """
     if "NUMBA_CACHE_DIR" in os.environ:
         return
@@ -26,11 +29,22 @@ def _key_numba_cache_by_source() -> None:
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         text = path.read_bytes()
-        if b"numba" in text:
+        if _compiles_kernels(text):
             digest.update(path.relative_to(package).as_posix().encode() + b"\0" + text)
     os.environ["NUMBA_CACHE_DIR"] = str(
         package.parent / ".cache" / "numba" / digest.hexdigest()[:16]
     )
+
+
+def _compiles_kernels(source: bytes) -> bool:
+    """Whether a module's source imports numba or the project's kernel decorators
+    (:mod:`cryptotrade.market.jit`): every module that defines a kernel must, to decorate it."""
+    return re.search(_KERNEL_IMPORT, source) is not None
+
+
+_KERNEL_IMPORT = re.compile(
+    rb"^[ \t]*(?:import numba|from numba\b|from cryptotrade\.market\.jit import)", re.M
+)
 
 
 _key_numba_cache_by_source()

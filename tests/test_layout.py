@@ -372,3 +372,33 @@ def test_the_dictconfig_check_catches_planted_annotations(tmp_path, name, text, 
     root = _tree(tmp_path, {"tasks/__init__.py": "", "optimize/__init__.py": "", name: text})
     problems = dictconfig_problems(root, CONFIG_FREE, CONFIG_OWNER)
     assert [p.split(" is a DictConfig")[0] for p in problems] == ([expected] if expected else [])
+
+
+KERNEL_DECORATORS = {"kernel", "inlined_kernel", "njit", "jit"}
+
+
+def _decorator_name(node: ast.expr) -> str:
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
+def test_the_numba_cache_key_hashes_every_module_that_defines_a_kernel():
+    """A kernel module left out of the key would keep stale code compiled into its callers
+    (numba checks only a kernel's own file); a module that only calls kernels stays out."""
+    from cryptotrade import _compiles_kernels
+
+    defining = set()
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            decorators = getattr(node, "decorator_list", [])
+            if any(_decorator_name(d) in KERNEL_DECORATORS for d in decorators):
+                defining.add(path.relative_to(PACKAGE).as_posix())
+    keyed = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if _compiles_kernels(p.read_bytes())
+    }
+    assert {"env/reward.py", "env/core.py", "evaluation/oracle_nb.py"} <= defining
+    assert defining <= keyed, sorted(defining - keyed)
+    assert "optimize/warm.py" not in keyed  # it mentions numba, compiles nothing
