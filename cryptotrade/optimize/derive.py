@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from cryptotrade.config import (
+    Config,
     InferConfig,
     PathsConfig,
     RayConfig,
@@ -66,11 +67,12 @@ class RunSettings:
             seeds decide how it runs before any component is built).
     """
 
-    task: str = "pipeline"
-    seed: int = 0
-    torch_threads: int = 1
-    model: str | None = None
-    resume: str | None = None
+    # the defaults are the run config's own (Config), not restated
+    task: str = Config.task
+    seed: int = Config.seed
+    torch_threads: int = Config.torch_threads
+    model: str | None = Config.model
+    resume: str | None = Config.resume
     agent_target: str = ""
     metric: str = "val/sharpe"
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -199,14 +201,15 @@ class ConfigDeriver:
             value = cfg.get(key)
             return typed(schema, value) if value is not None else schema()
 
+        default = RunSettings
         return RunSettings(
-            task=str(cfg.get("task") or "pipeline"),
-            seed=int(cfg.get("seed") or 0),
-            torch_threads=int(cfg.get("torch_threads") or 1),
+            task=str(cfg.get("task") or default.task),
+            seed=int(cfg.get("seed") or default.seed),
+            torch_threads=int(cfg.get("torch_threads") or default.torch_threads),
             model=str(cfg.model) if cfg.get("model") else None,
             resume=str(cfg.resume) if cfg.get("resume") else None,
-            agent_target=str((cfg.get("agent") or {}).get("_target_") or ""),
-            metric=str((cfg.get("optimizer") or {}).get("metric") or "val/sharpe"),
+            agent_target=str((cfg.get("agent") or {}).get("_target_") or default.agent_target),
+            metric=str((cfg.get("optimizer") or {}).get("metric") or default.metric),
             paths=node(PathsConfig, "paths"),
             tracking=node(TrackingConfig, "tracking"),
             ray=node(RayConfig, "ray"),

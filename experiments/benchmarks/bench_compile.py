@@ -27,14 +27,13 @@ from experiments.benchmarks.readme import write_section
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-import json, sys, time
+import json, time
 import numpy as np
-sys.path.insert(0, "tests/env")
-from env_testdata import random_walk
+from experiments.benchmarks.bench_env import synthetic
 from cryptotrade.env import EnvFactory, EnvSettings, TradingEnv, WeightedReward
 from cryptotrade.evaluation.oracle import solve_oracle
 
-data = random_walk(400, seed=3)
+data = synthetic(400, seed=3)
 rows = []
 
 
@@ -68,7 +67,7 @@ timed("TradingEnv, linear contract", lambda: single("linear"))
 timed("TradingEnv, inverse contract (after linear)", lambda: single("inverse"))
 timed("native VecEnv, linear, int64 actions", lambda: vec("discrete3", np.int64))
 timed("native VecEnv, linear, float32 actions (after int64)", lambda: vec("continuous", np.float32))
-oracle_env = TradingEnv(random_walk(300, seed=3), WeightedReward(),
+oracle_env = TradingEnv(synthetic(300, seed=3), WeightedReward(),
                         EnvSettings(window=5, action_mode="discrete3", episode_length=None),
                         evaluation=True)
 oracle_env.reset(seed=0)
